@@ -1,0 +1,3 @@
+"""hbmon: an observable, heartbeat-compatible failover agent."""
+
+__version__ = "0.1.0"

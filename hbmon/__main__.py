@@ -1,0 +1,3 @@
+from hbmon.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,222 @@
+"""The configuration model: frozen, typed, and the only home of defaults.
+
+Every front end (ha.cf + authkeys + haresources, or the YAML form) produces a
+`Config`; everything downstream reads only this model. Times are whole
+milliseconds, as heartbeat stores them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+# ---------------------------------------------------------------- defaults --
+# heartbeat 3.0.6 defaults (spec §1.2) and hbmon's own settings. Nothing else
+# in the code base may hard-code one of these values.
+DEFAULT_KEEPALIVE_MS = 1000
+DEFAULT_DEADTIME_MS = 30000
+DEFAULT_UDPPORT = 694
+DEFAULT_HOPFUDGE = 1
+DEFAULT_MAX_REXMIT_DELAY_MS = 250
+DEFAULT_CONN_LOGD_TIME_MS = 60000
+DEFAULT_METRICS_ADDRESS = "0.0.0.0:9694"
+DEFAULT_STATE_DIR = Path("/var/lib/hbmon")
+DEFAULT_CONFIG_DIR = Path("/etc/ha.d")
+# heartbeat advertises deadtime + this for its first seconds (spec §4.5).
+STARTUP_DT_EXTRA_MS = 2000
+STARTUP_DT_PERIOD_MS = 5000
+# heartbeat pings each ping node about once a second, whatever keepalive is.
+PING_INTERVAL_MS = 1000
+
+
+def default_warntime_ms(deadtime_ms: int) -> int:
+    """warntime defaults to half of deadtime (spec §1.2)."""
+    return deadtime_ms // 2
+
+
+def default_initdead_ms(deadtime_ms: int) -> int:
+    """initdead: deadtime if > 10 s; 12 s if < 6 s; otherwise 2×deadtime (spec §1.3)."""
+    if deadtime_ms > 10000:
+        return deadtime_ms
+    if deadtime_ms < 6000:
+        return 12000
+    return 2 * deadtime_ms
+
+
+class AuthMethod(StrEnum):
+    CRC = "crc"
+    MD5 = "md5"
+    SHA1 = "sha1"
+    SHA256 = "sha256"  # hbmon extension: HMAC-SHA256
+
+
+class AutoFailback(StrEnum):
+    ON = "on"
+    OFF = "off"
+    LEGACY = "legacy"
+
+
+class WireFormat(StrEnum):
+    NETSTRING = "netstring"
+    CLASSIC = "classic"
+
+
+class QuorumPolicy(StrEnum):
+    """What a node that lost its peer and every ping node does (hbmon extension)."""
+
+    IGNORE = "ignore"  # heartbeat's behaviour: take over anyway
+    FREEZE = "freeze"  # keep what we hold, take nothing new (default)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthKey:
+    index: int
+    method: AuthMethod
+    # The key as the bytes written in authkeys (ASCII; never hex-decoded).
+    secret: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    active: int  # `auth N`: the key that signs
+    keys: tuple[AuthKey, ...]  # every key verifies
+
+    def key(self, index: int) -> AuthKey | None:
+        for k in self.keys:
+            if k.index == index:
+                return k
+        return None
+
+    @property
+    def signing_key(self) -> AuthKey:
+        k = self.key(self.active)
+        if k is None:  # the parsers refuse this; a hand-built model may not
+            raise ValueError(f"auth key {self.active} not defined")
+        return k
+
+
+@dataclass(frozen=True, slots=True)
+class UcastMedium:
+    iface: str
+    peer: str  # peer IP address
+    port: int
+
+    @property
+    def kind(self) -> str:
+        return "ucast"
+
+
+@dataclass(frozen=True, slots=True)
+class BcastMedium:
+    iface: str
+    port: int
+
+    @property
+    def kind(self) -> str:
+        return "bcast"
+
+
+@dataclass(frozen=True, slots=True)
+class McastMedium:
+    iface: str
+    group: str
+    port: int
+    ttl: int
+    loop: bool
+
+    @property
+    def kind(self) -> str:
+        return "mcast"
+
+
+Medium = UcastMedium | BcastMedium | McastMedium
+
+
+@dataclass(frozen=True, slots=True)
+class PingNode:
+    """A `ping ip` (name == the ip) or a `ping_group name ip…` (up if any member replies)."""
+
+    name: str
+    addresses: tuple[str, ...]
+    group: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    agent: str  # "IPaddr", "IPaddr2", "httpd", "systemd:nginx" …
+    args: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return "::".join((self.agent, *self.args))
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceGroup:
+    node: str  # preferred node (lowercased)
+    resources: tuple[Resource, ...]
+    line: int = 0  # haresources line, for messages
+
+    @property
+    def key(self) -> str:
+        """The first resource names the group (heartbeat's group key)."""
+        return str(self.resources[0])
+
+
+@dataclass(frozen=True, slots=True)
+class Timers:
+    keepalive_ms: int = DEFAULT_KEEPALIVE_MS
+    deadtime_ms: int = DEFAULT_DEADTIME_MS
+    warntime_ms: int = default_warntime_ms(DEFAULT_DEADTIME_MS)
+    initdead_ms: int = default_initdead_ms(DEFAULT_DEADTIME_MS)
+    deadping_ms: int = DEFAULT_DEADTIME_MS
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    logfacility: str | None = None  # syslog facility name, None = no syslog
+    logfile: Path | None = None
+    debugfile: Path | None = None
+    use_logd: bool = False
+    debug: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class HbmonSettings:
+    """Settings heartbeat does not have; only the YAML form (or CLI flags) sets them."""
+
+    metrics_address: str = DEFAULT_METRICS_ADDRESS
+    state_dir: Path = DEFAULT_STATE_DIR
+    quorum_policy: QuorumPolicy = QuorumPolicy.FREEZE
+    failback_stickiness_ms: int = 0
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    node: str  # the local node name (lowercased)
+    nodes: tuple[str, ...]  # cluster nodes, lowercased, in file order; never ping nodes
+    timers: Timers
+    udpport: int
+    media: tuple[Medium, ...]
+    ping_nodes: tuple[PingNode, ...]
+    auth: AuthConfig
+    resources: tuple[ResourceGroup, ...]
+    auto_failback: AutoFailback = AutoFailback.LEGACY
+    msgfmt: WireFormat = WireFormat.NETSTRING
+    hopfudge: int = DEFAULT_HOPFUDGE
+    max_rexmit_delay_ms: int = DEFAULT_MAX_REXMIT_DELAY_MS
+    logging: LogSettings = LogSettings()
+    hbmon: HbmonSettings = HbmonSettings()
+    # Directive values exactly as written (for `cl_status hbparameter`).
+    raw: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def peers(self) -> tuple[str, ...]:
+        return tuple(n for n in self.nodes if n != self.node)
+
+    @property
+    def ttl(self) -> int:
+        """Message ttl field: hopfudge + node count (spec §1.2)."""
+        return self.hopfudge + len(self.nodes)

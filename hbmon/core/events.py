@@ -1,0 +1,246 @@
+"""What goes into the sans-IO core, and what comes out of it.
+
+The driver (hbmon/engine.py) turns the outside world into `Event`s and feeds
+them to `Node.handle(event, now)`; the node answers with `Effect`s. Effects are
+either actions (`SendMessage`) or notices: facts the log and the metrics turn
+into lines and samples. `now` is always the monotonic clock in seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from hbmon.errors import DropReason
+from hbmon.wire.message import Message
+
+
+class NodeStatus(StrEnum):
+    INIT = "init"  # never heard
+    UP = "up"  # alive, its comm not complete
+    ACTIVE = "active"
+    DEAD = "dead"
+    PING = "ping"  # a live ping node
+
+
+class LinkStatus(StrEnum):
+    UP = "up"
+    DEAD = "dead"
+
+
+class Threshold(StrEnum):
+    WARNTIME = "warntime"
+    DEADTIME = "deadtime"
+
+
+class DeathReason(StrEnum):
+    TIMEOUT = "timeout"  # no status within the dead interval
+    LATE = "late"  # a status arrived later than deadtime (spec §4.5, 3.0.5+)
+    SHUTDOWN = "shutdown"  # the peer said `shutdone`
+    INITDEAD = "initdead"  # never heard before initdead expired
+
+
+# ------------------------------------------------------------------ events --
+@dataclass(frozen=True, slots=True)
+class PacketIn:
+    """An authenticated, decoded message that arrived on the medium bound to `iface`."""
+
+    iface: str
+    message: Message
+    source: str = ""  # sender's address, for drop accounting
+
+
+@dataclass(frozen=True, slots=True)
+class PacketRejected:
+    """A datagram the wire layer refused (malformed or bad auth)."""
+
+    iface: str
+    reason: DropReason
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PingResult:
+    """One echo to one address of a ping node; rtt_s None means no reply."""
+
+    node: str
+    address: str
+    rtt_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class LoadAverage:
+    """The `/proc/loadavg` line heartbeat puts in the `ld` field."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Shutdown:
+    """Graceful stop requested (SIGTERM)."""
+
+
+Event = PacketIn | PacketRejected | PingResult | LoadAverage | Shutdown
+
+
+# ------------------------------------------------------------------ effects --
+@dataclass(frozen=True, slots=True)
+class SendMessage:
+    """Sign, encode and send on every medium."""
+
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class NodeTransition:
+    node: str
+    old: NodeStatus
+    new: NodeStatus
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class NodeDead:
+    """`node X: is dead` — the moment of the dead declaration."""
+
+    node: str
+    reason: DeathReason
+    last_heard_at: float | None  # monotonic time of its last status, None if never heard
+
+
+@dataclass(frozen=True, slots=True)
+class LinkTransition:
+    node: str
+    iface: str
+    new: LinkStatus
+
+    @property
+    def link(self) -> str:
+        return f"{self.iface}/{self.node}"
+
+
+@dataclass(frozen=True, slots=True)
+class BeatReceived:
+    """A new status from a peer. interval_s: gap since its previous status (any link)."""
+
+    node: str
+    iface: str
+    interval_s: float | None
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class RttMeasured:
+    node: str
+    iface: str
+    rtt_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class LateBeat:
+    node: str
+    interval_s: float
+    threshold: Threshold
+
+
+@dataclass(frozen=True, slots=True)
+class PacketsMissing:
+    """A seq gap was seen (`N lost packet(s) for [X] [last:seq]`); may still fill."""
+
+    node: str
+    count: int
+    last: int
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class PacketsLost:
+    """Missing seqs that did not arrive within the grace period: real loss."""
+
+    node: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class PacketsReordered:
+    """A missing seq arrived late and filled its gap (not loss; spec §4.6.10)."""
+
+    node: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class PacketDropped:
+    reason: DropReason
+    iface: str
+    source: str
+    node: str | None  # claimed sender, if it could be read
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PeerRestarted:
+    node: str
+    old_generation: int
+    new_generation: int
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionHealed:
+    node: str
+
+
+@dataclass(frozen=True, slots=True)
+class ShutdownNotice:
+    node: str
+
+
+@dataclass(frozen=True, slots=True)
+class CommUp:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class LocalStatusChanged:
+    status: NodeStatus
+
+
+@dataclass(frozen=True, slots=True)
+class PingObserved:
+    node: str
+    address: str
+    rtt_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class PingTransition:
+    node: str
+    new: NodeStatus  # PING or DEAD
+
+
+@dataclass(frozen=True, slots=True)
+class ShutdownComplete:
+    """The shutdown notice is out; the driver may exit."""
+
+
+Effect = (
+    SendMessage
+    | NodeTransition
+    | NodeDead
+    | LinkTransition
+    | BeatReceived
+    | RttMeasured
+    | LateBeat
+    | PacketsMissing
+    | PacketsLost
+    | PacketsReordered
+    | PacketDropped
+    | PeerRestarted
+    | PartitionHealed
+    | ShutdownNotice
+    | CommUp
+    | LocalStatusChanged
+    | PingObserved
+    | PingTransition
+    | ShutdownComplete
+)

@@ -1,0 +1,90 @@
+"""One consistent, immutable view of a node, taken at a moment.
+
+The metrics collector renders a snapshot at scrape time and `hbmon status`
+prints one, so both always agree. Times are monotonic seconds (`now` of the
+snapshot); the renderers convert them with the node's wall-clock epoch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hbmon.core.events import LinkStatus, NodeStatus
+
+
+@dataclass(frozen=True, slots=True)
+class LinkView:
+    node: str
+    iface: str
+    status: LinkStatus
+    last_heard_at: float | None
+    transitions: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.iface}/{self.node}"
+
+
+@dataclass(frozen=True, slots=True)
+class PeerView:
+    name: str
+    status: NodeStatus
+    generation: int | None
+    last_seq: int | None
+    last_heard_at: float | None  # monotonic time of its last new status
+    dead_interval_s: float  # advertised `dt`, or initdead before comm up
+    last_transition_at: float | None
+    transitions: tuple[tuple[NodeStatus, NodeStatus, int], ...]  # (from, to, count)
+    late_warntime: int
+    late_deadtime: int
+    lost_packets: int
+    reordered_packets: int
+    restarts: int
+    partition_heals: int
+
+
+@dataclass(frozen=True, slots=True)
+class PingAddressView:
+    address: str
+    last_rtt_s: float | None
+    replies: int
+    timeouts: int
+
+
+@dataclass(frozen=True, slots=True)
+class PingNodeView:
+    name: str
+    status: NodeStatus  # PING, DEAD or INIT
+    last_reply_at: float | None
+    last_transition_at: float | None
+    addresses: tuple[PingAddressView, ...]
+    transitions: int
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    now: float
+    wall_epoch: float  # wall = monotonic + wall_epoch
+    node: str
+    generation: int
+    local_status: NodeStatus
+    comm_up: bool
+    started_at: float
+    peers: tuple[PeerView, ...]
+    links: tuple[LinkView, ...]
+    ping_nodes: tuple[PingNodeView, ...]
+    dropped: tuple[tuple[str, str, int], ...]  # (iface, reason, count), every pair present from start
+    seq_sent: int
+
+    def peer(self, name: str) -> PeerView | None:
+        for p in self.peers:
+            if p.name == name:
+                return p
+        return None
+
+    @property
+    def reachable_ping_nodes(self) -> int:
+        return sum(1 for p in self.ping_nodes if p.status == NodeStatus.PING)
+
+    def wall(self, mono: float) -> float:
+        return mono + self.wall_epoch

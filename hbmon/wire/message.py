@@ -1,0 +1,84 @@
+"""A heartbeat message: an ordered list of typed fields (spec §4.2).
+
+Order matters on the wire (heartbeat signs fields in wire order), so a message
+is a tuple of fields, not a dict. Values are bytes because binary fields
+(`srcuuid`, `destuuid`) hold raw UUID bytes; string fields are ASCII/UTF-8.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+# Field types as heartbeat's netstring format numbers them: `(0)` string, `(1)` binary.
+FT_STRING = 0
+FT_BINARY = 1
+
+# Fields that are never signed as part of the inner digest.
+AUTH_FIELD = "auth"
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    name: str
+    value: bytes
+    ftype: int = FT_STRING
+
+    @property
+    def text(self) -> str:
+        return self.value.decode("utf-8", "replace")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    fields: tuple[Field, ...]
+
+    @classmethod
+    def build(cls, *pairs: tuple[str, str | bytes]) -> Message:
+        """Message from (name, value) pairs; str values are strings, bytes values binary."""
+        out = []
+        for name, value in pairs:
+            if isinstance(value, bytes):
+                out.append(Field(name, value, FT_BINARY))
+            else:
+                out.append(Field(name, value.encode("utf-8"), FT_STRING))
+        return cls(tuple(out))
+
+    def get(self, name: str) -> str | None:
+        for f in self.fields:
+            if f.name == name:
+                return f.text
+        return None
+
+    def get_bytes(self, name: str) -> bytes | None:
+        for f in self.fields:
+            if f.name == name:
+                return f.value
+        return None
+
+    def get_hex(self, name: str) -> int | None:
+        """A hex integer field (`seq`, `hg`, `ts`, `dt`, `ackseq`); None if absent or bad."""
+        v = self.get(name)
+        if v is None or not v or len(v) > 16:
+            return None
+        try:
+            return int(v, 16)
+        except ValueError:
+            return None
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields)
+
+    def without(self, *names: str) -> Message:
+        return Message(tuple(f for f in self.fields if f.name not in names))
+
+    def with_fields(self, extra: Iterable[Field]) -> Message:
+        return Message(self.fields + tuple(extra))
+
+    @property
+    def type(self) -> str | None:
+        return self.get("t")
+
+    @property
+    def src(self) -> str | None:
+        return self.get("src")
