@@ -1,0 +1,140 @@
+"""Signing and verification as heartbeat does it (spec §2, §4.6).
+
+* sha1 / md5: HMAC with the authkeys token as ASCII bytes; sha256 (HMAC-SHA256)
+  is an hbmon extension. Lowercase hex.
+* crc: unkeyed CRC-32, polynomial 0x04C11DB7, MSB first, init 0, final
+  inversion, no length appended; printed like C's ``%lx`` (not zero-padded).
+  This is not zlib's (reflected) CRC-32.
+
+A signature on the wire is the text ``"N hex"``: key index, space, digest.
+Netstring packets carry two (the inner `auth` field over `auth_input`, and the
+trailer over the raw body); both must verify. Classic packets carry the field.
+Every configured key verifies; only the active one (``auth N``) signs.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from typing import TYPE_CHECKING, assert_never
+
+from hbmon.config.model import AuthConfig, AuthKey, AuthMethod, WireFormat
+from hbmon.errors import BadAuth, ConfigError
+from hbmon.wire.message import AUTH_FIELD, FT_STRING, Field, Message
+
+if TYPE_CHECKING:
+    from hbmon.wire.codec import Decoded
+
+_CRC_POLY = 0x04C11DB7
+_MASK32 = 0xFFFFFFFF
+# Key indexes run 0..15 in authkeys; anything longer than this is not an index.
+_MAX_INDEX_DIGITS = 2
+
+
+def _crc_table() -> tuple[int, ...]:
+    table = []
+    for byte in range(256):
+        crc = byte << 24
+        for _ in range(8):
+            crc = ((crc << 1) ^ _CRC_POLY) if crc & 0x80000000 else (crc << 1)
+        table.append(crc & _MASK32)
+    return tuple(table)
+
+
+_CRC_TABLE = _crc_table()
+
+
+def crc32_msb(data: bytes) -> int:
+    """heartbeat's CRC-32: poly 0x04C11DB7, MSB first, init 0, final inversion."""
+    crc = 0
+    table = _CRC_TABLE
+    for byte in data:
+        crc = ((crc << 8) & _MASK32) ^ table[(crc >> 24) ^ byte]
+    return crc ^ _MASK32
+
+
+def digest(method: AuthMethod, secret: bytes, data: bytes) -> str:
+    """The hex digest heartbeat writes for `data` (crc ignores `secret`)."""
+    match method:
+        case AuthMethod.SHA1:
+            return hmac.new(secret, data, hashlib.sha1).hexdigest()
+        case AuthMethod.MD5:
+            return hmac.new(secret, data, hashlib.md5).hexdigest()
+        case AuthMethod.SHA256:
+            return hmac.new(secret, data, hashlib.sha256).hexdigest()
+        case AuthMethod.CRC:
+            return format(crc32_msb(data), "x")
+        case _:
+            assert_never(method)
+
+
+def classic_line(f: Field) -> bytes:
+    """One field as classic text: ``name=value\\n``, or ``(T)name=<base64>\\n``."""
+    name = f.name.encode("utf-8")
+    if f.ftype == FT_STRING:
+        return b"%b=%b\n" % (name, f.value)
+    return b"(%d)%b=%b\n" % (f.ftype, name, base64.b64encode(f.value))
+
+
+def auth_input(message: Message) -> bytes:
+    """The classic signing input: every field but `auth`, in wire order."""
+    return b"".join(classic_line(f) for f in message.fields if f.name != AUTH_FIELD)
+
+
+class Signer:
+    """Signs with the active key and verifies with any configured key.
+
+    Holds secrets: neither its repr nor any exception it raises shows them.
+    """
+
+    __slots__ = ("_auth", "_key")
+
+    def __init__(self, auth: AuthConfig) -> None:
+        key = auth.key(auth.active)
+        if key is None:
+            raise ConfigError(f"auth key {auth.active} (the signing key) is not defined")
+        self._auth = auth
+        self._key: AuthKey = key
+
+    def __repr__(self) -> str:
+        keys = ", ".join(f"{k.index}:{k.method}" for k in self._auth.keys)
+        return f"Signer(active={self._key.index}, keys=[{keys}])"
+
+    @property
+    def active_index(self) -> int:
+        return self._key.index
+
+    def sign(self, data: bytes) -> str:
+        """``"N hex"`` over `data` with the active key."""
+        return f"{self._key.index} {digest(self._key.method, self._key.secret, data)}"
+
+    def verify(self, decoded: Decoded) -> None:
+        """Raise `BadAuth` unless every signature of `decoded` verifies."""
+        token = decoded.message.get_bytes(AUTH_FIELD)
+        if decoded.fmt is WireFormat.NETSTRING:
+            if decoded.trailer is None:
+                raise BadAuth("netstring packet without trailer signature")
+            self._check(decoded.trailer.encode("ascii", "replace"), decoded.signed, "trailer")
+        elif decoded.fmt is not WireFormat.CLASSIC:
+            raise BadAuth("unknown wire format")
+        if token is None:
+            raise BadAuth("no auth field")
+        self._check(token, auth_input(decoded.message), "auth field")
+
+    def _check(self, token: bytes, data: bytes, what: str) -> None:
+        index_text, space, got = token.partition(b" ")
+        if (
+            not space
+            or not index_text.isdigit()
+            or len(index_text) > _MAX_INDEX_DIGITS
+            or not got.isascii()
+        ):
+            raise BadAuth(f"{what}: malformed signature")
+        index = int(index_text)
+        key = self._auth.key(index)
+        if key is None:
+            raise BadAuth(f"{what}: unknown key index {index}")
+        want = digest(key.method, key.secret, data).encode("ascii")
+        if not hmac.compare_digest(want, got):
+            raise BadAuth(f"{what}: {key.method} digest mismatch (key {index})")

@@ -1,0 +1,257 @@
+"""Bytes ⇄ `Message` in heartbeat's two wire formats (spec §4.1–4.2, §4.6).
+
+Netstring (what heartbeat 3.0.6 sends)::
+
+    ###\\n
+    <len>:(<type>)name=value,        one per field; len counts "(type)name=value"
+    ...
+    <len>:(0)auth=N hex,             inner signature, last field (see auth.auth_input)
+    %%%\\n
+    <len>:N hex,                     trailer signature over "###\\n" .. "%%%\\n"
+
+Classic::
+
+    >>>\\n
+    name=value\\n                     string field
+    (1)name=<base64>\\n               binary field
+    auth=N hex\\n
+    <<<\\n
+    NUL                              (sent; optional when received)
+
+`decode` never trusts a length and raises only `MalformedPacket`; it does not
+check signatures (that is `Signer.verify`, which needs the keys).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from hbmon.config.model import WireFormat
+from hbmon.errors import MalformedPacket
+from hbmon.wire.auth import auth_input, classic_line
+from hbmon.wire.message import AUTH_FIELD, FT_BINARY, FT_STRING, Field, Message
+
+if TYPE_CHECKING:
+    from hbmon.wire.auth import Signer
+
+# Largest datagram we accept or produce (heartbeat's MAXMSG is 256 KiB).
+MAX_PACKET = 256 * 1024
+
+NETSTRING_START = b"###\n"
+NETSTRING_END = b"%%%\n"
+CLASSIC_START = b">>>\n"
+CLASSIC_END = b"<<<\n"
+
+# A netstring length never needs more digits than MAX_PACKET has.
+_MAX_LEN_DIGITS = len(str(MAX_PACKET))
+_MAX_TYPE_DIGITS = 3
+_FIELD_TYPES = (FT_STRING, FT_BINARY)
+_REQUIRED = ("t", "src")
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A parsed datagram, signatures not yet checked.
+
+    `message` holds every field as received, the `auth` field included.
+    `signed` is the netstring body from ``###\\n`` through ``%%%\\n`` inclusive
+    (b"" for classic); `trailer` is the netstring trailer text ``"N hex"``
+    (None for classic, or for a netstring packet sent without one).
+    """
+
+    message: Message
+    fmt: WireFormat
+    signed: bytes
+    trailer: str | None
+
+
+# ------------------------------------------------------------------ decode --
+
+
+def decode(data: bytes) -> Decoded:
+    """Parse one datagram; the format is chosen by its first bytes.
+
+    Raises `MalformedPacket` (and nothing else) for anything that is not a
+    well-formed heartbeat message carrying `t` and `src`.
+    """
+    data = bytes(data)
+    if len(data) > MAX_PACKET:
+        raise MalformedPacket(f"oversized packet ({len(data)} bytes)")
+    if data.startswith(NETSTRING_START):
+        decoded = _decode_netstring(data)
+    elif data.startswith(CLASSIC_START):
+        decoded = _decode_classic(data)
+    elif not data:
+        raise MalformedPacket("empty packet")
+    else:
+        raise MalformedPacket("unknown format (no ### or >>> marker)")
+    for name in _REQUIRED:
+        if decoded.message.get_bytes(name) is None:
+            raise MalformedPacket(f"missing field {name!r}")
+    return decoded
+
+
+def _read_length(data: bytes, pos: int, what: str) -> tuple[int, int]:
+    """Parse `<digits>:` at pos; return (length, index after the colon)."""
+    colon = data.find(b":", pos, pos + _MAX_LEN_DIGITS + 1)
+    if colon < 0:
+        if len(data) - pos <= _MAX_LEN_DIGITS:
+            raise MalformedPacket(f"truncated {what}")
+        raise MalformedPacket(f"bad {what} length")
+    digits = data[pos:colon]
+    if not digits or not digits.isdigit():
+        raise MalformedPacket(f"bad {what} length")
+    return int(digits), colon + 1
+
+
+def _read_netstring(data: bytes, pos: int, what: str) -> tuple[bytes, int]:
+    """Parse `<len>:<bytes>,` at pos; return (bytes, index after the comma)."""
+    length, start = _read_length(data, pos, what)
+    end = start + length
+    if end >= len(data):
+        raise MalformedPacket(f"truncated {what}")
+    if data[end] != ord(","):
+        raise MalformedPacket(f"{what} not terminated by a comma")
+    return data[start:end], end + 1
+
+
+def _field_name(raw: bytes) -> str:
+    if not raw:
+        raise MalformedPacket("empty field name")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedPacket("field name is not UTF-8") from None
+
+
+def _parse_type(raw: bytes) -> tuple[int, bytes]:
+    """Split `(<type>)rest` into (type, rest)."""
+    close = raw.find(b")", 1, 1 + _MAX_TYPE_DIGITS + 1)
+    digits = raw[1:close] if raw.startswith(b"(") and close > 0 else b""
+    if not digits or not digits.isdigit():
+        raise MalformedPacket("bad field type")
+    ftype = int(digits)
+    if ftype not in _FIELD_TYPES:
+        raise MalformedPacket(f"unsupported field type {ftype}")
+    return ftype, raw[close + 1 :]
+
+
+def _netstring_field(raw: bytes) -> Field:
+    ftype, rest = _parse_type(raw)
+    name, eq, value = rest.partition(b"=")
+    if not eq:
+        raise MalformedPacket("field without '='")
+    return Field(_field_name(name), value, ftype)
+
+
+def _decode_netstring(data: bytes) -> Decoded:
+    pos = len(NETSTRING_START)
+    fields: list[Field] = []
+    while not data.startswith(NETSTRING_END, pos):
+        if pos >= len(data):
+            raise MalformedPacket("truncated (no %%% end marker)")
+        raw, pos = _read_netstring(data, pos, "field")
+        fields.append(_netstring_field(raw))
+    body_end = pos + len(NETSTRING_END)
+    signed = data[:body_end]
+    trailer: str | None = None
+    if body_end < len(data):
+        token, after = _read_netstring(data, body_end, "trailer")
+        if data[after:] not in (b"", b"\0"):
+            raise MalformedPacket("junk after trailer")
+        if not _printable(token):
+            raise MalformedPacket("trailer is not printable ASCII")
+        trailer = token.decode("ascii")
+    return Decoded(Message(tuple(fields)), WireFormat.NETSTRING, signed, trailer)
+
+
+def _printable(raw: bytes) -> bool:
+    return all(0x20 <= b < 0x7F for b in raw)
+
+
+def _classic_field(line: bytes) -> Field:
+    if b"\0" in line:
+        raise MalformedPacket("NUL inside classic message")
+    head, eq, value = line.partition(b"=")
+    if not eq:
+        raise MalformedPacket("line without '='")
+    if not head.startswith(b"("):
+        return Field(_field_name(head), value, FT_STRING)
+    ftype, name = _parse_type(head)
+    if ftype == FT_STRING:
+        return Field(_field_name(name), value, FT_STRING)
+    try:
+        decoded = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise MalformedPacket("bad base64 in binary field") from None
+    return Field(_field_name(name), decoded, ftype)
+
+
+def _decode_classic(data: bytes) -> Decoded:
+    pos = len(CLASSIC_START)
+    end_line = CLASSIC_END.rstrip(b"\n")
+    fields: list[Field] = []
+    while True:
+        nl = data.find(b"\n", pos)
+        if nl < 0:
+            raise MalformedPacket("truncated (no <<< end marker)")
+        line = data[pos:nl]
+        pos = nl + 1
+        if line == end_line:
+            break
+        fields.append(_classic_field(line))
+    if data[pos:] not in (b"", b"\0"):
+        raise MalformedPacket("junk after <<< end marker")
+    return Decoded(Message(tuple(fields)), WireFormat.CLASSIC, b"", None)
+
+
+# ------------------------------------------------------------------ encode --
+
+
+def encode(message: Message, signer: Signer, fmt: WireFormat) -> bytes:
+    """Sign and serialise `message`, which must not carry an `auth` field.
+
+    Netstring: the inner `(0)auth=N hex` field (over `auth_input(message)`) is
+    appended as the last field, then the trailer is signed over the body.
+    Classic: `auth=N hex` is the last line, and a NUL ends the datagram.
+    Raises ValueError for a message this format cannot carry (our own bug).
+    """
+    if message.get_bytes(AUTH_FIELD) is not None:
+        raise ValueError("message already carries an auth field")
+    for f in message.fields:
+        _check_encodable(f, fmt)
+    auth = Field(AUTH_FIELD, signer.sign(auth_input(message)).encode("ascii"))
+    fields = (*message.fields, auth)
+    if fmt is WireFormat.NETSTRING:
+        body = b"".join(
+            (NETSTRING_START, *(_netstring(_netstring_payload(f)) for f in fields), NETSTRING_END)
+        )
+        out = body + _netstring(signer.sign(body).encode("ascii"))
+    else:
+        out = b"".join((CLASSIC_START, *(classic_line(f) for f in fields), CLASSIC_END, b"\0"))
+    if len(out) > MAX_PACKET:
+        raise ValueError(f"encoded message too large ({len(out)} bytes)")
+    return out
+
+
+def _check_encodable(f: Field, fmt: WireFormat) -> None:
+    name = f.name.encode("utf-8")
+    if not name or any(c in name for c in b"=\n\0") or name.startswith(b"("):
+        raise ValueError(f"field name {f.name!r} cannot be encoded")
+    if f.ftype not in _FIELD_TYPES:
+        raise ValueError(f"field {f.name!r}: unsupported type {f.ftype}")
+    if f.ftype == FT_STRING:
+        bad = b"\0\n" if fmt is WireFormat.CLASSIC else b"\0"
+        if any(c in f.value for c in bad):
+            raise ValueError(f"field {f.name!r}: value cannot be encoded in {fmt} format")
+
+
+def _netstring(payload: bytes) -> bytes:
+    return b"%d:%b," % (len(payload), payload)
+
+
+def _netstring_payload(f: Field) -> bytes:
+    return b"(%d)%b=%b" % (f.ftype, f.name.encode("utf-8"), f.value)
