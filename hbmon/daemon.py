@@ -1,0 +1,87 @@
+"""`hbmon run`: validate, prepare, then hand over to the engine.
+
+Everything that can be refused is checked before anything on the host changes:
+the configuration first, then the state directory, the metrics port and the
+media sockets. Each refusal is one clear line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Literal
+
+from loguru import logger
+
+from hbmon import __version__
+from hbmon.config.loader import load_any
+from hbmon.config.model import Config
+from hbmon.engine import Engine, Identity
+from hbmon.errors import StartupError
+from hbmon.io.state_files import load_or_create_uuid, next_generation
+from hbmon.logs import setup as setup_logs
+from hbmon.metrics import Metrics, serve
+
+
+def with_overrides(cfg: Config, state_dir: Path | None, metrics_address: str | None) -> Config:
+    hb = cfg.hbmon
+    if state_dir is not None:
+        hb = replace(hb, state_dir=state_dir)
+    if metrics_address is not None:
+        hb = replace(hb, metrics_address=metrics_address)
+    return replace(cfg, hbmon=hb)
+
+
+def run(
+    config_path: Path,
+    *,
+    node: str | None,
+    state_dir: Path | None,
+    metrics_address: str | None,
+    log_format: Literal["text", "json"],
+) -> int:
+    cfg, problems = load_any(config_path, node)
+    for p in problems:
+        print(p, file=sys.stderr)
+    if cfg is None:
+        print(
+            f"hbmon: configuration error in {config_path}; not started.",
+            file=sys.stderr,
+        )
+        return 1
+    cfg = with_overrides(cfg, state_dir, metrics_address)
+    sink = setup_logs(fmt=log_format, node=cfg.node, settings=cfg.logging, debug=cfg.logging.debug)
+    try:
+        return _run_validated(cfg, config_path, node)
+    except StartupError as exc:
+        logger.critical("{}", exc)
+        print(f"hbmon: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        sink.close()
+
+
+def _run_validated(cfg: Config, config_path: Path, node: str | None) -> int:
+    logger.info("Configuration validated. Starting hbmon {}.", __version__)
+    generation, was_missing = next_generation(cfg.hbmon.state_dir, time.time())
+    if was_missing:
+        logger.warning("No Previous generation - starting at {}", generation)
+    logger.info("Heartbeat generation: {}", generation)
+    uuid = load_or_create_uuid(cfg.hbmon.state_dir)
+    metrics = Metrics(cfg, version=__version__)
+    server = serve(metrics, cfg.hbmon.metrics_address)
+    logger.info("Metrics on http://{}/metrics", cfg.hbmon.metrics_address)
+    try:
+        engine = Engine(
+            cfg,
+            Identity(generation=generation, uuid=uuid),
+            metrics,
+            config_path=config_path,
+            node_override=node,
+        )
+        return asyncio.run(engine.run())
+    finally:
+        server.close()

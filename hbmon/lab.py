@@ -1,0 +1,272 @@
+"""A two-node cluster and a gateway in network namespaces, for the demo and the tests.
+
+Layout (addresses from TEST-NET-2, 198.51.100.0/24, which no real host uses):
+
+    ns <p>-n1 (solr1)  em1 198.51.100.49 ──┐
+    ns <p>-n2 (solr2)  em1 198.51.100.50 ──┼── br0 in ns <p>-gw, gw0 198.51.100.254 (ping node)
+    ns <p>-x  (extra)  em1 198.51.100.66 ──┘   (only when asked for: an outsider)
+
+Every link is created inside the namespaces; the host's own interfaces,
+routes and firewall are never touched, and `down()` deletes every namespace.
+The node configurations are the reference pair's files from
+`hbmon/examples/ha.d-solr`, with the example addresses mapped onto the test
+range and the timers scaled down; everything else, comments included, is kept.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+EXAMPLE_DIR = Path(__file__).parent / "examples" / "ha.d-solr"
+NET = "198.51.100"
+PREFIX_LEN = 24
+GATEWAY_IP = f"{NET}.254"
+OUTSIDER_IP = f"{NET}.66"
+VIP = f"{NET}.80"
+# The reference pair's example addresses and what they become in the lab.
+ADDRESS_MAP = {
+    "10.1.201.49": f"{NET}.49",
+    "10.1.201.50": f"{NET}.50",
+    "10.1.201.80": VIP,
+    "10.1.201.254": GATEWAY_IP,
+}
+NODE_IPS = {"solr1": f"{NET}.49", "solr2": f"{NET}.50"}
+CLONE_NEWNET = 0x40000000
+METRICS_PORT = 9694
+
+
+@dataclass(frozen=True, slots=True)
+class LabTimers:
+    keepalive: str = "200ms"
+    warntime: str = "1"
+    deadtime: str = "2"
+    initdead: str = "4"
+
+
+@dataclass(frozen=True, slots=True)
+class LabNode:
+    name: str
+    ns: str
+    ip: str
+    config_dir: Path
+    state_dir: Path
+    log_dir: Path
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
+
+
+def scale_config(text: str, timers: LabTimers, log_dir: Path) -> str:
+    """The reference ha.cf with lab addresses, lab timers and logs in the lab's folder."""
+    out = []
+    values = {
+        "keepalive": timers.keepalive,
+        "warntime": timers.warntime,
+        "deadtime": timers.deadtime,
+        "initdead": timers.initdead,
+        "logfile": str(log_dir / "ha-log"),
+        "debugfile": str(log_dir / "ha-debug"),
+        # The lab must not write into the host's syslog.
+        "logfacility": "none",
+    }
+    for line in text.splitlines():
+        m = re.match(r"^(\s*)(\w+)(\s+)([^#\s]+)(.*)$", line)
+        if m and m.group(2) in values:
+            line = f"{m.group(1)}{m.group(2)}{m.group(3)}{values[m.group(2)]}{m.group(5)}"
+        for old, new in ADDRESS_MAP.items():
+            line = line.replace(old, new)
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def map_addresses(text: str) -> str:
+    for old, new in ADDRESS_MAP.items():
+        text = text.replace(old, new)
+    return text
+
+
+@dataclass
+class Lab:
+    timers: LabTimers = LabTimers()
+    outsider: bool = False
+    prefix: str = field(default_factory=lambda: "hbm" + secrets.token_hex(3))
+    root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="hbmon-lab-")))
+    nodes: dict[str, LabNode] = field(default_factory=dict)
+    _namespaces: list[str] = field(default_factory=list)
+
+    @property
+    def gw_ns(self) -> str:
+        return f"{self.prefix}-gw"
+
+    @property
+    def outsider_ns(self) -> str:
+        return f"{self.prefix}-x"
+
+    # ----------------------------------------------------------- topology --
+    def _add_ns(self, name: str) -> None:
+        _ip("netns", "add", name)
+        self._namespaces.append(name)
+        _ip("-n", name, "link", "set", "lo", "up")
+
+    def _attach(self, ns: str, port: str, ip: str) -> None:
+        """A veth from the gateway's bridge into `ns`, named em1 there."""
+        _ip("-n", self.gw_ns, "link", "add", port, "type", "veth", "peer", "name", "em1",
+            "netns", ns)
+        _ip("-n", self.gw_ns, "link", "set", port, "master", "br0", "up")
+        _ip("-n", ns, "addr", "add", f"{ip}/{PREFIX_LEN}", "dev", "em1")
+        _ip("-n", ns, "link", "set", "em1", "up")
+
+    def up(self) -> Lab:
+        try:
+            self._add_ns(self.gw_ns)
+            _ip("-n", self.gw_ns, "link", "add", "br0", "type", "bridge")
+            _ip("-n", self.gw_ns, "link", "set", "br0", "up")
+            # The gateway's own address sits on a veth into the bridge, so
+            # `gateway_down()` silences it without breaking the bridge.
+            _ip("-n", self.gw_ns, "link", "add", "gwport", "type", "veth", "peer", "name", "gw0")
+            _ip("-n", self.gw_ns, "link", "set", "gwport", "master", "br0", "up")
+            _ip("-n", self.gw_ns, "addr", "add", f"{GATEWAY_IP}/{PREFIX_LEN}", "dev", "gw0")
+            _ip("-n", self.gw_ns, "link", "set", "gw0", "up")
+            for i, (name, ip) in enumerate(NODE_IPS.items(), start=1):
+                ns = f"{self.prefix}-n{i}"
+                self._add_ns(ns)
+                self._attach(ns, f"port{i}", ip)
+                self.nodes[name] = self._write_node(name, ns, ip)
+            if self.outsider:
+                self._add_ns(self.outsider_ns)
+                self._attach(self.outsider_ns, "portx", OUTSIDER_IP)
+        except BaseException:
+            self.down()
+            raise
+        return self
+
+    def _write_node(self, name: str, ns: str, ip: str) -> LabNode:
+        base = self.root / name
+        config_dir, state_dir, log_dir = base / "ha.d", base / "state", base / "log"
+        for d in (config_dir, state_dir, log_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        src = EXAMPLE_DIR / name
+        (config_dir / "ha.cf").write_text(
+            scale_config((src / "ha.cf").read_text(), self.timers, log_dir)
+        )
+        (config_dir / "haresources").write_text(map_addresses((src / "haresources").read_text()))
+        keys = config_dir / "authkeys"
+        keys.write_bytes((src / "authkeys").read_bytes())
+        keys.chmod(0o600)
+        return LabNode(name, ns, ip, config_dir, state_dir, log_dir)
+
+    def down(self) -> None:
+        for ns in reversed(self._namespaces):
+            pids = subprocess.run(
+                ["ip", "netns", "pids", ns], capture_output=True, text=True
+            ).stdout.split()
+            for pid in pids:
+                try:
+                    os.kill(int(pid), 9)
+                except (ProcessLookupError, ValueError):
+                    pass
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        self._namespaces.clear()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> Lab:
+        return self.up()
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()
+
+    # ------------------------------------------------------------- faults --
+    def gateway_down(self) -> None:
+        _ip("-n", self.gw_ns, "link", "set", "gw0", "down")
+
+    def gateway_up(self) -> None:
+        _ip("-n", self.gw_ns, "link", "set", "gw0", "up")
+
+    # ------------------------------------------------------------- agents --
+    def agent_command(self, name: str, *extra: str) -> list[str]:
+        node = self.nodes[name]
+        return [
+            "ip", "netns", "exec", node.ns,
+            sys.executable, "-m", "hbmon", "run",
+            "--config-dir", str(node.config_dir),
+            "--node", name,
+            "--state-dir", str(node.state_dir),
+            "--metrics-address", f"0.0.0.0:{METRICS_PORT}",
+            *extra,
+        ]  # fmt: skip
+
+    def start_agent(self, name: str, *extra: str, log_format: str = "json") -> subprocess.Popen[bytes]:
+        node = self.nodes[name]
+        stderr = open(node.log_dir / "stderr.log", "ab")  # noqa: SIM115 - owned by the child
+        try:
+            return subprocess.Popen(
+                [*self.agent_command(name, "--log-format", log_format, *extra)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
+        finally:
+            stderr.close()
+
+    def exec(self, ns: str, argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=True, text=True)
+
+    def http_get(self, ns: str, port: int = METRICS_PORT, path: str = "/metrics") -> str:
+        """GET http://127.0.0.1:port/path inside namespace `ns` (loopback of that namespace)."""
+        sock = socket_in_namespace(ns)
+        try:
+            sock.settimeout(5)
+            sock.connect(("127.0.0.1", port))
+            sock.sendall(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        finally:
+            sock.close()
+        head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+        status = head.split(b"\r\n", 1)[0]
+        if b" 200 " not in status + b" ":
+            raise OSError(f"GET {path} in {ns}: {status.decode(errors='replace')}")
+        return body.decode()
+
+
+def socket_in_namespace(ns: str, family: int = socket.AF_INET,
+                        kind: int = socket.SOCK_STREAM) -> socket.socket:
+    """A socket that lives in network namespace `ns`, created from a short-lived thread.
+
+    setns(2) changes only the calling thread's namespace; the socket keeps the
+    namespace it was created in, so the rest of the process is unaffected.
+    """
+    result: list[socket.socket | BaseException] = []
+
+    def create() -> None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            with open(f"/run/netns/{ns}", "rb") as f:
+                if libc.setns(f.fileno(), CLONE_NEWNET) != 0:
+                    err = ctypes.get_errno()
+                    raise OSError(err, f"setns({ns}): {os.strerror(err)}")
+            result.append(socket.socket(family, kind))
+        except BaseException as exc:
+            result.append(exc)
+
+    t = threading.Thread(target=create)
+    t.start()
+    t.join()
+    item = result[0]
+    if isinstance(item, BaseException):
+        raise item
+    return item
