@@ -1,0 +1,689 @@
+"""Prometheus metrics: one collector over the core's `Snapshot`, on a private registry.
+
+Two kinds of data feed the exposition:
+
+* **State and counters** come from `Snapshot` at scrape time (`set_snapshot_source`),
+  so one scrape is one consistent view, and a flap between two scrapes still
+  shows in the `_total` counters the core keeps.
+* **Distributions** (RTT, beat interval, ping RTT, loop lag) cannot be rebuilt
+  from a snapshot; `Metrics.observe()` feeds them from the core's notices.
+
+Everything is rendered by our own `Collector`, so no series carries a `_created`
+sample and nothing touches prometheus_client's global registry or its global
+`disable_created_metrics()` switch. Every labelled series that alerts use with
+`increase()` is present at 0 from the first scrape: per configured peer, link,
+ping node, late threshold and drop reason (observability.md §3).
+
+Conventions (observability.md): base units, `_total` counters, `_timestamp_seconds`
+wall-clock gauges, no label whose value changes on failover (state is one-hot).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import errno
+import threading
+import time
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+
+from hbmon.config.model import Config, Timers
+from hbmon.core.events import (
+    BeatReceived,
+    Effect,
+    LinkStatus,
+    NodeStatus,
+    PingObserved,
+    RttMeasured,
+    SendMessage,
+    Threshold,
+)
+from hbmon.core.snapshot import Snapshot
+from hbmon.errors import DropReason, StartupError
+
+__all__ = [
+    "NODE_STATES",
+    "Metrics",
+    "Server",
+    "interval_buckets",
+    "loop_lag_buckets",
+    "on_loop",
+    "ping_rtt_buckets",
+    "rtt_buckets",
+    "serve",
+]
+
+SnapshotSource = Callable[[], Snapshot]
+
+# States of a cluster node, rendered one-hot by `hbmon_node_state`. Ping nodes have
+# their own `hbmon_ping_node_up`: their states (init|ping|dead) are a different set.
+NODE_STATES: tuple[NodeStatus, ...] = (
+    NodeStatus.INIT,
+    NodeStatus.UP,
+    NodeStatus.ACTIVE,
+    NodeStatus.DEAD,
+)
+# Node transitions pre-created at 0 per peer: every from→to among NODE_STATES except
+# back to `init` (a node heard once is never "never heard" again).
+_PRECREATED_TRANSITIONS: tuple[tuple[NodeStatus, NodeStatus], ...] = tuple(
+    (a, b) for a in NODE_STATES for b in NODE_STATES if a != b and b != NodeStatus.INIT
+)
+
+# Fixed latency ladders (seconds) for things that are sub-millisecond on a healthy LAN.
+_LATENCY_LADDER = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
+_LOOP_LADDER = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
+
+
+# ------------------------------------------------------------------ buckets --
+def _seconds(ms: float) -> float:
+    """Milliseconds to seconds, rounded to the microsecond so `le` labels stay short."""
+    return round(ms / 1000.0, 6)
+
+
+def _bounds(values: Iterable[float]) -> tuple[float, ...]:
+    return tuple(sorted({v for v in values if v > 0}))
+
+
+def interval_buckets(timers: Timers) -> tuple[float, ...]:
+    """Beat-interval buckets: keepalive multiples up to 2×deadtime, with warntime and
+    deadtime as exact bounds, so `le="<warntime>"` answers "how many beats were late"."""
+    k, w, d = timers.keepalive_ms, timers.warntime_ms, timers.deadtime_ms
+    return _bounds(
+        _seconds(ms) for ms in (k / 2, k, 1.5 * k, 2 * k, w, (w + d) / 2, d, 1.5 * d, 2 * d)
+    )
+
+
+def rtt_buckets(timers: Timers) -> tuple[float, ...]:
+    """Heartbeat RTT buckets: a LAN latency ladder below keepalive, then keepalive,
+    warntime and deadtime as exact bounds (an RTT that large is already an outage)."""
+    k = _seconds(timers.keepalive_ms)
+    ladder = (b for b in _LATENCY_LADDER if b < k)
+    return _bounds((*ladder, k, _seconds(timers.warntime_ms), _seconds(timers.deadtime_ms)))
+
+
+def ping_rtt_buckets(timers: Timers) -> tuple[float, ...]:
+    """Ping RTT buckets: the latency ladder up to 1 s, plus deadping."""
+    return _bounds((*_LATENCY_LADDER, 0.5, 1.0, _seconds(timers.deadping_ms)))
+
+
+def loop_lag_buckets(timers: Timers) -> tuple[float, ...]:
+    """Event-loop lag buckets: a small ladder, then keepalive/2, keepalive, warntime and
+    deadtime — a lag near warntime makes *us* send late, which peers see as a late beat."""
+    k = timers.keepalive_ms
+    fixed = (b for b in _LOOP_LADDER if b < _seconds(k / 2))
+    return _bounds(
+        (
+            *fixed,
+            _seconds(k / 2),
+            _seconds(k),
+            _seconds(timers.warntime_ms),
+            _seconds(timers.deadtime_ms),
+        )
+    )
+
+
+# --------------------------------------------------------------- histograms --
+def _le(bound: float) -> str:
+    """A bucket bound as the `le` label value, in the exposition's float syntax."""
+    return "+Inf" if bound == float("inf") else repr(float(bound))
+
+
+class _Histogram:
+    """One labelled histogram series: per-bucket counts (not cumulative) and a sum."""
+
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last slot is (max bound, +Inf)
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        # `le` is inclusive: a value equal to a bound belongs to that bound's bucket.
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        out: list[tuple[str, float]] = []
+        running = 0
+        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
+            running += count
+            out.append((_le(bound), running))
+        return out
+
+
+class _HistogramFamily:
+    """A histogram metric with fixed label names; series are created on first use."""
+
+    def __init__(self, name: str, doc: str, labels: tuple[str, ...], bounds: tuple[float, ...]):
+        self.name = name
+        self.doc = doc
+        self.labels = labels
+        self.bounds = bounds
+        self.series: dict[tuple[str, ...], _Histogram] = {}
+
+    def ensure(self, key: tuple[str, ...]) -> _Histogram:
+        h = self.series.get(key)
+        if h is None:
+            h = self.series[key] = _Histogram(self.bounds)
+        return h
+
+    def rebucket(self, bounds: tuple[float, ...]) -> None:
+        """New bounds after a reload: old counts cannot be re-split, so series restart
+        at 0 (Prometheus treats it as a counter reset)."""
+        if bounds != self.bounds:
+            self.bounds = bounds
+            self.series = {key: _Histogram(bounds) for key in self.series}
+
+    def render(self) -> HistogramMetricFamily:
+        fam = HistogramMetricFamily(self.name, self.doc, labels=list(self.labels))
+        for key in sorted(self.series):
+            h = self.series[key]
+            fam.add_metric(list(key), h.cumulative(), h.total)
+        return fam
+
+
+# ------------------------------------------------------------------- helpers --
+def _ifaces(config: Config) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(m.iface for m in config.media))
+
+
+def _configured_links(config: Config) -> list[tuple[str, str]]:
+    """(node, link) for every peer × medium interface, link named `iface/peer`.
+
+    A ucast line names an address, not a node, so every peer gets every interface;
+    in a two-node cluster (the common case) that is exact.
+    """
+    return [(peer, f"{iface}/{peer}") for peer in config.peers for iface in _ifaces(config)]
+
+
+def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, value=value)
+
+
+def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
+    return CounterMetricFamily(name, doc, value=value)
+
+
+# ------------------------------------------------------------------- Metrics --
+class Metrics:
+    """hbmon's metrics on a private `CollectorRegistry` (`self.registry`).
+
+    Thread-safety: `observe*`/`record_reload`/`reconfigure` run on the event loop;
+    scrapes run on the HTTP server's threads. A lock guards the shared state, and
+    the snapshot source is called from the scraping thread (see `on_loop`).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        version: str,
+        revision: str = "unknown",
+        process_metrics: bool = True,
+    ) -> None:
+        self._lock = threading.Lock()
+        self._config = config
+        self._version = version
+        self._revision = revision or "unknown"
+        self._source: SnapshotSource | None = None
+        self._reloads = {"success": 0, "failure": 0}
+        self._last_reload_ok = True
+        self._last_reload_success_at = time.time()
+        self._heartbeats_sent = 0
+        self._snapshot_errors = 0
+        t = config.timers
+        self._rtt = _HistogramFamily(
+            "hbmon_heartbeat_rtt_seconds",
+            "Heartbeat round-trip time per peer and link (hbmon peers only).",
+            ("node", "link"),
+            rtt_buckets(t),
+        )
+        self._interval = _HistogramFamily(
+            "hbmon_heartbeat_interval_seconds",
+            "Gap between consecutive status messages of a peer (any link).",
+            ("node",),
+            interval_buckets(t),
+        )
+        self._ping_rtt = _HistogramFamily(
+            "hbmon_ping_rtt_seconds",
+            "ICMP echo round-trip time per ping node (replies only).",
+            ("node",),
+            ping_rtt_buckets(t),
+        )
+        self._loop_lag = _HistogramFamily(
+            "hbmon_loop_lag_seconds",
+            "How late the event loop ran a timer; tells self-caused lateness from the network's.",
+            (),
+            loop_lag_buckets(t),
+        )
+        self._precreate(config)
+        self.registry = CollectorRegistry()
+        self.registry.register(_HbmonCollector(self))
+        if process_metrics:
+            ProcessCollector(registry=self.registry)
+            PlatformCollector(registry=self.registry)
+            GCCollector(registry=self.registry)
+
+    # ---------------------------------------------------------------- feeding --
+    def set_snapshot_source(self, fn: SnapshotSource) -> None:
+        """`fn` is called once per scrape, from the HTTP server thread; it must be
+        thread-safe (wrap the loop-owned node with `on_loop`)."""
+        self._source = fn
+
+    def observe(self, effect: Effect) -> None:
+        """Feed every effect the core returns; distributions are taken from notices."""
+        with self._lock:
+            match effect:
+                case RttMeasured(node=node, iface=iface, rtt_s=rtt):
+                    self._rtt.ensure((node, f"{iface}/{node}")).observe(rtt)
+                case BeatReceived(node=node, interval_s=interval) if interval is not None:
+                    self._interval.ensure((node,)).observe(interval)
+                case PingObserved(node=node, rtt_s=rtt) if rtt is not None:
+                    self._ping_rtt.ensure((node,)).observe(rtt)
+                case SendMessage(message=msg) if msg.type == "status":
+                    self._heartbeats_sent += 1
+                case _:
+                    pass
+
+    def observe_loop_lag(self, seconds: float) -> None:
+        with self._lock:
+            self._loop_lag.ensure(()).observe(max(0.0, seconds))
+
+    def record_reload(self, ok: bool) -> None:
+        with self._lock:
+            self._reloads["success" if ok else "failure"] += 1
+            self._last_reload_ok = ok
+            if ok:
+                self._last_reload_success_at = time.time()
+
+    def reconfigure(self, config: Config) -> None:
+        """After a successful reload: timer gauges and bucket bounds follow the new
+        timers; series for new peers, links and ping nodes appear at 0."""
+        t = config.timers
+        with self._lock:
+            self._config = config
+            self._rtt.rebucket(rtt_buckets(t))
+            self._interval.rebucket(interval_buckets(t))
+            self._ping_rtt.rebucket(ping_rtt_buckets(t))
+            self._loop_lag.rebucket(loop_lag_buckets(t))
+            self._precreate(config)
+
+    def _precreate(self, config: Config) -> None:
+        for key in _configured_links(config):
+            self._rtt.ensure(key)
+        for peer in config.peers:
+            self._interval.ensure((peer,))
+        for ping in config.ping_nodes:
+            self._ping_rtt.ensure((ping.name,))
+        self._loop_lag.ensure(())
+
+    # -------------------------------------------------------------- rendering --
+    def collect(self) -> Iterator[Metric]:
+        snap: Snapshot | None = None
+        source = self._source
+        if source is not None:
+            try:
+                snap = source()
+            except Exception:  # a broken source must not hide build info and timers
+                with self._lock:
+                    self._snapshot_errors += 1
+        with self._lock:
+            config = self._config
+            static = list(self._render_static(config))
+            hists = [
+                h.render() for h in (self._rtt, self._interval, self._ping_rtt, self._loop_lag)
+            ]
+        yield from static
+        yield from hists
+        if snap is not None:
+            yield from _render_snapshot(snap, config)
+
+    def _render_static(self, config: Config) -> Iterator[Metric]:
+        info = GaugeMetricFamily(
+            "hbmon_build_info", "hbmon build metadata; always 1.", labels=["version", "revision"]
+        )
+        info.add_metric([self._version, self._revision], 1)
+        yield info
+        t = config.timers
+        for name, ms, doc in (
+            ("keepalive", t.keepalive_ms, "Interval between our status messages."),
+            ("warntime", t.warntime_ms, "Gap after which a beat counts as late."),
+            ("deadtime", t.deadtime_ms, "Gap after which a peer is declared dead."),
+            ("initdead", t.initdead_ms, "Dead time that applies before comm is up."),
+            ("deadping", t.deadping_ms, "Dead time for ping nodes."),
+        ):
+            yield _gauge(f"hbmon_config_{name}_seconds", f"Configured {name}. {doc}", ms / 1000)
+        reloads = CounterMetricFamily(
+            "hbmon_config_reloads_total",
+            "Configuration reloads (SIGHUP) by result.",
+            labels=["result"],
+        )
+        for result in ("success", "failure"):
+            reloads.add_metric([result], self._reloads[result])
+        yield reloads
+        yield _gauge(
+            "hbmon_config_last_reload_successful",
+            "1 if the last configuration reload succeeded (or none happened yet).",
+            1 if self._last_reload_ok else 0,
+        )
+        yield _gauge(
+            "hbmon_config_last_reload_success_timestamp_seconds",
+            "Wall-clock time of the last successful configuration load.",
+            self._last_reload_success_at,
+        )
+        yield _counter(
+            "hbmon_heartbeats_sent_total",
+            "Status messages (heartbeats) sent.",
+            self._heartbeats_sent,
+        )
+        yield _counter(
+            "hbmon_snapshot_errors_total",
+            "Scrapes whose node snapshot could not be taken (state metrics then missing).",
+            self._snapshot_errors,
+        )
+
+
+class _HbmonCollector(Collector):
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterable[Metric]:
+        return self._metrics.collect()
+
+
+def _render_snapshot(snap: Snapshot, config: Config) -> Iterator[Metric]:
+    yield _gauge("hbmon_generation", "Our generation (restart count, `hg`).", snap.generation)
+    yield _gauge(
+        "hbmon_comm_up", "1 once every node was heard or declared dead.", int(snap.comm_up)
+    )
+    yield _gauge(
+        "hbmon_start_timestamp_seconds",
+        "Wall-clock time the node started.",
+        snap.wall(snap.started_at),
+    )
+    yield _counter(
+        "hbmon_messages_sent_total",
+        "Sequenced messages sent (status and cluster messages; the last `seq`).",
+        snap.seq_sent,
+    )
+
+    # -- nodes: one-hot state, transitions, last transition
+    state = GaugeMetricFamily(
+        "hbmon_node_state",
+        "Our view of each cluster node (the local node included), one-hot over state.",
+        labels=["node", "state"],
+    )
+    for name, status in ((snap.node, snap.local_status), *((p.name, p.status) for p in snap.peers)):
+        for s in NODE_STATES:
+            state.add_metric([name, s.value], int(status == s))
+    yield state
+
+    peers_seen = {p.name for p in snap.peers}
+    extra_peers = [p for p in config.peers if p not in peers_seen]  # configured, not yet in core
+
+    transitions = CounterMetricFamily(
+        "hbmon_node_transitions_total",
+        "Node state changes seen, including flaps between scrapes.",
+        labels=["node", "from", "to"],
+    )
+    last_change = GaugeMetricFamily(
+        "hbmon_node_last_transition_timestamp_seconds",
+        "Wall-clock time of the node's last state change (like ifLastChange).",
+        labels=["node"],
+    )
+    late = CounterMetricFamily(
+        "hbmon_heartbeat_late_total",
+        "Status messages that arrived later than warntime or deadtime after the previous one.",
+        labels=["node", "threshold"],
+    )
+    lost = CounterMetricFamily(
+        "hbmon_heartbeat_lost_total",
+        "Sequence numbers missing and never recovered (real loss).",
+        labels=["node"],
+    )
+    reordered = CounterMetricFamily(
+        "hbmon_heartbeat_reordered_total",
+        "Sequence gaps later filled by a late packet (reordering, not loss).",
+        labels=["node"],
+    )
+    restarts = CounterMetricFamily(
+        "hbmon_peer_restarts_total", "Peer restarts seen (a higher generation).", labels=["node"]
+    )
+    heals = CounterMetricFamily(
+        "hbmon_partition_heals_total",
+        "A peer we had declared dead came back with the same generation: a split brain happened.",
+        labels=["node"],
+    )
+    age = GaugeMetricFamily(
+        "hbmon_peer_heartbeat_age_seconds",
+        "Seconds since the peer's last status, on the monotonic clock (immune to clock skew).",
+        labels=["node"],
+    )
+    last_beat = GaugeMetricFamily(
+        "hbmon_peer_last_heartbeat_timestamp_seconds",
+        "Wall-clock time of the peer's last status.",
+        labels=["node"],
+    )
+    dead_interval = GaugeMetricFamily(
+        "hbmon_peer_dead_interval_seconds",
+        "Silence after which the peer is declared dead (its advertised dt, or initdead).",
+        labels=["node"],
+    )
+    generation = GaugeMetricFamily(
+        "hbmon_peer_generation", "The peer's generation (`hg`) as last seen.", labels=["node"]
+    )
+    for p in snap.peers:
+        counts: dict[tuple[str, str], int] = {
+            (a.value, b.value): 0 for a, b in _PRECREATED_TRANSITIONS
+        }
+        for a, b, n in p.transitions:
+            counts[(a.value, b.value)] = counts.get((a.value, b.value), 0) + n
+        for (a_s, b_s), n in sorted(counts.items()):
+            transitions.add_metric([p.name, a_s, b_s], n)
+        if p.last_transition_at is not None:
+            last_change.add_metric([p.name], snap.wall(p.last_transition_at))
+        late.add_metric([p.name, Threshold.WARNTIME.value], p.late_warntime)
+        late.add_metric([p.name, Threshold.DEADTIME.value], p.late_deadtime)
+        lost.add_metric([p.name], p.lost_packets)
+        reordered.add_metric([p.name], p.reordered_packets)
+        restarts.add_metric([p.name], p.restarts)
+        heals.add_metric([p.name], p.partition_heals)
+        if p.last_heard_at is not None:
+            age.add_metric([p.name], max(0.0, snap.now - p.last_heard_at))
+            last_beat.add_metric([p.name], snap.wall(p.last_heard_at))
+        dead_interval.add_metric([p.name], p.dead_interval_s)
+        if p.generation is not None:
+            generation.add_metric([p.name], p.generation)
+    for name in extra_peers:
+        for a, b in _PRECREATED_TRANSITIONS:
+            transitions.add_metric([name, a.value, b.value], 0)
+        for th in Threshold:
+            late.add_metric([name, th.value], 0)
+        for fam in (lost, reordered, restarts, heals):
+            fam.add_metric([name], 0)
+    yield from (transitions, last_change, late, lost, reordered, restarts, heals)
+    yield from (age, last_beat, dead_interval, generation)
+
+    # -- links
+    link_up = GaugeMetricFamily(
+        "hbmon_link_up", "1 if the path `iface/peer` is up.", labels=["node", "link"]
+    )
+    link_transitions = CounterMetricFamily(
+        "hbmon_link_transitions_total", "Link up/dead changes.", labels=["node", "link"]
+    )
+    link_last = GaugeMetricFamily(
+        "hbmon_link_last_heartbeat_timestamp_seconds",
+        "Wall-clock time a packet from the peer last arrived on this link.",
+        labels=["node", "link"],
+    )
+    seen_links: set[tuple[str, str]] = set()
+    for link in snap.links:
+        key = (link.node, link.name)
+        seen_links.add(key)
+        link_up.add_metric(list(key), int(link.status == LinkStatus.UP))
+        link_transitions.add_metric(list(key), link.transitions)
+        if link.last_heard_at is not None:
+            link_last.add_metric(list(key), snap.wall(link.last_heard_at))
+    for key in _configured_links(config):
+        if key not in seen_links and key[0] not in peers_seen:
+            link_transitions.add_metric(list(key), 0)
+    yield from (link_up, link_transitions, link_last)
+
+    # -- drops: every (iface, reason) at 0 from the start
+    drops: dict[tuple[str, str], int] = {
+        (iface, r.value): 0 for iface in _ifaces(config) for r in DropReason
+    }
+    for iface, reason, n in snap.dropped:
+        drops[(iface, reason)] = n
+    dropped = CounterMetricFamily(
+        "hbmon_packets_dropped_total",
+        "Datagrams dropped, by receiving interface and reason.",
+        labels=["iface", "reason"],
+    )
+    for (iface, reason), n in sorted(drops.items()):
+        dropped.add_metric([iface, reason], n)
+    yield dropped
+
+    # -- ping nodes
+    ping_up = GaugeMetricFamily(
+        "hbmon_ping_node_up", "1 if the ping node answers (status `ping`).", labels=["node"]
+    )
+    ping_transitions = CounterMetricFamily(
+        "hbmon_ping_node_transitions_total", "Ping node up/dead changes.", labels=["node"]
+    )
+    ping_last_change = GaugeMetricFamily(
+        "hbmon_ping_node_last_transition_timestamp_seconds",
+        "Wall-clock time of the ping node's last state change.",
+        labels=["node"],
+    )
+    last_rtt = GaugeMetricFamily(
+        "hbmon_ping_last_rtt_seconds",
+        "Round-trip time of the last echo reply from each address.",
+        labels=["node", "address"],
+    )
+    replies = CounterMetricFamily(
+        "hbmon_ping_replies_total", "Echo replies per ping address.", labels=["node", "address"]
+    )
+    timeouts = CounterMetricFamily(
+        "hbmon_ping_timeouts_total",
+        "Echoes without reply per ping address.",
+        labels=["node", "address"],
+    )
+    for pn in snap.ping_nodes:
+        ping_up.add_metric([pn.name], int(pn.status == NodeStatus.PING))
+        ping_transitions.add_metric([pn.name], pn.transitions)
+        if pn.last_transition_at is not None:
+            ping_last_change.add_metric([pn.name], snap.wall(pn.last_transition_at))
+        for addr in pn.addresses:
+            labels = [pn.name, addr.address]
+            if addr.last_rtt_s is not None:
+                last_rtt.add_metric(labels, addr.last_rtt_s)
+            replies.add_metric(labels, addr.replies)
+            timeouts.add_metric(labels, addr.timeouts)
+    yield from (ping_up, ping_transitions, ping_last_change, last_rtt, replies, timeouts)
+    yield _gauge(
+        "hbmon_ping_reachable_nodes", "Ping nodes answering now.", snap.reachable_ping_nodes
+    )
+    yield _gauge("hbmon_ping_nodes_configured", "Ping nodes configured.", len(config.ping_nodes))
+
+
+# ---------------------------------------------------------- snapshot source --
+def on_loop(
+    loop: asyncio.AbstractEventLoop, fn: SnapshotSource, timeout: float = 2.0
+) -> SnapshotSource:
+    """Wrap a loop-owned `node.snapshot` so scrapes take it on the loop thread.
+
+    The node is not thread-safe; the scrape runs on an HTTP thread. The wrapper
+    schedules `fn` on `loop` and waits at most `timeout` seconds (a stuck loop then
+    shows as `hbmon_snapshot_errors_total`, not as a hung scrape).
+    """
+
+    def source() -> Snapshot:
+        fut: concurrent.futures.Future[Snapshot] = concurrent.futures.Future()
+
+        def run() -> None:
+            if not fut.set_running_or_notify_cancel():
+                return
+            try:
+                fut.set_result(fn())
+            except BaseException as exc:  # handed to the waiting thread
+                fut.set_exception(exc)
+
+        loop.call_soon_threadsafe(run)
+        return fut.result(timeout)
+
+    return source
+
+
+# --------------------------------------------------------------------- HTTP --
+@dataclass(frozen=True, slots=True)
+class Server:
+    """The metrics HTTP endpoint; `port` is the bound port (useful with port 0)."""
+
+    host: str
+    port: int
+    _httpd: WSGIServer
+    _thread: threading.Thread
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """`HOST:PORT`, `[V6]:PORT` or `:PORT` (all addresses) → (host, port)."""
+    host, sep, port_s = address.rpartition(":")
+    if not sep or not port_s.isdigit():
+        raise StartupError(f"metrics address {address!r}: expected HOST:PORT or [IPv6]:PORT")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise StartupError(f"metrics address {address!r}: put an IPv6 address in brackets")
+    port = int(port_s)
+    if port > 65535:
+        raise StartupError(f"metrics address {address!r}: port {port} out of range")
+    return host or "0.0.0.0", port
+
+
+def serve(
+    metrics: Metrics,
+    address: str,
+    *,
+    certfile: str | None = None,
+    keyfile: str | None = None,
+) -> Server:
+    """Serve `metrics.registry` on `address` in a daemon thread (TLS if cert+key given).
+
+    Raises `StartupError` naming the address if it cannot be bound.
+    """
+    host, port = parse_address(address)
+    try:
+        httpd, thread = start_http_server(
+            port, addr=host, registry=metrics.registry, certfile=certfile, keyfile=keyfile
+        )
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            why = f"port {port} is already in use"
+        elif exc.errno == errno.EADDRNOTAVAIL:
+            why = f"{host} is not an address of this host"
+        else:
+            why = exc.strerror or str(exc)
+        raise StartupError(f"cannot serve metrics on {address}: {why}") from exc
+    return Server(host=host, port=int(httpd.server_port), _httpd=httpd, _thread=thread)
