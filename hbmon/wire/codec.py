@@ -102,7 +102,8 @@ def _read_length(data: bytes, pos: int, what: str) -> tuple[int, int]:
             raise MalformedPacket(f"truncated {what}")
         raise MalformedPacket(f"bad {what} length")
     digits = data[pos:colon]
-    if not digits or not digits.isdigit():
+    # Canonical decimal only: a leading zero would let the same bytes be re-framed.
+    if not digits.isdigit() or (digits.startswith(b"0") and len(digits) > 1):
         raise MalformedPacket(f"bad {what} length")
     return int(digits), colon + 1
 
