@@ -1,0 +1,288 @@
+"""Heartbeat messages in heartbeat 3.0.6's exact field order (spec §4.6).
+
+Pure functions: the caller supplies every value (seq, generation, wall-clock
+`ts`, load line), so the same arguments always give the same message, and a
+captured packet can be rebuilt field for field. Number formats as heartbeat
+writes them: `dt`, `seq`, `hg`, `ts`, `ackseq` lowercase hex without padding;
+`firstseq`/`lastseq`, `ttl` and `protocol` decimal.
+
+Orders seen on the wire::
+
+    status      t st dt protocol src srcuuid seq hg ts ld [hbecho] ttl
+    shutdone    t st=dead src srcuuid seq hg ts ld ttl
+    starting    t src srcuuid seq hg ts ld ttl
+    <other>     <head…> src srcuuid seq hg ts ld ttl      (resource, ask_resources, …)
+    NS_ackmsg   t dest ackseq destuuid src srcuuid hg ts ttl
+    NS_rexmit   t dest firstseq lastseq destuuid src srcuuid hg ts ttl
+    NS_st ping  t st=ping info=ping src ts                 (ICMP payload; src = ping node)
+
+The encoder appends `auth` after all of these.
+
+hbmon extension, the RTT echo (design §3): a status may carry one string field
+`hbecho` (after `ld`, before `ttl`) whose value lists, for every peer and
+interface we heard, ``node/iface:seqhex:hold_us`` joined by ``;`` — the last
+seq received there and the microseconds since it arrived. heartbeat ignores
+unknown fields and signs them like any other.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from hbmon.wire.message import FT_BINARY, Field, Message
+
+PROTOCOL_VERSION = 1
+ECHO_FIELD = "hbecho"
+
+T_STATUS = "status"
+T_SHUTDONE = "shutdone"
+T_STARTING = "starting"
+T_NS_ACKMSG = "NS_ackmsg"
+T_NS_REXMIT = "NS_rexmit"
+T_NS_ST = "NS_st"
+
+_MAX_U64 = (1 << 64) - 1
+
+
+def _hex(name: str, value: int) -> str:
+    if not 0 <= value <= _MAX_U64:
+        raise ValueError(f"{name} out of range: {value}")
+    return format(value, "x")
+
+
+def _dec(name: str, value: int) -> str:
+    if not 0 <= value <= _MAX_U64:
+        raise ValueError(f"{name} out of range: {value}")
+    return str(value)
+
+
+def _s(name: str, value: str) -> Field:
+    return Field(name, value.encode("utf-8"))
+
+
+def _uuid(name: str, value: bytes) -> Field:
+    return Field(name, value, FT_BINARY)
+
+
+def _trailer(*, src: str, srcuuid: bytes, seq: int, hg: int, ts: int, ld: str) -> tuple[Field, ...]:
+    """The `src srcuuid seq hg ts ld` block every sequenced message carries."""
+    return (
+        _s("src", src),
+        _uuid("srcuuid", srcuuid),
+        _s("seq", _hex("seq", seq)),
+        _s("hg", _hex("hg", hg)),
+        _s("ts", _hex("ts", ts)),
+        _s("ld", ld),
+    )
+
+
+def _ttl(ttl: int) -> Field:
+    return _s("ttl", _dec("ttl", ttl))
+
+
+def sequenced(
+    head: Iterable[Field],
+    *,
+    src: str,
+    srcuuid: bytes,
+    seq: int,
+    hg: int,
+    ts: int,
+    ld: str,
+    ttl: int,
+) -> Message:
+    """`head` (which holds `t`, and `dest` etc. where heartbeat puts them) + the common block.
+
+    Covers resource, ask_resources, hb_takeover, reqnodes, repnodes (`dest` before
+    `t`), stonith, ip-request-resp: heartbeat adds `src srcuuid seq hg ts ld ttl`
+    after the type-specific fields.
+    """
+    return Message(
+        (
+            *head,
+            *_trailer(src=src, srcuuid=srcuuid, seq=seq, hg=hg, ts=ts, ld=ld),
+            _ttl(ttl),
+        )
+    )
+
+
+def status(
+    *,
+    st: str,
+    dt_ms: int,
+    src: str,
+    srcuuid: bytes,
+    seq: int,
+    hg: int,
+    ts: int,
+    ld: str,
+    ttl: int,
+    extra: tuple[Field, ...] = (),
+) -> Message:
+    """A heartbeat (`t=status`); `extra` (e.g. the `hbecho` field) goes before `ttl`."""
+    return Message(
+        (
+            _s("t", T_STATUS),
+            _s("st", st),
+            _s("dt", _hex("dt", dt_ms)),
+            _s("protocol", str(PROTOCOL_VERSION)),
+            *_trailer(src=src, srcuuid=srcuuid, seq=seq, hg=hg, ts=ts, ld=ld),
+            *extra,
+            _ttl(ttl),
+        )
+    )
+
+
+def shutdone(*, src: str, srcuuid: bytes, seq: int, hg: int, ts: int, ld: str, ttl: int) -> Message:
+    """Sent last on a graceful stop: `t=shutdone st=dead`."""
+    return sequenced(
+        (_s("t", T_SHUTDONE), _s("st", "dead")),
+        src=src,
+        srcuuid=srcuuid,
+        seq=seq,
+        hg=hg,
+        ts=ts,
+        ld=ld,
+        ttl=ttl,
+    )
+
+
+def starting(*, src: str, srcuuid: bytes, seq: int, hg: int, ts: int, ld: str, ttl: int) -> Message:
+    """Sent at comm up with auto_failback on/off (spec §5.3)."""
+    return sequenced(
+        (_s("t", T_STARTING),),
+        src=src,
+        srcuuid=srcuuid,
+        seq=seq,
+        hg=hg,
+        ts=ts,
+        ld=ld,
+        ttl=ttl,
+    )
+
+
+def ns_ackmsg(
+    *,
+    dest: str,
+    ackseq: int,
+    destuuid: bytes,
+    src: str,
+    srcuuid: bytes,
+    hg: int,
+    ts: int,
+    ttl: int,
+) -> Message:
+    """Flow-control ack (no `seq`, no `ld`); heartbeat sends one to the peer and one to itself."""
+    return Message(
+        (
+            _s("t", T_NS_ACKMSG),
+            _s("dest", dest),
+            _s("ackseq", _hex("ackseq", ackseq)),
+            _uuid("destuuid", destuuid),
+            _s("src", src),
+            _uuid("srcuuid", srcuuid),
+            _s("hg", _hex("hg", hg)),
+            _s("ts", _hex("ts", ts)),
+            _ttl(ttl),
+        )
+    )
+
+
+def ns_rexmit(
+    *,
+    dest: str,
+    firstseq: int,
+    lastseq: int,
+    destuuid: bytes,
+    src: str,
+    srcuuid: bytes,
+    hg: int,
+    ts: int,
+    ttl: int,
+) -> Message:
+    """Retransmit request; `firstseq`/`lastseq` are decimal (heartbeat asks one seq at a time)."""
+    if firstseq > lastseq:
+        raise ValueError(f"firstseq {firstseq} > lastseq {lastseq}")
+    return Message(
+        (
+            _s("t", T_NS_REXMIT),
+            _s("dest", dest),
+            _s("firstseq", _dec("firstseq", firstseq)),
+            _s("lastseq", _dec("lastseq", lastseq)),
+            _uuid("destuuid", destuuid),
+            _s("src", src),
+            _uuid("srcuuid", srcuuid),
+            _s("hg", _hex("hg", hg)),
+            _s("ts", _hex("ts", ts)),
+            _ttl(ttl),
+        )
+    )
+
+
+def ping(*, src: str, ts: int) -> Message:
+    """The ICMP echo payload for a ping node; `src` is the ping node's own address."""
+    return Message(
+        (
+            _s("t", T_NS_ST),
+            _s("st", "ping"),
+            _s("info", "ping"),
+            _s("src", src),
+            _s("ts", _hex("ts", ts)),
+        )
+    )
+
+
+# ------------------------------------------------------------- RTT echo --
+
+
+@dataclass(frozen=True, slots=True)
+class EchoEntry:
+    """We last received `seq` from `node` on `iface`, `hold_us` µs before sending this."""
+
+    node: str
+    iface: str
+    seq: int
+    hold_us: int
+
+
+_ECHO_ENTRY = re.compile(
+    r"(?P<node>[^/;]+)/(?P<iface>[^;]+):(?P<seq>[0-9a-fA-F]{1,16}):(?P<hold>[0-9]{1,19})"
+)
+_FORBIDDEN = frozenset(";\n\r\0")
+
+
+def encode_echo(entries: Iterable[EchoEntry]) -> Field:
+    """The `hbecho` field for `entries` (ValueError for one the format cannot carry)."""
+    parts = []
+    for e in entries:
+        if not e.node or "/" in e.node or _FORBIDDEN & set(e.node):
+            raise ValueError(f"echo node name {e.node!r} cannot be encoded")
+        if not e.iface or _FORBIDDEN & set(e.iface):
+            raise ValueError(f"echo interface {e.iface!r} cannot be encoded")
+        if not 0 <= e.hold_us < 10**19:
+            raise ValueError(f"echo hold_us out of range: {e.hold_us}")
+        parts.append(f"{e.node}/{e.iface}:{_hex('seq', e.seq)}:{e.hold_us}")
+    return _s(ECHO_FIELD, ";".join(parts))
+
+
+def parse_echo(value: str) -> tuple[EchoEntry, ...]:
+    """Entries of an `hbecho` value; malformed entries are skipped, never an error.
+
+    `iface` may itself hold `/` or `:` (e.g. `eth0/fe80::1`): seq and hold are the
+    last two `:`-separated parts, the node ends at the first `/`.
+    """
+    out = []
+    for part in value.split(";"):
+        m = _ECHO_ENTRY.fullmatch(part)
+        if m is None:
+            continue
+        out.append(EchoEntry(m["node"], m["iface"], int(m["seq"], 16), int(m["hold"])))
+    return tuple(out)
+
+
+def echo_entries(message: Message) -> tuple[EchoEntry, ...]:
+    """The echo entries a message carries (none if it has no `hbecho` field)."""
+    value = message.get(ECHO_FIELD)
+    return parse_echo(value) if value is not None else ()
