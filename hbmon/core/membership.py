@@ -1,0 +1,409 @@
+"""Peer and link liveness: late and dead beats, initdead, partition heal (§4.3–4.5, §5.1).
+
+Peers move INIT → UP/ACTIVE (the `st` they advertise) → DEAD and back. Links are
+(peer, iface) pairs, DEAD until first heard. Liveness is deadline-driven, not
+scanned: a peer is dead exactly at its last new status + its dead interval
+(its advertised `dt`; initdead for everyone before comm-up), a link at its last
+packet + the same interval.
+
+Only new seqs refresh a peer; a duplicate over a second medium refreshes that
+link only; a replay refreshes nothing (hbmon: heartbeat lets duplicates keep a
+node alive, so a replayed packet could).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import assert_never
+
+from hbmon.config.model import Config
+from hbmon.core.events import (
+    BeatReceived,
+    DeathReason,
+    Effect,
+    LateBeat,
+    LinkStatus,
+    LinkTransition,
+    NodeDead,
+    NodeStatus,
+    NodeTransition,
+    PacketDropped,
+    PacketsLost,
+    PacketsMissing,
+    PacketsReordered,
+    PartitionHealed,
+    PeerRestarted,
+    ShutdownNotice,
+    Threshold,
+)
+from hbmon.core.seqtrack import Duplicate, Filled, Fresh, Replay, SeqTracker
+from hbmon.core.snapshot import LinkView, PeerView
+from hbmon.errors import DropReason
+from hbmon.wire.message import Message
+
+# Reasons carried by NodeTransition (log lines and the `reason` metric label).
+HEARD = "heard"
+STATUS = "status"
+RESTARTED = "restarted"
+RETURNED = "returned after partition"
+SHUTDOWN = "shutdown"
+
+STATUS_TYPE = "status"
+SHUTDONE_TYPE = "shutdone"
+NOSEQ_PREFIX = "NS_"
+
+
+def _us(seconds: float) -> int:
+    """Whole µs, so threshold comparisons do not depend on float noise."""
+    return round(seconds * 1_000_000)
+
+
+@dataclass(slots=True)
+class Link:
+    node: str
+    iface: str
+    status: LinkStatus = LinkStatus.DEAD
+    last_heard_at: float | None = None
+    transitions: int = 0
+
+
+@dataclass(slots=True)
+class Peer:
+    name: str
+    added_at: float
+    seq: SeqTracker
+    status: NodeStatus = NodeStatus.INIT
+    advertised_dt: float | None = None  # seconds, from its last status
+    last_status_at: float | None = None  # its last new status
+    last_transition_at: float | None = None
+    death_reason: DeathReason | None = None
+    dead_generation: int | None = None
+    transitions: dict[tuple[NodeStatus, NodeStatus], int] = field(default_factory=dict)
+    late_warntime: int = 0
+    late_deadtime: int = 0
+    lost: int = 0
+    reordered: int = 0
+    restarts: int = 0
+    partition_heals: int = 0
+
+
+@dataclass(slots=True)
+class Receipt:
+    """What `Membership.receive` made of one packet, for the echo/RTT bookkeeping."""
+
+    effects: list[Effect]
+    node: str | None = None
+    seq: int | None = None
+    delivered: bool = False  # first copy of this seq on this iface
+    status_copy: bool = False  # ...and it is a status (new or a copy over another medium)
+    restarted: bool = False
+
+
+@dataclass(slots=True)
+class _Timing:
+    keepalive: float
+    deadtime: float
+    warntime: float
+    initdead: float
+    grace: float  # how long a missing seq may take before it counts as lost
+
+    @classmethod
+    def of(cls, config: Config) -> _Timing:
+        t = config.timers
+        return cls(
+            keepalive=t.keepalive_ms / 1000,
+            deadtime=t.deadtime_ms / 1000,
+            warntime=t.warntime_ms / 1000,
+            initdead=t.initdead_ms / 1000,
+            grace=max(2 * t.keepalive_ms, config.max_rexmit_delay_ms) / 1000,
+        )
+
+
+class Membership:
+    def __init__(self, config: Config, now: float) -> None:
+        self.own = config.node
+        self.comm_up = False
+        self.timing = _Timing.of(config)
+        self.peers: dict[str, Peer] = {}
+        self.links: dict[tuple[str, str], Link] = {}
+        self.ifaces: tuple[str, ...] = ()
+        self.configure(config, now)
+
+    # ------------------------------------------------------------- config --
+    def configure(self, config: Config, now: float) -> None:
+        """(Re)configure; peers and links that remain keep their state and counters."""
+        self.own = config.node
+        self.timing = _Timing.of(config)
+        old = self.peers
+        self.peers = {
+            name: old.get(name) or Peer(name, now, SeqTracker(name)) for name in config.peers
+        }
+        self.ifaces = tuple(dict.fromkeys(m.iface for m in config.media))
+        old_links = self.links
+        self.links = {}
+        for name in self.peers:
+            for iface in self.ifaces:
+                key = (name, iface)
+                self.links[key] = old_links.get(key) or Link(name, iface)
+
+    # ------------------------------------------------------------ queries --
+    def dead_interval(self, peer: Peer) -> float:
+        if not self.comm_up:
+            return self.timing.initdead
+        if peer.advertised_dt is not None:
+            return peer.advertised_dt
+        return self.timing.deadtime
+
+    def settled(self) -> bool:
+        """Every peer heard or declared dead (the peer part of comm-up)."""
+        return all(p.status is not NodeStatus.INIT for p in self.peers.values())
+
+    def live_links(self) -> set[tuple[str, str]]:
+        return {k for k, link in self.links.items() if link.status is LinkStatus.UP}
+
+    def _peer_deadline(self, peer: Peer) -> float | None:
+        if peer.status is NodeStatus.INIT:
+            return peer.added_at + self.timing.initdead
+        if peer.status is NodeStatus.DEAD or peer.last_status_at is None:
+            return None
+        return peer.last_status_at + self.dead_interval(peer)
+
+    def _link_deadline(self, link: Link) -> float | None:
+        peer = self.peers.get(link.node)
+        if link.status is LinkStatus.DEAD or link.last_heard_at is None or peer is None:
+            return None
+        return link.last_heard_at + self.dead_interval(peer)
+
+    def next_deadline(self) -> float | None:
+        ds: list[float] = []
+        for peer in self.peers.values():
+            d = self._peer_deadline(peer)
+            if d is not None:
+                ds.append(d)
+            d = peer.seq.next_deadline(self.timing.grace)
+            if d is not None:
+                ds.append(d)
+        for link in self.links.values():
+            d = self._link_deadline(link)
+            if d is not None:
+                ds.append(d)
+        return min(ds, default=None)
+
+    # ------------------------------------------------------------ timers --
+    def expire(self, now: float) -> list[Effect]:
+        """Everything due at or before `now`: dead peers, then dead links, then loss."""
+        effects: list[Effect] = []
+        for peer in self.peers.values():
+            d = self._peer_deadline(peer)
+            if d is not None and d <= now:
+                reason = (
+                    DeathReason.INITDEAD if peer.status is NodeStatus.INIT else DeathReason.TIMEOUT
+                )
+                effects += self._declare_dead(peer, reason, now)
+        for link in self.links.values():
+            d = self._link_deadline(link)
+            if d is not None and d <= now:
+                link.status = LinkStatus.DEAD
+                link.transitions += 1
+                effects.append(LinkTransition(link.node, link.iface, LinkStatus.DEAD))
+        for peer in self.peers.values():
+            lost = peer.seq.expire(now, self.timing.grace)
+            if lost:
+                peer.lost += lost
+                effects.append(PacketsLost(peer.name, lost))
+        return effects
+
+    # ----------------------------------------------------------- receive --
+    def receive(self, iface: str, msg: Message, source: str, now: float) -> Receipt:
+        t, src = msg.type, msg.src
+        if not t or not src:
+            return self._drop(DropReason.MALFORMED, iface, source, src, "missing t or src")
+        name = src.lower()
+        if name == self.own:
+            return Receipt([])  # our own broadcast, looped back
+        peer = self.peers.get(name)
+        if peer is None:
+            return self._drop(
+                DropReason.UNKNOWN_NODE, iface, source, src, f"bad node [{src}] in message"
+            )
+        hg = msg.get_hex("hg")
+        if t.startswith(NOSEQ_PREFIX):
+            # No seq: nothing to replay-check but the generation, so it refreshes nothing.
+            old = peer.seq.generation_verdict(hg) if hg is not None else None
+            if old is not None:
+                return self._drop(DropReason.REPLAY, iface, source, name, old.detail)
+            return Receipt([], node=name)
+        seq = msg.get_hex("seq")
+        if seq is None or hg is None:
+            what = "seq" if seq is None else "hg"
+            return self._drop(DropReason.MALFORMED, iface, source, name, f"bad or missing {what}")
+
+        verdict = peer.seq.observe(hg, seq, iface, now)
+        is_status = t == STATUS_TYPE
+        match verdict:
+            case Replay(detail=detail):
+                return self._drop(DropReason.REPLAY, iface, source, name, detail)
+            case Duplicate():
+                return Receipt(
+                    self._refresh_link(name, iface, now),
+                    node=name,
+                    seq=seq,
+                    delivered=True,
+                    status_copy=is_status,
+                )
+            case Filled():
+                effects = self._refresh_link(name, iface, now)
+                peer.reordered += 1
+                effects.append(PacketsReordered(name, 1))
+                return Receipt(effects, node=name, seq=seq, delivered=True)
+            case Fresh():
+                effects = self._refresh_link(name, iface, now)
+                effects += self._fresh(peer, verdict, hg)
+                if is_status:
+                    restarted = verdict.restarted_from is not None
+                    effects += self._status(peer, iface, msg, seq, hg, restarted, now)
+                elif t == SHUTDONE_TYPE:
+                    effects += self._shutdone(peer, now)
+                return Receipt(
+                    effects,
+                    node=name,
+                    seq=seq,
+                    delivered=True,
+                    status_copy=is_status,
+                    restarted=verdict.restarted_from is not None,
+                )
+            case _:
+                assert_never(verdict)
+
+    def _fresh(self, peer: Peer, v: Fresh, hg: int) -> list[Effect]:
+        effects: list[Effect] = []
+        if v.restarted_from is not None:
+            peer.restarts += 1
+            effects.append(PeerRestarted(peer.name, v.restarted_from, hg))
+        if v.lost:
+            peer.lost += v.lost
+            effects.append(PacketsLost(peer.name, v.lost))
+        if v.missing and v.previous is not None:
+            effects.append(PacketsMissing(peer.name, v.missing, v.previous, v.seq))
+        return effects
+
+    def _status(
+        self,
+        peer: Peer,
+        iface: str,
+        msg: Message,
+        seq: int,
+        hg: int,
+        restarted: bool,
+        now: float,
+    ) -> list[Effect]:
+        effects: list[Effect] = []
+        new = NodeStatus.ACTIVE if msg.get("st") == NodeStatus.ACTIVE else NodeStatus.UP
+        dt_ms = msg.get_hex("dt")
+        peer.advertised_dt = dt_ms / 1000 if dt_ms else None
+        prev = peer.last_status_at
+        interval = now - prev if prev is not None else None
+        peer.last_status_at = now
+
+        old = peer.status
+        reason = RESTARTED if restarted else STATUS
+        if old is NodeStatus.INIT:
+            reason = HEARD
+        elif old is NodeStatus.DEAD:
+            reason = HEARD
+            if peer.dead_generation is not None and hg > peer.dead_generation:
+                reason = RESTARTED
+            elif peer.dead_generation == hg and peer.death_reason in (
+                DeathReason.TIMEOUT,
+                DeathReason.LATE,
+            ):
+                reason = RETURNED
+                peer.partition_heals += 1
+                effects.append(PartitionHealed(peer.name))
+            peer.death_reason = None
+            peer.dead_generation = None
+        if new is not old:
+            effects.append(self._transition(peer, new, reason, now))
+
+        if interval is not None:
+            if _us(interval) > _us(self.timing.deadtime):
+                peer.late_deadtime += 1
+                effects.append(LateBeat(peer.name, interval, Threshold.DEADTIME))
+            elif _us(interval) > _us(self.timing.warntime):
+                peer.late_warntime += 1
+                effects.append(LateBeat(peer.name, interval, Threshold.WARNTIME))
+        effects.append(BeatReceived(peer.name, iface, interval, seq))
+        return effects
+
+    def _shutdone(self, peer: Peer, now: float) -> list[Effect]:
+        effects: list[Effect] = [ShutdownNotice(peer.name)]
+        if peer.status is not NodeStatus.DEAD:
+            effects += self._declare_dead(peer, DeathReason.SHUTDOWN, now)
+        return effects
+
+    # ----------------------------------------------------------- helpers --
+    def reset_init_clock(self, now: float) -> None:
+        """Start: initdead of peers never heard counts from `now`."""
+        for peer in self.peers.values():
+            if peer.status is NodeStatus.INIT:
+                peer.added_at = now
+
+    def _declare_dead(self, peer: Peer, reason: DeathReason, now: float) -> list[Effect]:
+        peer.death_reason = reason
+        peer.dead_generation = peer.seq.generation
+        return [
+            NodeDead(peer.name, reason, peer.last_status_at),
+            self._transition(peer, NodeStatus.DEAD, reason.value, now),
+        ]
+
+    @staticmethod
+    def _transition(peer: Peer, new: NodeStatus, reason: str, now: float) -> NodeTransition:
+        old = peer.status
+        peer.status = new
+        peer.last_transition_at = now
+        peer.transitions[(old, new)] = peer.transitions.get((old, new), 0) + 1
+        return NodeTransition(peer.name, old, new, reason)
+
+    def _refresh_link(self, node: str, iface: str, now: float) -> list[Effect]:
+        link = self.links.get((node, iface))
+        if link is None:  # a medium the config did not name; track it anyway
+            link = self.links[(node, iface)] = Link(node, iface)
+        link.last_heard_at = now
+        if link.status is LinkStatus.UP:
+            return []
+        link.status = LinkStatus.UP
+        link.transitions += 1
+        return [LinkTransition(node, iface, LinkStatus.UP)]
+
+    @staticmethod
+    def _drop(
+        reason: DropReason, iface: str, source: str, node: str | None, detail: str
+    ) -> Receipt:
+        return Receipt([PacketDropped(reason, iface, source, node, detail)])
+
+    # ----------------------------------------------------------- views --
+    def views(self) -> tuple[tuple[PeerView, ...], tuple[LinkView, ...]]:
+        peers = tuple(
+            PeerView(
+                name=p.name,
+                status=p.status,
+                generation=p.seq.generation,
+                last_seq=p.seq.last,
+                last_heard_at=p.last_status_at,
+                dead_interval_s=self.dead_interval(p),
+                last_transition_at=p.last_transition_at,
+                transitions=tuple((a, b, n) for (a, b), n in p.transitions.items()),
+                late_warntime=p.late_warntime,
+                late_deadtime=p.late_deadtime,
+                lost_packets=p.lost,
+                reordered_packets=p.reordered,
+                restarts=p.restarts,
+                partition_heals=p.partition_heals,
+            )
+            for p in self.peers.values()
+        )
+        links = tuple(
+            LinkView(link.node, link.iface, link.status, link.last_heard_at, link.transitions)
+            for link in self.links.values()
+        )
+        return peers, links

@@ -1,0 +1,76 @@
+"""The protocol core and the wire layer stay sans-IO: no clock, socket, file or log imports."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import hbmon
+
+ROOT = Path(hbmon.__file__).parent
+PURE_PACKAGES = ("core", "wire")
+FORBIDDEN = frozenset(
+    {
+        "asyncio",
+        "datetime",
+        "io",
+        "loguru",
+        "os",
+        "pathlib",
+        "random",
+        "select",
+        "selectors",
+        "shutil",
+        "signal",
+        "socket",
+        "subprocess",
+        "tempfile",
+        "threading",
+        "time",
+    }
+)
+
+
+def _files() -> list[Path]:
+    return sorted(p for pkg in PURE_PACKAGES for p in (ROOT / pkg).rglob("*.py"))
+
+
+def _imported_roots(tree: ast.AST) -> set[str]:
+    roots: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            roots.add(node.module.split(".")[0])
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "__import__"
+        ):
+            roots.add("__import__")
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "open"
+        ):
+            roots.add("open()")
+    return roots
+
+
+def test_there_is_something_to_check() -> None:
+    names = {p.name for p in _files()}
+    assert {"node.py", "membership.py", "seqtrack.py", "message.py"} <= names
+
+
+@pytest.mark.parametrize("path", _files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_io_imports(path: Path) -> None:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    bad = _imported_roots(tree) & (FORBIDDEN | {"__import__", "open()"})
+    assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
+
+
+def test_the_checker_catches_io() -> None:
+    src = "import time\nfrom os import path\nimport asyncio.events\nopen('x')\n"
+    assert {"time", "os", "asyncio", "open()"} <= _imported_roots(ast.parse(src))
