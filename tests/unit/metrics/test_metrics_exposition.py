@@ -22,6 +22,7 @@ from metrics_samples import (
     value,
 )
 from prometheus_client import REGISTRY, generate_latest
+from prometheus_client.samples import Sample
 
 from hbmon.config.model import BcastMedium, PingNode, Timers
 from hbmon.core.events import (
@@ -46,7 +47,7 @@ from hbmon.metrics import (
 from hbmon.wire.message import Message
 
 
-def bucket_bounds(samples: dict, name: str, **labels: str) -> list[float]:
+def bucket_bounds(samples: dict[str, list[Sample]], name: str, **labels: str) -> list[float]:
     return [
         float(s.labels["le"])
         for s in samples[f"{name}_bucket"]
