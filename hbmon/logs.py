@@ -517,6 +517,8 @@ class LogSink:
         self.debug = max(0, level)
         self._remove_sinks()
         self._install()
+        if self._intercept is not None:
+            logging.getLogger().setLevel(self._stdlib_level())
 
     def close(self) -> None:
         self._remove_sinks()
@@ -602,11 +604,16 @@ class LogSink:
         self._syslog = _SyslogSink(self.syslog_address, facility)
         return []
 
+    def _stdlib_level(self) -> int:
+        return logging.DEBUG if self.debug >= 2 else logging.WARNING
+
     def _intercept_stdlib(self) -> None:
-        self._intercept = _InterceptHandler()
         root = logging.getLogger()
+        for h in [h for h in root.handlers if isinstance(h, _InterceptHandler)]:
+            root.removeHandler(h)  # left by an earlier setup() that was never closed
+        self._intercept = _InterceptHandler()
         root.addHandler(self._intercept)
-        root.setLevel(logging.DEBUG if self.debug >= 2 else logging.WARNING)
+        root.setLevel(self._stdlib_level())
 
 
 def setup(

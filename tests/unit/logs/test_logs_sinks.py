@@ -233,6 +233,15 @@ def test_missing_dev_log_warns_once_on_stderr(sinks: list[LogSink], tmp_path: Pa
     assert sum("syslog" in x for x in lines) == 1
 
 
+def test_second_setup_replaces_the_first(sinks: list[LogSink]) -> None:
+    _, first = start(sinks)
+    _, second = start(sinks)
+    logging.getLogger("asyncio").warning("once")
+    logger.info("loguru once")
+    assert first.getvalue() == ""
+    assert second.getvalue() == "WARN: once\ninfo: loguru once\n"
+
+
 def test_close_removes_every_handler(sinks: list[LogSink]) -> None:
     sink, buf = start(sinks)
     sink.close()
