@@ -155,7 +155,9 @@ class Resource:
 class ResourceGroup:
     node: str  # preferred node (lowercased)
     resources: tuple[Resource, ...]
-    line: int = 0  # haresources line, for messages
+    # haresources line, for messages. Not part of the group's meaning, so equal
+    # groups from different sources (haresources, YAML) compare equal.
+    line: int = field(default=0, compare=False)
 
     @property
     def key(self) -> str:

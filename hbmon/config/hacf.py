@@ -1,0 +1,595 @@
+"""ha.cf -> `HaCf`: what the file says, with the line each value came from.
+
+Only syntax and per-directive rules live here (spec §1.1–1.2). Defaults and
+cross-field rules (deadtime vs keepalive, current node…) are applied later, on the
+model, so the YAML form obeys them too. An invalid value is reported and
+dropped, never half-applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from hbmon.config.lexer import (
+    Line,
+    ascii_lower,
+    content_lines,
+    split_directive,
+    split_values,
+    split_words,
+)
+from hbmon.config.limits import MAX_DEBUG, MAX_HOPFUDGE, MAX_PORT, MCAST_MAX_TTL
+from hbmon.config.model import (
+    DEFAULT_UDPPORT,
+    AutoFailback,
+    BcastMedium,
+    McastMedium,
+    Medium,
+    PingNode,
+    UcastMedium,
+    WireFormat,
+)
+from hbmon.config.problems import Problem
+from hbmon.config.values import (
+    SYSLOG_FACILITIES,
+    is_ipv4,
+    is_ipv4_multicast,
+    parse_atoi,
+    parse_bool,
+    parse_time_ms,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class HaCf:
+    """Values as ha.cf gives them; None = not written (the model's default applies)."""
+
+    nodes: tuple[str, ...] = ()
+    keepalive_ms: int | None = None
+    deadtime_ms: int | None = None
+    warntime_ms: int | None = None
+    initdead_ms: int | None = None
+    deadping_ms: int | None = None
+    udpport: int | None = None
+    media: tuple[Medium, ...] = ()
+    media_lines: tuple[int, ...] = ()
+    ping_nodes: tuple[PingNode, ...] = ()
+    ping_lines: tuple[int, ...] = ()
+    auto_failback: AutoFailback | None = None
+    msgfmt: WireFormat | None = None
+    hopfudge: int | None = None
+    max_rexmit_delay_ms: int | None = None
+    logfacility: str | None = None  # "none" is stored as None
+    logfile: str | None = None
+    debugfile: str | None = None
+    use_logd: bool | None = None
+    debug: int | None = None
+    raw: tuple[tuple[str, str], ...] = ()
+    # Last line on which each directive appeared, to place cross-field problems.
+    lines: Mapping[str, int] = field(default_factory=dict)
+
+
+# Directives heartbeat knows that hbmon accepts without acting on them
+# (spec §1.2 "accept and ignore", plus the pacemaker-era knobs).
+_IGNORED = frozenset(
+    {
+        "baud",
+        "realtime",
+        "rtprio",
+        "watchdog",
+        "compression",
+        "compression_threshold",
+        "traditional_compression",
+        "coredumps",
+        "coreroot",
+        "log_badpack",
+        "syslogmsgfmt",
+        "memreserve",
+        "cluster",
+        "quorum_server",
+        "use_apphbd",
+        "normalpoll",
+        "crm_daemon_dir",
+        "crmd_spawns_pengine",
+        "record_config_changes",
+        "record_pengine_inputs",
+        "enable_config_writes",
+    }
+)
+_IGNORED_BOOLEANS = frozenset(
+    {
+        "realtime",
+        "coredumps",
+        "log_badpack",
+        "syslogmsgfmt",
+        "traditional_compression",
+        "use_apphbd",
+        "normalpoll",
+        "crmd_spawns_pengine",
+        "record_config_changes",
+        "record_pengine_inputs",
+        "enable_config_writes",
+    }
+)
+# heartbeat media plugins hbmon does not implement: refusing beats silently
+# losing a path or a ping node.
+_UNSUPPORTED = {
+    "ucast6": "IPv6 unicast media are not supported by hbmon",
+    "mcast6": "IPv6 multicast media are not supported by hbmon",
+    "ping6": "IPv6 ping nodes are not supported by hbmon",
+    "openais": "the openais medium is not supported by hbmon",
+}
+# Directives whose value is the rest of the line (spec §1.1).
+_WHOLE_LINE = frozenset(
+    {"ucast", "mcast", "ping_group", "apiauth", "respawn", "stonith", "stonith_host", "failfast"}
+)
+# Single-valued directives: a repeat silently overrides in heartbeat; we say so.
+_SCALAR = frozenset(
+    {
+        "keepalive",
+        "deadtime",
+        "warntime",
+        "initdead",
+        "deadping",
+        "hopfudge",
+        "auto_failback",
+        "nice_failback",
+        "logfacility",
+        "logfile",
+        "debugfile",
+        "use_logd",
+        "debug",
+        "msgfmt",
+        "max_rexmit_delay",
+        "conn_logd_time",
+        "autojoin",
+        "uuidfrom",
+        "hbgenmethod",
+    }
+)
+
+
+class _Parser:
+    """One pass over one file; holds the state that ordering rules need (udpport)."""
+
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+        self.problems: list[Problem] = []
+        self.values: dict[str, object] = {}
+        self.lines: dict[str, int] = {}
+        self.nodes: list[str] = []
+        self.media: list[Medium] = []
+        self.media_lines: list[int] = []
+        self.ping_nodes: list[PingNode] = []
+        self.ping_lines: list[int] = []
+        self.raw: list[tuple[str, str]] = []
+        self.port = DEFAULT_UDPPORT
+        self.first_media_line = 0
+        self.crm_line = 0
+        self.line = 0
+        self.option_handlers: dict[str, Callable[[str], bool]] = {
+            "node": self._node,
+            "keepalive": self._time("keepalive", positive=True),
+            "deadtime": self._time("deadtime"),
+            "initdead": self._time("initdead"),
+            "deadping": self._time("deadping"),
+            "warntime": self._time("warntime", positive=True),
+            "conn_logd_time": self._time("conn_logd_time"),
+            "udpport": self._udpport,
+            "bcast": self._bcast,
+            "ping": self._ping,
+            "hopfudge": self._int("hopfudge", 0, MAX_HOPFUDGE),
+            "debug": self._int("debug", 0, MAX_DEBUG),
+            "max_rexmit_delay": self._int("max_rexmit_delay", 1, 2**31 - 1),
+            "auto_failback": self._auto_failback,
+            "nice_failback": self._nice_failback,
+            "logfacility": self._logfacility,
+            "logfile": self._path("logfile"),
+            "debugfile": self._path("debugfile"),
+            "use_logd": self._use_logd,
+            "msgfmt": self._msgfmt,
+            "autojoin": self._autojoin,
+            "crm": self._crm,
+            "pacemaker": self._crm,
+            "uuidfrom": self._choice("uuidfrom", ("file", "nodename")),
+            "hbgenmethod": self._choice("hbgenmethod", ("file", "time")),
+            "serial": self._serial,
+            "env": self._env,
+        }
+        self.line_handlers: dict[str, Callable[[str], bool]] = {
+            "ucast": self._ucast,
+            "mcast": self._mcast,
+            "ping_group": self._ping_group,
+            "apiauth": self._apiauth,
+            "respawn": self._respawn,
+            "stonith": self._stonith,
+            "stonith_host": self._stonith,
+            "failfast": self._respawn,
+        }
+
+    # ------------------------------------------------------------ reporting --
+    def error(self, message: str) -> bool:
+        self.problems.append(Problem(self.filename, self.line, message))
+        return False
+
+    def warn(self, message: str) -> None:
+        self.problems.append(Problem(self.filename, self.line, message, warning=True))
+
+    # --------------------------------------------------------------- driver --
+    def parse(self, data: bytes) -> HaCf:
+        lines, undecodable = content_lines(data)
+        for number in undecodable:
+            self.line = number
+            self.error("line is not valid UTF-8 outside its comment")
+        for line in lines:
+            self._directive(line)
+        return self._result()
+
+    def _directive(self, line: Line) -> None:
+        self.line = line.number
+        directive, rest = split_directive(line.text)
+        if directive in _UNSUPPORTED:
+            self.error(f"{directive}: {_UNSUPPORTED[directive]}")
+            return
+        if directive in _SCALAR and directive in self.lines:
+            self.warn(
+                f"{directive} given again (first on line {self.lines[directive]});"
+                " the last value wins"
+            )
+        if directive in self.line_handlers:
+            self.lines[directive] = line.number
+            if self.line_handlers[directive](rest):
+                self.raw.append((directive, rest))
+            return
+        handler = self.option_handlers.get(directive)
+        if handler is None and directive in _IGNORED:
+            handler = self._ignored(directive)
+        if handler is None:
+            self.error(f"Illegal directive [{directive}] in {self.filename}")
+            return
+        self.lines[directive] = line.number
+        values = split_values(rest)
+        if not values:
+            self.error(f"{directive}: missing value")
+        previous: str | None = None
+        for value in values:
+            if previous is not None and value.lower() in {"ms", "msec", "us", "usec"}:
+                self.error(
+                    f"{directive}: [{previous} {value}] splits into two values at the space;"
+                    f" write [{previous}{value}]"
+                )
+            elif handler(value):
+                self.raw.append((directive, value))
+            previous = value
+
+    def _result(self) -> HaCf:
+        v = self.values
+
+        def get_int(key: str) -> int | None:
+            x = v.get(key)
+            return x if isinstance(x, int) and not isinstance(x, bool) else None
+
+        def get_str(key: str) -> str | None:
+            x = v.get(key)
+            return x if isinstance(x, str) else None
+
+        self._check_logd(get_str("logfile"), get_str("debugfile"), get_str("logfacility"))
+        use_logd = v.get("use_logd")
+        auto_failback = v.get("auto_failback")
+        msgfmt = v.get("msgfmt")
+        return HaCf(
+            nodes=tuple(self.nodes),
+            keepalive_ms=get_int("keepalive"),
+            deadtime_ms=get_int("deadtime"),
+            warntime_ms=get_int("warntime"),
+            initdead_ms=get_int("initdead"),
+            deadping_ms=get_int("deadping"),
+            udpport=get_int("udpport"),
+            media=tuple(self.media),
+            media_lines=tuple(self.media_lines),
+            ping_nodes=tuple(self.ping_nodes),
+            ping_lines=tuple(self.ping_lines),
+            auto_failback=auto_failback if isinstance(auto_failback, AutoFailback) else None,
+            msgfmt=msgfmt if isinstance(msgfmt, WireFormat) else None,
+            hopfudge=get_int("hopfudge"),
+            max_rexmit_delay_ms=get_int("max_rexmit_delay"),
+            logfacility=get_str("logfacility"),
+            logfile=get_str("logfile"),
+            debugfile=get_str("debugfile"),
+            use_logd=use_logd if isinstance(use_logd, bool) else None,
+            debug=get_int("debug"),
+            raw=tuple(self.raw),
+            lines=dict(self.lines),
+        )
+
+    def _check_logd(self, logfile: str | None, debugfile: str | None, facility: str | None) -> None:
+        # heartbeat check_logd_usage: with no log target at all it uses logd, and
+        # refuses an explicit `use_logd off` because nothing would be logged.
+        if logfile or debugfile or facility:
+            return
+        if self.values.get("use_logd") is None:
+            self.values["use_logd"] = True
+        elif self.values["use_logd"] is False:
+            self.line = self.lines.get("use_logd", 0)
+            self.error("No log entry found in ha.cf and use_logd is set to off")
+
+    # ------------------------------------------------------ option handlers --
+    def _node(self, value: str) -> bool:
+        name = ascii_lower(value)
+        if name in self.nodes:
+            self.warn(f"node [{name}] listed more than once")
+            return True
+        self.nodes.append(name)
+        return True
+
+    def _time(self, key: str, positive: bool = False) -> Callable[[str], bool]:
+        def handle(value: str) -> bool:
+            try:
+                ms = parse_time_ms(value)
+            except ValueError as exc:
+                return self.error(f"Invalid {key} {exc}")
+            if positive and ms <= 0:
+                return self.error(f"Invalid {key} [{value}]: must be greater than 0")
+            self.values[key] = ms
+            return True
+
+        return handle
+
+    def _int(self, key: str, low: int, high: int) -> Callable[[str], bool]:
+        def handle(value: str) -> bool:
+            try:
+                number, exact = parse_atoi(value, low, high)
+            except ValueError as exc:
+                return self.error(f"Invalid {key} {exc}")
+            if not exact:
+                self.warn(f"{key} [{value}] read as {number}; the text after the number is ignored")
+            self.values[key] = number
+            return True
+
+        return handle
+
+    def _path(self, key: str) -> Callable[[str], bool]:
+        def handle(value: str) -> bool:
+            self.values[key] = value
+            return True
+
+        return handle
+
+    def _choice(self, key: str, allowed: tuple[str, ...]) -> Callable[[str], bool]:
+        def handle(value: str) -> bool:
+            if value not in allowed:
+                return self.error(f"Invalid {key} directive [{value}]; use {' or '.join(allowed)}")
+            return True
+
+        return handle
+
+    def _ignored(self, key: str) -> Callable[[str], bool]:
+        def handle(value: str) -> bool:
+            if key in _IGNORED_BOOLEANS:
+                try:
+                    parse_bool(value)
+                except ValueError as exc:
+                    return self.error(f"Invalid {key} {exc}")
+            return True
+
+        return handle
+
+    def _udpport(self, value: str) -> bool:
+        try:
+            port, exact = parse_atoi(value, 1, MAX_PORT)
+        except ValueError as exc:
+            return self.error(f"invalid port {exc} specified")
+        if not exact:
+            self.warn(f"udpport [{value}] read as {port}; the text after the number is ignored")
+        if self.media:
+            self.warn(
+                f"udpport setting must precede media statements: port {port} does not apply"
+                f" to the media above it (first on line {self.first_media_line})"
+            )
+        self.port = port
+        self.values["udpport"] = port
+        return True
+
+    def _add_medium(self, medium: Medium) -> None:
+        if not self.media:
+            self.first_media_line = self.line
+        self.media.append(medium)
+        self.media_lines.append(self.line)
+
+    def _bcast(self, value: str) -> bool:
+        self._add_medium(BcastMedium(iface=value, port=self.port))
+        return True
+
+    def _ping(self, value: str) -> bool:
+        if not is_ipv4(value):
+            return self.error(f"ping: [{value}] is not an IPv4 address")
+        self.ping_nodes.append(PingNode(name=value, addresses=(value,)))
+        self.ping_lines.append(self.line)
+        return True
+
+    def _auto_failback(self, value: str) -> bool:
+        if value.lower() == "legacy":
+            self.values["auto_failback"] = AutoFailback.LEGACY
+            return True
+        try:
+            on = parse_bool(value)
+        except ValueError:
+            return self.error(f"Invalid auto_failback [{value}]; use on, off or legacy")
+        self.values["auto_failback"] = AutoFailback.ON if on else AutoFailback.OFF
+        return True
+
+    def _nice_failback(self, value: str) -> bool:
+        try:
+            nice = parse_bool(value)
+        except ValueError as exc:
+            return self.error(f"Invalid nice_failback {exc}")
+        # heartbeat logs these at ERROR level yet starts: the value is translated.
+        if nice:
+            self.values["auto_failback"] = AutoFailback.OFF
+            self.warn(
+                f"nice_failback flag is obsolete: 'nice_failback {value}' has been changed"
+                " to 'auto_failback off'"
+            )
+        else:
+            self.values["auto_failback"] = AutoFailback.LEGACY
+            self.warn(
+                f"nice_failback flag is obsolete: 'nice_failback {value}' has been strictly"
+                " interpreted as 'auto_failback legacy'"
+            )
+        return True
+
+    def _logfacility(self, value: str) -> bool:
+        if value == "none":
+            self.values.pop("logfacility", None)
+            return True
+        if value not in SYSLOG_FACILITIES:
+            return self.error(f"Log facility({value}) not valid")
+        self.values["logfacility"] = value
+        return True
+
+    def _use_logd(self, value: str) -> bool:
+        try:
+            self.values["use_logd"] = parse_bool(value)
+        except ValueError as exc:
+            return self.error(f"Invalid use_logd {exc}")
+        return True
+
+    def _msgfmt(self, value: str) -> bool:
+        if value == "classic":
+            self.values["msgfmt"] = WireFormat.CLASSIC
+        elif value == "netstring":
+            self.values["msgfmt"] = WireFormat.NETSTRING
+        else:
+            return self.error(f"Invalid msgfmt [{value}]; use classic or netstring")
+        return True
+
+    def _autojoin(self, value: str) -> bool:
+        lowered = value.lower()
+        if lowered == "none":
+            return True
+        if lowered in {"other", "any"}:
+            return self.error(
+                f"R1 style resource management conflicts with autojoin set [{value}]:"
+                " hbmon manages haresources, so autojoin must be none"
+            )
+        return self.error(f"Invalid autojoin directive [{value}]")
+
+    def _crm(self, value: str) -> bool:
+        if self.crm_line:
+            return self.error(
+                f"pacemaker/crm directive used multiple times! (first on line {self.crm_line})"
+            )
+        self.crm_line = self.line
+        try:
+            if not parse_bool(value):
+                return True
+        except ValueError:
+            if value.lower() not in {"respawn", "minimal", "manual", "ccm-only", "valgrind"}:
+                return self.error(f"Invalid crm/pacemaker value [{value}]")
+        return self.error(
+            f"crm/pacemaker [{value}] is not supported: hbmon runs haresources clusters"
+            " only; set it off"
+        )
+
+    def _serial(self, value: str) -> bool:
+        self.warn(f"serial medium [{value}] is not supported by hbmon and is ignored")
+        return True
+
+    def _env(self, value: str) -> bool:
+        if "=" not in value.strip("="):
+            return self.error(f"env: invalid nvpair [{value}]; expected NAME=value")
+        return True
+
+    # -------------------------------------------------- whole-line handlers --
+    def _ucast(self, rest: str) -> bool:
+        words = split_words(rest)
+        if not words:
+            return self.error("ucast: missing device and target IP address")
+        dev = words[0]
+        if len(words) < 2:
+            return self.error(f"ucast: [{dev}] missing target IP address/hostname")
+        peer = words[1]
+        if not is_ipv4(peer):
+            return self.error(
+                f"ucast: [{dev}] target [{peer}] is not an IPv4 address"
+                " (hbmon does not resolve host names)"
+            )
+        if len(words) > 2:
+            self.warn(f"ucast: [{dev}] text after the target address is ignored")
+        self._add_medium(UcastMedium(iface=dev, peer=peer, port=self.port))
+        return True
+
+    def _mcast(self, rest: str) -> bool:
+        words = split_words(rest)
+        if not words:
+            return self.error("mcast: missing device")
+        dev = words[0]
+        names = ("mcast address", "port", "ttl", "loop")
+        if len(words) < 5:
+            return self.error(f"mcast [{dev}] missing {names[len(words) - 1]}")
+        group, port_text, ttl_text, loop_text = words[1:5]
+        ok = True
+        port = ttl = loop = 0
+        if not is_ipv4_multicast(group):
+            ok = self.error(f"mcast [{dev}] bad addr [{group}]: not an IPv4 multicast address")
+        try:
+            port, _ = parse_atoi(port_text, 1, MAX_PORT)
+        except ValueError:
+            ok = self.error(f"mcast [{dev}] bad port [{port_text}]")
+        try:
+            ttl, _ = parse_atoi(ttl_text, 0, MCAST_MAX_TTL)
+        except ValueError:
+            ok = self.error(
+                f"mcast [{dev}] bad ttl [{ttl_text}]: heartbeat accepts 0 to {MCAST_MAX_TTL}"
+            )
+        try:
+            loop, _ = parse_atoi(loop_text, 0, 1)
+        except ValueError:
+            ok = self.error(f"mcast [{dev}] bad loop [{loop_text}]: use 0 or 1")
+        if not ok:
+            return False
+        if len(words) > 5:
+            self.warn(f"mcast [{dev}] text after the loop value is ignored")
+        self._add_medium(McastMedium(iface=dev, group=group, port=port, ttl=ttl, loop=loop == 1))
+        return True
+
+    def _ping_group(self, rest: str) -> bool:
+        words = split_words(rest)
+        if not words:
+            return self.error("ping_group: missing group name")
+        name, hosts = ascii_lower(words[0]), words[1:]
+        if not hosts:
+            return self.error(f"ping_group [{name}] has no hosts")
+        bad = [h for h in hosts if not is_ipv4(h)]
+        if bad:
+            return self.error(f"ping_group [{name}]: [{bad[0]}] is not an IPv4 address")
+        self.ping_nodes.append(PingNode(name=name, addresses=tuple(hosts), group=True))
+        self.ping_lines.append(self.line)
+        return True
+
+    def _apiauth(self, rest: str) -> bool:
+        if not split_words(rest):
+            return self.error("Invalid apiauth directive []: missing client name")
+        return True
+
+    def _respawn(self, rest: str) -> bool:
+        words = split_words(rest)
+        if len(words) < 2:
+            return self.error(f"Invalid respawn directive [{rest}]: expected USER /PATH [ARGS]")
+        command = words[1]
+        if not command.startswith("/"):
+            return self.error(f"Client child command [{command}] is not full path")
+        if command.rsplit("/", 1)[-1] != "ipfail":
+            self.warn(f"respawn client [{command}] is accepted but not run by hbmon")
+        return True
+
+    def _stonith(self, rest: str) -> bool:
+        self.warn("STONITH is not supported by hbmon; this directive is ignored")
+        return True
+
+
+def parse_hacf(data: bytes, filename: str) -> tuple[HaCf, list[Problem]]:
+    parser = _Parser(filename)
+    result = parser.parse(data)
+    return result, parser.problems

@@ -1,0 +1,180 @@
+"""The heartbeat front end: /etc/ha.d/{ha.cf,authkeys,haresources} -> `Config`.
+
+Reads all three files whatever goes wrong in one of them, so a single run
+reports every problem. Model rules (validate.py) are placed back onto the
+directive's FILE:LINE.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+from typing import Any
+
+from hbmon.config.authkeys import AuthKeys, check_mode, parse_authkeys
+from hbmon.config.hacf import HaCf, parse_hacf
+from hbmon.config.haresources import parse_haresources
+from hbmon.config.model import (
+    DEFAULT_DEADTIME_MS,
+    DEFAULT_KEEPALIVE_MS,
+    DEFAULT_UDPPORT,
+    AuthConfig,
+    Config,
+    LogSettings,
+    ResourceGroup,
+    Timers,
+    default_initdead_ms,
+    default_warntime_ms,
+)
+from hbmon.config.nodename import local_node_name
+from hbmon.config.problems import Finding, Problem, has_errors
+from hbmon.config.validate import check_config
+
+HACF = "ha.cf"
+AUTHKEYS = "authkeys"
+HARESOURCES = "haresources"
+
+_HEAD = re.compile(r"(\w+)(?:\[(\d+)\])?(?:\.(\w+))?(?:\[(\d+)\])?")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Sources:
+    hacf_file: str
+    authkeys_file: str
+    haresources_file: str
+    hacf: HaCf
+    auth: AuthKeys
+
+
+def _read(path: Path, what: str, problems: list[Problem]) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        problems.append(Problem(str(path), 0, f"Cannot open {what} [{path}]: {exc.strerror}"))
+        return None
+
+
+def timers_from(hacf: HaCf) -> Timers:
+    """Fill what ha.cf left out with heartbeat's derived defaults (model.py helpers)."""
+    keepalive = hacf.keepalive_ms if hacf.keepalive_ms is not None else DEFAULT_KEEPALIVE_MS
+    deadtime = hacf.deadtime_ms if hacf.deadtime_ms is not None else DEFAULT_DEADTIME_MS
+    return Timers(
+        keepalive_ms=keepalive,
+        deadtime_ms=deadtime,
+        warntime_ms=(
+            hacf.warntime_ms if hacf.warntime_ms is not None else default_warntime_ms(deadtime)
+        ),
+        initdead_ms=(
+            hacf.initdead_ms if hacf.initdead_ms is not None else default_initdead_ms(deadtime)
+        ),
+        deadping_ms=hacf.deadping_ms if hacf.deadping_ms is not None else deadtime,
+    )
+
+
+def _logging_from(hacf: HaCf) -> LogSettings:
+    changes: dict[str, Any] = {
+        "logfacility": hacf.logfacility,
+        "logfile": Path(hacf.logfile) if hacf.logfile else None,
+        "debugfile": Path(hacf.debugfile) if hacf.debugfile else None,
+    }
+    if hacf.use_logd is not None:
+        changes["use_logd"] = hacf.use_logd
+    if hacf.debug is not None:
+        changes["debug"] = hacf.debug
+    return dataclasses.replace(LogSettings(), **changes)
+
+
+def build_config(
+    hacf: HaCf, auth: AuthConfig, resources: tuple[ResourceGroup, ...], node: str
+) -> Config:
+    cfg = Config(
+        node=node,
+        nodes=hacf.nodes,
+        timers=timers_from(hacf),
+        udpport=hacf.udpport if hacf.udpport is not None else DEFAULT_UDPPORT,
+        media=hacf.media,
+        ping_nodes=hacf.ping_nodes,
+        auth=auth,
+        resources=resources,
+        logging=_logging_from(hacf),
+        raw=hacf.raw,
+    )
+    # Only what ha.cf wrote replaces the model's defaults.
+    optional: dict[str, Any] = {
+        "auto_failback": hacf.auto_failback,
+        "msgfmt": hacf.msgfmt,
+        "hopfudge": hacf.hopfudge,
+        "max_rexmit_delay_ms": hacf.max_rexmit_delay_ms,
+    }
+    return dataclasses.replace(cfg, **{k: v for k, v in optional.items() if v is not None})
+
+
+def _locate(f: Finding, src: _Sources, cfg: Config) -> Problem:
+    m = _HEAD.match(f.field)
+    head, index, sub = (m.group(1), m.group(2), m.group(3)) if m else (f.field, None, None)
+    i = int(index) if index is not None else -1
+    file, line = src.hacf_file, 0
+    lines = src.hacf.lines
+    if head == "auth":
+        file = src.authkeys_file
+        if sub == "active":
+            line = src.auth.active_line
+        elif sub == "keys" and m is not None and m.group(4) is not None:
+            k = int(m.group(4))
+            line = src.auth.key_lines[k] if k < len(src.auth.key_lines) else 0
+    elif head == "resources":
+        file = src.haresources_file
+        line = cfg.resources[i].line if 0 <= i < len(cfg.resources) else 0
+    elif head == "media":
+        line = src.hacf.media_lines[i] if 0 <= i < len(src.hacf.media_lines) else 0
+    elif head == "ping_nodes":
+        line = src.hacf.ping_lines[i] if 0 <= i < len(src.hacf.ping_lines) else 0
+    elif head in {"timers", "logging"} and sub is not None:
+        line = lines.get(sub, 0)
+        if sub == "deadtime" and not line:
+            line = lines.get("keepalive", 0)
+    elif head not in {"node", "nodes"}:
+        line = lines.get(head, 0)
+    return Problem(file, line, f.message, f.warning)
+
+
+def load_ha_dir(config_dir: Path, node: str | None = None) -> tuple[Config | None, list[Problem]]:
+    problems: list[Problem] = []
+    hacf_path = config_dir / HACF
+    authkeys_path = config_dir / AUTHKEYS
+    haresources_path = config_dir / HARESOURCES
+
+    hacf_data = _read(hacf_path, "config file", problems)
+    hacf, hacf_problems = parse_hacf(hacf_data or b"", str(hacf_path))
+    if hacf_data is not None:
+        problems += hacf_problems
+
+    auth = AuthKeys(None)
+    auth_data = _read(authkeys_path, "keyfile", problems)
+    if auth_data is not None:
+        mode_problems = check_mode(authkeys_path.stat().st_mode, str(authkeys_path))
+        problems += mode_problems
+        auth, auth_problems = parse_authkeys(auth_data, str(authkeys_path))
+        problems += auth_problems
+
+    resources: tuple[ResourceGroup, ...] = ()
+    res_data = _read(haresources_path, "resources file", problems)
+    if res_data is not None:
+        resources, res_problems = parse_haresources(res_data, str(haresources_path))
+        problems += res_problems
+
+    if hacf_data is None:
+        return None, problems
+    # A broken authkeys has been reported already; a stand-in lets the other
+    # rules run, and its own findings are dropped.
+    auth_config = auth.config or AuthConfig(active=0, keys=())
+    cfg = build_config(hacf, auth_config, resources, local_node_name(config_dir, node))
+    src = _Sources(str(hacf_path), str(authkeys_path), str(haresources_path), hacf, auth)
+    for finding in check_config(cfg):
+        if auth.config is None and finding.field.startswith("auth"):
+            continue
+        problems.append(_locate(finding, src, cfg))
+    if has_errors(problems):
+        return None, problems
+    return cfg, problems

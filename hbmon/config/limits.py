@@ -1,0 +1,13 @@
+"""Hard limits of heartbeat's formats (not defaults: those live in model.py)."""
+
+from __future__ import annotations
+
+# heartbeat's mcast plugin refuses ttl > 4 whatever its man page says (spec §1.2).
+MCAST_MAX_TTL = 4
+# authkeys indexes are 0..15 (MAXAUTH 16); the man page says 1..15.
+MAX_AUTH_INDEX = 15
+MAX_PORT = 65535
+MAX_HOPFUDGE = 255
+MAX_DEBUG = 255
+# heartbeat warns when initdead is below this (config.c init_config).
+INITDEAD_WARN_BELOW_MS = 10000

@@ -1,0 +1,29 @@
+"""The one entry point other packages use to get a `Config`.
+
+Both functions return (config, problems); config is None exactly when some
+problem is an error. Warnings never stop a load.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hbmon.config.hadir import load_ha_dir
+from hbmon.config.model import Config
+from hbmon.config.problems import Problem
+from hbmon.config.yamlform import load_yaml_file
+
+YAML_SUFFIXES = frozenset({".yaml", ".yml"})
+
+
+def load_config(config_dir: Path, node: str | None = None) -> tuple[Config | None, list[Problem]]:
+    """Load an unchanged heartbeat directory (ha.cf, authkeys, haresources)."""
+    return load_ha_dir(Path(config_dir), node)
+
+
+def load_any(path: Path, node: str | None = None) -> tuple[Config | None, list[Problem]]:
+    """Load an ha.d directory, or hbmon's YAML form when `path` ends in .yaml/.yml."""
+    path = Path(path)
+    if path.suffix in YAML_SUFFIXES:
+        return load_yaml_file(path, node)
+    return load_config(path, node)

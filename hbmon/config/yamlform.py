@@ -1,0 +1,611 @@
+"""hbmon's YAML configuration form: the same `Config`, one file, plus hbmon-only settings.
+
+Written by `hbmon config convert`, read with yaml.safe_load. Layout::
+
+    node: solr1                # optional: the local node (--node wins; default uname -n)
+    nodes: [solr1, solr2]
+    timers:                    # integer = milliseconds; or a string "2s", "1.5s", "500ms", "250us"
+      keepalive: 2s            # omitted timers take heartbeat's (derived) defaults
+      deadtime: 30s
+      warntime: 10s
+      initdead: 60s
+      deadping: 30s
+    udpport: 694
+    media:                     # port defaults to udpport
+      - {type: ucast, iface: em1, peer: 10.1.201.50, port: 694}
+      - {type: bcast, iface: eth1}
+      - {type: mcast, iface: eth2, group: 239.0.0.1, port: 694, ttl: 1, loop: false}
+    ping_nodes:
+      - 10.1.201.254                                   # a `ping` node, named by its address
+      - {name: gw, addresses: [10.0.0.1, 10.0.0.2], group: true}   # a `ping_group`
+    auth:
+      active: 1                # the signing key (`auth N`); every key verifies
+      keys:
+        - {index: 1, method: sha1, secret: "0832bedde820a9bcf6858c0ff6e5e82a"}
+        # secret_base64 instead of secret for key bytes that are not printable text
+    resources:                 # haresources lines; `IPaddr::a/b` strings, or {agent, args}
+      - {node: solr2, resources: ["IPaddr::10.1.201.80/24/em1"]}
+    auto_failback: "off"       # on | off | legacy (quote them: YAML 1.1 reads bare off as false)
+    msgfmt: netstring
+    hopfudge: 1
+    max_rexmit_delay: 250ms
+    logging: {logfacility: local0, logfile: /var/log/ha-log, debugfile: null,
+              use_logd: false, debug: 0}
+    hbmon:
+      metrics_address: 0.0.0.0:9694
+      state_dir: /var/lib/hbmon
+      quorum_policy: freeze
+      failback_stickiness: 0s
+      tls: {cert: null, key: null}
+    raw: [[keepalive, "2"], …]  # ha.cf values as written, kept for `cl_status hbparameter`
+
+The file embeds the authentication secrets, so it is a secret itself: like
+authkeys it must not be group- or other-readable (checked by `load_yaml_file`).
+Problems name the file, the YAML line and the field path:
+`hbmon.yaml:7: timers.deadtime: Dead time [4000] is too small …`.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+
+from hbmon.config.authkeys import check_mode
+from hbmon.config.haresources import parse_resource
+from hbmon.config.lexer import ascii_lower
+from hbmon.config.model import (
+    DEFAULT_DEADTIME_MS,
+    DEFAULT_HOPFUDGE,
+    DEFAULT_KEEPALIVE_MS,
+    DEFAULT_MAX_REXMIT_DELAY_MS,
+    DEFAULT_UDPPORT,
+    AuthConfig,
+    AuthKey,
+    AuthMethod,
+    AutoFailback,
+    BcastMedium,
+    Config,
+    HbmonSettings,
+    LogSettings,
+    McastMedium,
+    Medium,
+    PingNode,
+    QuorumPolicy,
+    Resource,
+    ResourceGroup,
+    Timers,
+    UcastMedium,
+    WireFormat,
+    default_initdead_ms,
+    default_warntime_ms,
+)
+from hbmon.config.nodename import local_node_name
+from hbmon.config.problems import Problem, has_errors
+from hbmon.config.validate import check_config
+
+Path_ = tuple[str | int, ...]
+T = TypeVar("T")
+E = TypeVar("E", bound=StrEnum)
+
+_YAML_TIME = re.compile(r"(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|us)")
+_TIME_SCALE = {"s": 1000.0, "ms": 1.0, "us": 0.001}
+_FIELD_PART = re.compile(r"(\w+)|\[(\d+)\]")
+
+
+# ------------------------------------------------------------------ write --
+def _ms(ms: int) -> str:
+    return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
+
+
+def _secret(key: AuthKey) -> dict[str, object]:
+    entry: dict[str, object] = {"index": key.index, "method": key.method.value}
+    if not key.secret:
+        return entry
+    text = key.secret.decode("ascii", errors="replace")
+    if text.isprintable() and text.encode("ascii", errors="replace") == key.secret:
+        entry["secret"] = text
+    else:
+        entry["secret_base64"] = base64.b64encode(key.secret).decode("ascii")
+    return entry
+
+
+def _medium(m: Medium) -> dict[str, object]:
+    match m:
+        case UcastMedium():
+            return {"type": "ucast", "iface": m.iface, "peer": m.peer, "port": m.port}
+        case BcastMedium():
+            return {"type": "bcast", "iface": m.iface, "port": m.port}
+        case McastMedium():
+            return {
+                "type": "mcast",
+                "iface": m.iface,
+                "group": m.group,
+                "port": m.port,
+                "ttl": m.ttl,
+                "loop": m.loop,
+            }
+
+
+def _resource(r: Resource) -> object:
+    # The haresources spelling when it reads back as the same resource.
+    if parse_resource(str(r)) == r:
+        return str(r)
+    return {"agent": r.agent, "args": list(r.args)}
+
+
+def _ping(p: PingNode) -> object:
+    if not p.group and p.addresses == (p.name,):
+        return p.name
+    return {"name": p.name, "addresses": list(p.addresses), "group": p.group}
+
+
+def to_yaml(cfg: Config) -> str:
+    t = cfg.timers
+    log = cfg.logging
+    hb = cfg.hbmon
+    doc: dict[str, object] = {
+        "node": cfg.node,
+        "nodes": list(cfg.nodes),
+        "timers": {
+            "keepalive": _ms(t.keepalive_ms),
+            "deadtime": _ms(t.deadtime_ms),
+            "warntime": _ms(t.warntime_ms),
+            "initdead": _ms(t.initdead_ms),
+            "deadping": _ms(t.deadping_ms),
+        },
+        "udpport": cfg.udpport,
+        "media": [_medium(m) for m in cfg.media],
+        "ping_nodes": [_ping(p) for p in cfg.ping_nodes],
+        "auth": {"active": cfg.auth.active, "keys": [_secret(k) for k in cfg.auth.keys]},
+        "resources": [
+            {"node": g.node, "resources": [_resource(r) for r in g.resources]}
+            for g in cfg.resources
+        ],
+        "auto_failback": cfg.auto_failback.value,
+        "msgfmt": cfg.msgfmt.value,
+        "hopfudge": cfg.hopfudge,
+        "max_rexmit_delay": _ms(cfg.max_rexmit_delay_ms),
+        "logging": {
+            "logfacility": log.logfacility,
+            "logfile": str(log.logfile) if log.logfile else None,
+            "debugfile": str(log.debugfile) if log.debugfile else None,
+            "use_logd": log.use_logd,
+            "debug": log.debug,
+        },
+        "hbmon": {
+            "metrics_address": hb.metrics_address,
+            "state_dir": str(hb.state_dir),
+            "quorum_policy": hb.quorum_policy.value,
+            "failback_stickiness": _ms(hb.failback_stickiness_ms),
+            "tls": {
+                "cert": str(hb.tls_cert) if hb.tls_cert else None,
+                "key": str(hb.tls_key) if hb.tls_key else None,
+            },
+        },
+        "raw": [[k, v] for k, v in cfg.raw],
+    }
+    header = "# hbmon configuration. It contains the authentication secrets: keep it mode 0600.\n"
+    return header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
+
+
+# ------------------------------------------------------------------- read --
+class _Missing:
+    pass
+
+
+_MISSING = _Missing()
+
+
+class _Reader:
+    """Typed access to the loaded document; every complaint carries its field path."""
+
+    def __init__(self, filename: str, root: yaml.Node | None) -> None:
+        self.filename = filename
+        self.root = root
+        self.problems: list[Problem] = []
+
+    def line_of(self, path: Path_) -> int:
+        node = self.root
+        line = node.start_mark.line + 1 if node is not None else 0
+        for part in path:
+            child: yaml.Node | None = None
+            if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+                for key, value in node.value:
+                    if isinstance(key, yaml.ScalarNode) and key.value == part:
+                        child = value
+                        break
+            elif (
+                isinstance(node, yaml.SequenceNode)
+                and isinstance(part, int)
+                and part < len(node.value)
+            ):
+                child = node.value[part]
+            if child is None:
+                break
+            node, line = child, child.start_mark.line + 1
+        return line
+
+    def error(self, path: Path_, message: str, warning: bool = False) -> None:
+        self.problems.append(
+            Problem(self.filename, self.line_of(path), f"{_dotted(path)}: {message}", warning)
+        )
+
+    # -- typed getters ------------------------------------------------------
+    def mapping(self, value: object, path: Path_, allowed: frozenset[str]) -> dict[str, object]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.error(path, "expected a mapping")
+            return {}
+        for key in value:
+            if key not in allowed:
+                self.error((*path, str(key)), "unknown key")
+        return {str(k): v for k, v in value.items()}
+
+    def sequence(self, value: object, path: Path_) -> list[object]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.error(path, "expected a list")
+            return []
+        return value
+
+    def get(
+        self, m: dict[str, object], key: str, path: Path_, conv: Callable[[object], T], default: T
+    ) -> T:
+        if key not in m or m[key] is None:
+            return default
+        try:
+            return conv(m[key])
+        except (TypeError, ValueError) as exc:
+            self.error((*path, key), str(exc))
+            return default
+
+    def required(
+        self, m: dict[str, object], key: str, path: Path_, conv: Callable[[object], T]
+    ) -> T | _Missing:
+        if key not in m or m[key] is None:
+            self.error((*path, key), "required")
+            return _MISSING
+        try:
+            return conv(m[key])
+        except (TypeError, ValueError) as exc:
+            self.error((*path, key), str(exc))
+            return _MISSING
+
+
+def _dotted(path: Path_) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out or "(document)"
+
+
+def _field_path(field: str) -> Path_:
+    return tuple(int(index) if index else name for name, index in _FIELD_PART.findall(field))
+
+
+# -- converters: raise ValueError with a message that completes "<path>: …" --
+def _str(v: object) -> str:
+    if isinstance(v, bool) or not isinstance(v, str | int | float):
+        raise ValueError(f"expected a string, got {type(v).__name__}")
+    return str(v)
+
+
+def _int(v: object) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ValueError(f"expected an integer, got {v!r}")
+    return v
+
+
+def _bool(v: object) -> bool:
+    if isinstance(v, bool):
+        return v
+    if v in (0, 1):
+        return bool(v)
+    raise ValueError(f"expected true or false, got {v!r}")
+
+
+def _time(v: object) -> int:
+    """An integer is milliseconds; a string needs a unit: s, ms or us."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        if v < 0:
+            raise ValueError(f"[{v}] must not be negative")
+        return v
+    if isinstance(v, str):
+        m = _YAML_TIME.fullmatch(v.strip())
+        if m:
+            return int(float(m.group(1)) * _TIME_SCALE[m.group(2)] + 0.5)
+    raise ValueError(f"[{v}] is not a time: use milliseconds, or a string like 2s, 500ms, 250us")
+
+
+def _node_name(v: object) -> str:
+    name = ascii_lower(_str(v))
+    if not name or any(c.isspace() for c in name):
+        raise ValueError(f"[{name}] is not a node name")
+    return name
+
+
+def _choice(enum: type[E], aliases: dict[bool, str] | None = None) -> Callable[[object], E]:
+    def conv(v: object) -> E:
+        # YAML 1.1 reads a bare off/on as booleans; accept what the user meant.
+        if aliases and isinstance(v, bool):
+            v = aliases[v]
+        for member in enum:
+            if member.value == v:
+                return member
+        names = ", ".join(e.value for e in enum)
+        raise ValueError(f"[{v}] is not one of {names}")
+
+    return conv
+
+
+_TOP = frozenset(
+    {
+        "node",
+        "nodes",
+        "timers",
+        "udpport",
+        "media",
+        "ping_nodes",
+        "auth",
+        "resources",
+        "auto_failback",
+        "msgfmt",
+        "hopfudge",
+        "max_rexmit_delay",
+        "logging",
+        "hbmon",
+        "raw",
+    }
+)
+_TIMERS = frozenset({"keepalive", "deadtime", "warntime", "initdead", "deadping"})
+_MEDIUM = frozenset({"type", "iface", "peer", "group", "port", "ttl", "loop"})
+_PING = frozenset({"name", "addresses", "group"})
+_AUTH = frozenset({"active", "keys"})
+_KEY = frozenset({"index", "method", "secret", "secret_base64"})
+_GROUP = frozenset({"node", "resources"})
+_RESOURCE = frozenset({"agent", "args"})
+_LOGGING = frozenset({"logfacility", "logfile", "debugfile", "use_logd", "debug"})
+_HBMON = frozenset({"metrics_address", "state_dir", "quorum_policy", "failback_stickiness", "tls"})
+_TLS = frozenset({"cert", "key"})
+
+
+def _timers(r: _Reader, doc: dict[str, object]) -> Timers:
+    m = r.mapping(doc.get("timers"), ("timers",), _TIMERS)
+    p: Path_ = ("timers",)
+    keepalive = r.get(m, "keepalive", p, _time, DEFAULT_KEEPALIVE_MS)
+    deadtime = r.get(m, "deadtime", p, _time, DEFAULT_DEADTIME_MS)
+    return Timers(
+        keepalive_ms=keepalive,
+        deadtime_ms=deadtime,
+        warntime_ms=r.get(m, "warntime", p, _time, default_warntime_ms(deadtime)),
+        initdead_ms=r.get(m, "initdead", p, _time, default_initdead_ms(deadtime)),
+        deadping_ms=r.get(m, "deadping", p, _time, deadtime),
+    )
+
+
+def _media(r: _Reader, doc: dict[str, object], udpport: int) -> tuple[Medium, ...]:
+    out: list[Medium] = []
+    for i, item in enumerate(r.sequence(doc.get("media"), ("media",))):
+        p: Path_ = ("media", i)
+        m = r.mapping(item, p, _MEDIUM)
+        kind = r.required(m, "type", p, _str)
+        iface = r.required(m, "iface", p, _str)
+        port = r.get(m, "port", p, _int, udpport)
+        if isinstance(kind, _Missing) or isinstance(iface, _Missing):
+            continue
+        if kind == "ucast":
+            peer = r.required(m, "peer", p, _str)
+            if not isinstance(peer, _Missing):
+                out.append(UcastMedium(iface=iface, peer=peer, port=port))
+        elif kind == "bcast":
+            out.append(BcastMedium(iface=iface, port=port))
+        elif kind == "mcast":
+            group = r.required(m, "group", p, _str)
+            ttl = r.required(m, "ttl", p, _int)
+            loop = r.required(m, "loop", p, _bool)
+            if isinstance(group, str) and isinstance(ttl, int) and isinstance(loop, bool):
+                out.append(McastMedium(iface=iface, group=group, port=port, ttl=ttl, loop=loop))
+        else:
+            r.error((*p, "type"), f"[{kind}] is not one of ucast, bcast, mcast")
+    return tuple(out)
+
+
+def _ping_nodes(r: _Reader, doc: dict[str, object]) -> tuple[PingNode, ...]:
+    out: list[PingNode] = []
+    for i, item in enumerate(r.sequence(doc.get("ping_nodes"), ("ping_nodes",))):
+        p: Path_ = ("ping_nodes", i)
+        if isinstance(item, str):
+            out.append(PingNode(name=item, addresses=(item,)))
+            continue
+        m = r.mapping(item, p, _PING)
+        name = r.required(m, "name", p, _node_name)
+        addresses = tuple(
+            _str(a) for a in r.sequence(m.get("addresses"), (*p, "addresses")) if a is not None
+        )
+        group = r.get(m, "group", p, _bool, True)
+        if not isinstance(name, _Missing):
+            out.append(PingNode(name=name, addresses=addresses or (name,), group=group))
+    return tuple(out)
+
+
+def _auth(r: _Reader, doc: dict[str, object]) -> AuthConfig | None:
+    if "auth" not in doc:
+        r.error(("auth",), "required: the authentication keys")
+        return None
+    m = r.mapping(doc.get("auth"), ("auth",), _AUTH)
+    active = r.required(m, "active", ("auth",), _int)
+    keys: list[AuthKey] = []
+    for i, item in enumerate(r.sequence(m.get("keys"), ("auth", "keys"))):
+        p: Path_ = ("auth", "keys", i)
+        k = r.mapping(item, p, _KEY)
+        index = r.required(k, "index", p, _int)
+        method = r.required(k, "method", p, _choice(AuthMethod))
+        secret = r.get(k, "secret", p, lambda v: _str(v).encode("utf-8"), b"")
+        if "secret_base64" in k:
+            secret = r.get(k, "secret_base64", p, lambda v: base64.b64decode(_str(v)), b"")
+        if isinstance(index, int) and isinstance(method, AuthMethod):
+            keys.append(AuthKey(index=index, method=method, secret=secret))
+    if isinstance(active, _Missing):
+        return None
+    return AuthConfig(active=active, keys=tuple(keys))
+
+
+def _resources(r: _Reader, doc: dict[str, object]) -> tuple[ResourceGroup, ...]:
+    out: list[ResourceGroup] = []
+    for i, item in enumerate(r.sequence(doc.get("resources"), ("resources",))):
+        p: Path_ = ("resources", i)
+        m = r.mapping(item, p, _GROUP)
+        node = r.required(m, "node", p, _node_name)
+        resources: list[Resource] = []
+        for j, res in enumerate(r.sequence(m.get("resources"), (*p, "resources"))):
+            rp: Path_ = (*p, "resources", j)
+            if isinstance(res, str):
+                resources.append(parse_resource(res))
+                continue
+            rm = r.mapping(res, rp, _RESOURCE)
+            agent = r.required(rm, "agent", rp, _str)
+            args = tuple(_str(a) for a in r.sequence(rm.get("args"), (*rp, "args")))
+            if not isinstance(agent, _Missing):
+                resources.append(Resource(agent=agent, args=args))
+        if not isinstance(node, _Missing):
+            out.append(ResourceGroup(node=node, resources=tuple(resources), line=r.line_of(p)))
+    return tuple(out)
+
+
+def _logging(r: _Reader, doc: dict[str, object]) -> LogSettings:
+    base = LogSettings()
+    m = r.mapping(doc.get("logging"), ("logging",), _LOGGING)
+    p: Path_ = ("logging",)
+    logfile = r.get(m, "logfile", p, _str, "")
+    debugfile = r.get(m, "debugfile", p, _str, "")
+    return LogSettings(
+        logfacility=r.get(m, "logfacility", p, _str, base.logfacility or "") or None,
+        logfile=Path(logfile) if logfile else None,
+        debugfile=Path(debugfile) if debugfile else None,
+        use_logd=r.get(m, "use_logd", p, _bool, base.use_logd),
+        debug=r.get(m, "debug", p, _int, base.debug),
+    )
+
+
+def _hbmon(r: _Reader, doc: dict[str, object]) -> HbmonSettings:
+    base = HbmonSettings()
+    p: Path_ = ("hbmon",)
+    m = r.mapping(doc.get("hbmon"), p, _HBMON)
+    tls = r.mapping(m.get("tls"), (*p, "tls"), _TLS)
+    cert = r.get(tls, "cert", (*p, "tls"), _str, "")
+    key = r.get(tls, "key", (*p, "tls"), _str, "")
+    return HbmonSettings(
+        metrics_address=r.get(m, "metrics_address", p, _str, base.metrics_address),
+        state_dir=Path(r.get(m, "state_dir", p, _str, str(base.state_dir))),
+        quorum_policy=r.get(m, "quorum_policy", p, _choice(QuorumPolicy), base.quorum_policy),
+        failback_stickiness_ms=r.get(
+            m, "failback_stickiness", p, _time, base.failback_stickiness_ms
+        ),
+        tls_cert=Path(cert) if cert else None,
+        tls_key=Path(key) if key else None,
+    )
+
+
+def _raw(r: _Reader, doc: dict[str, object]) -> tuple[tuple[str, str], ...]:
+    out: list[tuple[str, str]] = []
+    for i, item in enumerate(r.sequence(doc.get("raw"), ("raw",))):
+        if isinstance(item, list) and len(item) == 2 and all(isinstance(x, str) for x in item):
+            out.append((item[0], item[1]))
+        else:
+            r.error(("raw", i), "expected [directive, value] as two strings")
+    return tuple(out)
+
+
+def _model_default(name: str, kind: type[T]) -> T:
+    """A Config field's default, read from the model (the only place defaults live)."""
+    value = Config.__dataclass_fields__[name].default
+    assert isinstance(value, kind)
+    return value
+
+
+def from_yaml(
+    text: str, filename: str, node: str | None = None
+) -> tuple[Config | None, list[Problem]]:
+    """Parse the YAML form; `node` (from --node) wins over the file's `node:` key."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data: object = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 0
+        reason = getattr(exc, "problem", None) or str(exc)
+        return None, [Problem(filename, line, f"YAML syntax error: {reason}")]
+    r = _Reader(filename, root)
+    if not isinstance(data, dict):
+        r.error((), "expected a mapping at the top of the file")
+        return None, r.problems
+    doc = r.mapping(data, (), _TOP)
+
+    udpport = r.get(doc, "udpport", (), _int, DEFAULT_UDPPORT)
+    nodes = tuple(_node_name(n) for n in r.sequence(doc.get("nodes"), ("nodes",)) if n is not None)
+    local = (
+        local_node_name(None, node)
+        if node
+        else r.get(doc, "node", (), _node_name, local_node_name(None))
+    )
+    auth = _auth(r, doc)
+    cfg = Config(
+        node=local,
+        nodes=nodes,
+        timers=_timers(r, doc),
+        udpport=udpport,
+        media=_media(r, doc, udpport),
+        ping_nodes=_ping_nodes(r, doc),
+        auth=auth or AuthConfig(active=0, keys=()),
+        resources=_resources(r, doc),
+        auto_failback=r.get(
+            doc,
+            "auto_failback",
+            (),
+            _choice(AutoFailback, {True: "on", False: "off"}),
+            _model_default("auto_failback", AutoFailback),
+        ),
+        msgfmt=r.get(doc, "msgfmt", (), _choice(WireFormat), _model_default("msgfmt", WireFormat)),
+        hopfudge=r.get(doc, "hopfudge", (), _int, DEFAULT_HOPFUDGE),
+        max_rexmit_delay_ms=r.get(doc, "max_rexmit_delay", (), _time, DEFAULT_MAX_REXMIT_DELAY_MS),
+        logging=_logging(r, doc),
+        hbmon=_hbmon(r, doc),
+        raw=_raw(r, doc),
+    )
+    for finding in check_config(cfg):
+        if auth is None and finding.field.startswith("auth"):
+            continue
+        r.error(_field_path(finding.field), finding.message, finding.warning)
+    if has_errors(r.problems):
+        return None, r.problems
+    return cfg, r.problems
+
+
+def load_yaml_file(path: Path, node: str | None = None) -> tuple[Config | None, list[Problem]]:
+    """Read a YAML config file; like authkeys, it must be private (it holds the secrets)."""
+    try:
+        data = path.read_bytes()
+        mode = path.stat().st_mode
+    except OSError as exc:
+        return None, [Problem(str(path), 0, f"Cannot open config file [{path}]: {exc.strerror}")]
+    problems = check_mode(mode, str(path))
+    if problems:
+        problems = [
+            Problem(p.file, p.line, p.message.replace("keyfile", "config file (it holds keys)"))
+            for p in problems
+        ]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, [*problems, Problem(str(path), 0, "not valid UTF-8")]
+    cfg, more = from_yaml(text, str(path), node)
+    problems += more
+    return (None if has_errors(problems) else cfg), problems
