@@ -39,12 +39,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the agent in the foreground")
-    run.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG_DIR,
-                     help="heartbeat directory with ha.cf, authkeys, haresources")
+    run.add_argument(
+        "--config-dir",
+        type=Path,
+        default=DEFAULT_CONFIG_DIR,
+        help="heartbeat directory with ha.cf, authkeys, haresources",
+    )
     run.add_argument("--config", type=Path, default=None, help="hbmon YAML file instead")
     run.add_argument("--node", default=None, help="local node name (default: uname -n)")
-    run.add_argument("--state-dir", type=Path, default=None,
-                     help="where the generation and uuid are kept")
+    run.add_argument(
+        "--state-dir", type=Path, default=None, help="where the generation and uuid are kept"
+    )
     run.add_argument("--metrics-address", default=None, metavar="HOST:PORT")
     run.add_argument("--log-format", choices=("text", "json"), default="text")
     run.set_defaults(func=_run)
@@ -52,10 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
     register_config(sub)
 
     demo = sub.add_parser("demo", help="two nodes and a gateway in network namespaces (root)")
-    demo.add_argument("--duration", type=float, default=None,
-                      help="stop after this many seconds (default: until Ctrl-C)")
-    demo.add_argument("--no-scenario", action="store_true",
-                      help="only run the pair; do not inject faults")
+    demo.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="stop after this many seconds (default: until Ctrl-C)",
+    )
+    demo.add_argument(
+        "--no-scenario", action="store_true", help="only run the pair; do not inject faults"
+    )
     demo.set_defaults(func=_demo)
     return parser
 

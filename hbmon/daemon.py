@@ -22,6 +22,7 @@ from hbmon.config.model import Config
 from hbmon.engine import Engine, Identity
 from hbmon.errors import StartupError
 from hbmon.io.state_files import load_or_create_uuid, next_generation
+from hbmon.logs import LogSink
 from hbmon.logs import setup as setup_logs
 from hbmon.metrics import Metrics, serve
 
@@ -55,7 +56,7 @@ def run(
     cfg = with_overrides(cfg, state_dir, metrics_address)
     sink = setup_logs(fmt=log_format, node=cfg.node, settings=cfg.logging, debug=cfg.logging.debug)
     try:
-        return _run_validated(cfg, config_path, node)
+        return _run_validated(cfg, config_path, node, sink)
     except StartupError as exc:
         logger.critical("{}", exc)
         print(f"hbmon: {exc}", file=sys.stderr)
@@ -64,7 +65,7 @@ def run(
         sink.close()
 
 
-def _run_validated(cfg: Config, config_path: Path, node: str | None) -> int:
+def _run_validated(cfg: Config, config_path: Path, node: str | None, sink: LogSink) -> int:
     logger.info("Configuration validated. Starting hbmon {}.", __version__)
     generation, was_missing = next_generation(cfg.hbmon.state_dir, time.time())
     if was_missing:
@@ -79,6 +80,7 @@ def _run_validated(cfg: Config, config_path: Path, node: str | None) -> int:
             cfg,
             Identity(generation=generation, uuid=uuid),
             metrics,
+            sink,
             config_path=config_path,
             node_override=node,
         )

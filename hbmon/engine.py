@@ -9,7 +9,6 @@ not on a periodic scan.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import signal
 import time
 from collections.abc import Callable, Iterable
@@ -31,19 +30,16 @@ from hbmon.core.events import (
     ShutdownComplete,
 )
 from hbmon.core.node import Node
-from hbmon.core.snapshot import Snapshot
-from hbmon.errors import WireError
+from hbmon.errors import StartupError, WireError
 from hbmon.io.ping import Pinger
 from hbmon.io.transport import Transport
-from hbmon.logs import log_effect
-from hbmon.metrics import Metrics
+from hbmon.logs import LogSink
+from hbmon.metrics import Metrics, on_loop
 from hbmon.wire.auth import Signer
 from hbmon.wire.codec import decode, encode
 
 LOADAVG_PATH = Path("/proc/loadavg")
 LOADAVG_PERIOD_S = 5.0
-# A scrape waits at most this long for the event loop to take a snapshot.
-SNAPSHOT_TIMEOUT_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +54,7 @@ class Engine:
         config: Config,
         identity: Identity,
         metrics: Metrics,
+        log_sink: LogSink,
         *,
         config_path: Path,
         node_override: str | None,
@@ -65,6 +62,7 @@ class Engine:
         self._config = config
         self._identity = identity
         self._metrics = metrics
+        self._log = log_sink
         self._config_path = config_path
         self._node_override = node_override
         self._signer = Signer(config.auth)
@@ -90,7 +88,8 @@ class Engine:
             wall_epoch=time.time() - now,
         )
         await self._transport.open(self._on_datagram)
-        self._metrics.set_snapshot_source(self._snapshot_from_any_thread)
+        node = self._node
+        self._metrics.set_snapshot_source(on_loop(loop, lambda: node.snapshot(loop.time())))
         self._feed_loadavg()
         self._apply(self._node.start(now))
         self._start_pinger()
@@ -137,17 +136,21 @@ class Engine:
         self._handle(PacketIn(iface=iface, message=decoded.message, source=source))
 
     def _handle(self, event: Event) -> None:
-        assert self._node is not None and self._loop is not None
+        assert self._node is not None
+        assert self._loop is not None
         self._apply(self._node.handle(event, self._loop.time()))
 
     def _on_timer(self, deadline: float) -> None:
-        assert self._node is not None and self._loop is not None
+        assert self._node is not None
+        assert self._loop is not None
         self._timer = None
         now = self._loop.time()
         self._metrics.observe_loop_lag(max(0.0, now - deadline))
         self._apply(self._node.on_timer(now))
 
     def _apply(self, effects: Iterable[Effect]) -> None:
+        assert self._loop is not None
+        now = self._loop.time()
         for effect in effects:
             match effect:
                 case SendMessage(message=message):
@@ -159,11 +162,12 @@ class Engine:
                 case _:
                     pass
             self._metrics.observe(effect)
-            log_effect(effect)
+            self._log.log_effect(effect, now)
         self._arm()
 
     def _arm(self) -> None:
-        assert self._node is not None and self._loop is not None
+        assert self._node is not None
+        assert self._loop is not None
         deadline = self._node.next_deadline()
         if self._timer is not None:
             if deadline is not None and self._timer.when() == deadline:
@@ -172,19 +176,6 @@ class Engine:
             self._timer = None
         if deadline is not None:
             self._timer = self._loop.call_at(deadline, self._on_timer, deadline)
-
-    # ------------------------------------------------------------ snapshots --
-    def _snapshot_from_any_thread(self) -> Snapshot:
-        """Take the snapshot on the loop thread, so a scrape sees one consistent state."""
-        assert self._loop is not None and self._node is not None
-        node, loop = self._node, self._loop
-        fut: concurrent.futures.Future[Snapshot] = concurrent.futures.Future()
-
-        def take() -> None:
-            fut.set_result(node.snapshot(loop.time()))
-
-        loop.call_soon_threadsafe(take)
-        return fut.result(timeout=SNAPSHOT_TIMEOUT_S)
 
     # ------------------------------------------------------------- loadavg --
     def _feed_loadavg(self) -> None:
@@ -205,7 +196,8 @@ class Engine:
         self._loop.create_task(self._do_reload())
 
     async def _do_reload(self) -> None:
-        assert self._node is not None and self._loop is not None
+        assert self._node is not None
+        assert self._loop is not None
         logger.info("Re-reading configuration from {} (SIGHUP)", self._config_path)
         new, problems = load_any(self._config_path, self._node_override)
         for p in problems:
@@ -223,7 +215,7 @@ class Engine:
             transport = Transport(new.media)
             try:
                 await transport.open(self._on_datagram)
-            except Exception as exc:  # keep the old media if the new ones cannot open
+            except StartupError as exc:  # keep the old media if the new ones cannot open
                 logger.error("Configuration reload refused: {}", exc)
                 self._metrics.record_reload(False)
                 return

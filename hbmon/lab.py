@@ -15,6 +15,7 @@ range and the timers scaled down; everything else, comments included, is kept.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import re
@@ -123,8 +124,20 @@ class Lab:
 
     def _attach(self, ns: str, port: str, ip: str) -> None:
         """A veth from the gateway's bridge into `ns`, named em1 there."""
-        _ip("-n", self.gw_ns, "link", "add", port, "type", "veth", "peer", "name", "em1",
-            "netns", ns)
+        _ip(
+            "-n",
+            self.gw_ns,
+            "link",
+            "add",
+            port,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "em1",
+            "netns",
+            ns,
+        )
         _ip("-n", self.gw_ns, "link", "set", port, "master", "br0", "up")
         _ip("-n", ns, "addr", "add", f"{ip}/{PREFIX_LEN}", "dev", "em1")
         _ip("-n", ns, "link", "set", "em1", "up")
@@ -174,10 +187,8 @@ class Lab:
                 ["ip", "netns", "pids", ns], capture_output=True, text=True
             ).stdout.split()
             for pid in pids:
-                try:
+                with contextlib.suppress(ProcessLookupError, ValueError):
                     os.kill(int(pid), 9)
-                except (ProcessLookupError, ValueError):
-                    pass
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
         self._namespaces.clear()
         shutil.rmtree(self.root, ignore_errors=True)
@@ -208,7 +219,9 @@ class Lab:
             *extra,
         ]  # fmt: skip
 
-    def start_agent(self, name: str, *extra: str, log_format: str = "json") -> subprocess.Popen[bytes]:
+    def start_agent(
+        self, name: str, *extra: str, log_format: str = "json"
+    ) -> subprocess.Popen[bytes]:
         node = self.nodes[name]
         stderr = open(node.log_dir / "stderr.log", "ab")  # noqa: SIM115 - owned by the child
         try:
@@ -243,8 +256,9 @@ class Lab:
         return body.decode()
 
 
-def socket_in_namespace(ns: str, family: int = socket.AF_INET,
-                        kind: int = socket.SOCK_STREAM) -> socket.socket:
+def socket_in_namespace(
+    ns: str, family: int = socket.AF_INET, kind: int = socket.SOCK_STREAM, proto: int = 0
+) -> socket.socket:
     """A socket that lives in network namespace `ns`, created from a short-lived thread.
 
     setns(2) changes only the calling thread's namespace; the socket keeps the
@@ -259,7 +273,7 @@ def socket_in_namespace(ns: str, family: int = socket.AF_INET,
                 if libc.setns(f.fileno(), CLONE_NEWNET) != 0:
                     err = ctypes.get_errno()
                     raise OSError(err, f"setns({ns}): {os.strerror(err)}")
-            result.append(socket.socket(family, kind))
+            result.append(socket.socket(family, kind, proto))
         except BaseException as exc:
             result.append(exc)
 

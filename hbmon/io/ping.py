@@ -8,6 +8,7 @@ core, not this module, decides when a ping node is dead (deadping).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 
 import icmplib
@@ -33,10 +34,8 @@ class Pinger:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
 
     async def _run(self) -> None:
@@ -44,9 +43,7 @@ class Pinger:
         loop = asyncio.get_running_loop()
         next_round = loop.time()
         while True:
-            await asyncio.gather(
-                *(self._one(n.name, a) for n in self._nodes for a in n.addresses)
-            )
+            await asyncio.gather(*(self._one(n.name, a) for n in self._nodes for a in n.addresses))
             next_round += interval
             await asyncio.sleep(max(0.0, next_round - loop.time()))
 

@@ -40,9 +40,7 @@ def interface_index(iface: str, medium: Medium) -> int:
     try:
         return socket.if_nametoindex(iface)
     except OSError:
-        raise StartupError(
-            f"interface {iface} not found (medium `{describe(medium)}`)"
-        ) from None
+        raise StartupError(f"interface {iface} not found (medium `{describe(medium)}`)") from None
 
 
 def broadcast_address(sock: socket.socket, iface: str) -> str:
@@ -92,6 +90,9 @@ def open_endpoint(medium: Medium) -> Endpoint:
             f"medium `{describe(medium)}`: permission denied ({exc.strerror}); "
             "hbmon needs root or CAP_NET_RAW + CAP_NET_BIND_SERVICE"
         ) from None
+    except StartupError:
+        sock.close()
+        raise
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
@@ -99,10 +100,35 @@ def open_endpoint(medium: Medium) -> Endpoint:
                 f"medium `{describe(medium)}`: UDP port {medium.port} is in use "
                 "on this host (is heartbeat still running?)"
             ) from None
-        if isinstance(exc, StartupError):
-            raise
         raise StartupError(f"medium `{describe(medium)}`: {exc}") from None
     return Endpoint(medium, sock, dest)
+
+
+def probe_port(medium: Medium) -> None:
+    """Refuse a port another program holds on this interface (heartbeat itself, say).
+
+    The media sockets set SO_REUSEADDR so several media can share an interface;
+    that would also let us bind silently next to a foreign owner, so probe first
+    without it.
+    """
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, medium.iface.encode())
+        probe.bind(("0.0.0.0", medium.port))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise StartupError(
+                f"medium `{describe(medium)}`: UDP port {medium.port} is in use "
+                "on this host (is heartbeat still running?)"
+            ) from None
+        if isinstance(exc, PermissionError):
+            raise StartupError(
+                f"medium `{describe(medium)}`: permission denied ({exc.strerror}); "
+                "hbmon needs root or CAP_NET_RAW + CAP_NET_BIND_SERVICE"
+            ) from None
+        raise StartupError(f"medium `{describe(medium)}`: {exc}") from None
+    finally:
+        probe.close()
 
 
 class _MediumProtocol(asyncio.DatagramProtocol):
@@ -129,6 +155,10 @@ class Transport:
     async def open(self, receiver: Receiver) -> None:
         loop = asyncio.get_running_loop()
         endpoints = []
+        for iface, port in sorted({(m.iface, m.port) for m in self._media}):
+            medium = next(m for m in self._media if (m.iface, m.port) == (iface, port))
+            interface_index(iface, medium)
+            probe_port(medium)
         try:
             for medium in self._media:
                 endpoints.append(open_endpoint(medium))

@@ -1,0 +1,203 @@
+"""`hbmon demo`: the reference pair beating in network namespaces, with a live view.
+
+Builds the lab (two nodes and a gateway, see hbmon/lab.py) from the reference
+pair's files with scaled-down timers, starts both agents, and every second
+renders what their /metrics endpoints say. Unless told otherwise it also
+injects faults so that each signal shows up once: a pause longer than
+warntime (late beat), the gateway going away (ping reachability), and a
+kill -9 (dead peer) followed by a restart. Ctrl-C or the end of --duration
+removes every namespace and process it made.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from hbmon.lab import GATEWAY_IP, METRICS_PORT, Lab, LabNode
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    at: float
+    text: str
+    action: Callable[[], None]
+
+
+def scrape(lab: Lab, node: LabNode) -> Samples:
+    try:
+        text = lab.http_get(node.ns)
+    except OSError:
+        return {}
+    out: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, frozenset(s.labels.items()))] = s.value
+    return out
+
+
+def value(samples: Samples, name: str, **labels: str) -> float | None:
+    want = set(labels.items())
+    total = None
+    for (n, lbls), v in samples.items():
+        if n == name and want <= lbls:
+            total = (total or 0.0) + v
+    return total
+
+
+def peer_state(samples: Samples, peer: str) -> str:
+    for state in ("active", "up", "init", "dead"):
+        if value(samples, "hbmon_node_state", node=peer, state=state) == 1:
+            return state
+    return "?"
+
+
+def fmt_ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.2f} ms"
+
+
+def render(lab: Lab, started: float, events: list[str]) -> str:
+    names = list(lab.nodes)
+    lines = [
+        f"hbmon demo — {names[0]} ⇄ {names[1]}, ping node {GATEWAY_IP}"
+        f"   (keepalive {lab.timers.keepalive}, warntime {lab.timers.warntime}s, "
+        f"deadtime {lab.timers.deadtime}s)   t+{time.monotonic() - started:5.1f}s",
+        "",
+        f"{'view of':<8} {'peer':<6} {'state':<7} {'last beat':>10} {'rtt em1':>10} "
+        f"{'late warn/dead':>15} {'lost':>5} {'ping gw':>9} {'gw rtt':>10} {'drops':>6}",
+    ]
+    for name, node in lab.nodes.items():
+        peer = next(n for n in names if n != name)
+        s = scrape(lab, node)
+        if not s:
+            lines.append(f"{name:<8} (agent not answering)")
+            continue
+        rtt_sum = value(s, "hbmon_heartbeat_rtt_seconds_sum", node=peer)
+        rtt_n = value(s, "hbmon_heartbeat_rtt_seconds_count", node=peer)
+        rtt = rtt_sum / rtt_n if rtt_sum is not None and rtt_n else None
+        age = value(s, "hbmon_peer_heartbeat_age_seconds", node=peer)
+        warn = value(s, "hbmon_heartbeat_late_total", node=peer, threshold="warntime") or 0
+        dead = value(s, "hbmon_heartbeat_late_total", node=peer, threshold="deadtime") or 0
+        lost = value(s, "hbmon_heartbeat_lost_total", node=peer) or 0
+        reach = value(s, "hbmon_ping_reachable_nodes")
+        gw_rtt = value(s, "hbmon_ping_last_rtt_seconds", node=GATEWAY_IP)
+        drops = value(s, "hbmon_packets_dropped_total") or 0
+        lines.append(
+            f"{name:<8} {peer:<6} {peer_state(s, peer):<7} "
+            f"{'-' if age is None else f'{age:.2f} s':>10} {fmt_ms(rtt):>10} "
+            f"{f'{warn:.0f}/{dead:.0f}':>15} {lost:>5.0f} "
+            f"{'up' if reach else 'DOWN':>9} {fmt_ms(gw_rtt):>10} {drops:>6.0f}"
+        )
+    lines += ["", "scenario:"] + [f"  {e}" for e in events[-6:]]
+    lines += ["", "agent logs (last lines):"]
+    for name, node in lab.nodes.items():
+        log = node.log_dir / "stderr.log"
+        tail = log.read_text(errors="replace").splitlines()[-4:] if log.exists() else []
+        lines += [f"  [{name}] {t[:110]}" for t in tail]
+    lines += ["", "metrics:"] + [
+        f"  ip netns exec {n.ns} curl -s http://127.0.0.1:{METRICS_PORT}/metrics"
+        for n in lab.nodes.values()
+    ]
+    lines.append("Ctrl-C stops the demo and removes its namespaces.")
+    return "\n".join(lines)
+
+
+def main(*, duration: float | None, scenario: bool) -> int:
+    if os.geteuid() != 0:
+        print("hbmon demo: needs root (it creates network namespaces)", file=sys.stderr)
+        return 1
+    if shutil.which("ip") is None:
+        print("hbmon demo: needs iproute2 (`apt-get install iproute2`)", file=sys.stderr)
+        return 1
+    interactive = sys.stdout.isatty()
+    stop = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    lab = Lab()
+    agents: dict[str, subprocess.Popen[bytes]] = {}
+    events: list[str] = []
+    try:
+        lab.up()
+        for name in lab.nodes:
+            agents[name] = lab.start_agent(name, log_format="text")
+        started = time.monotonic()
+        steps = _scenario(lab, agents) if scenario else []
+        last_print = 0.0
+        while not stop:
+            elapsed = time.monotonic() - started
+            if duration is not None and elapsed >= duration:
+                break
+            while steps and elapsed >= steps[0].at:
+                step = steps.pop(0)
+                events.append(f"t+{elapsed:5.1f}s  {step.text}")
+                step.action()
+            if interactive:
+                sys.stdout.write("\x1b[H\x1b[2J" + render(lab, started, events) + "\n")
+                sys.stdout.flush()
+            elif elapsed - last_print >= 5:
+                print(render(lab, started, events) + "\n", flush=True)
+                last_print = elapsed
+            time.sleep(1)
+        print(render(lab, started, events), flush=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for proc in agents.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in agents.values():
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        lab.down()
+        print("hbmon demo: namespaces and agents removed.")
+    return 0
+
+
+def _scenario(lab: Lab, agents: dict[str, subprocess.Popen[bytes]]) -> list[Step]:
+    def pause(name: str) -> Callable[[], None]:
+        return lambda: os.kill(agents[name].pid, signal.SIGSTOP)
+
+    def resume(name: str) -> Callable[[], None]:
+        return lambda: os.kill(agents[name].pid, signal.SIGCONT)
+
+    def kill(name: str) -> Callable[[], None]:
+        def act() -> None:
+            # `ip netns exec` runs python as its direct child; kill the whole agent.
+            subprocess.run(["pkill", "-9", "-P", str(agents[name].pid)], check=False)
+            agents[name].kill()
+            agents[name].wait()
+
+        return act
+
+    def restart(name: str) -> Callable[[], None]:
+        def act() -> None:
+            agents[name] = lab.start_agent(name, log_format="text")
+
+        return act
+
+    pause_s = (float(lab.timers.warntime) + float(lab.timers.deadtime)) / 2
+    return [
+        Step(10, f"SIGSTOP solr1 for {pause_s:.1f} s (> warntime, < deadtime): late beat",
+             pause("solr1")),
+        Step(10 + pause_s, "SIGCONT solr1", resume("solr1")),
+        Step(16, "gateway down: ping node unreachable", lab.gateway_down),
+        Step(24, "gateway up", lab.gateway_up),
+        Step(30, "kill -9 solr1: solr2 declares it dead after deadtime", kill("solr1")),
+        Step(38, "restart solr1 (new generation)", restart("solr1")),
+    ]  # fmt: skip

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Set up hbmon on a Debian machine (as root) and run it.
+#   scripts/setup.sh demo   install the agent and run `hbmon demo`
+#   scripts/setup.sh test   install what the tests need, then lint, type-check and run every test
+# Every dependency is installed here: Debian packages with apt-get, Python
+# packages into the project's virtualenv (.venv).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode="${1:-demo}"; shift || true
+
+apt_needed=(iproute2 python3 python3-venv python3-pip ca-certificates)
+if [ "$mode" = test ]; then
+  # promtool (prometheus) checks the metrics exposition; nftables and tcpdump serve the fault tests.
+  apt_needed+=(prometheus nftables tcpdump)
+fi
+missing=()
+for p in "${apt_needed[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+py=python3
+if [ ! -x .venv/bin/python ]; then
+  "$py" -m venv .venv
+fi
+extra=""
+[ "$mode" = test ] && extra="[test]"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extra}"
+
+case "$mode" in
+  demo)
+    exec .venv/bin/hbmon demo "$@"
+    ;;
+  test)
+    export PATH="$PWD/.venv/bin:$PATH"
+    echo "== ruff"; ruff check hbmon tests && ruff format --check hbmon tests
+    echo "== mypy --strict hbmon"; mypy hbmon
+    echo "== pytest"
+    rc=0; pytest -q "$@" || rc=$?
+    # pytest exits 5 when it collected nothing: that is a failure here.
+    exit "$rc"
+    ;;
+  *)
+    echo "usage: scripts/setup.sh demo|test" >&2; exit 2
+    ;;
+esac
