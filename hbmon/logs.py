@@ -424,7 +424,7 @@ class _StreamSink:
 
     def _json(self, record: Record, level: str, exc: str) -> str:
         obj: dict[str, object] = {
-            "time": record["time"].isoformat(timespec="milliseconds"),
+            "time": record["time"].isoformat(timespec="microseconds"),
             "level": level,
             "message": record["message"],
             "node": self.node,

@@ -15,6 +15,7 @@ import socket
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from hbmon.config.model import BcastMedium, McastMedium, Medium, UcastMedium
 from hbmon.errors import StartupError
@@ -167,13 +168,11 @@ class Transport:
                 ep.sock.close()
             raise
         for ep in endpoints:
-            iface = ep.medium.iface
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda iface=iface: _MediumProtocol(iface, receiver),  # type: ignore[misc]
-                sock=ep.sock,
-            )
-            assert isinstance(transport, asyncio.DatagramTransport)
-            self._endpoints.append((ep, transport))
+            protocol = _MediumProtocol(ep.medium.iface, receiver)
+            transport, _ = await loop.create_datagram_endpoint(lambda p=protocol: p, sock=ep.sock)
+            # CPython's selector transport does not subclass DatagramTransport,
+            # although it implements it.
+            self._endpoints.append((ep, cast(asyncio.DatagramTransport, transport)))
 
     def send(self, datagram: bytes) -> None:
         for ep, transport in self._endpoints:
