@@ -92,9 +92,9 @@ class Node:
         return [LocalStatusChanged(NodeStatus.UP), *self._settle(now)]
 
     def handle(self, event: Event, now: float) -> list[Effect]:
-        if self._stopped:
-            return []
         effects = self._settle(now)
+        if self._stopped:  # shut down: we send nothing and take no input, but time still runs
+            return effects
         match event:
             case PacketIn(iface=iface, message=message, source=source):
                 effects += self._packet(iface, message, source, now)
@@ -114,15 +114,11 @@ class Node:
         return effects + self._settle(now)
 
     def on_timer(self, now: float) -> list[Effect]:
-        if self._stopped:
-            return []
         return self._settle(now)
 
     def next_deadline(self) -> float | None:
-        if self._stopped:
-            return None
         ds = [self._membership.next_deadline(), self._pings.next_deadline()]
-        if self._schedule is not None:
+        if self._schedule is not None and not self._stopped:
             ds.append(self._schedule.next_at)
         return min((d for d in ds if d is not None), default=None)
 
@@ -138,8 +134,6 @@ class Node:
         )
         self._drops.add_ifaces(self._membership.ifaces)
         self._echo.keep_only(set(config.peers))
-        if self._stopped:
-            return []
         if self._schedule is not None:
             self._schedule.retime(config.timers.keepalive_ms / 1000, now)
         return self._settle(now)
@@ -170,13 +164,13 @@ class Node:
             if not step:
                 break
             effects += step
-        if self._schedule is not None and self._schedule.due(now):
+        if self._schedule is not None and not self._stopped and self._schedule.due(now):
             effects.append(self._status(now))
             self._schedule.advance(now)
         return effects
 
     def _comm_check(self) -> list[Effect]:
-        if self._comm_up or self._schedule is None:
+        if self._comm_up or self._schedule is None or self._stopped:
             return []
         if not (self._membership.settled() and self._pings.settled()):
             return []

@@ -291,10 +291,19 @@ def test_shutdown_sends_shutdone_then_stops() -> None:
     assert e[0].message.type == "shutdone"
     assert e[0].message.get_hex("seq") == 2
     assert e[-1] == ShutdownComplete()
-    assert node.next_deadline() is None
+    assert node.handle(Shutdown(), 0.6) == []  # once only
+    # no more statuses, no input; time still runs so the snapshot stays true
+    assert node.next_deadline() == 20.0  # beta's initdead
     assert node.on_timer(10.0) == []
     assert node.handle(pkt(status(seq=1)), 11.0) == []
-    assert node.snapshot(11.0).seq_sent == 2
+    assert node.on_timer(20.0) == [
+        NodeDead("beta", DeathReason.INITDEAD, None),
+        NodeTransition("beta", NodeStatus.INIT, NodeStatus.DEAD, "initdead"),
+    ]
+    assert node.next_deadline() is None
+    snap = node.snapshot(21.0)
+    assert snap.seq_sent == 2
+    assert snap.local_status is NodeStatus.DEAD
 
 
 def test_rtt_from_echo_of_our_seq() -> None:
