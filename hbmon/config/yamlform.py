@@ -325,6 +325,22 @@ def _time(v: object) -> int:
     raise ValueError(f"[{v}] is not a time: use milliseconds, or a string like 2s, 500ms, 250us")
 
 
+def _secret_text(v: object) -> bytes:
+    # An unquoted 0777 or 1e10 would reach us as a number, not the key as typed.
+    if not isinstance(v, str):
+        raise ValueError("must be a quoted string (an unquoted number would change the key)")
+    return v.encode("utf-8")
+
+
+def _secret_b64(v: object) -> bytes:
+    if not isinstance(v, str):
+        raise ValueError("must be a base64 string")
+    try:
+        return base64.b64decode(v, validate=True)
+    except ValueError:
+        raise ValueError("is not valid base64") from None
+
+
 def _node_name(v: object) -> str:
     name = ascii_lower(_str(v))
     if not name or any(c.isspace() for c in name):
@@ -448,9 +464,9 @@ def _auth(r: _Reader, doc: dict[str, object]) -> AuthConfig | None:
         k = r.mapping(item, p, _KEY)
         index = r.required(k, "index", p, _int)
         method = r.required(k, "method", p, _choice(AuthMethod))
-        secret = r.get(k, "secret", p, lambda v: _str(v).encode("utf-8"), b"")
+        secret = r.get(k, "secret", p, _secret_text, b"")
         if "secret_base64" in k:
-            secret = r.get(k, "secret_base64", p, lambda v: base64.b64decode(_str(v)), b"")
+            secret = r.get(k, "secret_base64", p, _secret_b64, b"")
         if isinstance(index, int) and isinstance(method, AuthMethod):
             keys.append(AuthKey(index=index, method=method, secret=secret))
     if isinstance(active, _Missing):

@@ -1,0 +1,110 @@
+"""The effective configuration as plain data, for `hbmon config show`.
+
+Never includes key material: `auth` names the signing key's method and index only.
+"""
+
+from __future__ import annotations
+
+from hbmon.config.model import (
+    BcastMedium,
+    Config,
+    McastMedium,
+    Medium,
+    ResourceGroup,
+    UcastMedium,
+)
+
+
+def _link(m: Medium) -> dict[str, object]:
+    match m:
+        case UcastMedium():
+            return {"type": "ucast", "iface": m.iface, "peer": m.peer, "port": m.port}
+        case BcastMedium():
+            return {"type": "bcast", "iface": m.iface, "port": m.port}
+        case McastMedium():
+            return {
+                "type": "mcast",
+                "iface": m.iface,
+                "group": m.group,
+                "port": m.port,
+                "ttl": m.ttl,
+                "loop": m.loop,
+            }
+
+
+def _group(g: ResourceGroup) -> dict[str, object]:
+    return {
+        "node": g.node,
+        "key": g.key,
+        "resources": [{"agent": r.agent, "args": list(r.args)} for r in g.resources],
+    }
+
+
+def config_to_dict(cfg: Config) -> dict[str, object]:
+    t = cfg.timers
+    signing = cfg.auth.key(cfg.auth.active)
+    log = cfg.logging
+    hb = cfg.hbmon
+    return {
+        "node": cfg.node,
+        "keepalive_ms": t.keepalive_ms,
+        "deadtime_ms": t.deadtime_ms,
+        "warntime_ms": t.warntime_ms,
+        "initdead_ms": t.initdead_ms,
+        "deadping_ms": t.deadping_ms,
+        "udpport": cfg.udpport,
+        "auto_failback": cfg.auto_failback.value,
+        "msgfmt": cfg.msgfmt.value,
+        "hopfudge": cfg.hopfudge,
+        "max_rexmit_delay_ms": cfg.max_rexmit_delay_ms,
+        "nodes": list(cfg.nodes),
+        "ping_nodes": [
+            {"name": p.name, "addresses": list(p.addresses), "group": p.group}
+            for p in cfg.ping_nodes
+        ],
+        "links": [_link(m) for m in cfg.media],
+        "auth": {
+            "method": signing.method.value if signing else None,
+            "index": cfg.auth.active,
+            "verify_indexes": [k.index for k in cfg.auth.keys],
+        },
+        "resources": [_group(g) for g in cfg.resources],
+        "logging": {
+            "logfacility": log.logfacility,
+            "logfile": str(log.logfile) if log.logfile else None,
+            "debugfile": str(log.debugfile) if log.debugfile else None,
+            "use_logd": log.use_logd,
+            "debug": log.debug,
+        },
+        "hbmon": {
+            "metrics_address": hb.metrics_address,
+            "state_dir": str(hb.state_dir),
+            "quorum_policy": hb.quorum_policy.value,
+            "failback_stickiness_ms": hb.failback_stickiness_ms,
+            "tls_cert": str(hb.tls_cert) if hb.tls_cert else None,
+            "tls_key": str(hb.tls_key) if hb.tls_key else None,
+        },
+    }
+
+
+def config_to_text(cfg: Config) -> str:
+    """A compact human summary, one fact per line."""
+    t = cfg.timers
+    signing = cfg.auth.key(cfg.auth.active)
+    method = signing.method.value if signing else "?"
+    lines = [
+        f"node:          {cfg.node}",
+        f"nodes:         {' '.join(cfg.nodes)}",
+        f"ping nodes:    {' '.join(p.name for p in cfg.ping_nodes) or '-'}",
+        f"timers:        keepalive {t.keepalive_ms}ms, warntime {t.warntime_ms}ms,"
+        f" deadtime {t.deadtime_ms}ms, initdead {t.initdead_ms}ms, deadping {t.deadping_ms}ms",
+        f"udpport:       {cfg.udpport}",
+        f"auto_failback: {cfg.auto_failback.value}",
+        f"msgfmt:        {cfg.msgfmt.value}",
+        f"auth:          key {cfg.auth.active} ({method})",
+    ]
+    for m in cfg.media:
+        lines.append("link:          " + " ".join(f"{k}={v}" for k, v in _link(m).items()))
+    for g in cfg.resources:
+        lines.append(f"resources:     {g.node}: {' '.join(str(r) for r in g.resources)}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,169 @@
+"""`hbmon config check|show|convert` through `register`, and config_to_dict's contract."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import pytest
+from cfgtools import SECRET, make_dir, solr_dir
+
+from hbmon.config.cli import register
+from hbmon.config.loader import load_any, load_config
+from hbmon.config.show import config_to_dict
+
+
+def run(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="hbmon")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+@pytest.mark.parametrize("node", ["solr1", "solr2"])
+def test_check_reference_pair(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], node: str
+) -> None:
+    d = solr_dir(tmp_path, node)
+    assert run(["config", "check", "--config-dir", str(d), "--node", node]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(f"configuration OK: node {node}, 2 nodes, 1 ping nodes")
+    assert out.count("\n") == 1
+    assert all(": warning: " in line for line in err.splitlines())
+    assert SECRET not in out + err
+
+
+def test_check_invalid_exit_1_problems_on_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    d = make_dir(tmp_path, hacf=b"keepalive 2s\nnode alpha\nucast eth0 10.0.0.2\nlogfile /x\n")
+    assert run(["config", "check", "--config-dir", str(d), "--node", "alpha"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert f"{d}/ha.cf:1: Invalid keepalive [2s]" in err
+
+
+def test_check_authkeys_0644(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    d = solr_dir(tmp_path, "solr1")
+    (d / "authkeys").chmod(0o644)
+    assert run(["config", "check", "--config-dir", str(d), "--node", "solr1"]) == 1
+    _, err = capsys.readouterr()
+    assert f"{d}/authkeys:0: Bad permissions on keyfile [{d}/authkeys], 600 recommended." in err
+
+
+def test_usage_error_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        run(["config", "check", "--config-dir", "a", "--config", "b.yaml"])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        run(["config", "show", "--format", "xml"])
+    assert exc.value.code == 2
+
+
+def show_json(tmp_path: Path, capsys: pytest.CaptureFixture[str], node: str) -> dict[str, object]:
+    d = solr_dir(tmp_path, node)
+    assert run(["config", "show", "--config-dir", str(d), "--node", node, "--format", "json"]) == 0
+    out, err = capsys.readouterr()
+    assert SECRET not in out + err
+    shown: dict[str, object] = json.loads(out)
+    return shown
+
+
+def test_show_json_reference_pair(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    d = show_json(tmp_path, capsys, "solr1")
+    assert d["node"] == "solr1"
+    assert d["nodes"] == ["solr1", "solr2"]
+    assert d["ping_nodes"] == [
+        {"name": "10.1.201.254", "addresses": ["10.1.201.254"], "group": False}
+    ]
+    assert "10.1.201.254" not in d["nodes"]  # type: ignore[operator]
+    assert (d["keepalive_ms"], d["deadtime_ms"], d["warntime_ms"], d["initdead_ms"]) == (
+        2000,
+        30000,
+        10000,
+        60000,
+    )
+    assert d["deadping_ms"] == 30000
+    assert d["udpport"] == 694
+    assert d["auto_failback"] == "off"
+    assert d["msgfmt"] == "netstring"
+    assert d["links"] == [{"type": "ucast", "iface": "em1", "peer": "10.1.201.50", "port": 694}]
+    assert d["auth"] == {"method": "sha1", "index": 1, "verify_indexes": [1]}
+    assert d["resources"] == [
+        {
+            "node": "solr2",
+            "key": "IPaddr::10.1.201.80/24/em1",
+            "resources": [{"agent": "IPaddr", "args": ["10.1.201.80/24/em1"]}],
+        }
+    ]
+
+
+def test_show_links_of_every_kind(tmp_path: Path) -> None:
+    hacf = (
+        b"node alpha\nlogfile /x\nbcast eth1\nmcast eth2 239.1.1.1 695 2 1\n"
+        b"ucast eth0 10.0.0.2\nping_group gw 10.0.0.1 10.0.0.2\n"
+    )
+    cfg, problems = load_config(make_dir(tmp_path, hacf=hacf), "alpha")
+    assert cfg is not None, problems
+    d = config_to_dict(cfg)
+    assert d["links"] == [
+        {"type": "bcast", "iface": "eth1", "port": 694},
+        {
+            "type": "mcast",
+            "iface": "eth2",
+            "group": "239.1.1.1",
+            "port": 695,
+            "ttl": 2,
+            "loop": True,
+        },
+        {"type": "ucast", "iface": "eth0", "peer": "10.0.0.2", "port": 694},
+    ]
+    assert d["ping_nodes"] == [{"name": "gw", "addresses": ["10.0.0.1", "10.0.0.2"], "group": True}]
+
+
+@pytest.mark.parametrize("fmt", ["text", "yaml"])
+def test_show_other_formats_have_no_secret(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    d = solr_dir(tmp_path, "solr2")
+    assert run(["config", "show", "--config-dir", str(d), "--node", "solr2", "--format", fmt]) == 0
+    out, _ = capsys.readouterr()
+    assert "10.1.201.80" in out
+    assert SECRET not in out
+
+
+def test_show_invalid_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    d = solr_dir(tmp_path, "solr1")
+    assert run(["config", "show", "--config-dir", str(d), "--node", "nobody"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "Current node [nobody] not in configuration!" in err
+
+
+def test_convert_to_stdout_then_load_back(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    d = solr_dir(tmp_path, "solr1")
+    assert run(["config", "convert", "--config-dir", str(d), "--node", "solr1"]) == 0
+    out, _ = capsys.readouterr()
+    assert SECRET in out  # convert is the one place the secret is written
+    path = tmp_path / "hbmon.yaml"
+    path.write_text(out)
+    path.chmod(0o600)
+    original, _ = load_config(d, "solr1")
+    back, problems = load_any(path)
+    assert back == original, problems
+
+
+def test_convert_output_file_is_private(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    d = solr_dir(tmp_path, "solr2")
+    target = tmp_path / "out.yaml"
+    argv = ["config", "convert", "--config-dir", str(d), "--node", "solr2", "-o", str(target)]
+    assert run(argv) == 0
+    assert os.stat(target).st_mode & 0o777 == 0o600
+    assert run(["config", "check", "--config", str(target)]) == 0
+    out, _ = capsys.readouterr()
+    assert "configuration OK: node solr2" in out
