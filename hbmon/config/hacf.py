@@ -379,7 +379,7 @@ class _Parser:
         try:
             port, exact = parse_atoi(value, 1, MAX_PORT)
         except ValueError as exc:
-            return self.error(f"invalid port {exc} specified")
+            return self.error(f"invalid port {exc}")
         if not exact:
             self.warn(f"udpport [{value}] read as {port}; the text after the number is ignored")
         if self.media:
