@@ -73,7 +73,8 @@ class Snapshot:
     peers: tuple[PeerView, ...]
     links: tuple[LinkView, ...]
     ping_nodes: tuple[PingNodeView, ...]
-    dropped: tuple[tuple[str, str, int], ...]  # (iface, reason, count), every pair present from start
+    # (iface, reason, count), every pair present from start
+    dropped: tuple[tuple[str, str, int], ...]
     seq_sent: int
 
     def peer(self, name: str) -> PeerView | None:
