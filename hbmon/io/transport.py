@@ -15,7 +15,6 @@ import socket
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
 
 from hbmon.config.model import BcastMedium, McastMedium, Medium, UcastMedium
 from hbmon.errors import StartupError
@@ -145,6 +144,10 @@ class _MediumProtocol(asyncio.DatagramProtocol):
         pass
 
 
+def _factory(protocol: _MediumProtocol) -> Callable[[], _MediumProtocol]:
+    return lambda: protocol
+
+
 class Transport:
     """All media of one node. `send` puts a datagram on every medium."""
 
@@ -169,10 +172,8 @@ class Transport:
             raise
         for ep in endpoints:
             protocol = _MediumProtocol(ep.medium.iface, receiver)
-            transport, _ = await loop.create_datagram_endpoint(lambda p=protocol: p, sock=ep.sock)
-            # CPython's selector transport does not subclass DatagramTransport,
-            # although it implements it.
-            self._endpoints.append((ep, cast(asyncio.DatagramTransport, transport)))
+            transport, _ = await loop.create_datagram_endpoint(_factory(protocol), sock=ep.sock)
+            self._endpoints.append((ep, transport))
 
     def send(self, datagram: bytes) -> None:
         for ep, transport in self._endpoints:

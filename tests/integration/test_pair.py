@@ -15,13 +15,12 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from netns_helpers import Pair, wait_until
 
 from hbmon.config.model import AuthConfig, AuthKey, AuthMethod, WireFormat
 from hbmon.lab import OUTSIDER_IP, socket_in_namespace
 from hbmon.wire.auth import Signer
 from hbmon.wire.codec import decode, encode
-
-from .conftest import Pair, wait_until
 
 pytestmark = pytest.mark.netns
 
