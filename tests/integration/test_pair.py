@@ -7,11 +7,14 @@ The tests run in file order on one pair; the kill -9 test comes last.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import struct
+import subprocess
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -200,14 +203,96 @@ def test_forged_and_replayed_packets_are_dropped_without_state_change(pair: Pair
     assert OUTSIDER_IP  # the outsider is a third namespace on the same bridge
 
 
+def test_real_scrape_passes_promtool(pair: Pair) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        if os.environ.get("CI"):
+            pytest.fail("promtool missing in CI (scripts/setup.sh installs Debian's prometheus)")
+        pytest.skip("promtool not installed")
+    text = pair.metrics("solr1").text
+    res = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
+                         text=True)  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout.strip() == "", res.stdout
+
+
+def _set_directive(path: Path, name: str, value: str) -> None:
+    lines = path.read_text().splitlines()
+    out = [f"{name} {value}" if ln.split()[:1] == [name] else ln for ln in lines]
+    path.write_text("\n".join(out) + "\n")
+
+
+def test_sighup_refuses_a_bad_config_and_applies_a_good_one(pair: Pair) -> None:
+    node = pair.lab.nodes["solr1"]
+    hacf = node.config_dir / "ha.cf"
+    original = hacf.read_text()
+    agent = pair.procs["solr1"]
+
+    def reloads(result: str) -> float:
+        return pair.metrics("solr1").get("hbmon_config_reloads_total", result=result) or 0
+
+    fail0, ok0 = reloads("failure"), reloads("success")
+    try:
+        _set_directive(hacf, "deadtime", "100ms")  # fatal: deadtime <= 2 * keepalive
+        agent.send_signal(signal.SIGHUP)
+        wait_until(lambda: reloads("failure") == fail0 + 1, timeout=5, what="refused reload")
+        assert agent.poll() is None, "the agent must keep running on the old config"
+        m = pair.metrics("solr1")
+        assert m.get("hbmon_config_deadtime_seconds") == DEADTIME
+        assert find_log(pair, "solr1", "Dead time")  # the error is logged with its file:line
+
+        hacf.write_text(original)
+        _set_directive(hacf, "warntime", "1500ms")
+        agent.send_signal(signal.SIGHUP)
+        wait_until(lambda: reloads("success") == ok0 + 1, timeout=5, what="applied reload")
+        assert pair.metrics("solr1").get("hbmon_config_warntime_seconds") == 1.5
+        assert active_view(pair, "solr1", "solr2")
+    finally:
+        hacf.write_text(original)
+        agent.send_signal(signal.SIGHUP)
+        wait_until(
+            lambda: pair.metrics("solr1").get("hbmon_config_warntime_seconds") == WARNTIME,
+            timeout=5, what="original config back",
+        )  # fmt: skip
+
+
+def test_sigterm_sends_shutdown_notice_and_peer_marks_dead_at_once(pair: Pair) -> None:
+    agent = pair.procs["solr2"]
+    stopped_at = time.time()
+    agent.send_signal(signal.SIGTERM)
+    assert agent.wait(timeout=5) == 0
+    records = wait_until(
+        lambda: find_log(pair, "solr1", "Received shutdown notice from 'solr2'."),
+        timeout=2, what="shutdown notice",
+    )  # fmt: skip
+    # Immediately, not after deadtime.
+    assert record_time(records[-1]) - stopped_at < DEADTIME / 2
+    m = pair.metrics("solr1")
+    assert m.get("hbmon_node_state", node="solr2", state="dead") == 1
+    # Restart it for the next test; the new generation is a restart, not a replay.
+    restarts0 = m.get("hbmon_peer_restarts_total", node="solr2") or 0
+    pair.procs["solr2"] = pair.lab.start_agent("solr2")
+    wait_until(lambda: active_view(pair, "solr1", "solr2"), timeout=INITDEAD + 5,
+               what="solr2 back")  # fmt: skip
+    assert (pair.metrics("solr1").get("hbmon_peer_restarts_total", node="solr2") or 0) >= restarts0
+
+
 def test_kill9_declares_dead_within_100ms_of_deadline(pair: Pair) -> None:
+    # A freshly started peer advertises dt = deadtime + 2 s for its first 5 s
+    # (heartbeat's start-up grace); kill it once it advertises plain deadtime.
+    wait_until(
+        lambda: pair.metrics("solr1").get("hbmon_peer_dead_interval_seconds", node="solr2")
+        == DEADTIME,
+        timeout=8, what="solr2 advertising dt = deadtime",
+    )  # fmt: skip
     agent = pair.procs["solr2"]
     killed_at = time.time()
     os.kill(agent.pid, signal.SIGKILL)
     agent.wait()
     records = wait_until(
-        lambda: find_log(pair, "solr1", "node solr2: is dead"),
-        timeout=DEADTIME + 3, what="`node solr2: is dead`",
+        lambda: [r for r in find_log(pair, "solr1", "node solr2: is dead")
+                 if record_time(r) > killed_at],
+        timeout=DEADTIME + 3, what="`node solr2: is dead` after the kill",
     )  # fmt: skip
     declared = record_time(records[-1])
     m = pair.metrics("solr1")
@@ -220,4 +305,6 @@ def test_kill9_declares_dead_within_100ms_of_deadline(pair: Pair) -> None:
     assert killed_at - KEEPALIVE - 0.1 <= last_beat <= killed_at + 0.01
     assert m.get("hbmon_node_state", node="solr2", state="dead") == 1
     assert (m.get("hbmon_node_transitions_total", node="solr2", to="dead") or 0) >= 1
-    assert find_log(pair, "solr1", "Link solr2:em1 dead.")
+    assert [
+        r for r in find_log(pair, "solr1", "Link solr2:em1 dead.") if record_time(r) > killed_at
+    ]
