@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,7 +37,8 @@ class Step:
 
 def scrape(lab: Lab, node: LabNode) -> Samples:
     try:
-        text = lab.http_get(node.ns)
+        # Short timeout: a paused agent (SIGSTOP) must not stall the view or the scenario.
+        text = lab.http_get(node.ns, timeout=0.3)
     except OSError:
         return {}
     out: Samples = {}
@@ -170,11 +172,14 @@ def main(*, duration: float | None, scenario: bool) -> int:
 
 
 def _scenario(lab: Lab, agents: dict[str, subprocess.Popen[bytes]]) -> list[Step]:
-    def pause(name: str) -> Callable[[], None]:
-        return lambda: os.kill(agents[name].pid, signal.SIGSTOP)
+    def pause(name: str, seconds: float) -> Callable[[], None]:
+        def act() -> None:
+            pid = agents[name].pid
+            os.kill(pid, signal.SIGSTOP)
+            # Resume on its own timer, so the pause lasts exactly `seconds`.
+            threading.Timer(seconds, os.kill, (pid, signal.SIGCONT)).start()
 
-    def resume(name: str) -> Callable[[], None]:
-        return lambda: os.kill(agents[name].pid, signal.SIGCONT)
+        return act
 
     def kill(name: str) -> Callable[[], None]:
         def act() -> None:
@@ -194,8 +199,7 @@ def _scenario(lab: Lab, agents: dict[str, subprocess.Popen[bytes]]) -> list[Step
     pause_s = (float(lab.timers.warntime) + float(lab.timers.deadtime)) / 2
     return [
         Step(10, f"SIGSTOP solr1 for {pause_s:.1f} s (> warntime, < deadtime): late beat",
-             pause("solr1")),
-        Step(10 + pause_s, "SIGCONT solr1", resume("solr1")),
+             pause("solr1", pause_s)),
         Step(16, "gateway down: ping node unreachable", lab.gateway_down),
         Step(24, "gateway up", lab.gateway_up),
         Step(30, "kill -9 solr1: solr2 declares it dead after deadtime", kill("solr1")),

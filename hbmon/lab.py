@@ -237,11 +237,13 @@ class Lab:
     def exec(self, ns: str, argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=True, text=True)
 
-    def http_get(self, ns: str, port: int = METRICS_PORT, path: str = "/metrics") -> str:
+    def http_get(
+        self, ns: str, port: int = METRICS_PORT, path: str = "/metrics", timeout: float = 5
+    ) -> str:
         """GET http://127.0.0.1:port/path inside namespace `ns` (loopback of that namespace)."""
         sock = socket_in_namespace(ns)
         try:
-            sock.settimeout(5)
+            sock.settimeout(timeout)
             sock.connect(("127.0.0.1", port))
             sock.sendall(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
             chunks = []
