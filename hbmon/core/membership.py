@@ -311,6 +311,9 @@ class Membership:
             reason = HEARD
         elif old is NodeStatus.DEAD:
             reason = HEARD
+            if peer.death_reason is DeathReason.SHUTDOWN:
+                # It said goodbye: the silence since was not a late beat.
+                interval = None
             if peer.dead_generation is not None and hg > peer.dead_generation:
                 reason = RESTARTED
             elif peer.dead_generation == hg and peer.death_reason in (
@@ -324,6 +327,10 @@ class Membership:
             peer.dead_generation = None
         if new is not old:
             effects.append(self._transition(peer, new, reason, now))
+        if reason == RESTARTED:
+            # A new incarnation: the gap since the previous one's last beat is a
+            # restart, not a late heartbeat.
+            interval = None
 
         if interval is not None:
             if _us(interval) > _us(self.timing.deadtime):

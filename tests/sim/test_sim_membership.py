@@ -232,6 +232,8 @@ def test_peer_restart_after_death_is_not_a_partition() -> None:
     assert (25.0 + DELAY, NodeTransition(B, NodeStatus.DEAD, NodeStatus.UP, "restarted")) in (
         sim.effects(A, NodeTransition)
     )
+    # The silence between the two incarnations is a restart, not a late heartbeat.
+    assert sim.effects(A, LateBeat) == []
 
 
 def test_partition_then_heal() -> None:
