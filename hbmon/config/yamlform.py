@@ -191,7 +191,9 @@ def to_yaml(cfg: Config) -> str:
         "raw": [[k, v] for k, v in cfg.raw],
     }
     header = "# hbmon configuration. It contains the authentication secrets: keep it mode 0600.\n"
-    return header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
+    # ASCII output: PyYAML writes line-break characters such as U+0085 raw when
+    # allow_unicode is on, and reads them back as line breaks.
+    return header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=False, width=100)
 
 
 # ------------------------------------------------------------------- read --
