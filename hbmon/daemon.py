@@ -58,8 +58,7 @@ def run(
     try:
         return _run_validated(cfg, config_path, node, sink)
     except StartupError as exc:
-        logger.critical("{}", exc)
-        print(f"hbmon: {exc}", file=sys.stderr)
+        logger.critical("{} Not started.", exc)
         return 1
     finally:
         sink.close()
@@ -74,7 +73,7 @@ def _run_validated(cfg: Config, config_path: Path, node: str | None, sink: LogSi
     uuid = load_or_create_uuid(cfg.hbmon.state_dir)
     metrics = Metrics(cfg, version=__version__)
     server = serve(metrics, cfg.hbmon.metrics_address)
-    logger.info("Metrics on http://{}/metrics", cfg.hbmon.metrics_address)
+    logger.info("Metrics on http://{}:{}/metrics", server.host, server.port)
     try:
         engine = Engine(
             cfg,

@@ -87,7 +87,7 @@ def open_endpoint(medium: Medium) -> Endpoint:
     except PermissionError as exc:
         sock.close()
         raise StartupError(
-            f"medium `{describe(medium)}`: permission denied ({exc.strerror}); "
+            f"medium `{describe(medium)}`: permission denied; "
             "hbmon needs root or CAP_NET_RAW + CAP_NET_BIND_SERVICE"
         ) from None
     except StartupError:
@@ -123,7 +123,7 @@ def probe_port(medium: Medium) -> None:
             ) from None
         if isinstance(exc, PermissionError):
             raise StartupError(
-                f"medium `{describe(medium)}`: permission denied ({exc.strerror}); "
+                f"medium `{describe(medium)}`: permission denied; "
                 "hbmon needs root or CAP_NET_RAW + CAP_NET_BIND_SERVICE"
             ) from None
         raise StartupError(f"medium `{describe(medium)}`: {exc}") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -105,3 +106,20 @@ def test_metrics_port_in_use_is_refused(tmp_path: Path) -> None:
     assert res.returncode == 1
     assert "Traceback" not in res.stderr
     assert f"127.0.0.1:{port}" in res.stderr
+
+
+@needs_root
+def test_missing_privileges_are_named(tmp_path: Path) -> None:
+    setpriv = shutil.which("setpriv")
+    assert setpriv is not None, "util-linux's setpriv is part of every Debian install"
+    d = write_dir(tmp_path, hacf(694))  # a privileged port
+    res = subprocess.run(
+        [setpriv, "--inh-caps=-all", "--bounding-set=-all",
+         sys.executable, "-m", "hbmon", "run", "--config-dir", str(d), "--node", "alpha",
+         "--state-dir", str(tmp_path / "state"), "--metrics-address", "127.0.0.1:0"],
+        capture_output=True, text=True, timeout=20,
+    )  # fmt: skip
+    assert res.returncode == 1
+    assert "Traceback" not in res.stderr
+    assert "permission denied" in res.stderr
+    assert "CAP_NET_BIND_SERVICE" in res.stderr
