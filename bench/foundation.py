@@ -29,9 +29,9 @@ from hbmon.lab import Lab, LabTimers
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def metric(lab: Lab, node: str, name: str, **labels: str) -> float | None:
+def metric(lab: Lab, agent: str, name: str, **labels: str) -> float | None:
     try:
-        text = lab.http_get(lab.nodes[node].ns)
+        text = lab.http_get(lab.nodes[agent].ns)
     except OSError:
         return None
     for fam in text_string_to_metric_families(text):
@@ -88,7 +88,13 @@ def dead_detection(runs: int) -> list[float]:
                 if not ok:
                     print(f"run {i}: solr2 never became active", file=sys.stderr)
                     break
-                time.sleep(0.5 + (i % 5) * 0.037)  # spread the kill across the beat phase
+                # A fresh peer advertises deadtime + 2 s for 5 s: kill after that.
+                wait(
+                    lambda: metric(lab, "solr1", "hbmon_peer_dead_interval_seconds",
+                                   node="solr2") == deadtime,
+                    10,
+                )  # fmt: skip
+                time.sleep((i % 5) * 0.037)  # spread the kill across the beat phase
                 killed = time.time()
                 procs["solr2"].send_signal(signal.SIGKILL)
                 procs["solr2"].wait()

@@ -44,6 +44,9 @@ ADDRESS_MAP = {
     "10.1.201.254": GATEWAY_IP,
 }
 NODE_IPS = {"solr1": f"{NET}.49", "solr2": f"{NET}.50"}
+# A second, direct path between the nodes (TEST-NET-3), when asked for.
+NET2 = "203.0.113"
+NODE_IPS2 = {"solr1": f"{NET2}.49", "solr2": f"{NET2}.50"}
 CLONE_NEWNET = 0x40000000
 METRICS_PORT = 9694
 
@@ -70,9 +73,14 @@ def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
 
 
-def scale_config(text: str, timers: LabTimers, log_dir: Path) -> str:
-    """The reference ha.cf with lab addresses, lab timers and logs in the lab's folder."""
-    out = []
+def scale_config(
+    text: str, timers: LabTimers, log_dir: Path, media: tuple[str, ...] | None = None
+) -> str:
+    """The reference ha.cf with lab addresses, lab timers and logs in the lab's folder.
+
+    `media`, when given, replaces the reference `ucast` line.
+    """
+    out: list[str] = []
     values = {
         "keepalive": timers.keepalive,
         "warntime": timers.warntime,
@@ -85,6 +93,9 @@ def scale_config(text: str, timers: LabTimers, log_dir: Path) -> str:
     }
     for line in text.splitlines():
         m = re.match(r"^(\s*)(\w+)(\s+)([^#\s]+)(.*)$", line)
+        if m and m.group(2) == "ucast" and media is not None:
+            out.extend(media)
+            continue
         if m and m.group(2) in values:
             line = f"{m.group(1)}{m.group(2)}{m.group(3)}{values[m.group(2)]}{m.group(5)}"
         for old, new in ADDRESS_MAP.items():
@@ -103,6 +114,10 @@ def map_addresses(text: str) -> str:
 class Lab:
     timers: LabTimers = LabTimers()
     outsider: bool = False
+    # ha.cf media lines replacing the reference `ucast` line; `{peer}` and
+    # `{peer2}` stand for the other node's address on em1 and em2.
+    media: tuple[str, ...] | None = None
+    second_link: bool = False
     prefix: str = field(default_factory=lambda: "hbm" + secrets.token_hex(3))
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="hbmon-lab-")))
     nodes: dict[str, LabNode] = field(default_factory=dict)
@@ -158,6 +173,25 @@ class Lab:
                 self._add_ns(ns)
                 self._attach(ns, f"port{i}", ip)
                 self.nodes[name] = self._write_node(name, ns, ip)
+            if self.second_link:
+                n1, n2 = (self.nodes[n].ns for n in NODE_IPS)
+                _ip(
+                    "-n",
+                    n1,
+                    "link",
+                    "add",
+                    "em2",
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    "em2",
+                    "netns",
+                    n2,
+                )
+                for name, ns in zip(NODE_IPS, (n1, n2), strict=True):
+                    _ip("-n", ns, "addr", "add", f"{NODE_IPS2[name]}/{PREFIX_LEN}", "dev", "em2")
+                    _ip("-n", ns, "link", "set", "em2", "up")
             if self.outsider:
                 self._add_ns(self.outsider_ns)
                 self._attach(self.outsider_ns, "portx", OUTSIDER_IP)
@@ -172,8 +206,12 @@ class Lab:
         for d in (config_dir, state_dir, log_dir):
             d.mkdir(parents=True, exist_ok=True)
         src = EXAMPLE_DIR / name
+        peer = next(n for n in NODE_IPS if n != name)
+        media = None
+        if self.media is not None:
+            media = tuple(m.format(peer=NODE_IPS[peer], peer2=NODE_IPS2[peer]) for m in self.media)
         (config_dir / "ha.cf").write_text(
-            scale_config((src / "ha.cf").read_text(), self.timers, log_dir)
+            scale_config((src / "ha.cf").read_text(), self.timers, log_dir, media)
         )
         (config_dir / "haresources").write_text(map_addresses((src / "haresources").read_text()))
         keys = config_dir / "authkeys"
@@ -205,6 +243,9 @@ class Lab:
 
     def gateway_up(self) -> None:
         _ip("-n", self.gw_ns, "link", "set", "gw0", "up")
+
+    def link_set(self, node: str, iface: str, up: bool) -> None:
+        _ip("-n", self.nodes[node].ns, "link", "set", iface, "up" if up else "down")
 
     # ------------------------------------------------------------- agents --
     def agent_command(self, name: str, *extra: str) -> list[str]:

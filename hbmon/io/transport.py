@@ -22,6 +22,7 @@ from hbmon.errors import StartupError
 # Large enough for heartbeat's biggest message (256 KiB) in one read.
 MAX_DATAGRAM = 262144 + 1024
 SIOCGIFBRDADDR = 0x8919
+LIMITED_BROADCAST = "255.255.255.255"
 
 Receiver = Callable[[str, bytes, str], None]  # (iface, datagram, source address)
 
@@ -49,7 +50,10 @@ def broadcast_address(sock: socket.socket, iface: str) -> str:
         res = fcntl.ioctl(sock.fileno(), SIOCGIFBRDADDR, req)
     except OSError as exc:
         raise StartupError(f"interface {iface} has no IPv4 broadcast address: {exc}") from None
-    return socket.inet_ntoa(res[20:24])
+    addr = socket.inet_ntoa(res[20:24])
+    # An address added without `brd` has none; the limited broadcast, sent on
+    # a socket bound to the interface, reaches the same segment.
+    return LIMITED_BROADCAST if addr == "0.0.0.0" else addr
 
 
 @dataclass(frozen=True, slots=True)
