@@ -41,7 +41,10 @@ from hbmon.config.model import LogSettings
 from hbmon.core.events import (
     BeatReceived,
     CommUp,
+    ControlReply,
     Effect,
+    GroupState,
+    GroupTransition,
     LateBeat,
     LinkStatus,
     LinkTransition,
@@ -49,6 +52,7 @@ from hbmon.core.events import (
     NodeDead,
     NodeStatus,
     NodeTransition,
+    OwnershipConflict,
     PacketDropped,
     PacketsLost,
     PacketsMissing,
@@ -57,10 +61,16 @@ from hbmon.core.events import (
     PeerRestarted,
     PingObserved,
     PingTransition,
+    ProbeGroup,
+    ResourceLog,
     RttMeasured,
     SendMessage,
     ShutdownComplete,
     ShutdownNotice,
+    StartGroup,
+    StopGroup,
+    TakeoverBlocked,
+    TakeoverComplete,
     Threshold,
 )
 from hbmon.errors import DropReason
@@ -207,10 +217,61 @@ def describe(effect: Effect, *, local_node: str | None = None) -> tuple[HbLevel,
         case ShutdownComplete():
             who = f"{local_node} " if local_node else ""
             return "info", f"{who}Heartbeat shutdown complete."
-        case BeatReceived() | RttMeasured() | PingObserved() | SendMessage():
+        case GroupTransition(key=key, new=new, reason=reason):
+            return _group_line(key, new, reason)
+        case TakeoverComplete(reason=reason, keys=keys, duration_s=duration, peer=peer):
+            src = f" from {peer}" if peer else ""
+            return (
+                "info",
+                f"Takeover ({reason}){src} complete: {len(keys)} group(s) in "
+                f"{_ms(duration)} ms [{', '.join(keys)}]",
+            )
+        case TakeoverBlocked(keys=keys, why=why):
+            return "CRIT", f"Not taking over [{', '.join(keys)}]: {why}"
+        case OwnershipConflict(key=key, kind=kind, resolution=resolution):
+            if kind == "dual":
+                return "ERROR", f"Both machines own resource group {key}: {resolution}"
+            return "ERROR", f"No one owns resource group {key}: {resolution}"
+        case ResourceLog(level=level, text=text):
+            return _hb_level_or_info(level), text
+        case ControlReply(ok=ok, message=message):
+            return ("info" if ok else "WARN"), message
+        case (
+            BeatReceived()
+            | RttMeasured()
+            | PingObserved()
+            | SendMessage()
+            | StartGroup()
+            | StopGroup()
+            | ProbeGroup()
+        ):
             return None
         case _:
             assert_never(effect)
+
+
+def _group_line(key: str, new: GroupState, reason: str) -> tuple[HbLevel, str]:
+    why = f" ({reason})" if reason else ""
+    match new:
+        case GroupState.STARTING:
+            return "info", f"Taking over resource group {key}{why}"
+        case GroupState.HELD:
+            return "info", f"Acquired resource group {key}"
+        case GroupState.STOPPING:
+            return "info", f"Releasing resource group {key}{why}"
+        case GroupState.RELEASED:
+            return "info", f"Released resource group {key}"
+        case GroupState.FAILED:
+            return "CRIT", f"Resource group {key} failed{why}"
+        case _:
+            assert_never(new)
+
+
+def _hb_level_or_info(level: str) -> HbLevel:
+    for known in HB_LEVELS:
+        if known == level:
+            return known
+    return "info"
 
 
 def _follow_ups(effect: Effect) -> tuple[tuple[HbLevel, str], ...]:

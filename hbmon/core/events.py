@@ -40,6 +40,48 @@ class DeathReason(StrEnum):
     INITDEAD = "initdead"  # never heard before initdead expired
 
 
+class GroupState(StrEnum):
+    """A resource group as this node holds it."""
+
+    RELEASED = "released"  # not running here
+    STARTING = "starting"
+    HELD = "held"  # every resource started
+    STOPPING = "stopping"
+    FAILED = "failed"  # a start or stop failed; backing off before it is tried here again
+
+
+class GroupOp(StrEnum):
+    START = "start"
+    STOP = "stop"
+
+
+class TakeoverReason(StrEnum):
+    """Why groups were acquired (the `reason` label of hbmon_failovers_total)."""
+
+    STARTUP = "startup"  # our own groups at comm-up
+    PEER_DEAD = "peer_dead"
+    SHUTDOWN = "shutdown"  # the peer stopped gracefully (shutdone / rsc_hold=none info=shutdown)
+    STANDBY = "standby"  # the peer asked to stand by
+    TAKEOVER = "takeover"  # we were asked to take over (hbmon takeover / hb_takeover)
+    FAILBACK = "failback"  # auto_failback returned our groups
+    PING_QUORUM = "ping_quorum"  # the peer saw fewer ping nodes and gave up
+    RECOVERY = "recovery"  # a group nobody held (after a failure or a blocked takeover)
+
+
+class Scope(StrEnum):
+    """heartbeat's rsc_hold / standby argument, from the requester's point of view."""
+
+    NONE = "none"
+    LOCAL = "local"  # groups whose preferred node is the requester
+    FOREIGN = "foreign"
+    ALL = "all"
+
+
+class ControlOp(StrEnum):
+    STANDBY = "standby"
+    TAKEOVER = "takeover"
+
+
 # ------------------------------------------------------------------ events --
 @dataclass(frozen=True, slots=True)
 class PacketIn:
@@ -80,7 +122,50 @@ class Shutdown:
     """Graceful stop requested (SIGTERM)."""
 
 
-Event = PacketIn | PacketRejected | PingResult | LoadAverage | Shutdown
+@dataclass(frozen=True, slots=True)
+class GroupDone:
+    """The executor finished starting or stopping a whole group."""
+
+    key: str
+    op: GroupOp
+    ok: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeDone:
+    """Result of probing a group's addresses on the service network (ARP / DAD)."""
+
+    key: str
+    in_use: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveAtStart:
+    """Groups found running before we joined (heartbeat's verifyallidle)."""
+
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ControlRequest:
+    request_id: int
+    op: ControlOp
+    scope: Scope
+
+
+Event = (
+    PacketIn
+    | PacketRejected
+    | PingResult
+    | LoadAverage
+    | Shutdown
+    | GroupDone
+    | ProbeDone
+    | ActiveAtStart
+    | ControlRequest
+)
 
 
 # ------------------------------------------------------------------ effects --
@@ -223,6 +308,80 @@ class ShutdownComplete:
     """The shutdown notice is out; the driver may exit."""
 
 
+@dataclass(frozen=True, slots=True)
+class StartGroup:
+    """Start the group's resources left to right (stopping them again if one fails)."""
+
+    key: str
+    reason: TakeoverReason
+
+
+@dataclass(frozen=True, slots=True)
+class StopGroup:
+    """Stop the group's resources right to left."""
+
+    key: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeGroup:
+    """Probe the group's addresses before taking them (split-brain guard)."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class ControlReply:
+    request_id: int
+    ok: bool
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class GroupTransition:
+    key: str
+    old: GroupState
+    new: GroupState
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class TakeoverComplete:
+    """Groups acquired for one reason; duration from the trigger (e.g. the dead
+    declaration) to the last resource started."""
+
+    reason: TakeoverReason
+    keys: tuple[str, ...]
+    duration_s: float
+    peer: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TakeoverBlocked:
+    """We did not take groups we otherwise would have (quorum lost, address in use…)."""
+
+    keys: tuple[str, ...]
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class OwnershipConflict:
+    """Both nodes held a group (kind "dual") or nobody did ("none"), and what was done."""
+
+    key: str
+    kind: str
+    resolution: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceLog:
+    """A heartbeat-worded line of the resource protocol (standby phases, refusals…)."""
+
+    level: str  # heartbeat level name: CRIT, ERROR, WARN, info, debug
+    text: str
+
+
 Effect = (
     SendMessage
     | NodeTransition
@@ -243,4 +402,13 @@ Effect = (
     | PingObserved
     | PingTransition
     | ShutdownComplete
+    | StartGroup
+    | StopGroup
+    | ProbeGroup
+    | ControlReply
+    | GroupTransition
+    | TakeoverComplete
+    | TakeoverBlocked
+    | OwnershipConflict
+    | ResourceLog
 )

@@ -22,9 +22,12 @@ from hbmon.config.model import Config
 from hbmon.core.counters import DropCounters
 from hbmon.core.echo import EchoBook
 from hbmon.core.events import (
+    ActiveAtStart,
     CommUp,
+    ControlRequest,
     Effect,
     Event,
+    GroupDone,
     LoadAverage,
     LocalStatusChanged,
     NodeStatus,
@@ -32,6 +35,7 @@ from hbmon.core.events import (
     PacketIn,
     PacketRejected,
     PingResult,
+    ProbeDone,
     RttMeasured,
     SendMessage,
     Shutdown,
@@ -106,6 +110,8 @@ class Node:
                 self._load = _clean_load(text)
             case Shutdown():
                 return effects + self._shutdown(now)
+            case GroupDone() | ProbeDone() | ActiveAtStart() | ControlRequest():
+                pass  # resource ownership: being built (issue 4)
             case _:
                 assert_never(event)
         for e in effects:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hbmon.core.events import LinkStatus, NodeStatus
+from hbmon.core.events import GroupState, LinkStatus, NodeStatus, TakeoverReason
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +62,27 @@ class PingNodeView:
 
 
 @dataclass(frozen=True, slots=True)
+class GroupView:
+    key: str
+    preferred: str  # the haresources node
+    role: str  # "local" (preferred node is us) or "foreign"
+    state: GroupState  # as held here
+    holder: str | None  # who holds it as far as we know: our name, the peer's, or None
+    last_change_at: float | None
+    start_failures: int
+    stop_failures: int
+
+
+@dataclass(frozen=True, slots=True)
+class TakeoverView:
+    reason: TakeoverReason
+    keys: tuple[str, ...]
+    at: float  # monotonic time it completed
+    duration_s: float
+    peer: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     now: float
     wall_epoch: float  # wall = monotonic + wall_epoch
@@ -76,6 +97,12 @@ class Snapshot:
     # (iface, reason, count), every pair present from start
     dropped: tuple[tuple[str, str, int], ...]
     seq_sent: int
+    groups: tuple[GroupView, ...] = ()
+    rsc_hold: str = "none"  # heartbeat's cl_status rscstatus: none|local|foreign|all|transition
+    resources_stable: bool = True
+    takeovers: tuple[tuple[TakeoverReason, int], ...] = ()  # every reason present from start
+    last_takeover: TakeoverView | None = None
+    conflicts: tuple[tuple[str, int], ...] = ()  # (kind, count): "dual", "none"
 
     def peer(self, name: str) -> PeerView | None:
         for p in self.peers:
