@@ -129,11 +129,13 @@ def proc_cpu_rss(pid: int) -> tuple[float, int]:
 
 
 def idle_cost(keepalive: str, seconds: float) -> tuple[float, float]:
-    timers = LabTimers(keepalive=keepalive, warntime="1", deadtime="2", initdead="4")
+    # deadtime must exceed 2 x keepalive: 5 s covers both settings.
+    timers = LabTimers(keepalive=keepalive, warntime="2", deadtime="5", initdead="10")
     with Lab(timers=timers) as lab:
         procs = {n: lab.start_agent(n) for n in lab.nodes}
         try:
-            wait(lambda: metric(lab, "solr1", "hbmon_comm_up") == 1, 15)
+            if not wait(lambda: metric(lab, "solr1", "hbmon_comm_up") == 1, 15):
+                raise RuntimeError("agents did not come up")
             time.sleep(2)
             pid = procs["solr1"].pid
             c0, _ = proc_cpu_rss(pid)
