@@ -23,11 +23,35 @@ DEFAULT_CONN_LOGD_TIME_MS = 60000
 DEFAULT_METRICS_ADDRESS = "0.0.0.0:9694"
 DEFAULT_STATE_DIR = Path("/var/lib/hbmon")
 DEFAULT_CONFIG_DIR = Path("/etc/ha.d")
+DEFAULT_RUN_DIR = Path("/run/hbmon")
+CONTROL_SOCKET_NAME = "hbmon.sock"
 # heartbeat advertises deadtime + this for its first seconds (spec §4.5).
 STARTUP_DT_EXTRA_MS = 2000
 STARTUP_DT_PERIOD_MS = 5000
 # heartbeat pings each ping node about once a second, whatever keepalive is.
 PING_INTERVAL_MS = 1000
+# Resource agents (spec §3.2-3.3). Gratuitous ARP / unsolicited NA: `count`
+# request+reply pairs, the first at once, then one pair every `interval`.
+GARP_COUNT_IPADDR2 = 5
+GARP_INTERVAL_MS_IPADDR2 = 200
+GARP_COUNT_IPADDR = 10
+GARP_INTERVAL_MS_IPADDR = 500
+# RFC 5227-style ARP probe / IPv6 DAD-style probe before taking an address:
+# `count` probes spread over `timeout`; any answer from another host = in use.
+# Kept short: it sits between the dead declaration and the takeover.
+ADDRESS_PROBE_COUNT = 3
+ADDRESS_PROBE_TIMEOUT_MS = 300
+# Script agents: lookup, environment and limits. heartbeat has no timeout.
+DEFAULT_INIT_DIR = Path("/etc/init.d")
+SCRIPT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+SCRIPT_TIMEOUT_MS = 60000  # start / stop
+SCRIPT_STATUS_TIMEOUT_MS = 15000
+SCRIPT_KILL_GRACE_MS = 2000  # SIGTERM to the script's process group, then SIGKILL
+SCRIPT_OUTPUT_LIMIT = 65536  # bytes of stdout/stderr kept per call
+# A failed stop is retried (heartbeat: 10 x 1 s, then reboot; hbmon: fewer,
+# with doubling backoff, never a reboot).
+STOP_RETRIES = 3
+STOP_RETRY_BACKOFF_MS = 250
 
 
 def default_warntime_ms(deadtime_ms: int) -> int:
@@ -184,15 +208,33 @@ class LogSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ResourceSettings:
+    """How resource agents run (hbmon extension; heartbeat hard-codes these)."""
+
+    garp_count_ipaddr2: int = GARP_COUNT_IPADDR2
+    garp_interval_ms_ipaddr2: int = GARP_INTERVAL_MS_IPADDR2
+    garp_count_ipaddr: int = GARP_COUNT_IPADDR
+    garp_interval_ms_ipaddr: int = GARP_INTERVAL_MS_IPADDR
+    probe_count: int = ADDRESS_PROBE_COUNT
+    probe_timeout_ms: int = ADDRESS_PROBE_TIMEOUT_MS
+    script_timeout_ms: int = SCRIPT_TIMEOUT_MS
+    status_timeout_ms: int = SCRIPT_STATUS_TIMEOUT_MS
+    stop_retries: int = STOP_RETRIES
+    stop_retry_backoff_ms: int = STOP_RETRY_BACKOFF_MS
+
+
+@dataclass(frozen=True, slots=True)
 class HbmonSettings:
     """Settings heartbeat does not have; only the YAML form (or CLI flags) sets them."""
 
     metrics_address: str = DEFAULT_METRICS_ADDRESS
     state_dir: Path = DEFAULT_STATE_DIR
+    run_dir: Path = DEFAULT_RUN_DIR  # the control socket lives here
     quorum_policy: QuorumPolicy = QuorumPolicy.FREEZE
     failback_stickiness_ms: int = 0
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    resources: ResourceSettings = ResourceSettings()
 
 
 @dataclass(frozen=True, slots=True)

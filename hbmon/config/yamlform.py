@@ -34,6 +34,7 @@ Written by `hbmon config convert`, read with yaml.safe_load. Layout::
     hbmon:
       metrics_address: 0.0.0.0:9694
       state_dir: /var/lib/hbmon
+      run_dir: /run/hbmon
       quorum_policy: freeze
       failback_stickiness: 0s
       tls: {cert: null, key: null}
@@ -181,6 +182,7 @@ def to_yaml(cfg: Config) -> str:
         "hbmon": {
             "metrics_address": hb.metrics_address,
             "state_dir": str(hb.state_dir),
+            "run_dir": str(hb.run_dir),
             "quorum_policy": hb.quorum_policy.value,
             "failback_stickiness": _ms(hb.failback_stickiness_ms),
             "tls": {
@@ -391,7 +393,9 @@ _KEY = frozenset({"index", "method", "secret", "secret_base64"})
 _GROUP = frozenset({"node", "resources"})
 _RESOURCE = frozenset({"agent", "args"})
 _LOGGING = frozenset({"logfacility", "logfile", "debugfile", "use_logd", "debug"})
-_HBMON = frozenset({"metrics_address", "state_dir", "quorum_policy", "failback_stickiness", "tls"})
+_HBMON = frozenset(
+    {"metrics_address", "state_dir", "run_dir", "quorum_policy", "failback_stickiness", "tls"}
+)
 _TLS = frozenset({"cert", "key"})
 
 
@@ -523,6 +527,7 @@ def _hbmon(r: _Reader, doc: dict[str, object]) -> HbmonSettings:
     return HbmonSettings(
         metrics_address=r.get(m, "metrics_address", p, _str, base.metrics_address),
         state_dir=Path(r.get(m, "state_dir", p, _str, str(base.state_dir))),
+        run_dir=Path(r.get(m, "run_dir", p, _str, str(base.run_dir))),
         quorum_policy=r.get(m, "quorum_policy", p, _choice(QuorumPolicy), base.quorum_policy),
         failback_stickiness_ms=r.get(
             m, "failback_stickiness", p, _time, base.failback_stickiness_ms

@@ -88,7 +88,7 @@ def open_endpoint(medium: Medium) -> Endpoint:
                 sock.bind(("0.0.0.0", port))
                 dest = (group, port)
         sock.setblocking(False)
-    except PermissionError as exc:
+    except PermissionError:
         sock.close()
         raise StartupError(
             f"medium `{describe(medium)}`: permission denied; "
