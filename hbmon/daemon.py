@@ -27,10 +27,14 @@ from hbmon.logs import setup as setup_logs
 from hbmon.metrics import Metrics, serve
 
 
-def with_overrides(cfg: Config, state_dir: Path | None, metrics_address: str | None) -> Config:
+def with_overrides(
+    cfg: Config, state_dir: Path | None, run_dir: Path | None, metrics_address: str | None
+) -> Config:
     hb = cfg.hbmon
     if state_dir is not None:
         hb = replace(hb, state_dir=state_dir)
+    if run_dir is not None:
+        hb = replace(hb, run_dir=run_dir)
     if metrics_address is not None:
         hb = replace(hb, metrics_address=metrics_address)
     return replace(cfg, hbmon=hb)
@@ -41,6 +45,7 @@ def run(
     *,
     node: str | None,
     state_dir: Path | None,
+    run_dir: Path | None,
     metrics_address: str | None,
     log_format: Literal["text", "json"],
 ) -> int:
@@ -53,7 +58,7 @@ def run(
             file=sys.stderr,
         )
         return 1
-    cfg = with_overrides(cfg, state_dir, metrics_address)
+    cfg = with_overrides(cfg, state_dir, run_dir, metrics_address)
     sink = setup_logs(fmt=log_format, node=cfg.node, settings=cfg.logging, debug=cfg.logging.debug)
     try:
         return _run_validated(cfg, config_path, node, sink)
