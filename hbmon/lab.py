@@ -68,6 +68,11 @@ class LabNode:
     state_dir: Path
     log_dir: Path
 
+    @property
+    def run_dir(self) -> Path:
+        """Each agent's control socket lives here (the namespaces share one filesystem)."""
+        return self.state_dir / "run"
+
 
 def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
@@ -256,6 +261,7 @@ class Lab:
             "--config-dir", str(node.config_dir),
             "--node", name,
             "--state-dir", str(node.state_dir),
+            "--run-dir", str(node.run_dir),
             "--metrics-address", f"0.0.0.0:{METRICS_PORT}",
             *extra,
         ]  # fmt: skip
