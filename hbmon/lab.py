@@ -22,10 +22,12 @@ import re
 import secrets
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,7 +81,11 @@ def _ip(*args: str) -> None:
 
 
 def scale_config(
-    text: str, timers: LabTimers, log_dir: Path, media: tuple[str, ...] | None = None
+    text: str,
+    timers: LabTimers,
+    log_dir: Path,
+    media: tuple[str, ...] | None = None,
+    directives: dict[str, str] | None = None,
 ) -> str:
     """The reference ha.cf with lab addresses, lab timers and logs in the lab's folder.
 
@@ -95,6 +101,7 @@ def scale_config(
         "debugfile": str(log_dir / "ha-debug"),
         # The lab must not write into the host's syslog.
         "logfacility": "none",
+        **(directives or {}),
     }
     for line in text.splitlines():
         m = re.match(r"^(\s*)(\w+)(\s+)([^#\s]+)(.*)$", line)
@@ -123,6 +130,11 @@ class Lab:
     # `{peer2}` stand for the other node's address on em1 and em2.
     media: tuple[str, ...] | None = None
     second_link: bool = False
+    # ha.cf directives to set (e.g. {"auto_failback": "on"}), haresources text to
+    # use instead of the reference one, and resource scripts for resource.d/.
+    directives: dict[str, str] = field(default_factory=dict)
+    haresources: str | None = None
+    scripts: dict[str, str] = field(default_factory=dict)
     prefix: str = field(default_factory=lambda: "hbm" + secrets.token_hex(3))
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="hbmon-lab-")))
     nodes: dict[str, LabNode] = field(default_factory=dict)
@@ -216,9 +228,19 @@ class Lab:
         if self.media is not None:
             media = tuple(m.format(peer=NODE_IPS[peer], peer2=NODE_IPS2[peer]) for m in self.media)
         (config_dir / "ha.cf").write_text(
-            scale_config((src / "ha.cf").read_text(), self.timers, log_dir, media)
+            scale_config((src / "ha.cf").read_text(), self.timers, log_dir, media, self.directives)
         )
-        (config_dir / "haresources").write_text(map_addresses((src / "haresources").read_text()))
+        haresources = self.haresources
+        if haresources is None:
+            haresources = map_addresses((src / "haresources").read_text())
+        (config_dir / "haresources").write_text(haresources)
+        if self.scripts:
+            rdir = config_dir / "resource.d"
+            rdir.mkdir()
+            for script, body in self.scripts.items():
+                path = rdir / script
+                path.write_text(body)
+                path.chmod(0o755)
         keys = config_dir / "authkeys"
         keys.write_bytes((src / "authkeys").read_bytes())
         keys.chmod(0o600)
@@ -333,3 +355,81 @@ def socket_in_namespace(
     if isinstance(item, BaseException):
         raise item
     return item
+
+
+# ------------------------------------------------------------ observation --
+ETH_P_ARP = 0x0806
+
+
+def arp_who_has(ns: str, iface: str, ip: str, timeout: float = 0.3) -> set[str]:
+    """MAC addresses that answer an ARP request for `ip`, sent from `iface` in `ns`."""
+    sock = socket_in_namespace(ns, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
+    try:
+        sock.bind((iface, ETH_P_ARP))
+        mac = sock.getsockname()[4]
+        src_ip = _iface_ipv4(ns, iface)
+        target = socket.inet_aton(ip)
+        frame = (
+            b"\xff" * 6 + mac + struct.pack("!H", ETH_P_ARP)
+            + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1)
+            + mac + socket.inet_aton(src_ip) + b"\x00" * 6 + target
+        )  # fmt: skip
+        sock.send(frame)
+        seen: set[str] = set()
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
+            try:
+                data = sock.recv(2048)
+            except TimeoutError:
+                break
+            arp = data[14:42]
+            if len(arp) < 28 or struct.unpack("!H", arp[6:8])[0] != 2:
+                continue
+            if arp[14:18] == target:
+                seen.add(arp[8:14].hex(":"))
+        return seen
+    finally:
+        sock.close()
+
+
+def _iface_ipv4(ns: str, iface: str) -> str:
+    out = subprocess.run(
+        ["ip", "-n", ns, "-4", "-o", "addr", "show", "dev", iface],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    return out[out.index("inet") + 1].split("/")[0]
+
+
+def iface_mac(ns: str, iface: str) -> str:
+    out = subprocess.run(
+        ["ip", "-n", ns, "-o", "link", "show", "dev", iface], capture_output=True, text=True,
+        check=True,
+    ).stdout.split()  # fmt: skip
+    return out[out.index("link/ether") + 1]
+
+
+def has_address(ns: str, iface: str, ip: str) -> bool:
+    out = subprocess.run(
+        ["ip", "-n", ns, "-o", "addr", "show", "dev", iface], capture_output=True, text=True
+    ).stdout
+    return f" {ip}/" in out
+
+
+def set_loss(ns: str, percent: int) -> None:
+    """Drop `percent` % of the heartbeat datagrams arriving in `ns` (nftables, inside
+    the namespace only); 0 removes the rule."""
+    subprocess.run(["ip", "netns", "exec", ns, "nft", "delete", "table", "inet", "hbmonloss"],
+                   capture_output=True)  # fmt: skip
+    if percent <= 0:
+        return
+    rules = (
+        "table inet hbmonloss {\n"
+        "  chain input {\n"
+        "    type filter hook input priority 0;\n"
+        f"    udp dport 694 numgen random mod 100 < {int(percent)} drop\n"
+        "  }\n"
+        "}\n"
+    )
+    subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=rules, text=True,
+                   check=True, capture_output=True)  # fmt: skip

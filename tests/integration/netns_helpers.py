@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from hbmon.lab import Lab
+from hbmon.lab import Lab, arp_who_has, has_address, iface_mac
+
+__all__ = ["Pair", "arp_who_has", "has_address", "iface_mac", "require_netns", "wait_until"]
 
 
 def require_netns() -> None:
@@ -92,72 +94,3 @@ class Pair:
                 p.wait(timeout=5)
             except Exception:
                 p.kill()
-
-
-ETH_P_ARP = 0x0806
-
-
-def arp_who_has(ns: str, iface: str, ip: str, timeout: float = 0.3) -> set[str]:
-    """MAC addresses that answer an ARP request for `ip`, sent from `iface` in `ns`."""
-    import socket
-    import struct
-
-    from hbmon.lab import socket_in_namespace
-
-    sock = socket_in_namespace(ns, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
-    try:
-        sock.bind((iface, ETH_P_ARP))
-        mac = sock.getsockname()[4]
-        src_ip = _iface_ipv4(ns, iface)
-        target = socket.inet_aton(ip)
-        frame = (
-            b"\xff" * 6 + mac + struct.pack("!H", ETH_P_ARP)
-            + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1)
-            + mac + socket.inet_aton(src_ip) + b"\x00" * 6 + target
-        )  # fmt: skip
-        sock.send(frame)
-        seen: set[str] = set()
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            sock.settimeout(left)
-            try:
-                data = sock.recv(2048)
-            except TimeoutError:
-                break
-            arp = data[14:42]
-            if len(arp) < 28 or struct.unpack("!H", arp[6:8])[0] != 2:
-                continue
-            if arp[14:18] == target:
-                seen.add(arp[8:14].hex(":"))
-        return seen
-    finally:
-        sock.close()
-
-
-def _iface_ipv4(ns: str, iface: str) -> str:
-    import subprocess
-
-    out = subprocess.run(
-        ["ip", "-n", ns, "-4", "-o", "addr", "show", "dev", iface],
-        capture_output=True, text=True, check=True,
-    ).stdout.split()  # fmt: skip
-    return out[out.index("inet") + 1].split("/")[0]
-
-
-def iface_mac(ns: str, iface: str) -> str:
-    import subprocess
-
-    out = subprocess.run(
-        ["ip", "-n", ns, "-o", "link", "show", "dev", iface], capture_output=True, text=True,
-        check=True,
-    ).stdout.split()  # fmt: skip
-    return out[out.index("link/ether") + 1]
-
-
-def has_address(ns: str, iface: str, ip: str) -> bool:
-    import subprocess
-
-    out = subprocess.run(
-        ["ip", "-n", ns, "-o", "addr", "show", "dev", iface], capture_output=True, text=True
-    ).stdout
-    return f" {ip}/" in out
