@@ -151,7 +151,7 @@ def main() -> int:
     for percent in (10, 20, 30):
         takeovers, deaths = false_takeovers(percent, args.loss_seconds)
         print(f"loss {percent}% both ways for {args.loss_seconds:.0f} s (keepalive 200ms, "
-              f"deadtime 2s): {takeovers:.0f} takeovers, {deaths:.0f} dead declarations")  # fmt: skip
+              f"deadtime 2s): {takeovers:.0f} takeovers, {deaths:.0f} deaths")  # fmt: skip
     return 0
 
 
