@@ -1,0 +1,188 @@
+"""A small typed edge over pyroute2 (untyped): links, addresses, routes.
+
+Everything acts in the network namespace the process runs in (agents run via
+`ip netns exec` in the lab). Each call opens its own netlink socket, so there
+is no shared state to go stale. pyroute2's `NetlinkError` becomes `OSError`
+with the kernel's errno, so callers never import pyroute2.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pyroute2 import AsyncIPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+RT_TABLE_MAIN = 254
+RTN_UNICAST = 1
+IFF_UP = 0x1
+IFA_F_NODAD = 0x02
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    index: int
+    name: str
+    mac: bytes  # empty when the link has no hardware address
+    up: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Addr:
+    index: int
+    family: int
+    address: str  # canonical text form
+    prefixlen: int
+    label: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A unicast route of the main table (what `findif` looks at)."""
+
+    family: int
+    dst: str
+    dst_len: int
+    oif: int | None
+
+
+class Netlink(Protocol):
+    """The operations the address agents need; `PyRoute2` is the real one."""
+
+    async def link_by_name(self, name: str) -> Link | None: ...
+    async def link_by_index(self, index: int) -> Link | None: ...
+    async def addresses(self) -> list[Addr]: ...
+    async def routes(self, family: int) -> list[Route]: ...
+    async def add_address(
+        self,
+        index: int,
+        address: str,
+        prefixlen: int,
+        *,
+        broadcast: str | None,
+        label: str | None,
+        nodad: bool,
+    ) -> None: ...
+    async def del_address(self, index: int, address: str, prefixlen: int) -> None: ...
+
+
+def _os_error(exc: NetlinkError) -> OSError:
+    code = int(exc.code) if isinstance(exc.code, int) else errno.EIO
+    return OSError(code, f"netlink: {exc}")
+
+
+def _link(msg: Any) -> Link:
+    mac_text = msg.get("IFLA_ADDRESS") or ""
+    try:
+        mac = bytes.fromhex(mac_text.replace(":", "")) if mac_text else b""
+    except ValueError:
+        mac = b""
+    return Link(
+        index=int(msg["index"]),
+        name=str(msg.get("IFLA_IFNAME")),
+        mac=mac,
+        up=bool(int(msg["flags"]) & IFF_UP),
+    )
+
+
+class PyRoute2:
+    """`Netlink` over pyroute2's AsyncIPRoute, in the current network namespace."""
+
+    @asynccontextmanager
+    async def _ipr(self) -> AsyncIterator[Any]:
+        try:
+            async with AsyncIPRoute() as ipr:
+                yield ipr
+        except NetlinkError as exc:
+            raise _os_error(exc) from exc
+
+    async def link_by_name(self, name: str) -> Link | None:
+        async with self._ipr() as ipr:
+            found = await ipr.link_lookup(ifname=name)
+            if not found:
+                return None
+            return await self._get_link(ipr, int(found[0]))
+
+    async def link_by_index(self, index: int) -> Link | None:
+        async with self._ipr() as ipr:
+            return await self._get_link(ipr, index)
+
+    @staticmethod
+    async def _get_link(ipr: Any, index: int) -> Link | None:
+        try:
+            async for msg in await ipr.get_links(index):
+                return _link(msg)
+        except NetlinkError as exc:
+            if exc.code == errno.ENODEV:
+                return None
+            raise
+        return None
+
+    async def addresses(self) -> list[Addr]:
+        out: list[Addr] = []
+        async with self._ipr() as ipr:
+            async for msg in await ipr.addr("dump"):
+                address = msg.get("IFA_ADDRESS")
+                if msg["family"] == socket.AF_INET:
+                    # IFA_LOCAL is the address itself on point-to-point links.
+                    address = msg.get("IFA_LOCAL") or address
+                if address is None:
+                    continue
+                out.append(
+                    Addr(
+                        index=int(msg["index"]),
+                        family=int(msg["family"]),
+                        address=str(address),
+                        prefixlen=int(msg["prefixlen"]),
+                        label=msg.get("IFA_LABEL"),
+                    )
+                )
+        return out
+
+    async def routes(self, family: int) -> list[Route]:
+        out: list[Route] = []
+        async with self._ipr() as ipr:
+            async for msg in await ipr.route("dump", family=family):
+                table = msg.get("RTA_TABLE") or msg["table"]
+                if table != RT_TABLE_MAIN or msg["type"] != RTN_UNICAST:
+                    continue
+                dst = msg.get("RTA_DST") or ("0.0.0.0" if family == socket.AF_INET else "::")
+                oif = msg.get("RTA_OIF")
+                out.append(
+                    Route(
+                        family=family,
+                        dst=str(dst),
+                        dst_len=int(msg["dst_len"]),
+                        oif=None if oif is None else int(oif),
+                    )
+                )
+        return out
+
+    async def add_address(
+        self,
+        index: int,
+        address: str,
+        prefixlen: int,
+        *,
+        broadcast: str | None,
+        label: str | None,
+        nodad: bool,
+    ) -> None:
+        kwargs: dict[str, object] = {"index": index, "address": address, "prefixlen": prefixlen}
+        if broadcast is not None:
+            kwargs["broadcast"] = broadcast
+        if label is not None:
+            kwargs["label"] = label
+        if nodad:
+            kwargs["flags"] = IFA_F_NODAD
+        async with self._ipr() as ipr:
+            await ipr.addr("add", **kwargs)
+
+    async def del_address(self, index: int, address: str, prefixlen: int) -> None:
+        async with self._ipr() as ipr:
+            await ipr.addr("del", index=index, address=address, prefixlen=prefixlen)

@@ -1,0 +1,113 @@
+"""Raw Ethernet frames on one interface (AF_PACKET), for ARP and neighbour discovery.
+
+The socket is bound to one interface and one EtherType; it lives in the
+network namespace of the thread that opens it. `PacketLink` sends whole frames
+and receives them with the kernel's packet type, so callers can ignore the
+copies of their own outgoing frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+from types import TracebackType
+
+PACKET_OUTGOING = 4  # <linux/if_packet.h>: a frame this host sent
+MAC_LEN = 6
+BROADCAST_MAC = b"\xff" * MAC_LEN
+ETH_HEADER_LEN = 14
+ETH_MIN_FRAME = 60  # without the FCS
+
+
+def format_mac(mac: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in mac)
+
+
+def ethernet(dst: bytes, src: bytes, ethertype: int, payload: bytes) -> bytes:
+    """An Ethernet II frame, zero-padded to the 60-byte minimum."""
+    frame = dst + src + ethertype.to_bytes(2, "big") + payload
+    return frame.ljust(ETH_MIN_FRAME, b"\0")
+
+
+class PacketLink:
+    """An AF_PACKET socket on `iface` for `ethertype`; use as an async context manager."""
+
+    def __init__(self, iface: str, ethertype: int) -> None:
+        self.iface = iface
+        self.ethertype = ethertype
+        self._sock: socket.socket | None = None
+        self.mac = b""
+
+    def open(self) -> PacketLink:
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(self.ethertype))
+        try:
+            sock.bind((self.iface, self.ethertype))
+            sock.setblocking(False)
+            # getsockname() on a bound packet socket: (ifname, proto, pkttype, hatype, addr)
+            self.mac = bytes(sock.getsockname()[4])[:MAC_LEN]
+        except BaseException:
+            sock.close()
+            raise
+        self._sock = sock
+        return self
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    async def __aenter__(self) -> PacketLink:
+        return self.open()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _socket(self) -> socket.socket:
+        if self._sock is None:
+            raise OSError(f"packet socket on {self.iface} is closed")
+        return self._sock
+
+    async def send(self, frame: bytes) -> None:
+        await asyncio.get_running_loop().sock_sendall(self._socket(), frame)
+
+    async def recv(self) -> tuple[bytes, int]:
+        """The next frame and its packet type (PACKET_OUTGOING for our own)."""
+        data, addr = await asyncio.get_running_loop().sock_recvfrom(self._socket(), 65535)
+        return data, int(addr[2])
+
+
+async def solicit(
+    link: PacketLink,
+    frame: bytes,
+    window: float,
+    count: int,
+    answer: Callable[[bytes], bytes | None],
+) -> bytes | None:
+    """Send `frame` `count` times spread evenly over `window` seconds; the first answer, or None.
+
+    `answer(frame)` looks at each received frame (not our own outgoing ones)
+    and returns a non-None value (the answering MAC) to stop.
+    """
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    deadline = start + window
+    gap = window / max(count, 1)
+    sent = 0
+    while (now := loop.time()) < deadline:
+        if sent < count and now >= start + sent * gap:
+            await link.send(frame)
+            sent += 1
+        wake = min(deadline, start + sent * gap) if sent < count else deadline
+        try:
+            data, pkttype = await asyncio.wait_for(link.recv(), max(0.0, wake - loop.time()))
+        except TimeoutError:
+            continue
+        if pkttype != PACKET_OUTGOING and (found := answer(data)) is not None:
+            return found
+    return None
