@@ -33,8 +33,9 @@ Announce = Callable[[str, IPAddress], Awaitable[None]]
 ProbeOwner = Callable[[IPAddress, str, float, int], Awaitable[bytes | None]]
 Run = Callable[[Sequence[str], float, Mapping[str, str]], Awaitable[RunResult]]
 Sleep = Callable[[float], Awaitable[None]]
-# (iface, ip, repeats left, interval s): the executor's background GARP repeats.
-ScheduleRepeats = Callable[[str, IPAddress, int, float], None]
+# (iface, ip, repeats left, interval s, loop time of the first): the executor's
+# background GARP repeats, timed from the first announcement.
+ScheduleRepeats = Callable[[str, IPAddress, int, float, float], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +123,7 @@ class AddressAgent:
         detail = f"{place}" + ("" if added else " (already there)")
         count, interval = self._garp()
         if count > 0:
+            first_at = asyncio.get_running_loop().time()
             try:
                 await self._ctx.io.announce(place.iface, place.ip)
             except OSError as exc:
@@ -129,7 +131,7 @@ class AddressAgent:
                 logger.warning(f"{self.resource}: announcing {place.ip} on {place.iface}: {exc}")
                 detail += f"; announcement failed: {exc.strerror or exc}"
             if count > 1:
-                self._repeats(place.iface, place.ip, count - 1, interval)
+                self._repeats(place.iface, place.ip, count - 1, interval, first_at)
         return Outcome(True, detail)
 
     async def stop(self) -> Outcome:

@@ -167,8 +167,8 @@ class ResourceExecutor:
         return Context(self._io, self._config.hbmon.resources, self._config_dir)
 
     def _agent(self, group: ResourceGroup, resource: Resource) -> Agent:
-        def repeats(iface: str, ip: IPAddress, count: int, interval: float) -> None:
-            self._schedule_garp(group.key, str(resource), iface, ip, count, interval)
+        def repeats(iface: str, ip: IPAddress, count: int, interval: float, first: float) -> None:
+            self._schedule_garp(group.key, str(resource), iface, ip, count, interval, first)
 
         return make_agent(resource, self._context(), repeats)
 
@@ -243,10 +243,17 @@ class ResourceExecutor:
 
     # -------------------------------------------------------------- GARP --
     def _schedule_garp(
-        self, key: str, resource: str, iface: str, ip: IPAddress, count: int, interval: float
+        self,
+        key: str,
+        resource: str,
+        iface: str,
+        ip: IPAddress,
+        count: int,
+        interval: float,
+        first: float,
     ) -> None:
         task = asyncio.get_running_loop().create_task(
-            self._repeat_garp(resource, iface, ip, count, interval),
+            self._repeat_garp(resource, iface, ip, count, interval, first),
             name=f"garp {ip} {iface}",
         )
         tasks = self._garp.setdefault(key, set())
@@ -254,13 +261,13 @@ class ResourceExecutor:
         task.add_done_callback(tasks.discard)
 
     async def _repeat_garp(
-        self, resource: str, iface: str, ip: IPAddress, count: int, interval: float
+        self, resource: str, iface: str, ip: IPAddress, count: int, interval: float, first: float
     ) -> None:
+        """`count` more announcements, `interval` apart, counted from the `first` one."""
         loop = asyncio.get_running_loop()
-        t0 = loop.time()
         failures = 0
         for n in range(1, count + 1):
-            await self._io.sleep(max(0.0, t0 + n * interval - loop.time()))
+            await self._io.sleep(max(0.0, first + n * interval - loop.time()))
             try:
                 await self._io.announce(iface, ip)
             except Exception as exc:  # a background task: nobody else would see it
