@@ -11,7 +11,9 @@ mode="${1:-demo}"; shift || true
 apt_needed=(iproute2 python3 python3-venv python3-pip ca-certificates)
 if [ "$mode" = test ]; then
   # promtool (prometheus) checks the metrics exposition; nftables and tcpdump serve the fault tests.
-  apt_needed+=(prometheus nftables tcpdump)
+  # prometheus-alertmanager (amtool, the e2e alert path) and systemd (systemd-analyze, absent
+  # from a minimal Debian) check the deliverables in alerts/ and systemd/.
+  apt_needed+=(prometheus prometheus-alertmanager systemd nftables tcpdump)
 fi
 missing=()
 for p in "${apt_needed[@]}"; do
