@@ -1,0 +1,412 @@
+"""End to end: two agents in namespaces, Debian's Prometheus and Alertmanager, a webhook.
+
+Prometheus and Alertmanager run inside the lab's gateway namespace, on its loopback;
+Prometheus scrapes both agents every second over the lab bridge and loads
+alerts/*.rules.yml; Alertmanager runs alerts/alertmanager.yml with its receivers
+pointed at a webhook this test serves in the same namespace. Then:
+
+1. pause solr1 for 1.5 s (warntime 1 s < pause < deadtime 2 s) -> HbmonHeartbeatLate
+   reaches the paging receiver; the delay from the breach is printed;
+2. kill -9 solr2 (the owner of the lab's resource group) -> HbmonPeerDead (page) and
+   HbmonLinkDown (ticket) arrive, and HbmonFailoverOccurred when the agents count takeovers;
+3. every dashboard panel's query returns data from that Prometheus;
+4. every rule is healthy and Alertmanager runs the configuration it was given.
+
+Timers (hbmon/lab.py): keepalive 200 ms, warntime 1 s, deadtime 2 s, initdead 4 s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from hbmon.lab import METRICS_PORT, NODE_IPS, Lab, socket_in_namespace
+
+pytestmark = [pytest.mark.netns, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+PROM_PORT, AM_PORT, HOOK_PORT = 9090, 9093, 9095
+WARNTIME, DEADTIME = 1.0, 2.0
+PAUSE = 1.5
+PENDING_METRICS = ("hbmon_resource_group_held", "hbmon_failovers_total")
+GRAFANA_VALUES = {
+    "$__rate_interval": "1m",
+    "$__interval": "1m",
+    "$__range": "5m",
+    "$job": "hbmon",
+    "$node": ".+",
+    "$peer": ".+",
+}
+
+
+# ------------------------------------------------------------------ helpers --
+def need(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is not None:
+        return path
+    if os.environ.get("CI"):
+        pytest.fail(f"{tool} is missing in CI (scripts/setup.sh installs it)")
+    pytest.skip(f"{tool} not installed")
+
+
+def require_root() -> None:
+    problem = None
+    if os.geteuid() != 0:
+        problem = "needs root for network namespaces"
+    elif shutil.which("ip") is None:
+        problem = "needs iproute2"
+    if problem is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"namespace test cannot run in CI: {problem}")
+    pytest.skip(problem)
+
+
+def wait_until(pred: Callable[[], Any], timeout: float, what: str, step: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = pred()
+        except OSError:
+            result = None
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(step)
+
+
+class Webhook:
+    """Alertmanager's webhook receiver: an http.server on a socket in namespace `ns`."""
+
+    def __init__(self, ns: str, port: int) -> None:
+        self.deliveries: list[tuple[float, str, dict[str, Any]]] = []
+        self._cond = threading.Condition()
+        sock = socket_in_namespace(ns)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        sock.listen(16)
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with hook._cond:
+                    hook.deliveries.append((time.monotonic(), self.path, json.loads(body)))
+                    hook._cond.notify_all()
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", port), Handler, bind_and_activate=False)
+        self.server.socket.close()
+        self.server.socket = sock
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def wait_alert(
+        self, path: str, alertname: str, timeout: float, **labels: str
+    ) -> tuple[float, dict[str, Any]]:
+        """(arrival time, alert) of the first firing `alertname` delivered on `path`."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for at, p, payload in self.deliveries:
+                    for a in payload.get("alerts", []):
+                        lb = a.get("labels", {})
+                        if (
+                            p == path
+                            and a.get("status") == "firing"
+                            and lb.get("alertname") == alertname
+                            and labels.items() <= lb.items()
+                        ):
+                            return at, a
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    got = [(p, [a["labels"] for a in d["alerts"]]) for _, p, d in self.deliveries]
+                    raise AssertionError(f"{alertname} {labels} never reached {path}: {got}")
+                self._cond.wait(left)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+class Prometheus:
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+
+    def get(self, path: str, **params: str) -> Any:
+        query = f"?{urllib.parse.urlencode(params)}" if params else ""
+        body = json.loads(self.lab.http_get(self.lab.gw_ns, PROM_PORT, path + query))
+        assert body["status"] == "success", body
+        return body["data"]
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        return list(self.get("/api/v1/query", query=expr)["result"])
+
+    def query_range(self, expr: str, start: float) -> list[dict[str, Any]]:
+        data = self.get(
+            "/api/v1/query_range", query=expr, start=f"{start:.3f}", end=f"{time.time():.3f}",
+            step="1",
+        )  # fmt: skip
+        return list(data["result"])
+
+
+def prometheus_config(tmp: Path) -> Path:
+    cfg = {
+        "global": {"scrape_interval": "1s", "scrape_timeout": "900ms", "evaluation_interval": "1s"},
+        "rule_files": [str(ROOT / "alerts" / "*.rules.yml")],
+        "alerting": {
+            "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{AM_PORT}"]}]}]
+        },
+        "scrape_configs": [
+            {
+                "job_name": "hbmon",
+                "static_configs": [
+                    {"targets": [f"{ip}:{METRICS_PORT}"], "labels": {"instance": name}}
+                    for name, ip in NODE_IPS.items()
+                ],
+            }
+        ],
+    }
+    path = tmp / "prometheus.yml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def alertmanager_config(tmp: Path) -> Path:
+    """alerts/alertmanager.yml as shipped: routes, grouping and inhibitions kept; receivers
+    pointed at the test's webhook (/page, /ticket) and the timers shortened."""
+    cfg = yaml.safe_load((ROOT / "alerts" / "alertmanager.yml").read_text())
+    for r in cfg["receivers"]:
+        kind = "page" if r["name"].endswith("page") else "ticket"
+        r.clear()
+        r.update(
+            name=f"hbmon-{kind}",
+            webhook_configs=[
+                {"url": f"http://127.0.0.1:{HOOK_PORT}/{kind}", "send_resolved": True}
+            ],
+        )
+
+    def shorten(route: dict[str, Any]) -> None:
+        route.update(group_wait="0s", group_interval="1s")
+        for child in route.get("routes", []):
+            shorten(child)
+
+    shorten(cfg["route"])
+    path = tmp / "alertmanager.yml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def dashboard_queries() -> list[tuple[str, str, bool]]:
+    """(where, expr, is_panel) for every panel target and annotation of every dashboard."""
+    out = []
+    for f in sorted((ROOT / "grafana" / "dashboards").glob("*.json")):
+        d = json.loads(f.read_text())
+        for p in d["panels"]:
+            for t in p.get("targets", []):
+                out.append(
+                    (f"{d['uid']} panel {p['id']} {p['title']!r} {t['refId']}", t["expr"], True)
+                )
+        for a in d["annotations"]["list"]:
+            if "expr" in a:
+                out.append((f"{d['uid']} annotation {a['name']!r}", a["expr"], False))
+    return out
+
+
+def grafana_substitute(expr: str) -> str:
+    for name in sorted(GRAFANA_VALUES, key=len, reverse=True):
+        expr = expr.replace(name, GRAFANA_VALUES[name])
+    assert "$" not in expr, expr
+    return expr
+
+
+def exported_names(text: str) -> set[str]:
+    """Metric families with at least one sample in a scrape (counters with `_total`)."""
+    names = set()
+    for fam in text_string_to_metric_families(text):
+        for sample in fam.samples:
+            names.add(sample.name)
+            names.add(fam.name)
+    return names
+
+
+def start(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+# --------------------------------------------------------------------- test --
+def test_warntime_breach_pages_and_dashboards_have_data(tmp_path: Path) -> None:
+    require_root()
+    prometheus = need("prometheus")
+    alertmanager = need("prometheus-alertmanager")
+    t_begin = time.monotonic()
+    lab = Lab()
+    procs: list[subprocess.Popen[bytes]] = []
+    hook: Webhook | None = None
+    try:
+        lab.up()
+        gw = lab.gw_ns
+        agents = {name: lab.start_agent(name) for name in lab.nodes}
+        procs += agents.values()
+        hook = Webhook(gw, HOOK_PORT)
+        am_log, prom_log = tmp_path / "alertmanager.log", tmp_path / "prometheus.log"
+        am_cfg = alertmanager_config(tmp_path)
+        procs.append(start([
+            "ip", "netns", "exec", gw, alertmanager,
+            f"--config.file={am_cfg}",
+            f"--storage.path={tmp_path / 'am-data'}",
+            f"--web.listen-address=127.0.0.1:{AM_PORT}",
+            "--cluster.listen-address=",
+        ], am_log))  # fmt: skip
+        procs.append(start([
+            "ip", "netns", "exec", gw, prometheus,
+            f"--config.file={prometheus_config(tmp_path)}",
+            f"--storage.tsdb.path={tmp_path / 'prom-data'}",
+            f"--web.listen-address=127.0.0.1:{PROM_PORT}",
+        ], prom_log))  # fmt: skip
+        prom = Prometheus(lab)
+        t_wall_start = time.time()
+
+        # -- both agents active, scraped, and every rule evaluated healthy
+        def both_active() -> bool:
+            rows = prom.query('hbmon_node_state{state="active"} == 1')
+            seen = {(r["metric"]["instance"], r["metric"]["node"]) for r in rows}
+            return {("solr1", "solr2"), ("solr2", "solr1")} <= seen
+
+        try:
+            wait_until(both_active, 30, "both agents active, as Prometheus sees them", 0.25)
+        except AssertionError:
+            print(prom_log.read_text()[-3000:])
+            raise
+
+        def rules_healthy() -> list[dict[str, Any]] | None:
+            rules = [r for g in prom.get("/api/v1/rules")["groups"] for r in g["rules"]]
+            return rules if rules and all(r["health"] == "ok" for r in rules) else None
+
+        rules = wait_until(rules_healthy, 10, "every rule evaluated without error", 0.25)
+        assert not [r for r in rules if r.get("lastError")]
+        assert {r["name"] for r in rules} >= {"HbmonHeartbeatLate", "HbmonPeerDead"}
+        # Nothing late yet, and a few samples at 0 for increase() to start from.
+        late = 'hbmon_heartbeat_late_total{threshold="warntime"}'
+        wait_until(
+            lambda: (
+                len(prom.query_range(f"{late} == 0", time.time() - 3)) == 2
+                and all(len(s["values"]) >= 3 for s in prom.query_range(late, time.time() - 3))
+            ),
+            10,
+            "late-beat counters scraped at 0",
+        )
+        assert prom.query('ALERTS{alertname="HbmonHeartbeatLate"}') == []
+
+        # -- 1. a pause longer than warntime, shorter than deadtime: the page
+        solr1 = agents["solr1"]
+        solr1.send_signal(signal.SIGSTOP)
+        t_stop = time.monotonic()
+        time.sleep(PAUSE)
+        solr1.send_signal(signal.SIGCONT)
+        t_cont = time.monotonic()
+        at, alert = hook.wait_alert(
+            "/page", "HbmonHeartbeatLate", 30, instance="solr2", node="solr1", severity="page"
+        )
+        breach = t_stop + WARNTIME  # solr1's last beat left at or before t_stop
+        print(
+            f"\nHbmonHeartbeatLate paged {at - breach:.2f} s after the warntime breach "
+            f"({at - t_cont:.2f} s after the late beat arrived, pause {PAUSE} s)"
+        )
+        assert "solr2" in alert["annotations"]["description"]
+        assert "solr1" in alert["annotations"]["description"]
+        assert alert["annotations"]["runbook_url"].endswith("#hbmonheartbeatlate")
+        # The pause was shorter than deadtime: nobody was declared dead.
+        assert prom.query('hbmon_node_state{state="dead"} == 1') == []
+
+        # -- 2. kill -9 the owner: peer dead (page), link down (ticket), takeover
+        exported = exported_names(lab.http_get(lab.nodes["solr1"].ns))
+        held_by_victim = prom.query('hbmon_resource_group_held{instance="solr2"} == 1')
+        print(f"groups held by solr2 before the kill: {[r['metric'] for r in held_by_victim]}")
+        agents["solr2"].kill()
+        agents["solr2"].wait(timeout=5)
+        t_kill = time.monotonic()
+        at, _ = hook.wait_alert(
+            "/page", "HbmonPeerDead", DEADTIME + 15, instance="solr1", node="solr2"
+        )
+        print(f"HbmonPeerDead paged {at - t_kill:.2f} s after kill -9 (deadtime {DEADTIME} s)")
+        if held_by_victim:
+            at, a = hook.wait_alert("/ticket", "HbmonFailoverOccurred", 30, instance="solr1")
+            print(f"HbmonFailoverOccurred ({a['labels']['reason']}) {at - t_kill:.2f} s after kill")
+        else:
+            print("solr2 held no resource group (resource metrics absent): no takeover expected")
+        at, _ = hook.wait_alert(
+            "/ticket", "HbmonLinkDown", DEADTIME + 45, instance="solr1", link="em1/solr2"
+        )
+        print(f"HbmonLinkDown ticket {at - t_kill:.2f} s after kill -9 (for: 30s)")
+
+        # -- 3. every dashboard query returns data
+        empty, pending = [], []
+        for where, expr, is_panel in dashboard_queries():
+            result = prom.query_range(grafana_substitute(expr), t_wall_start)
+            has_data = any(s["values"] for s in result)
+            if has_data or not is_panel:
+                continue
+            # Resource panels stay empty until the agents report resource groups.
+            if any(m in expr and m not in exported for m in PENDING_METRICS):
+                pending.append(where)
+            else:
+                empty.append(where)
+        assert empty == [], f"dashboard queries without data: {empty}"
+        if pending:
+            print(f"panels waiting for the resource metrics: {pending}")
+
+        # -- 4. Alertmanager runs the shipped routing with our receivers
+        status = json.loads(lab.http_get(gw, AM_PORT, "/api/v2/status"))
+        assert status["cluster"]["status"] == "disabled"
+        original = yaml.safe_load(status["config"]["original"])
+        assert {r["name"] for r in original["receivers"]} == {"hbmon-page", "hbmon-ticket"}
+        assert len(original["inhibit_rules"]) == len(
+            yaml.safe_load((ROOT / "alerts" / "alertmanager.yml").read_text())["inhibit_rules"]
+        )
+        assert rules_healthy() is not None
+        assert "error" not in am_log.read_text().lower()
+    finally:
+        for p in reversed(procs):
+            stop(p)
+        if hook is not None:
+            hook.close()
+        lab.down()
+    leftover = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert lab.prefix not in leftover
+    assert all(p.poll() is not None for p in procs)
+    assert not re.search(r"level=error", prom_log.read_text())
+    print(f"e2e took {time.monotonic() - t_begin:.1f} s")
