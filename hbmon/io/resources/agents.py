@@ -35,6 +35,7 @@ Run = Callable[[Sequence[str], float, Mapping[str, str]], Awaitable[RunResult]]
 Sleep = Callable[[float], Awaitable[None]]
 # (iface, ip, repeats left, interval s, loop time of the first): the executor's
 # background GARP repeats, timed from the first announcement.
+NOT_PROBED = "not probed: "  # a probe that could not run (and so says nothing)
 ScheduleRepeats = Callable[[str, IPAddress, int, float, float], None]
 
 
@@ -158,18 +159,18 @@ class AddressAgent:
     async def probe(self) -> tuple[bool, str]:
         """(in_use, detail): does another host answer for the address on its segment?"""
         if self.spec is None:
-            return False, f"not probed: {self.error}"
+            return False, f"{NOT_PROBED}{self.error}"
         try:
             place = await addresses.resolve(self._ctx.io.netlink, self.spec)
         except (AddressError, OSError) as exc:
-            return False, f"not probed: {exc}"
+            return False, f"{NOT_PROBED}{exc}"
         s = self._ctx.settings
         try:
             owner = await self._ctx.io.probe_owner(
                 place.ip, place.iface, s.probe_timeout_ms / 1000, s.probe_count
             )
         except OSError as exc:
-            return False, f"not probed: {place.iface}: {exc.strerror or exc}"
+            return False, f"{NOT_PROBED}{place.iface}: {exc.strerror or exc}"
         if owner is None:
             return False, f"{place.ip} free on {place.iface}"
         return True, f"{place.ip} answers on {place.iface} from {format_mac(owner)}"

@@ -31,6 +31,7 @@ from loguru import logger
 from hbmon.config.model import DEFAULT_CONFIG_DIR, Config, Resource, ResourceGroup
 from hbmon.io.resources.addresses import IPAddress
 from hbmon.io.resources.agents import (
+    NOT_PROBED,
     AddressAgent,
     Agent,
     Context,
@@ -143,10 +144,19 @@ class ResourceExecutor:
         ]
         if not agents:
             return False, "no addresses to probe"
-        records = await asyncio.gather(*(self._timed(a, "probe", self._probe(a)) for a in agents))
-        busy = [r.detail for r in records if r.ok and r.detail.startswith("in use: ")]
+        in_use: dict[int, bool] = {}
+
+        async def one(i: int, agent: AddressAgent) -> Outcome:
+            busy, detail = await agent.probe()
+            in_use[i] = busy
+            return Outcome(not detail.startswith(NOT_PROBED), detail)
+
+        records = await asyncio.gather(
+            *(self._timed(a, "probe", one(i, a)) for i, a in enumerate(agents))
+        )
+        busy = [r.detail for i, r in enumerate(records) if in_use.get(i)]
         if busy:
-            return True, "; ".join(d.removeprefix("in use: ") for d in busy)
+            return True, "; ".join(busy)
         return False, "; ".join(r.detail for r in records)
 
     async def close(self) -> None:
@@ -174,10 +184,6 @@ class ResourceExecutor:
 
     async def _start(self, agent: Agent) -> Outcome:
         return await agent.start()
-
-    async def _probe(self, agent: AddressAgent) -> Outcome:
-        in_use, detail = await agent.probe()
-        return Outcome(True, f"in use: {detail}" if in_use else detail)
 
     async def _timed(self, agent: Agent, op: str, work: Awaitable[Outcome]) -> OpRecord:
         """Await `work`; never raise; record and observe."""
@@ -234,7 +240,8 @@ class ResourceExecutor:
                     f"Resource STOP failure: {agent.resource} still running after"
                     f" {attempt} attempts: {outcome.detail}"
                 )
-                return Outcome(False, f"{outcome.detail} (after {attempt} attempts)")
+                tries = f"{attempt} attempt" + ("s" if attempt > 1 else "")
+                return Outcome(False, f"{outcome.detail} (after {tries})")
             logger.warning(
                 f"{agent.resource}: stop failed ({outcome.detail}); retry in {delay:g} s"
             )

@@ -289,7 +289,13 @@ def test_active_and_probe(tmp_path: Path) -> None:
     w.script_results[("db", "status")] = (0, "")
     assert asyncio.run(ex.active(g))
     assert asyncio.run(ex.probe_group(group("db"))) == (False, "no addresses to probe")
-    assert asyncio.run(ex.probe_group(group(f"IPaddr2::{VIP}/24/em9")))[0] is False
+    records: list[OpRecord] = []
+    ex = executor(w, tmp_path, records)
+    assert asyncio.run(ex.probe_group(group(f"IPaddr2::{VIP}/24/em9"))) == (
+        False,
+        "not probed: interface em9 not found",
+    )
+    assert [(r.op, r.ok) for r in records] == [("probe", False)]
 
 
 def test_garp_first_at_once_then_repeated_in_background(tmp_path: Path) -> None:
