@@ -1,45 +1,66 @@
 """The driver: the only place that reads the clock and awaits.
 
-Datagrams, ping replies and signals become core events; the core's effects
-become datagrams, log lines and metric samples. One timer is armed at the
-core's `next_deadline()`, so a dead peer is declared when its deadline passes,
-not on a periodic scan.
+Datagrams, ping replies, resource results, control requests and signals become
+core events; the core's effects become datagrams, resource operations, log
+lines and metric samples. One timer is armed at the core's `next_deadline()`,
+so a dead peer is declared when its deadline passes, not on a periodic scan.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import signal
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from loguru import logger
 
 from hbmon.config.loader import load_any
-from hbmon.config.model import Config
+from hbmon.config.model import CONTROL_SOCKET_NAME, Config, ResourceGroup
+from hbmon.control import ControlServer
 from hbmon.core.events import (
+    ActiveAtStart,
+    ControlOp,
+    ControlReply,
+    ControlRequest,
     Effect,
     Event,
+    GroupDone,
+    GroupOp,
     LoadAverage,
     PacketIn,
     PacketRejected,
+    ProbeDone,
+    ProbeGroup,
+    RttMeasured,
+    Scope,
     SendMessage,
     Shutdown,
     ShutdownComplete,
+    StartGroup,
+    StopGroup,
 )
 from hbmon.core.node import Node
 from hbmon.errors import StartupError, WireError
 from hbmon.io.ping import Pinger
+from hbmon.io.resources.executor import ResourceExecutor
 from hbmon.io.transport import Transport
 from hbmon.logs import LogSink
 from hbmon.metrics import Metrics, on_loop
+from hbmon.status import snapshot_to_dict
 from hbmon.wire.auth import Signer
 from hbmon.wire.codec import decode, encode
 
 LOADAVG_PATH = Path("/proc/loadavg")
 LOADAVG_PERIOD_S = 5.0
+# A standby or takeover asked over the control socket waits at most this long.
+CONTROL_OP_TIMEOUT_S = 300.0
+# Smoothing of the per-link RTT shown by `hbmon status` (exponential moving average).
+RTT_SMOOTHING = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +88,21 @@ class Engine:
         self._node_override = node_override
         self._signer = Signer(config.auth)
         self._transport = Transport(config.media)
+        self._resources = ResourceExecutor(
+            config,
+            config_dir=config_path if config_path.is_dir() else None,
+            observe=metrics.observe_operation,
+        )
+        self._control = ControlServer(config.hbmon.run_dir / CONTROL_SOCKET_NAME, self._on_control)
         self._pinger: Pinger | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._stopped: asyncio.Future[int] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._node: Node | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._pending: dict[int, asyncio.Future[ControlReply]] = {}
+        self._request_ids = itertools.count(1)
+        self._rtt: dict[str, float] = {}
 
     # ------------------------------------------------------------ lifecycle --
     async def run(self) -> int:
@@ -80,20 +110,29 @@ class Engine:
         self._loop = loop
         self._stopped = loop.create_future()
         now = loop.time()
-        self._node = Node(
+        node = Node(
             self._config,
             generation=self._identity.generation,
             uuid=self._identity.uuid,
             now=now,
             wall_epoch=time.time() - now,
         )
+        self._node = node
         await self._transport.open(self._on_datagram)
-        node = self._node
+        try:
+            await self._control.start()
+        except StartupError:
+            self._transport.close()
+            raise
         self._metrics.set_snapshot_source(on_loop(loop, lambda: node.snapshot(loop.time())))
         self._feed_loadavg()
-        self._apply(self._node.start(now))
+        # heartbeat's verifyallidle, except that we act on it: whatever runs
+        # before we have joined is released first (the core decides).
+        active = await self._scan_active()
+        self._handle(ActiveAtStart(active))
+        self._apply(node.start(loop.time()))
         self._start_pinger()
-        self._tasks.append(loop.create_task(self._loadavg_loop()))
+        self._spawn(self._loadavg_loop())
         loop.add_signal_handler(signal.SIGTERM, self._request_stop)
         loop.add_signal_handler(signal.SIGINT, self._request_stop)
         loop.add_signal_handler(signal.SIGHUP, self._reload)
@@ -104,14 +143,26 @@ class Engine:
                 loop.remove_signal_handler(sig)
             await self._close()
 
+    async def _scan_active(self) -> tuple[str, ...]:
+        found = []
+        for group in self._config.resources:
+            if await self._resources.active(group):
+                found.append(group.key)
+        return tuple(found)
+
     async def _close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
         if self._pinger is not None:
             await self._pinger.stop()
-        for task in self._tasks:
+        for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.set_result(ControlReply(0, False, "hbmon is shutting down"))
+        await self._control.close()
+        await self._resources.close()
         self._transport.close()
 
     def _request_stop(self) -> None:
@@ -124,6 +175,12 @@ class Engine:
             timeout = min(cfg.timers.deadping_ms, 1000) / 1000
             self._pinger = Pinger(cfg.ping_nodes, self._handle, timeout_s=timeout)
             self._pinger.start()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        assert self._loop is not None
+        task = self._loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # --------------------------------------------------------------- events --
     def _on_datagram(self, iface: str, data: bytes, source: str) -> None:
@@ -155,8 +212,21 @@ class Engine:
             match effect:
                 case SendMessage(message=message):
                     self._transport.send(encode(message, self._signer, self._config.msgfmt))
+                case StartGroup(key=key):
+                    self._spawn(self._group_op(key, GroupOp.START))
+                case StopGroup(key=key):
+                    self._spawn(self._group_op(key, GroupOp.STOP))
+                case ProbeGroup(key=key):
+                    self._spawn(self._probe(key))
+                case ControlReply(request_id=rid):
+                    fut = self._pending.pop(rid, None)
+                    if fut is not None and not fut.done():
+                        fut.set_result(effect)
+                case RttMeasured(node=peer, iface=iface, rtt_s=rtt):
+                    link = f"{iface}/{peer}"
+                    old = self._rtt.get(link)
+                    self._rtt[link] = rtt if old is None else old + RTT_SMOOTHING * (rtt - old)
                 case ShutdownComplete():
-                    logger.info("{} Heartbeat shutdown complete.", self._config.node)
                     if self._stopped is not None and not self._stopped.done():
                         self._stopped.set_result(0)
                 case _:
@@ -177,6 +247,64 @@ class Engine:
         if deadline is not None:
             self._timer = self._loop.call_at(deadline, self._on_timer, deadline)
 
+    # ------------------------------------------------------------ resources --
+    def _group(self, key: str) -> ResourceGroup | None:
+        return next((g for g in self._config.resources if g.key == key), None)
+
+    async def _group_op(self, key: str, op: GroupOp) -> None:
+        group = self._group(key)
+        if group is None:
+            self._handle(GroupDone(key, op, False, "group not in the configuration"))
+            return
+        run = self._resources.start_group if op is GroupOp.START else self._resources.stop_group
+        outcome = await run(group)
+        self._handle(GroupDone(key, op, outcome.ok, outcome.detail))
+
+    async def _probe(self, key: str) -> None:
+        group = self._group(key)
+        if group is None:
+            self._handle(ProbeDone(key, False, "group not in the configuration"))
+            return
+        in_use, detail = await self._resources.probe_group(group)
+        self._handle(ProbeDone(key, in_use, detail))
+
+    # -------------------------------------------------------------- control --
+    async def _on_control(self, request: dict[str, Any]) -> dict[str, Any]:
+        assert self._node is not None
+        assert self._loop is not None
+        cmd = request.get("cmd")
+        if cmd == "status":
+            snap = self._node.snapshot(self._loop.time())
+            status = snapshot_to_dict(snap, rtt=dict(self._rtt))
+            status["parameters"] = parameters(self._config)
+            status["nodes"] = list(self._config.nodes)
+            return {"ok": True, "status": status}
+        if cmd in ("standby", "takeover"):
+            try:
+                scope = Scope(str(request.get("scope", "all")))
+            except ValueError:
+                return {"ok": False, "error": f"bad scope {request.get('scope')!r}"}
+            if scope is Scope.NONE:
+                return {"ok": False, "error": "scope must be all, local or foreign"}
+            rid = next(self._request_ids)
+            fut: asyncio.Future[ControlReply] = self._loop.create_future()
+            self._pending[rid] = fut
+            self._handle(ControlRequest(rid, ControlOp(cmd), scope))
+            try:
+                reply = await asyncio.wait_for(fut, CONTROL_OP_TIMEOUT_S)
+            except TimeoutError:
+                self._pending.pop(rid, None)
+                return {"ok": False, "error": f"no outcome within {CONTROL_OP_TIMEOUT_S:g} s"}
+            return {
+                "ok": reply.ok,
+                "message": reply.message,
+                "error": None if reply.ok else reply.message,
+            }
+        if cmd == "reload":
+            self._reload()
+            return {"ok": True, "message": "reload requested"}
+        return {"ok": False, "error": f"unknown command {cmd!r}"}
+
     # ------------------------------------------------------------- loadavg --
     def _feed_loadavg(self) -> None:
         try:
@@ -192,8 +320,7 @@ class Engine:
 
     # -------------------------------------------------------------- reload --
     def _reload(self) -> None:
-        assert self._loop is not None
-        self._loop.create_task(self._do_reload())
+        self._spawn(self._do_reload())
 
     async def _do_reload(self) -> None:
         assert self._node is not None
@@ -223,6 +350,7 @@ class Engine:
             self._transport = transport
         self._config = new
         self._signer = Signer(new.auth)
+        self._resources.reconfigure(new)
         if new.ping_nodes != old.ping_nodes:
             if self._pinger is not None:
                 await self._pinger.stop()
@@ -234,5 +362,18 @@ class Engine:
         logger.info("Configuration reloaded.")
 
 
-def run_engine(factory: Callable[[], Engine]) -> int:
-    return asyncio.run(factory().run())
+def parameters(config: Config) -> dict[str, str]:
+    """`cl_status hbparameter` values: as written in ha.cf, derived ones as `<n>ms`."""
+    t = config.timers
+    out = {
+        "keepalive": f"{t.keepalive_ms}ms",
+        "deadtime": f"{t.deadtime_ms}ms",
+        "warntime": f"{t.warntime_ms}ms",
+        "initdead": f"{t.initdead_ms}ms",
+        "deadping": f"{t.deadping_ms}ms",
+        "udpport": str(config.udpport),
+        "auto_failback": config.auto_failback.value,
+        "hopfudge": str(config.hopfudge),
+    }
+    out.update(dict(config.raw))
+    return out

@@ -28,6 +28,7 @@ import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, start_http_server
@@ -46,15 +47,21 @@ from hbmon.config.model import Config, Timers
 from hbmon.core.events import (
     BeatReceived,
     Effect,
+    GroupState,
     LinkStatus,
     NodeStatus,
     PingObserved,
     RttMeasured,
     SendMessage,
+    TakeoverComplete,
+    TakeoverReason,
     Threshold,
 )
 from hbmon.core.snapshot import Snapshot
 from hbmon.errors import DropReason, StartupError
+
+if TYPE_CHECKING:
+    from hbmon.io.resources.executor import OpRecord
 
 __all__ = [
     "NODE_STATES",
@@ -119,6 +126,17 @@ def rtt_buckets(timers: Timers) -> tuple[float, ...]:
 def ping_rtt_buckets(timers: Timers) -> tuple[float, ...]:
     """Ping RTT buckets: the latency ladder up to 1 s, plus deadping."""
     return _bounds((*_LATENCY_LADDER, 0.5, 1.0, _seconds(timers.deadping_ms)))
+
+
+# Resource scripts take from milliseconds (an address) to minutes (a database).
+OPERATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+def failover_buckets(timers: Timers) -> tuple[float, ...]:
+    """Takeover duration: fast netlink work up to slow scripts; keepalive and deadtime
+    as exact bounds so dashboards can compare."""
+    k, d = _seconds(timers.keepalive_ms), _seconds(timers.deadtime_ms)
+    return _bounds((0.01, 0.025, 0.05, 0.1, 0.25, 0.5, k, 1, 2.5, d, 5, 10, 30, 60))
 
 
 def loop_lag_buckets(timers: Timers) -> tuple[float, ...]:
@@ -272,6 +290,20 @@ class Metrics:
             (),
             loop_lag_buckets(t),
         )
+        self._failover = _HistogramFamily(
+            "hbmon_failover_duration_seconds",
+            "From the trigger (dead declaration, shutdown notice, request) to the last "
+            "resource of the takeover started.",
+            ("reason",),
+            failover_buckets(t),
+        )
+        self._op_duration = _HistogramFamily(
+            "hbmon_resource_operation_duration_seconds",
+            "Resource operations (start, stop, status) by resource and operation.",
+            ("resource", "op"),
+            OPERATION_BUCKETS,
+        )
+        self._op_failures: dict[tuple[str, str], int] = {}
         self._precreate(config)
         self.registry = CollectorRegistry()
         self.registry.register(_HbmonCollector(self))
@@ -298,8 +330,19 @@ class Metrics:
                     self._ping_rtt.ensure((node,)).observe(rtt)
                 case SendMessage(message=msg) if msg.type == "status":
                     self._heartbeats_sent += 1
+                case TakeoverComplete(reason=reason, duration_s=duration):
+                    self._failover.ensure((reason.value,)).observe(duration)
                 case _:
                     pass
+
+    def observe_operation(self, record: OpRecord) -> None:
+        """One resource operation from the executor (start/stop/status of one resource)."""
+        with self._lock:
+            key = (record.resource, record.op)
+            self._op_duration.ensure(key).observe(record.seconds)
+            self._op_failures.setdefault(key, 0)
+            if not record.ok:
+                self._op_failures[key] += 1
 
     def observe_loop_lag(self, seconds: float) -> None:
         with self._lock:
@@ -322,6 +365,7 @@ class Metrics:
             self._interval.rebucket(interval_buckets(t))
             self._ping_rtt.rebucket(ping_rtt_buckets(t))
             self._loop_lag.rebucket(loop_lag_buckets(t))
+            self._failover.rebucket(failover_buckets(t))
             self._precreate(config)
 
     def _precreate(self, config: Config) -> None:
@@ -332,6 +376,13 @@ class Metrics:
         for ping in config.ping_nodes:
             self._ping_rtt.ensure((ping.name,))
         self._loop_lag.ensure(())
+        for reason in TakeoverReason:
+            self._failover.ensure((reason.value,))
+        for group in config.resources:
+            for res in group.resources:
+                for op in ("start", "stop"):
+                    self._op_duration.ensure((str(res), op))
+                    self._op_failures.setdefault((str(res), op), 0)
 
     # -------------------------------------------------------------- rendering --
     def collect(self) -> Iterator[Metric]:
@@ -346,9 +397,25 @@ class Metrics:
         with self._lock:
             config = self._config
             static = list(self._render_static(config))
-            hists = [
-                h.render() for h in (self._rtt, self._interval, self._ping_rtt, self._loop_lag)
+            hists: list[Metric] = [
+                h.render()
+                for h in (
+                    self._rtt,
+                    self._interval,
+                    self._ping_rtt,
+                    self._loop_lag,
+                    self._failover,
+                    self._op_duration,
+                )
             ]
+            failures = CounterMetricFamily(
+                "hbmon_resource_operation_failures_total",
+                "Resource operations that failed (non-zero exit, timeout, netlink error).",
+                labels=["resource", "op"],
+            )
+            for (res, op), n in sorted(self._op_failures.items()):
+                failures.add_metric([res, op], n)
+            hists.append(failures)
         yield from static
         yield from hists
         if snap is not None:
@@ -601,6 +668,84 @@ def _render_snapshot(snap: Snapshot, config: Config) -> Iterator[Metric]:
         "hbmon_ping_reachable_nodes", "Ping nodes answering now.", snap.reachable_ping_nodes
     )
     yield _gauge("hbmon_ping_nodes_configured", "Ping nodes configured.", len(config.ping_nodes))
+    yield from _render_groups(snap)
+
+
+def _render_groups(snap: Snapshot) -> Iterator[Metric]:
+    """Resource groups as this node holds them. Each node reports only what it holds,
+    so `sum by (group) (hbmon_resource_group_held)` across nodes shows split brain (> 1)
+    and unowned groups (0)."""
+    held = GaugeMetricFamily(
+        "hbmon_resource_group_held",
+        "1 if this node holds the group (all its resources started, or stopping failed).",
+        labels=["group", "role"],
+    )
+    state = GaugeMetricFamily(
+        "hbmon_resource_group_state",
+        "The group as held here, one-hot over released|starting|held|stopping|failed.",
+        labels=["group", "state"],
+    )
+    owner_known = GaugeMetricFamily(
+        "hbmon_resource_group_owned",
+        "1 if some node (this one or the peer) holds the group, as far as this node knows.",
+        labels=["group"],
+    )
+    last_change = GaugeMetricFamily(
+        "hbmon_resource_group_last_transition_timestamp_seconds",
+        "Wall-clock time of the group's last state change here.",
+        labels=["group"],
+    )
+    failures = CounterMetricFamily(
+        "hbmon_resource_group_failures_total",
+        "Group start/stop failures on this node.",
+        labels=["group", "op"],
+    )
+    for g in snap.groups:
+        holds = g.state in (GroupState.HELD, GroupState.STOPPING) or (
+            g.state is GroupState.FAILED and g.holder == snap.node
+        )
+        held.add_metric([g.key, g.role], int(holds))
+        for st in GroupState:
+            state.add_metric([g.key, st.value], int(g.state == st))
+        owner_known.add_metric([g.key], int(g.holder is not None))
+        if g.last_change_at is not None:
+            last_change.add_metric([g.key], snap.wall(g.last_change_at))
+        failures.add_metric([g.key, "start"], g.start_failures)
+        failures.add_metric([g.key, "stop"], g.stop_failures)
+    yield from (held, state, owner_known, last_change, failures)
+    takeovers = CounterMetricFamily(
+        "hbmon_failovers_total",
+        "Takeovers (groups acquired) by reason.",
+        labels=["reason"],
+    )
+    counts = {r.value: 0 for r in TakeoverReason}
+    for reason, n in snap.takeovers:
+        counts[reason.value] = n
+    for reason_s, n in sorted(counts.items()):
+        takeovers.add_metric([reason_s], n)
+    yield takeovers
+    if snap.last_takeover is not None:
+        yield _gauge(
+            "hbmon_last_failover_timestamp_seconds",
+            "Wall-clock time the last takeover completed.",
+            snap.wall(snap.last_takeover.at),
+        )
+    conflicts = CounterMetricFamily(
+        "hbmon_ownership_conflicts_total",
+        "Groups found held by both nodes (dual) or by none (none), each resolved.",
+        labels=["kind"],
+    )
+    kinds = {"dual": 0, "none": 0}
+    for kind, n in snap.conflicts:
+        kinds[kind] = n
+    for kind, n in sorted(kinds.items()):
+        conflicts.add_metric([kind], n)
+    yield conflicts
+    yield _gauge(
+        "hbmon_resources_stable",
+        "1 when no resource transition is in progress here (heartbeat's isstable).",
+        int(snap.resources_stable),
+    )
 
 
 # ---------------------------------------------------------- snapshot source --
