@@ -20,10 +20,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from hbmon.lab import GATEWAY_IP, METRICS_PORT, Lab, LabNode
+from hbmon.config.model import CONTROL_SOCKET_NAME
+from hbmon.control import ControlError, request
+from hbmon.lab import GATEWAY_IP, METRICS_PORT, VIP, Lab, LabNode, arp_who_has, iface_mac
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -68,6 +71,36 @@ def fmt_ms(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds * 1000:.2f} ms"
 
 
+def agent_status(node: LabNode) -> dict[str, Any] | None:
+    try:
+        reply = request(node.run_dir / CONTROL_SOCKET_NAME, {"cmd": "status"}, timeout=0.3)
+    except ControlError:
+        return None
+    status = reply.get("status") if reply.get("ok") else None
+    return status if isinstance(status, dict) else None
+
+
+def vip_lines(lab: Lab) -> list[str]:
+    """Who owns the VIP: as the gateway sees it (ARP), and as each agent says."""
+    macs = {iface_mac(n.ns, "em1"): name for name, n in lab.nodes.items()}
+    answering = arp_who_has(lab.gw_ns, "gw0", VIP, timeout=0.1)
+    who = ", ".join(sorted(macs.get(m, m) for m in answering)) or "nobody"
+    lines = [f"VIP {VIP}: the gateway's ARP request is answered by {who}"]
+    for name, node in lab.nodes.items():
+        st = agent_status(node)
+        if st is None:
+            lines.append(f"  [{name}] (agent not answering)")
+            continue
+        groups = ", ".join(f"{g['key']} {g['state']}" for g in st.get("groups", [])) or "-"
+        lt = st.get("last_takeover")
+        took = ""
+        if lt:
+            src = f" from {lt['from']}" if lt.get("from") else ""
+            took = f"; last takeover: {lt['reason']}{src}, {lt['duration_s'] * 1000:.0f} ms"
+        lines.append(f"  [{name}] {groups}{took}")
+    return lines
+
+
 def render(lab: Lab, started: float, events: list[str]) -> str:
     names = list(lab.nodes)
     lines = [
@@ -100,7 +133,8 @@ def render(lab: Lab, started: float, events: list[str]) -> str:
             f"{f'{warn:.0f}/{dead:.0f}':>15} {lost:>5.0f} "
             f"{'up' if reach else 'DOWN':>9} {fmt_ms(gw_rtt):>10} {drops:>6.0f}"
         )
-    lines += ["", "scenario:"] + [f"  {e}" for e in events[-6:]]
+    lines += ["", *vip_lines(lab)]
+    lines += ["", "scenario:"] + [f"  {e}" for e in events[-8:]]
     lines += ["", "agent logs (last lines):"]
     for name, node in lab.nodes.items():
         log = node.log_dir / "stderr.log"
@@ -181,20 +215,28 @@ def _scenario(lab: Lab, agents: dict[str, subprocess.Popen[bytes]]) -> list[Step
 
         return act
 
-    def kill(name: str) -> Callable[[], None]:
-        def act() -> None:
-            # `ip netns exec` runs python as its direct child; kill the whole agent.
-            subprocess.run(["pkill", "-9", "-P", str(agents[name].pid)], check=False)
-            agents[name].kill()
-            agents[name].wait()
+    crashed: list[str] = []
 
-        return act
+    def owner() -> str | None:
+        for name, node in lab.nodes.items():
+            st = agent_status(node)
+            if st and any(g["state"] == "held" for g in st.get("groups", [])):
+                return name
+        return None
 
-    def restart(name: str) -> Callable[[], None]:
-        def act() -> None:
+    def crash_owner() -> None:
+        # A crashed machine: its agent dies and its link goes down with it.
+        name = owner() or "solr2"
+        crashed.append(name)
+        agents[name].kill()
+        agents[name].wait()
+        lab.link_set(name, "em1", up=False)
+
+    def bring_back() -> None:
+        if crashed:
+            name = crashed.pop()
+            lab.link_set(name, "em1", up=True)
             agents[name] = lab.start_agent(name, log_format="text")
-
-        return act
 
     pause_s = (float(lab.timers.warntime) + float(lab.timers.deadtime)) / 2
     return [
@@ -202,6 +244,8 @@ def _scenario(lab: Lab, agents: dict[str, subprocess.Popen[bytes]]) -> list[Step
              pause("solr1", pause_s)),
         Step(16, "gateway down: ping node unreachable", lab.gateway_down),
         Step(24, "gateway up", lab.gateway_up),
-        Step(30, "kill -9 solr1: solr2 declares it dead after deadtime", kill("solr1")),
-        Step(38, "restart solr1 (new generation)", restart("solr1")),
+        Step(30, "crash the VIP owner (kill -9 + link down): the peer takes over after deadtime",
+             crash_owner),
+        Step(40, "the crashed node comes back: it joins without taking the VIP (auto_failback off)",
+             bring_back),
     ]  # fmt: skip

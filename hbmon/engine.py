@@ -24,6 +24,7 @@ from hbmon.config.model import CONTROL_SOCKET_NAME, Config, ResourceGroup
 from hbmon.control import ControlServer
 from hbmon.core.events import (
     ActiveAtStart,
+    CommUp,
     ControlOp,
     ControlReply,
     ControlRequest,
@@ -31,7 +32,9 @@ from hbmon.core.events import (
     Event,
     GroupDone,
     GroupOp,
+    GroupTransition,
     LoadAverage,
+    NodeTransition,
     PacketIn,
     PacketRejected,
     ProbeDone,
@@ -51,6 +54,7 @@ from hbmon.io.resources.executor import ResourceExecutor
 from hbmon.io.transport import Transport
 from hbmon.logs import LogSink
 from hbmon.metrics import Metrics, on_loop
+from hbmon.sdnotify import SdNotifier
 from hbmon.status import snapshot_to_dict
 from hbmon.wire.auth import Signer
 from hbmon.wire.codec import decode, encode
@@ -103,6 +107,7 @@ class Engine:
         self._pending: dict[int, asyncio.Future[ControlReply]] = {}
         self._request_ids = itertools.count(1)
         self._rtt: dict[str, float] = {}
+        self._sd = SdNotifier()
 
     # ------------------------------------------------------------ lifecycle --
     async def run(self) -> int:
@@ -133,6 +138,10 @@ class Engine:
         self._apply(node.start(loop.time()))
         self._start_pinger()
         self._spawn(self._loadavg_loop())
+        interval = self._sd.watchdog_interval()
+        if interval is not None:
+            # From the loop itself: a stalled loop stops petting and systemd restarts us.
+            self._spawn(self._watchdog_loop(interval))
         loop.add_signal_handler(signal.SIGTERM, self._request_stop)
         loop.add_signal_handler(signal.SIGINT, self._request_stop)
         loop.add_signal_handler(signal.SIGHUP, self._reload)
@@ -165,7 +174,23 @@ class Engine:
         await self._resources.close()
         self._transport.close()
 
+    async def _watchdog_loop(self, interval: float) -> None:
+        while True:
+            self._sd.watchdog()
+            await asyncio.sleep(interval)
+
+    def _sd_status(self) -> None:
+        assert self._node is not None
+        assert self._loop is not None
+        snap = self._node.snapshot(self._loop.time())
+        peers = ", ".join(f"peer {p.name} {p.status.value}" for p in snap.peers) or "no peers"
+        held = [g.key for g in snap.groups if g.holder == snap.node]
+        holds = f"holds {', '.join(held)}" if held else "holds nothing"
+        comm = "comm up" if snap.comm_up else "waiting for comm"
+        self._sd.status(f"{peers}; {holds}; {comm}")
+
     def _request_stop(self) -> None:
+        self._sd.stopping()
         logger.info("Heartbeat shutdown in progress. ({})", "SIGTERM")
         self._handle(Shutdown())
 
@@ -208,8 +233,15 @@ class Engine:
     def _apply(self, effects: Iterable[Effect]) -> None:
         assert self._loop is not None
         now = self._loop.time()
+        changed = False
         for effect in effects:
             match effect:
+                case CommUp():
+                    # READY after comm-up: a unit ordered after hbmon sees a joined node.
+                    self._sd.ready()
+                    changed = True
+                case NodeTransition() | GroupTransition():
+                    changed = True
                 case SendMessage(message=message):
                     self._transport.send(encode(message, self._signer, self._config.msgfmt))
                 case StartGroup(key=key):
@@ -233,6 +265,8 @@ class Engine:
                     pass
             self._metrics.observe(effect)
             self._log.log_effect(effect, now)
+        if changed:
+            self._sd_status()
         self._arm()
 
     def _arm(self) -> None:
@@ -320,9 +354,16 @@ class Engine:
 
     # -------------------------------------------------------------- reload --
     def _reload(self) -> None:
+        self._sd.reloading()
         self._spawn(self._do_reload())
 
     async def _do_reload(self) -> None:
+        try:
+            await self._reload_config()
+        finally:
+            self._sd.ready()
+
+    async def _reload_config(self) -> None:
         assert self._node is not None
         assert self._loop is not None
         logger.info("Re-reading configuration from {} (SIGHUP)", self._config_path)

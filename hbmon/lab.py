@@ -289,7 +289,11 @@ class Lab:
         ]  # fmt: skip
 
     def start_agent(
-        self, name: str, *extra: str, log_format: str = "json"
+        self,
+        name: str,
+        *extra: str,
+        log_format: str = "json",
+        env: dict[str, str] | None = None,
     ) -> subprocess.Popen[bytes]:
         node = self.nodes[name]
         stderr = open(node.log_dir / "stderr.log", "ab")  # noqa: SIM115 - owned by the child
@@ -299,6 +303,7 @@ class Lab:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
+                env=None if env is None else {**os.environ, **env},
             )
         finally:
             stderr.close()
