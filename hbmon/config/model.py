@@ -30,6 +30,16 @@ STARTUP_DT_EXTRA_MS = 2000
 STARTUP_DT_PERIOD_MS = 5000
 # heartbeat pings each ping node about once a second, whatever keepalive is.
 PING_INTERVAL_MS = 1000
+# Resource groups (hbmon): after a failed start or stop a group is not tried
+# again on this node for a backoff that doubles per consecutive failure.
+GROUP_BACKOFF_INITIAL_MS = 10_000
+GROUP_BACKOFF_MAX_MS = 300_000
+# heartbeat's standby exchange (spec §5.4): first reply within 10 s, later phases 1 h.
+STANDBY_REPLY_TIMEOUT_MS = 10_000
+STANDBY_PHASE_TIMEOUT_MS = 3_600_000
+# Both nodes starting: each takes its own groups this long after the peer's
+# `resource` message if the peer never says it is stable (spec §5.3).
+BOTH_STARTING_WAIT_MS = 10_000
 # Resource agents (spec §3.2-3.3). Gratuitous ARP / unsolicited NA: `count`
 # request+reply pairs, the first at once, then one pair every `interval`.
 GARP_COUNT_IPADDR2 = 5

@@ -7,6 +7,11 @@
     pingnodes    ping-node liveness
     echo         hbecho entries out, RTT samples in
     counters     drops by (iface, reason)
+    ownership    resource groups: takeover, standby, failback, split-brain guard
+
+Membership's and the ping nodes' verdicts (comm-up, a peer alive, dead,
+restarted, leaving, back after a partition; a ping node up or down) are routed
+to ownership as they happen; so are the peers' resource messages.
 
 Every entry point takes `now` (monotonic seconds) and first settles everything
 due at or before `now`, so a late driver still sees deadlines in order and a
@@ -24,30 +29,41 @@ from hbmon.core.echo import EchoBook
 from hbmon.core.events import (
     ActiveAtStart,
     CommUp,
+    ControlReply,
     ControlRequest,
     Effect,
     Event,
     GroupDone,
     LoadAverage,
     LocalStatusChanged,
+    NodeDead,
     NodeStatus,
+    NodeTransition,
     PacketDropped,
     PacketIn,
     PacketRejected,
+    PartitionHealed,
+    PeerRestarted,
     PingResult,
+    PingTransition,
     ProbeDone,
     RttMeasured,
     SendMessage,
     Shutdown,
     ShutdownComplete,
+    ShutdownNotice,
 )
 from hbmon.core.membership import Membership
+from hbmon.core.ownership import Ownership
 from hbmon.core.pingnodes import PingNodes
 from hbmon.core.sender import SeqCounter, StatusSchedule, advertised_dt_ms
 from hbmon.core.snapshot import Snapshot
 from hbmon.wire import builders
 from hbmon.wire.builders import EchoEntry
 from hbmon.wire.message import Field, Message
+
+_BACK = (NodeStatus.INIT, NodeStatus.DEAD)
+_ALIVE = (NodeStatus.UP, NodeStatus.ACTIVE)
 
 NO_LOAD = "n/a"
 # The `st` of our very first status, as heartbeat sends it (spec §4.6.5).
@@ -69,6 +85,7 @@ class Node:
         self._local = NodeStatus.INIT
         self._comm_up = False
         self._stopped = False
+        self._leaving = False
         self._load = NO_LOAD
         self._sent_first = False
         self._schedule: StatusSchedule | None = None
@@ -82,6 +99,7 @@ class Node:
             now=now,
         )
         self._drops = DropCounters(self._membership.ifaces)
+        self._own = Ownership(config, now, self._sequenced)
 
     # -------------------------------------------------------------- entry --
     def start(self, now: float) -> list[Effect]:
@@ -98,6 +116,8 @@ class Node:
     def handle(self, event: Event, now: float) -> list[Effect]:
         effects = self._settle(now)
         if self._stopped:  # shut down: we send nothing and take no input, but time still runs
+            if isinstance(event, ControlRequest):  # every request gets its one reply
+                effects.append(ControlReply(event.request_id, False, "hbmon is shut down."))
             return effects
         match event:
             case PacketIn(iface=iface, message=message, source=source):
@@ -105,13 +125,23 @@ class Node:
             case PacketRejected(iface=iface, reason=reason, source=source):
                 effects.append(PacketDropped(reason, iface, source, None))
             case PingResult():
-                effects += self._pings.observe(event, now)
+                observed = self._pings.observe(event, now)
+                effects += observed + self._route(observed, now)
             case LoadAverage(text=text):
                 self._load = _clean_load(text)
             case Shutdown():
-                return effects + self._shutdown(now)
-            case GroupDone() | ProbeDone() | ActiveAtStart() | ControlRequest():
-                pass  # resource ownership: being built (issue 4)
+                if self._leaving:
+                    return effects
+                self._leaving = True
+                effects += self._own.leave(now)
+            case GroupDone():
+                effects += self._own.group_done(event, now)
+            case ProbeDone():
+                effects += self._own.probe_done(event, now)
+            case ActiveAtStart(keys=keys):
+                effects += self._own.active_at_start(keys, now)
+            case ControlRequest():
+                effects += self._own.control(event, now)
             case _:
                 assert_never(event)
         for e in effects:
@@ -123,7 +153,11 @@ class Node:
         return self._settle(now)
 
     def next_deadline(self) -> float | None:
-        ds = [self._membership.next_deadline(), self._pings.next_deadline()]
+        ds = [
+            self._membership.next_deadline(),
+            self._pings.next_deadline(),
+            self._own.next_deadline(),
+        ]
         if self._schedule is not None and not self._stopped:
             ds.append(self._schedule.next_at)
         return min((d for d in ds if d is not None), default=None)
@@ -142,7 +176,9 @@ class Node:
         self._echo.keep_only(set(config.peers))
         if self._schedule is not None:
             self._schedule.retime(config.timers.keepalive_ms / 1000, now)
-        return self._settle(now)
+        effects = self._own.reconfigure(config, now)
+        effects += self._own.pings(self._reachable(), len(config.ping_nodes), now)
+        return effects + self._settle(now)
 
     def snapshot(self, now: float) -> Snapshot:
         peers, links = self._membership.views()
@@ -159,6 +195,13 @@ class Node:
             ping_nodes=self._pings.views(),
             dropped=self._drops.view(),
             seq_sent=self._seq.last,
+            groups=self._own.views(),
+            rsc_hold=self._own.rsc_hold(),
+            resources_stable=self._own.stable,
+            takeovers=self._own.takeover_counts(),
+            last_takeover=self._own.last_takeover(),
+            conflicts=self._own.conflict_counts(),
+            takeovers_blocked=self._own.blocked_counts(),
         )
 
     # ------------------------------------------------------------ internal --
@@ -169,11 +212,45 @@ class Node:
             step = self._pings.expire(now) + self._membership.expire(now) + self._comm_check()
             if not step:
                 break
-            effects += step
+            effects += step + self._route(step, now)
+        due = self._own.next_deadline()
+        if not self._stopped and due is not None and due <= now:
+            effects += self._own.expire(now)
         if self._schedule is not None and not self._stopped and self._schedule.due(now):
             effects.append(self._status(now))
             self._schedule.advance(now)
+        if self._leaving and not self._stopped and self._own.gone:
+            effects += self._shutdone(now)
         return effects
+
+    def _route(self, effects: list[Effect], now: float) -> list[Effect]:
+        """Membership and ping verdicts that matter to resource ownership."""
+        out: list[Effect] = []
+        if self._stopped:
+            return out
+        own = self._own
+        for e in effects:
+            match e:
+                case CommUp():
+                    out += own.comm_up(now)
+                case NodeDead(node=node, reason=reason):
+                    out += own.peer_dead(node, reason, now)
+                case NodeTransition(node=node, old=old, new=new) if old in _BACK and new in _ALIVE:
+                    out += own.peer_alive(node, now)
+                case PeerRestarted(node=node):
+                    out += own.peer_restarted(node, now)
+                case PartitionHealed(node=node):
+                    out += own.partition_healed(node, now)
+                case ShutdownNotice(node=node):
+                    out += own.peer_leaving(node, now)
+                case PingTransition():
+                    out += own.pings(self._reachable(), len(self._config.ping_nodes), now)
+                case _:
+                    pass
+        return out
+
+    def _reachable(self) -> int:
+        return sum(1 for p in self._pings.views() if p.status is NodeStatus.PING)
 
     def _comm_check(self) -> list[Effect]:
         if self._comm_up or self._schedule is None or self._stopped:
@@ -187,10 +264,12 @@ class Node:
 
     def _packet(self, iface: str, message: Message, source: str, now: float) -> list[Effect]:
         receipt = self._membership.receive(iface, message, source, now)
-        effects = receipt.effects
+        effects = receipt.effects + self._route(receipt.effects, now)
         node, seq = receipt.node, receipt.seq
         if node is None or seq is None:
             return effects
+        if receipt.delivered:
+            effects += self._own.message(node, message, message.get_hex("hg"), seq, now)
         if receipt.restarted:
             self._echo.forget(node)
         if receipt.status_copy:
@@ -220,11 +299,27 @@ class Node:
             ts=self._ts(now),
             ld=self._load,
             ttl=cfg.ttl,
-            extra=(_echo_field(entries),),
+            extra=(_echo_field(entries), *self._own.status_fields()),
         )
         return SendMessage(msg)
 
-    def _shutdown(self, now: float) -> list[Effect]:
+    def _sequenced(self, head: tuple[Field, ...], now: float) -> SendMessage:
+        """A resource-protocol message with our seq and the common trailer."""
+        cfg = self._config
+        msg = builders.sequenced(
+            head,
+            src=cfg.node,
+            srcuuid=self._uuid,
+            seq=self._seq.take(now),
+            hg=self._generation,
+            ts=self._ts(now),
+            ld=self._load,
+            ttl=cfg.ttl,
+        )
+        return SendMessage(msg)
+
+    def _shutdone(self, now: float) -> list[Effect]:
+        """Our groups are released (ownership is gone): the last word, then silence."""
         cfg = self._config
         msg = builders.shutdone(
             src=cfg.node,

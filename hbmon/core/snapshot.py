@@ -103,6 +103,8 @@ class Snapshot:
     takeovers: tuple[tuple[TakeoverReason, int], ...] = ()  # every reason present from start
     last_takeover: TakeoverView | None = None
     conflicts: tuple[tuple[str, int], ...] = ()  # (kind, count): "dual", "none"
+    # (why, count): takeovers not done, "quorum" (no ping node) or "in_use" (probe answered)
+    takeovers_blocked: tuple[tuple[str, int], ...] = ()
 
     def peer(self, name: str) -> PeerView | None:
         for p in self.peers:

@@ -8,6 +8,13 @@ bytes path. Links can be cut, packets dropped or delayed one by one.
 `run_until(t)` jumps from one instant to the next (a delivery or a node's
 `next_deadline()`), calling the node exactly at its deadline, so every recorded
 effect carries the exact time the core produced it. Nothing ever sleeps.
+
+Resource groups run in a `World`, the engine's stand-in: a StartGroup /
+StopGroup / ProbeGroup is answered with GroupDone / ProbeDone after a delay,
+and the world remembers on which nodes each group really runs. A killed agent
+leaves its groups running (as kill -9 does); `crash()` takes the machine's
+addresses with it. Starts and stops can be made to fail, and a probe answers
+"in use" while another machine runs the group and the service network joins them.
 """
 
 from __future__ import annotations
@@ -22,11 +29,21 @@ from coretools import UUIDS, WALL_EPOCH, FakeClock
 
 from hbmon.config.model import Config
 from hbmon.core.events import (
+    ActiveAtStart,
+    ControlOp,
+    ControlRequest,
     Effect,
     Event,
+    GroupDone,
+    GroupOp,
     PacketIn,
     PacketRejected,
+    ProbeDone,
+    ProbeGroup,
+    Scope,
     SendMessage,
+    StartGroup,
+    StopGroup,
 )
 from hbmon.core.node import Node
 from hbmon.errors import WireError
@@ -54,7 +71,45 @@ class _Pending:
     at: float
     order: int
     dst: str = field(compare=False)
-    event: Event = field(compare=False)
+    event: Event | None = field(compare=False)
+    target: Node | None = field(default=None, compare=False)  # only this incarnation
+    then: Callable[[], Event] | None = field(default=None, compare=False)
+
+
+@dataclass
+class World:
+    """Where each group really runs, and how the executor answers."""
+
+    start_delay: float = 0.25
+    stop_delay: float = 0.25
+    probe_delay: float = 0.125
+    running: dict[str, set[str]] = field(default_factory=dict)  # key -> machines
+    fail: set[tuple[str, str, GroupOp]] = field(default_factory=set)  # (node, key, op)
+    service_cut: set[frozenset[str]] = field(default_factory=set)  # machines that can't probe
+
+    def on(self, key: str) -> set[str]:
+        return self.running.setdefault(key, set())
+
+    def answer(self, node: str, effect: StartGroup | StopGroup | ProbeGroup) -> Event:
+        match effect:
+            case StartGroup(key=key):
+                if (node, key, GroupOp.START) in self.fail:
+                    self.on(key).discard(node)  # a failed start stops what it started
+                    return GroupDone(key, GroupOp.START, False, "exit 1")
+                self.on(key).add(node)
+                return GroupDone(key, GroupOp.START, True)
+            case StopGroup(key=key):
+                if (node, key, GroupOp.STOP) in self.fail:
+                    return GroupDone(key, GroupOp.STOP, False, "exit 1")
+                self.on(key).discard(node)
+                return GroupDone(key, GroupOp.STOP, True)
+            case ProbeGroup(key=key):
+                others = [
+                    n
+                    for n in self.on(key)
+                    if n != node and frozenset((n, node)) not in self.service_cut
+                ]
+                return ProbeDone(key, bool(others), f"answered by {others[0]}" if others else "")
 
 
 # (src, dst, iface, message) -> extra delay in seconds, or None to drop the packet
@@ -73,12 +128,18 @@ class Sim:
         self.shaper: Shaper | None = None
         self.log: list[tuple[float, str, Effect]] = []
         self.wire: list[Datagram] = []
+        self.world = World()
+        self._request_ids = itertools.count(1)
         self._queue: list[_Pending] = []
         self._order = itertools.count()
 
     # -------------------------------------------------------------- nodes --
     def start(self, name: str, *, generation: int = 100) -> Node:
-        """Boot (or reboot, with a new generation) `name` at the current time."""
+        """Boot (or reboot, with a new generation) `name` at the current time.
+
+        Groups still running on the machine (a killed agent's) are reported with
+        ActiveAtStart before the start, as the engine does.
+        """
         now = self.clock.now
         node = Node(
             self.configs[name],
@@ -88,12 +149,40 @@ class Sim:
             wall_epoch=WALL_EPOCH,
         )
         self.nodes[name] = node
+        active = tuple(k for k, on in sorted(self.world.running.items()) if name in on)
+        if active:
+            self._apply(name, node.handle(ActiveAtStart(active), now))
         self._apply(name, node.start(now))
         return node
 
     def kill(self, name: str) -> None:
-        """kill -9: the node stops without a word; packets in flight still arrive."""
+        """kill -9: the node stops without a word; packets in flight still arrive;
+        its groups keep running on the machine."""
         self.nodes.pop(name)
+
+    def crash(self, name: str) -> None:
+        """The machine dies: the agent and every address it had."""
+        self.nodes.pop(name, None)
+        for on in self.world.running.values():
+            on.discard(name)
+        # operations the machine had running die with it
+        self._queue = [p for p in self._queue if not (p.then is not None and p.dst == name)]
+        heapq.heapify(self._queue)
+
+    def request(self, name: str, op: ControlOp, scope: Scope = Scope.ALL) -> int:
+        """A control request (hbmon standby / takeover) to `name` now; returns its id."""
+        rid = next(self._request_ids)
+        self.event(name, ControlRequest(rid, op, scope))
+        return rid
+
+    def holders(self, key: str) -> set[str]:
+        """Nodes whose agent holds `key` (as its snapshot says)."""
+        out = set()
+        for name, node in self.nodes.items():
+            for g in node.snapshot(self.clock.now).groups:
+                if g.key == key and g.holder == name:
+                    out.add(name)
+        return out
 
     def event(self, name: str, event: Event) -> list[Effect]:
         """Feed `event` to `name` now."""
@@ -121,8 +210,11 @@ class Sim:
             self.clock.set(nxt)
             while self._queue and self._queue[0].at <= nxt:
                 p = heapq.heappop(self._queue)
-                if p.dst in self.nodes:
-                    self._apply(p.dst, self.nodes[p.dst].handle(p.event, nxt))
+                event = p.then() if p.then is not None else p.event
+                assert event is not None
+                node = self.nodes.get(p.dst)
+                if node is not None and (p.target is None or p.target is node):
+                    self._apply(p.dst, node.handle(event, nxt))
             for name, node in list(self.nodes.items()):
                 d = node.next_deadline()
                 if d is not None and d <= nxt and self.nodes.get(name) is node:
@@ -163,6 +255,30 @@ class Sim:
             self.log.append((now, name, e))
             if isinstance(e, SendMessage):
                 self._transmit(name, e.message)
+            elif isinstance(e, StartGroup | StopGroup | ProbeGroup):
+                self._execute(name, e)
+
+    def _execute(self, name: str, effect: StartGroup | StopGroup | ProbeGroup) -> None:
+        w = self.world
+        match effect:
+            case StartGroup():
+                delay = w.start_delay
+            case StopGroup():
+                delay = w.stop_delay
+            case ProbeGroup():
+                delay = w.probe_delay
+        target = self.nodes.get(name)
+        heapq.heappush(
+            self._queue,
+            _Pending(
+                self.clock.now + delay,
+                next(self._order),
+                name,
+                None,
+                target,
+                lambda: w.answer(name, effect),
+            ),
+        )
 
     def _transmit(self, src: str, message: Message) -> None:
         cfg = self.configs[src]

@@ -73,8 +73,11 @@ def test_start_sends_init_status_with_heartbeat_fields() -> None:
     assert effects[0] == LocalStatusChanged(NodeStatus.UP)
     (msg,) = sent(effects)
     assert msg.names() == (
-        "t", "st", "dt", "protocol", "src", "srcuuid", "seq", "hg", "ts", "ld", "hbecho", "ttl",
+        "t", "st", "dt", "protocol", "src", "srcuuid", "seq", "hg", "ts", "ld", "hbecho",
+        "hbping", "hbrsc", "ttl",
     )  # fmt: skip
+    assert msg.get("hbping") == "0/0"
+    assert msg.get("hbrsc") == "0"  # not stable (before comm-up), no groups
     assert msg.get("st") == "init"
     assert msg.get_hex("dt") == 10000 + STARTUP_DT_EXTRA_MS
     assert msg.get_hex("seq") == 1

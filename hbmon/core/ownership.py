@@ -1,0 +1,1028 @@
+"""Who holds which resource group: the ownership protocol (spec §5.2–5.6), sans-IO.
+
+`Node` feeds this the facts membership establishes (comm-up, a peer alive,
+dead, restarted, leaving, back after a partition), the peers' resource
+messages, ping counts, the executor's answers and control requests. After each
+input it settles the wish of every group, then lets the group table act:
+
+    stage JOINING   before comm-up: only groups found running are stopped
+                    (verifyallidle); nothing is announced
+          WAITING   comm-up: `starting` is out; we take our own groups once the
+                    peer's resource state is known (nice_failback, §5.3)
+          RUNNING   takeovers (peer dead / leaving), standby exchanges,
+                    failback, ping comparison and the standing rules below
+          LEAVING   our shutdown: every group released, then `resource … info=
+                    shutdown` and `gone` (the node sends `shutdone`)
+
+Standing rules, re-evaluated after every input while both sides are stable
+(Patroni-resolver style: each rule reads the whole picture and yields wishes):
+
+    dual      a group held here and by the peer: the node `quorum.keeper`
+              names keeps it, the other releases it (both compute the same)
+    none      a group nobody holds: the node `quorum.recoverer` names takes it
+              after it stayed unowned for `settle` (2×keepalive)
+    failback  auto_failback on/legacy: the preferred node (re)appeared, is
+              stable and up for the stickiness: hand its groups back (standby)
+    ping      the peer sees strictly more ping nodes, for 2×keepalive: give
+              our groups to it (standby)
+    quorum    a takeover blocked by quorum runs once a ping node answers
+
+Every acquisition belongs to a batch (reason, trigger time); when the batch's
+last group has started, `TakeoverComplete` carries trigger → last start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from hbmon.config.model import BOTH_STARTING_WAIT_MS, AutoFailback, Config
+from hbmon.core import rscmsg
+from hbmon.core.events import (
+    ControlOp,
+    ControlReply,
+    ControlRequest,
+    DeathReason,
+    Effect,
+    GroupDone,
+    GroupState,
+    OwnershipConflict,
+    ProbeDone,
+    ResourceLog,
+    Scope,
+    SendMessage,
+    TakeoverBlocked,
+    TakeoverComplete,
+    TakeoverReason,
+)
+from hbmon.core.peerview import Arrival, PeerRsc
+from hbmon.core.quorum import PingComparison, keeper, recoverer, takeover_block
+from hbmon.core.resources import GroupTable, Outcome, backoff_s
+from hbmon.core.rscmsg import Report, keys_in, scope_of
+from hbmon.core.snapshot import GroupView, TakeoverView
+from hbmon.core.standby import Input, Phase, Standby
+from hbmon.wire.message import Field, Message
+
+Wrap = Callable[[tuple[Field, ...], float], SendMessage]
+
+DUAL = "dual"
+NONE = "none"
+BLOCK_QUORUM = "quorum"
+BLOCK_IN_USE = "in_use"
+
+# Stop reasons (StopGroup.reason, GroupTransition.reason).
+R_VERIFY = "verifyallidle"
+R_STANDBY = "standby"
+R_DUAL = "dual owner"
+R_SHUTDOWN = "shutdown"
+R_REMOVED = "removed from configuration"
+R_PEER_BACK = "peer returned"
+
+NOT_NICE = "Standby mode only implemented when nice_failback on"
+
+
+class Stage(StrEnum):
+    JOINING = "joining"
+    WAITING = "waiting"
+    RUNNING = "running"
+    LEAVING = "leaving"
+    GONE = "gone"
+
+
+@dataclass(slots=True)
+class Batch:
+    reason: TakeoverReason
+    trigger_at: float
+    peer: str | None
+    pending: set[str]
+    started: list[str] = field(default_factory=list)
+    mach_down: bool = False  # a takeover from a dead/leaving peer (heartbeat's mach_down)
+    standby: bool = False  # our side of a standby exchange
+
+
+def _info(text: str) -> ResourceLog:
+    return ResourceLog("info", text)
+
+
+class Ownership:
+    def __init__(self, config: Config, now: float, wrap: Wrap) -> None:
+        self._wrap = wrap
+        self._table = GroupTable(config.resources)
+        self._peers: dict[str, PeerRsc] = {}
+        self._sb = Standby()
+        self._sb_failed: frozenset[str] = frozenset()
+        self._stage = Stage.JOINING
+        self._verifying: set[str] = set()
+        self._comm_at: float | None = None
+        self._now = now
+        self._batches: list[Batch] = []
+        self._late: dict[str, tuple[TakeoverReason, str | None]] = {}  # blocked by a probe
+        self._unowned: dict[str, float] = {}
+        self._dual: set[str] = set()  # groups in a reported dual-ownership episode
+        self._in_use: set[str] = set()  # groups whose blocked probe was reported
+        self._gave_up = False
+        self._pings = (0, 0)
+        self._reported_stable = False
+        self._initial_label: str | None = None
+        self._takeovers = dict.fromkeys(TakeoverReason, 0)
+        self._last: TakeoverView | None = None
+        self._conflicts = {DUAL: 0, NONE: 0}
+        self._blocked = {BLOCK_QUORUM: 0, BLOCK_IN_USE: 0}
+        self._controls: set[int] = set()
+        self._cfg = config
+        self._ping_cmp = PingComparison(0.0)
+        self._configure(config)
+
+    # ------------------------------------------------------------- config --
+    def _configure(self, config: Config) -> list[str]:
+        self._cfg = config
+        self._me = config.node
+        self._mode = config.auto_failback
+        keepalive = config.timers.keepalive_ms / 1000
+        self._settle = 2 * keepalive
+        self._probe_retry = keepalive
+        self._stickiness = config.hbmon.failback_stickiness_ms / 1000
+        self._ping_cmp.hold_s = 2 * keepalive
+        self._peers = {n: self._peers.get(n) or PeerRsc(n) for n in config.peers}
+        self._pings = (self._pings[0], len(config.ping_nodes))
+        return self._table.configure(config.resources)
+
+    def reconfigure(self, config: Config, now: float) -> list[Effect]:
+        self._now = now
+        for key in self._configure(config):
+            self._drop_from_batches(key)
+            self._table.unwant(key, R_REMOVED)
+        return self._reconcile(now)
+
+    # ------------------------------------------------------------ queries --
+    @property
+    def gone(self) -> bool:
+        """Our shutdown released everything it could; `shutdone` may go."""
+        return self._stage is Stage.GONE
+
+    @property
+    def stable(self) -> bool:
+        return (
+            self._stage is Stage.RUNNING
+            and not self._table.busy()
+            and self._sb.idle
+            and not any(b.pending for b in self._batches)
+        )
+
+    def report(self) -> Report:
+        return Report(
+            self.stable, self._table.held(), self._table.pending(), self._table.failed(self._now)
+        )
+
+    def status_fields(self) -> tuple[Field, ...]:
+        return rscmsg.status_extra(self.report(), *self._pings)
+
+    def rsc_hold(self) -> str:
+        """cl_status rscstatus: none|local|foreign|all, `transition` while in flux."""
+        if self._stage in (Stage.WAITING, Stage.LEAVING) or (
+            self._stage is Stage.RUNNING and not self.stable
+        ):
+            return "transition"
+        return scope_of(self._table.held(), self._me, self._table.preferred()).value
+
+    def next_deadline(self) -> float | None:
+        ds: list[float | None] = [
+            self._table.next_deadline(),
+            self._sb.deadline,
+            self._ping_cmp.deadline(),
+        ]
+        ds += [t + self._settle for t in self._unowned.values()]
+        if self._stage is Stage.WAITING and self._comm_at is not None:
+            ds.append(self._comm_at + BOTH_STARTING_WAIT_MS / 1000)
+            ds += [
+                p.resource_at + BOTH_STARTING_WAIT_MS / 1000
+                for p in self._peers.values()
+                if p.resource_at is not None
+            ]
+        ds += [
+            p.up_since + self._stickiness
+            for p in self._peers.values()
+            if p.failback and p.up_since is not None
+        ]
+        # Anything at or before the last settle has been handled there.
+        return min((d for d in ds if d is not None and d > self._now), default=None)
+
+    def views(self) -> tuple[GroupView, ...]:
+        holder: dict[str, str | None] = {}
+        for g in self._table:
+            if g.held:
+                holder[g.key] = self._me
+            else:
+                holder[g.key] = next(
+                    (p.name for p in self._peers.values() if p.healthy and g.key in p.held), None
+                )
+        return self._table.views(self._me, holder)
+
+    def takeover_counts(self) -> tuple[tuple[TakeoverReason, int], ...]:
+        return tuple(self._takeovers.items())
+
+    def last_takeover(self) -> TakeoverView | None:
+        return self._last
+
+    def conflict_counts(self) -> tuple[tuple[str, int], ...]:
+        return tuple(self._conflicts.items())
+
+    def blocked_counts(self) -> tuple[tuple[str, int], ...]:
+        return tuple(self._blocked.items())
+
+    # ------------------------------------------------------------- inputs --
+    def active_at_start(self, keys: tuple[str, ...], now: float) -> list[Effect]:
+        """heartbeat's verifyallidle, made to act: release what runs before we join."""
+        self._now = now
+        effects: list[Effect] = []
+        for key in keys:
+            effects.append(ResourceLog("CRIT", f"Resource {key} is active, and should not be!"))
+            if self._stage is Stage.JOINING and self._table.adopt(key, now):
+                self._verifying.add(key)
+                self._table.unwant(key, R_VERIFY)
+        return effects + self._reconcile(now)
+
+    def comm_up(self, now: float) -> list[Effect]:
+        self._now = now
+        if self._comm_at is None:
+            self._comm_at = now
+        return self._reconcile(now)
+
+    def pings(self, reachable: int, configured: int, now: float) -> list[Effect]:
+        self._now = now
+        self._pings = (reachable, configured)
+        return self._reconcile(now)
+
+    def peer_alive(self, name: str, now: float) -> list[Effect]:
+        p = self._peers.get(name)
+        if p is None:
+            return []
+        self._now = now
+        p.alive, p.up_since, p.blocked = True, now, False
+        if self._mode is AutoFailback.LEGACY:
+            p.failback = True
+        # Takeovers from it that have not started yet: it is back, they are moot.
+        for g in self._table:
+            if g.want and not g.held and g.reason == TakeoverReason.PEER_DEAD.value:
+                self._drop_from_batches(g.key)
+                self._late.pop(g.key, None)
+                self._in_use.discard(g.key)
+                self._table.unwant(g.key, R_PEER_BACK)
+        return self._reconcile(now)
+
+    def peer_restarted(self, name: str, now: float) -> list[Effect]:
+        p = self._peers.get(name)
+        if p is None:
+            return []
+        self._now = now
+        p.forget(now)
+        if self._mode is AutoFailback.LEGACY:
+            p.failback = True
+        return self._abort_with(name, f"{name} restarted", now) + self._reconcile(now)
+
+    def partition_healed(self, name: str, now: float) -> list[Effect]:
+        p = self._peers.get(name)
+        if p is None:
+            return []
+        self._now = now
+        if self._mode is not AutoFailback.OFF:
+            p.failback = True  # heartbeat restarts both here; its groups go home
+        return self._reconcile(now)
+
+    def peer_dead(self, name: str, reason: DeathReason, now: float) -> list[Effect]:
+        p = self._peers.get(name)
+        if p is None:
+            return []
+        self._now = now
+        p.alive, p.stable, p.failback, p.up_since = False, False, False, None
+        effects = self._abort_with(name, f"{name} is dead", now)
+        if self._stage is Stage.RUNNING:
+            effects += self._takeover_from(p, now, probe=True)
+        return effects + self._reconcile(now)
+
+    def peer_leaving(self, name: str, now: float) -> list[Effect]:
+        """The peer stops gracefully (`resource … info=shutdown` or `shutdone`): take over now."""
+        p = self._peers.get(name)
+        if p is None or p.leaving:
+            return []
+        self._now = now
+        p.leaving, p.failback, p.stable = True, False, False
+        effects = self._abort_with(name, f"{name} is shutting down", now)
+        if self._stage in (Stage.WAITING, Stage.RUNNING):
+            self._stage = Stage.RUNNING
+            effects += self._takeover_from(p, now, probe=False)
+        return effects + self._reconcile(now)
+
+    def message(
+        self, name: str, msg: Message, hg: int | None, seq: int, now: float
+    ) -> list[Effect]:
+        p = self._peers.get(name)
+        parsed = rscmsg.parse(msg)
+        if p is None or parsed is None:
+            return []
+        self._now = now
+        arrival = p.arrival(hg, seq)
+        if arrival is Arrival.AGAIN:
+            return []
+        effects: list[Effect] = []
+        if isinstance(parsed, rscmsg.StatusExt | rscmsg.ResourceMsg) and (
+            arrival is Arrival.NEWEST
+        ):
+            was_stable = p.stable
+            p.apply(parsed, self._table.preferred())
+            if isinstance(parsed, rscmsg.ResourceMsg):
+                p.resource_at = now
+                if p.stable and not was_stable and self._stage is not Stage.JOINING:
+                    effects.append(_info("remote resource transition completed."))
+        match parsed:
+            case rscmsg.Starting():
+                effects += self._on_starting(p, now)
+            case rscmsg.ResourceMsg(info=rscmsg.INFO_SHUTDOWN):
+                effects += self.peer_leaving(name, now)
+            case rscmsg.AskMsg():
+                effects += self._on_ask(p, parsed, now)
+            case rscmsg.TakeoverMsg(scope=scope):
+                effects += self._on_hb_takeover(p, scope, now)
+            case _:
+                pass
+        return effects + self._reconcile(now)
+
+    def group_done(self, ev: GroupDone, now: float) -> list[Effect]:
+        self._now = now
+        effects, outcome = self._table.done(ev, now)
+        g = self._table.get(ev.key)
+        match outcome:
+            case Outcome.STARTED:
+                for b in self._batches:
+                    if ev.key in b.pending:
+                        b.pending.discard(ev.key)
+                        b.started.append(ev.key)
+            case Outcome.START_FAILED:
+                self._drop_from_batches(ev.key)
+                wait = backoff_s(g.streak) if g is not None else 0
+                effects.append(
+                    ResourceLog(
+                        "CRIT",
+                        f"Giving up resource group {ev.key}: start failed"
+                        f"{_detail(ev.detail)}; not tried here again for {wait:g} s",
+                    )
+                )
+                effects += self._announce_state(now)  # so the peer can take it
+            case Outcome.STOP_FAILED:
+                self._verifying.discard(ev.key)
+                wait = backoff_s(g.streak) if g is not None else 0
+                effects.append(
+                    ResourceLog(
+                        "CRIT",
+                        f"Resource group {ev.key}: stop failed{_detail(ev.detail)}; "
+                        f"it counts as held here, stop retried in {wait:g} s",
+                    )
+                )
+            case Outcome.STOPPED:
+                self._verifying.discard(ev.key)
+            case None:
+                pass
+        return effects + self._reconcile(now)
+
+    def probe_done(self, ev: ProbeDone, now: float) -> list[Effect]:
+        self._now = now
+        effects: list[Effect] = []
+        outcome = self._table.probed(ev, now, self._probe_retry)
+        if outcome is Outcome.BLOCKED:
+            for b in self._batches:
+                if ev.key in b.pending:
+                    b.pending.discard(ev.key)
+                    self._late[ev.key] = (b.reason, b.peer)
+            if ev.key in self._late and ev.key not in self._in_use:
+                self._in_use.add(ev.key)
+                self._blocked[BLOCK_IN_USE] += 1
+                why = f"address of {ev.key} still answers on the service network"
+                effects.append(TakeoverBlocked((ev.key,), why + _detail(ev.detail)))
+        elif outcome is Outcome.CLEAR and ev.key in self._late:
+            reason, peer = self._late.pop(ev.key)
+            self._in_use.discard(ev.key)
+            self._batches.append(Batch(reason, now, peer, {ev.key}, mach_down=peer is not None))
+        return effects + self._reconcile(now)
+
+    def control(self, req: ControlRequest, now: float) -> list[Effect]:
+        self._now = now
+        self._controls.add(req.request_id)
+        if req.op is ControlOp.STANDBY:
+            effects = self._control_standby(req, now)
+        else:
+            effects = self._control_takeover(req, now)
+        return effects + self._reconcile(now)
+
+    def leave(self, now: float) -> list[Effect]:
+        """Our graceful shutdown: release everything (the node sends `shutdone` once gone)."""
+        if self._stage in (Stage.LEAVING, Stage.GONE):
+            return []
+        self._now = now
+        effects = self._abort_with(None, "shutting down", now)
+        if self._table.busy():
+            effects.append(
+                ResourceLog("WARN", "Shutdown delayed until current resource activity finishes.")
+            )
+        if self._table.held() or self._table.busy():
+            self._gave_up = True
+            effects.append(_info("Giving up all HA resources."))
+        self._stage = Stage.LEAVING
+        for g in self._table:
+            self._table.unwant(g.key, R_SHUTDOWN)
+        self._batches.clear()
+        self._late.clear()
+        self._in_use.clear()
+        return effects + self._reconcile(now)
+
+    def expire(self, now: float) -> list[Effect]:
+        self._now = now
+        effects: list[Effect] = []
+        if self._sb.timed_out(now):
+            effects += self._standby_timeout(now)
+        return effects + self._reconcile(now)
+
+    # ------------------------------------------------------------ resolve --
+    def _reconcile(self, now: float) -> list[Effect]:
+        effects: list[Effect] = []
+        for _ in range(8):  # a decision can enable the next; converges in a few rounds
+            step = self._decide(now) + self._table.step(now) + self._finish_batches(now)
+            if not step:
+                break
+            effects += step
+        return effects + self._after(now)
+
+    def _decide(self, now: float) -> list[Effect]:
+        match self._stage:
+            case Stage.JOINING:
+                if self._comm_at is not None and not self._verifying:
+                    return self._announce(now)
+                return []
+            case Stage.WAITING:
+                return self._initial(now)
+            case Stage.RUNNING:
+                effects = self._standby_progress(now)
+                effects += self._resolve_dual()
+                effects += self._quorum_retry(now)
+                if self.stable:
+                    effects += self._failback(now)
+                effects += self._ping_compare(now)
+                if self.stable:
+                    effects += self._recover(now)
+                return effects
+            case _:
+                return []
+
+    def _after(self, now: float) -> list[Effect]:
+        effects: list[Effect] = []
+        if self._stage is Stage.RUNNING:
+            stable = self.stable
+            if stable and not self._reported_stable:
+                if self._initial_label is not None:
+                    effects.append(_info("local resource transition completed."))
+                    effects.append(
+                        _info(f"Initial resource acquisition complete ({self._initial_label})")
+                    )
+                    self._initial_label = None
+                if self._nice:
+                    effects.append(self._resource_msg(now, stable=True))
+            self._reported_stable = stable
+        elif self._stage is Stage.LEAVING and not self._table.busy():
+            held = self._table.held()
+            if held:
+                effects.append(
+                    ResourceLog(
+                        "CRIT",
+                        "Shutting down with resource groups whose stop failed: "
+                        + ", ".join(sorted(held)),
+                    )
+                )
+            elif self._gave_up:
+                effects.append(_info("All HA resources relinquished."))
+            if self._nice and self._comm_at is not None:
+                effects.append(self._resource_msg(now, stable=False, info=rscmsg.INFO_SHUTDOWN))
+            self._stage = Stage.GONE
+        return effects
+
+    @property
+    def _nice(self) -> bool:
+        """nice_failback protocol messages (`starting`, `resource`) are ours to send."""
+        return self._mode is not AutoFailback.LEGACY
+
+    # ------------------------------------------------------------ startup --
+    def _announce(self, now: float) -> list[Effect]:
+        self._stage = Stage.WAITING
+        effects: list[Effect] = []
+        if self._nice:
+            effects.append(self._wrap(rscmsg.starting_head(), now))
+        return effects + self._initial(now)
+
+    def _initial(self, now: float) -> list[Effect]:
+        """WAITING: take our own groups once the peer's state is known (§5.3)."""
+        alive = [p for p in self._peers.values() if p.healthy]
+        if not alive:
+            return self._take_everything(now)
+        if not all(self._peer_known(p, now) for p in alive):
+            return []
+        self._stage = Stage.RUNNING
+        self._initial_label = "T_RESOURCES(us)"
+        claimed = frozenset().union(*(p.claimed for p in alive))
+        keys = [
+            g.key
+            for g in self._table.configured()
+            if g.preferred == self._me
+            and not g.claimed
+            and g.key not in claimed
+            and not g.in_backoff(now)
+        ]
+        if not keys:
+            return [_info("Local Resource acquisition completed. (none)")]
+        self._batch(TakeoverReason.STARTUP, now, None, keys)
+        return []
+
+    def _peer_known(self, p: PeerRsc, now: float) -> bool:
+        if p.exact and p.heard:
+            return True
+        wait = BOTH_STARTING_WAIT_MS / 1000
+        if p.heard and p.stable:
+            return True
+        if p.resource_at is not None and now >= p.resource_at + wait:
+            return True
+        return self._comm_at is not None and now >= self._comm_at + wait
+
+    def _take_everything(self, now: float) -> list[Effect]:
+        """Comm-up with no live peer: every group is ours to take (guarded)."""
+        self._stage = Stage.RUNNING
+        self._initial_label = "mach_down"
+        dead = [p for p in self._peers.values() if not p.healthy]
+        keys = [g for g in self._table.configured() if not g.claimed and not g.in_backoff(now)]
+        if not keys:
+            return []
+        why = takeover_block(self._cfg.hbmon.quorum_policy, self._pings[1], self._pings[0])
+        if why is not None:
+            for p in dead:
+                p.blocked = True
+            self._blocked[BLOCK_QUORUM] += 1
+            return [TakeoverBlocked(tuple(g.key for g in keys), why)]
+        ours = [g.key for g in keys if g.preferred == self._me]
+        theirs = [g.key for g in keys if g.preferred != self._me]
+        peer = dead[0].name if len(dead) == 1 else None
+        if ours:
+            self._batch(TakeoverReason.STARTUP, now, None, ours, probe=True)
+        if theirs:
+            self._batch(TakeoverReason.PEER_DEAD, now, peer, theirs, probe=True, mach_down=True)
+        return []
+
+    def _on_starting(self, p: PeerRsc, now: float) -> list[Effect]:
+        p.stable = False
+        if self._mode is AutoFailback.ON:
+            p.failback = True
+        if self._stage is Stage.JOINING or not self._nice:
+            return []
+        return [self._resource_msg(now, stable=self.stable)]
+
+    # ----------------------------------------------------------- takeover --
+    def _takeover_from(self, p: PeerRsc, now: float, *, probe: bool) -> list[Effect]:
+        """The peer is dead (probe=True) or leaving: take every group nobody else holds."""
+        others = frozenset().union(
+            *(q.claimed for q in self._peers.values() if q.healthy and q is not p)
+        )
+        keys = [
+            g.key
+            for g in self._table.configured()
+            if not g.claimed and not g.in_backoff(self._now) and g.key not in others
+        ]
+        if not probe:  # leaving: what it still holds (a failed stop) goes the guarded way
+            keys = [k for k in keys if k not in p.held]
+        if not keys:
+            gave_up = probe and (not p.held or p.leaving) and bool(self._table.configured())
+            return [_info(f"Dead node {p.name} gave up resources.")] if gave_up else []
+        effects: list[Effect] = [_info(f"Resources being acquired from {p.name}.")]
+        if probe:
+            why = takeover_block(self._cfg.hbmon.quorum_policy, self._pings[1], self._pings[0])
+            if why is not None:
+                p.blocked = True
+                self._blocked[BLOCK_QUORUM] += 1
+                return [*effects, TakeoverBlocked(tuple(keys), why)]
+        p.blocked = False
+        reason = TakeoverReason.PEER_DEAD if probe else TakeoverReason.SHUTDOWN
+        self._batch(reason, now, p.name, keys, probe=probe, mach_down=True)
+        return effects
+
+    def _quorum_retry(self, now: float) -> list[Effect]:
+        effects: list[Effect] = []
+        for p in self._peers.values():
+            if not p.blocked:
+                continue
+            if p.alive:
+                p.blocked = False
+            elif takeover_block(self._cfg.hbmon.quorum_policy, *self._ping_args()) is None:
+                p.blocked = False
+                effects += self._takeover_from(p, now, probe=True)
+        return effects
+
+    def _ping_args(self) -> tuple[int, int]:
+        return self._pings[1], self._pings[0]
+
+    # ------------------------------------------------------- standing rules --
+    def _resolve_dual(self) -> list[Effect]:
+        effects: list[Effect] = []
+        for g in self._table.configured():
+            holders = [p.name for p in self._peers.values() if p.healthy and g.key in p.held]
+            if not holders or not g.held:
+                self._dual.discard(g.key)
+                continue
+            if g.state is not GroupState.HELD:
+                continue  # our own start or stop is still running: judge when it is done
+            keep, rule = keeper(g.preferred, [self._me, *holders])
+            if g.key not in self._dual:
+                self._dual.add(g.key)
+                self._conflicts[DUAL] += 1
+                if keep == self._me:
+                    resolution = f"kept by {keep} ({rule}); {', '.join(holders)} releases it"
+                else:
+                    resolution = f"released by {self._me}; {keep} keeps it ({rule})"
+                effects.append(OwnershipConflict(g.key, DUAL, resolution))
+            if keep != self._me and g.want:
+                self._drop_from_batches(g.key)
+                self._table.unwant(g.key, R_DUAL)
+        return effects
+
+    def _recover(self, now: float) -> list[Effect]:
+        alive = [p for p in self._peers.values() if p.healthy]
+        if any(not p.stable for p in alive):
+            self._unowned.clear()
+            return []
+        effects: list[Effect] = []
+        for g in self._table.configured():
+            if g.claimed or g.want or g.key in self._late or any(g.key in p.claimed for p in alive):
+                self._unowned.pop(g.key, None)
+                continue
+            eligible = [p.name for p in alive if p.exact and g.key not in p.failed]
+            if not g.in_backoff(now) and (
+                alive or takeover_block(self._cfg.hbmon.quorum_policy, *self._ping_args()) is None
+            ):
+                eligible.append(self._me)
+            if recoverer(g.preferred, eligible) != self._me:
+                self._unowned.pop(g.key, None)
+                continue
+            since = self._unowned.setdefault(g.key, now)
+            if now < since + self._settle:
+                continue
+            del self._unowned[g.key]
+            self._conflicts[NONE] += 1
+            effects.append(
+                OwnershipConflict(
+                    g.key, NONE, f"nobody held it for {now - since:g} s; acquired by {self._me}"
+                )
+            )
+            self._batch(TakeoverReason.RECOVERY, now, None, [g.key], probe=not alive)
+        return effects
+
+    def _failback(self, now: float) -> list[Effect]:
+        if self._mode is AutoFailback.OFF or not self._sb.idle:
+            return []
+        for p in self._peers.values():
+            if not (p.failback and p.healthy and p.heard and p.stable):
+                continue
+            if p.up_since is not None and now < p.up_since + self._stickiness:
+                continue
+            p.failback = False
+            keys = frozenset(
+                g.key
+                for g in self._table.configured()
+                if g.state is GroupState.HELD and g.preferred == p.name and g.key not in p.failed
+            )
+            if keys:
+                return self._go_standby(p, Scope.FOREIGN, keys, TakeoverReason.FAILBACK, None, now)
+        return []
+
+    def _ping_compare(self, now: float) -> list[Effect]:
+        p = self._the_peer()
+        worse = False
+        if (
+            self._mode is not AutoFailback.LEGACY
+            and p is not None
+            and p.pings is not None
+            and self._pings[1] > 0
+            and self.stable
+            and p.stable
+            and p.exact
+        ):
+            keys = self._movable(p)
+            worse = bool(keys) and p.pings[0] > self._pings[0]
+        self._ping_cmp.update(worse, now)
+        if not worse or p is None or not self._ping_cmp.due(now):
+            return []
+        self._ping_cmp.reset()
+        keys = self._movable(p)
+        return [
+            _info("Giving up because we have less visible ping nodes."),
+            *self._go_standby(p, Scope.ALL, keys, TakeoverReason.PING_QUORUM, None, now),
+        ]
+
+    def _movable(self, p: PeerRsc) -> frozenset[str]:
+        return frozenset(
+            g.key
+            for g in self._table.configured()
+            if g.state is GroupState.HELD and g.key not in p.failed
+        )
+
+    def _the_peer(self) -> PeerRsc | None:
+        healthy = [p for p in self._peers.values() if p.healthy]
+        return healthy[0] if len(healthy) == 1 else None
+
+    # ------------------------------------------------------------ standby --
+    def _control_standby(self, req: ControlRequest, now: float) -> list[Effect]:
+        scope = req.scope
+        if self._mode is AutoFailback.LEGACY:
+            return self._reply(req.request_id, False, NOT_NICE)
+        p = self._the_peer()
+        wanted = keys_in(scope, self._me, self._table.preferred())
+        keys = frozenset(
+            g.key
+            for g in self._table.configured()
+            if g.state is GroupState.HELD and g.key in wanted
+        )
+        if p is not None and p.exact:
+            keys -= p.failed
+        if not keys and self._stage is Stage.RUNNING:
+            return self._reply(
+                req.request_id, True, f"Nothing to do: no [{scope}] resources held here."
+            )
+        refusal = self._refusal(p, self._me, now)
+        if refusal is not None:
+            return [_info(refusal), *self._reply(req.request_id, False, refusal)]
+        assert p is not None
+        effects: list[Effect] = [_info(f"Going standby [{scope}].")]
+        return effects + self._go_standby(
+            p, scope, keys, TakeoverReason.STANDBY, req.request_id, now
+        )
+
+    def _control_takeover(self, req: ControlRequest, now: float) -> list[Effect]:
+        scope = req.scope
+        if self._mode is AutoFailback.LEGACY:
+            return self._reply(req.request_id, False, NOT_NICE)
+        p = self._the_peer()
+        wanted = keys_in(scope, self._me, self._table.preferred())
+        keys = frozenset(
+            g.key
+            for g in self._table.configured()
+            if p is not None and g.key in wanted and g.key in p.held and not g.in_backoff(now)
+        )
+        if p is not None and not keys and self._stage is Stage.RUNNING:
+            return self._reply(
+                req.request_id, True, f"Nothing to do: {p.name} holds no [{scope}] resources."
+            )
+        refusal = self._refusal(p, self._me, now)
+        if refusal is not None:
+            return [_info(refusal), *self._reply(req.request_id, False, refusal)]
+        assert p is not None
+        self._sb.fire(Input.ASK_TAKEOVER, now)
+        self._sb.peer, self._sb.scope, self._sb.keys = p.name, rscmsg.mirror(scope), keys
+        self._sb.why, self._sb.request_id = TakeoverReason.TAKEOVER, req.request_id
+        return [self._wrap(rscmsg.takeover_head(scope), now)]
+
+    def _refusal(self, p: PeerRsc | None, who: str, now: float) -> str | None:
+        """Why an exchange cannot start now (heartbeat's wording where it has one)."""
+        if self._stage is Stage.LEAVING or self._stage is Stage.GONE:
+            return "Shutdown in progress: standby refused."
+        if self._stage is not Stage.RUNNING:
+            return f"standby message [me] from {who} ignored.  local resources in flux."
+        if not self._sb.idle:
+            return (
+                f"Standby in progress- new request from {who} ignored "
+                f"[{self._sb.seconds_left(now)} seconds left]"
+            )
+        if p is None:
+            return "No other node is active: standby refused."
+        if not self.stable:
+            return f"standby message [me] from {who} ignored.  local resources in flux."
+        if not p.stable:
+            return f"standby message [me] from {who} ignored.  Other side is in flux."
+        return None
+
+    def _go_standby(
+        self,
+        p: PeerRsc,
+        scope: Scope,
+        keys: frozenset[str],
+        why: TakeoverReason,
+        request_id: int | None,
+        now: float,
+    ) -> list[Effect]:
+        self._sb.fire(Input.REQUEST, now)
+        sb = self._sb
+        sb.peer, sb.scope, sb.keys, sb.why, sb.request_id = p.name, scope, keys, why, request_id
+        self._sb_failed = frozenset()
+        return [
+            _info(f"{self._me} wants to go standby [{scope}]"),
+            self._wrap(rscmsg.ask_head(scope, rscmsg.INFO_ME, keys=keys, why=why), now),
+        ]
+
+    def _on_hb_takeover(self, p: PeerRsc, scope: Scope, now: float) -> list[Effect]:
+        """The peer asks for groups: we stand by with the mirrored scope (§5.4)."""
+        mine = rscmsg.mirror(scope)
+        if not self._nice:
+            return [_info(NOT_NICE)]
+        refusal = self._refusal(p, self._me, now)
+        if refusal is not None:
+            return [_info(refusal)]
+        wanted = keys_in(mine, self._me, self._table.preferred())
+        keys = frozenset(
+            g.key
+            for g in self._table.configured()
+            if g.state is GroupState.HELD and g.key in wanted and g.key not in p.failed
+        )
+        return [
+            _info(f"Going standby [{mine}]."),
+            *self._go_standby(p, mine, keys, TakeoverReason.TAKEOVER, None, now),
+        ]
+
+    def _on_ask(self, p: PeerRsc, m: rscmsg.AskMsg, now: float) -> list[Effect]:
+        sb = self._sb
+        match m.info:
+            case rscmsg.INFO_ME:
+                effects: list[Effect] = [_info(f"{p.name} wants to go standby [{m.scope}]")]
+                if not self._nice:
+                    return [*effects, _info(NOT_NICE)]
+                ours = sb.phase is Phase.TAKEOVER and sb.peer == p.name
+                refusal = self._offer_refusal(p, ours, now)
+                if refusal is not None:
+                    return [*effects, _info(refusal)]
+                request_id = sb.request_id if ours else None
+                why = TakeoverReason.TAKEOVER if ours else (m.why or TakeoverReason.STANDBY)
+                sb.fire(Input.GOT_ME, now)
+                sb.peer, sb.scope, sb.why, sb.request_id = p.name, m.scope, why, request_id
+                sb.keys = m.keys if m.keys is not None else frozenset()
+                head = rscmsg.ask_head(m.scope, rscmsg.INFO_OTHER)
+                return [*effects, self._wrap(head, now)]
+            case rscmsg.INFO_OTHER if sb.phase is Phase.ASKED and sb.peer == p.name:
+                sb.fire(Input.GOT_OTHER, now)
+                for key in sb.keys:
+                    self._table.unwant(key, R_STANDBY)
+                remaining = self._table.held() - sb.keys
+                return [
+                    _info(f"standby: {p.name} can take our {sb.scope} resources"),
+                    self._resource_msg(now, stable=False, info=rscmsg.INFO_STANDBY, held=remaining),
+                ]
+            case rscmsg.INFO_DONE if sb.phase is Phase.HANDED and sb.peer == p.name:
+                scope, failed, rid = sb.scope, self._sb_failed, sb.request_id
+                sb.fire(Input.GOT_DONE, now)
+                effects = [_info(f"Other node completed standby takeover of {scope} resources.")]
+                if failed:
+                    text = f"Standby [{scope}] done, but these groups failed to stop here: "
+                    return effects + self._reply(rid, False, text + ", ".join(sorted(failed)))
+                return effects + self._reply(rid, True, f"Standby [{scope}] complete.")
+            case rscmsg.INFO_DONE if sb.phase is Phase.OFFERED and sb.peer == p.name:
+                keys = m.keys if m.keys is not None else keys_in(m.scope, p.name, self._pref())
+                take = [
+                    g.key
+                    for g in self._table.configured()
+                    if g.key in keys and not g.claimed and not g.in_backoff(now)
+                ]
+                sb.fire(Input.GOT_DONE, now)
+                sb.keys = frozenset(take)
+                self._batch(sb.why, now, p.name, take, standby=True)
+                return [_info(f"standby: acquire [{m.scope}] resources from {p.name}")]
+            case _:
+                return []
+
+    def _offer_refusal(self, p: PeerRsc, ours: bool, now: float) -> str | None:
+        who = p.name
+        if self._stage is not Stage.RUNNING or self._table.busy() or self._batches:
+            return f"standby message [me] from {who} ignored.  local resources in flux."
+        if not self._sb.idle and not ours:
+            return (
+                f"Standby in progress- new request from {who} ignored "
+                f"[{self._sb.seconds_left(now)} seconds left]"
+            )
+        if not p.stable:
+            return f"standby message [me] from {who} ignored.  Other side is in flux."
+        return None
+
+    def _standby_progress(self, now: float) -> list[Effect]:
+        sb = self._sb
+        if sb.phase is not Phase.RELEASING:
+            return []
+        groups = [g for k in sb.keys if (g := self._table.get(k)) is not None]
+        if any(g.busy or g.state is GroupState.HELD for g in groups):
+            return []
+        released = frozenset(g.key for g in groups if not g.held)
+        self._sb_failed = frozenset(g.key for g in groups if g.held)
+        sb.fire(Input.RELEASED, now)
+        head = rscmsg.ask_head(sb.scope, rscmsg.INFO_DONE, keys=released, why=sb.why)
+        return [_info(f"Local standby process completed [{sb.scope}]."), self._wrap(head, now)]
+
+    def _acquired(self, b: Batch, now: float) -> list[Effect]:
+        sb = self._sb
+        if sb.phase is not Phase.ACQUIRING or sb.peer != b.peer:
+            return []
+        scope, rid = sb.scope, sb.request_id
+        failed = sb.keys - set(b.started)
+        sb.fire(Input.ACQUIRED, now)
+        effects: list[Effect] = [
+            _info(f"Standby resource acquisition done [{scope}]."),
+            self._wrap(rscmsg.ask_head(scope, rscmsg.INFO_DONE), now),
+        ]
+        if failed:
+            text = "Takeover done, but these groups failed to start here: "
+            return effects + self._reply(rid, False, text + ", ".join(sorted(failed)))
+        return effects + self._reply(rid, True, "Takeover complete.")
+
+    def _standby_timeout(self, now: float) -> list[Effect]:
+        sb = self._sb
+        match sb.phase:
+            case Phase.ASKED:
+                text = "No reply to standby request.  Standby request cancelled."
+            case Phase.TAKEOVER:
+                text = "No reply to takeover request.  Takeover request cancelled."
+            case _:
+                text = f"Standby [{sb.scope}] with {sb.peer} timed out in phase {sb.phase}."
+        rid = sb.request_id
+        sb.fire(Input.TIMEOUT, now)
+        return [ResourceLog("WARN", text), *self._reply(rid, False, text)]
+
+    def _abort_with(self, peer: str | None, why: str, now: float) -> list[Effect]:
+        sb = self._sb
+        if sb.idle or (peer is not None and sb.peer != peer):
+            return []
+        rid, phase = sb.request_id, sb.phase
+        sb.fire(Input.ABORT, now)
+        text = f"Standby exchange cancelled in phase {phase}: {why}."
+        return [ResourceLog("WARN", text), *self._reply(rid, False, text)]
+
+    def _reply(self, request_id: int | None, ok: bool, text: str) -> list[Effect]:
+        if request_id is None or request_id not in self._controls:
+            return []
+        self._controls.discard(request_id)
+        return [ControlReply(request_id, ok, text)]
+
+    # ------------------------------------------------------------ batches --
+    def _batch(
+        self,
+        reason: TakeoverReason,
+        now: float,
+        peer: str | None,
+        keys: list[str],
+        *,
+        probe: bool = False,
+        mach_down: bool = False,
+        standby: bool = False,
+    ) -> None:
+        for key in keys:
+            self._drop_from_batches(key)
+            self._table.want(key, reason, probe=probe)
+        self._batches.append(
+            Batch(reason, now, peer, set(keys), mach_down=mach_down, standby=standby)
+        )
+
+    def _drop_from_batches(self, key: str) -> None:
+        for b in self._batches:
+            b.pending.discard(key)
+
+    def _finish_batches(self, now: float) -> list[Effect]:
+        effects: list[Effect] = []
+        for b in [b for b in self._batches if not b.pending]:
+            self._batches.remove(b)
+            if b.started:
+                keys = tuple(b.started)
+                done = TakeoverComplete(b.reason, keys, now - b.trigger_at, b.peer)
+                self._takeovers[b.reason] += 1
+                self._last = TakeoverView(b.reason, keys, now, done.duration_s, b.peer)
+                effects.append(done)
+                if b.mach_down and self._nice:
+                    head = rscmsg.resource_head(
+                        Scope.FOREIGN, stable=None, info=rscmsg.INFO_MACH_DOWN
+                    )
+                    effects += [self._wrap(head, now), _info("mach_down takeover complete.")]
+            if b.standby:
+                effects += self._acquired(b, now)
+        return effects
+
+    # ----------------------------------------------------------- messages --
+    def _pref(self) -> dict[str, str]:
+        return self._table.preferred()
+
+    def _resource_msg(
+        self,
+        now: float,
+        *,
+        stable: bool,
+        info: str | None = None,
+        held: frozenset[str] | None = None,
+    ) -> SendMessage:
+        report = self.report()
+        if held is not None:
+            report = Report(stable, held, frozenset(), report.failed)
+        scope = scope_of(report.held | report.pending, self._me, self._pref())
+        return self._wrap(rscmsg.resource_head(scope, stable=stable, info=info, report=report), now)
+
+    def _announce_state(self, now: float) -> list[Effect]:
+        if self._stage is not Stage.RUNNING or not self._nice:
+            return []
+        return [self._resource_msg(now, stable=self.stable)]
+
+
+def _detail(detail: str) -> str:
+    return f" ({detail})" if detail else ""

@@ -1,0 +1,94 @@
+"""What we know about each peer's resource groups (from its messages), per incarnation.
+
+An hbmon peer tells us exactly (the `hbrsc` field of every status and `resource`
+message); a heartbeat peer only by category (`rsc_hold=local|foreign|all|none`),
+which `preferred` turns into keys. State reports are applied only from the
+newest message (a late, reordered one must not roll the picture back), while
+protocol messages (`ask_resources`, `starting` …) are handled once each, in
+whatever order they come (heartbeat sometimes sends a higher seq first).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from hbmon.core.rscmsg import Report, ResourceMsg, StatusExt, keys_in
+
+_SEEN_WINDOW = 512
+
+
+class Arrival(StrEnum):
+    NEWEST = "newest"  # above every seq seen from this incarnation
+    LATE = "late"  # a lower seq seen for the first time
+    AGAIN = "again"  # already handled (a copy over another medium)
+
+
+@dataclass(slots=True)
+class PeerRsc:
+    name: str
+    alive: bool = False
+    up_since: float | None = None  # when it (re)appeared, for failback stickiness
+    held: frozenset[str] = frozenset()
+    pending: frozenset[str] = frozenset()  # about to start there
+    failed: frozenset[str] = frozenset()  # backing off there
+    stable: bool = False
+    exact: bool = False  # it sends hbrsc: an hbmon node
+    heard: bool = False  # resource state received from this incarnation
+    resource_at: float | None = None  # its last `resource` message
+    pings: tuple[int, int] | None = None  # (reachable, configured)
+    leaving: bool = False  # it announced its shutdown
+    failback: bool = False  # hand its groups back once it is stable
+    blocked: bool = False  # our takeover from it waits for quorum
+    generation: int | None = None
+    top: int | None = None
+    seen: set[int] = field(default_factory=set)
+
+    @property
+    def claimed(self) -> frozenset[str]:
+        return self.held | self.pending
+
+    @property
+    def healthy(self) -> bool:
+        return self.alive and not self.leaving
+
+    def arrival(self, hg: int | None, seq: int) -> Arrival:
+        if hg is not None and hg != self.generation:
+            if self.generation is not None and hg < self.generation:
+                return Arrival.AGAIN  # membership drops replays; never roll back
+            self.generation, self.top, self.seen = hg, None, set()
+        if seq in self.seen:
+            return Arrival.AGAIN
+        self.seen.add(seq)
+        if len(self.seen) > _SEEN_WINDOW:
+            floor = max(self.seen) - _SEEN_WINDOW
+            self.seen = {s for s in self.seen if s > floor}
+        if self.top is None or seq > self.top:
+            self.top = seq
+            return Arrival.NEWEST
+        return Arrival.LATE
+
+    def forget(self, now: float) -> None:
+        """A new incarnation: nothing it held survives the restart."""
+        self.held = self.pending = self.failed = frozenset()
+        self.stable = self.heard = self.leaving = self.blocked = False
+        self.resource_at = None
+        self.up_since = now
+
+    def apply(self, state: StatusExt | ResourceMsg, preferred: Mapping[str, str]) -> None:
+        """A state report from its newest message."""
+        if isinstance(state, StatusExt) and state.pings is not None:
+            self.pings = state.pings
+        if state.report is not None:
+            self._exact(state.report)
+        elif isinstance(state, ResourceMsg) and not self.exact:
+            if state.scope is not None:
+                self.held, self.pending = keys_in(state.scope, self.name, preferred), frozenset()
+                self.heard = True
+            if state.stable is not None:
+                self.stable = state.stable
+
+    def _exact(self, r: Report) -> None:
+        self.held, self.pending, self.failed = r.held, r.pending, r.failed
+        self.stable, self.exact, self.heard = r.stable, True, True

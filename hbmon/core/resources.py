@@ -1,0 +1,278 @@
+"""Resource groups as this node holds them: one small state machine per group.
+
+The ownership layer says which groups it wants held, and why; the table moves
+each group toward that, one operation at a time, and reports what happened:
+
+    RELEASED --start--> STARTING --ok--> HELD --stop--> STOPPING --ok--> RELEASED
+                          |                               |
+                          +--failed--> FAILED <--failed---+
+
+A wanted group may first be probed (ProbeGroup, split-brain guard): an address
+that still answers blocks the start, and it is probed again `retry_s` later.
+FAILED waits out a backoff (doubling per consecutive failure) before this node
+tries the group again; a group whose STOP failed still counts as held here.
+Starts go in file order, stops right to left.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+
+from hbmon.config.model import GROUP_BACKOFF_INITIAL_MS, GROUP_BACKOFF_MAX_MS, ResourceGroup
+from hbmon.core.events import (
+    Effect,
+    GroupDone,
+    GroupOp,
+    GroupState,
+    GroupTransition,
+    ProbeDone,
+    ProbeGroup,
+    StartGroup,
+    StopGroup,
+    TakeoverReason,
+)
+from hbmon.core.snapshot import GroupView
+
+
+class Trigger(StrEnum):
+    START = "start"
+    START_OK = "start_ok"
+    START_FAILED = "start_failed"
+    STOP = "stop"
+    STOP_OK = "stop_ok"
+    STOP_FAILED = "stop_failed"
+
+
+S = GroupState
+T = Trigger
+TRANSITIONS: dict[tuple[GroupState, Trigger], GroupState] = {
+    (S.RELEASED, T.START): S.STARTING,
+    (S.FAILED, T.START): S.STARTING,
+    (S.STARTING, T.START_OK): S.HELD,
+    (S.STARTING, T.START_FAILED): S.FAILED,
+    (S.HELD, T.STOP): S.STOPPING,
+    (S.FAILED, T.STOP): S.STOPPING,
+    (S.STOPPING, T.STOP_OK): S.RELEASED,
+    (S.STOPPING, T.STOP_FAILED): S.FAILED,
+}
+
+
+class Outcome(StrEnum):
+    STARTED = "started"
+    START_FAILED = "start_failed"
+    STOPPED = "stopped"
+    STOP_FAILED = "stop_failed"
+    BLOCKED = "blocked"  # the probe found the address in use
+    CLEAR = "clear"  # the probe found it free
+
+
+def backoff_s(streak: int) -> float:
+    """Backoff after `streak` consecutive failures: 10 s, 20 s, … capped at 5 min."""
+    ms: int = GROUP_BACKOFF_INITIAL_MS << max(0, min(streak - 1, 30))
+    return min(ms, GROUP_BACKOFF_MAX_MS) / 1000
+
+
+@dataclass(slots=True)
+class Group:
+    key: str
+    preferred: str
+    index: int
+    state: GroupState = GroupState.RELEASED
+    want: bool = False
+    reason: str = ""  # why it is wanted / unwanted (TakeoverReason value or stop reason)
+    probe: bool = False  # probe before the next start
+    probing: bool = False  # a ProbeGroup is out
+    blocked: bool = False  # the last probe found the address in use
+    retry_at: float | None = None  # end of backoff (FAILED) or next probe (blocked)
+    failed_op: GroupOp | None = None
+    streak: int = 0  # consecutive failures
+    start_failures: int = 0
+    stop_failures: int = 0
+    last_change_at: float | None = None
+    removed: bool = False  # gone from the config; dropped once released
+
+    @property
+    def busy(self) -> bool:
+        return self.state in (GroupState.STARTING, GroupState.STOPPING) or self.probing
+
+    @property
+    def held(self) -> bool:
+        """Running here as far as anyone can tell (a failed stop counts as running)."""
+        if self.state is GroupState.FAILED:
+            return self.failed_op is GroupOp.STOP
+        return self.state is not GroupState.RELEASED
+
+    @property
+    def claimed(self) -> bool:
+        """Held, or about to be started here (what we tell the peer we hold)."""
+        return self.held or (self.want and not self.blocked)
+
+    def in_backoff(self, now: float) -> bool:
+        return self.state is GroupState.FAILED and self.retry_at is not None and self.retry_at > now
+
+
+class GroupTable:
+    def __init__(self, groups: tuple[ResourceGroup, ...]) -> None:
+        self._groups: dict[str, Group] = {}
+        self.configure(groups)
+
+    # ------------------------------------------------------------- config --
+    def configure(self, groups: tuple[ResourceGroup, ...]) -> list[str]:
+        """(Re)configure; returns keys that left the config while still held here."""
+        old = self._groups
+        new: dict[str, Group] = {}
+        for i, rg in enumerate(groups):
+            g = old.get(rg.key) or Group(rg.key, rg.node, i)
+            g.preferred, g.index, g.removed = rg.node, i, False
+            new[rg.key] = g
+        leftover = []
+        for key, g in old.items():
+            if key not in new and (g.held or g.busy):
+                g.removed = True
+                g.index = len(groups) + g.index
+                new[key] = g
+                leftover.append(key)
+        self._groups = new
+        return leftover
+
+    # ------------------------------------------------------------ queries --
+    def __iter__(self) -> Iterator[Group]:
+        return iter(sorted(self._groups.values(), key=lambda g: g.index))
+
+    def get(self, key: str) -> Group | None:
+        return self._groups.get(key)
+
+    def configured(self) -> list[Group]:
+        return [g for g in self if not g.removed]
+
+    def preferred(self) -> dict[str, str]:
+        return {g.key: g.preferred for g in self.configured()}
+
+    def busy(self) -> bool:
+        return any(g.busy for g in self._groups.values())
+
+    def claimed(self) -> frozenset[str]:
+        return frozenset(k for k, g in self._groups.items() if g.claimed)
+
+    def held(self) -> frozenset[str]:
+        return frozenset(k for k, g in self._groups.items() if g.held)
+
+    def pending(self) -> frozenset[str]:
+        return frozenset(k for k, g in self._groups.items() if g.claimed and not g.held)
+
+    def failed(self, now: float) -> frozenset[str]:
+        return frozenset(k for k, g in self._groups.items() if g.in_backoff(now))
+
+    def next_deadline(self) -> float | None:
+        ds = [g.retry_at for g in self._groups.values() if g.retry_at is not None]
+        return min(ds, default=None)
+
+    # ------------------------------------------------------------- wishes --
+    def adopt(self, key: str, now: float) -> bool:
+        """A group found running before we joined: held here, and not wanted."""
+        g = self._groups.get(key)
+        if g is None or g.state is not GroupState.RELEASED:
+            return False
+        g.state, g.want, g.reason, g.last_change_at = GroupState.HELD, False, "", now
+        return True
+
+    def want(self, key: str, reason: TakeoverReason, *, probe: bool = False) -> None:
+        g = self._groups[key]
+        g.want, g.reason = True, reason.value
+        if not g.held:
+            g.probe = probe
+
+    def unwant(self, key: str, reason: str) -> None:
+        g = self._groups[key]
+        if g.want or g.held:
+            g.reason = reason
+        g.want, g.probe, g.blocked = False, False, False
+        if g.state is not GroupState.FAILED:
+            g.retry_at = None
+
+    # ---------------------------------------------------------------- run --
+    def step(self, now: float) -> list[Effect]:
+        """Start or stop whatever differs from the wish and is free to move."""
+        effects: list[Effect] = []
+        for g in self:
+            if not g.want or g.busy or g.state not in (GroupState.RELEASED, GroupState.FAILED):
+                continue
+            if g.retry_at is not None and g.retry_at > now:
+                continue  # backing off, or waiting to probe again
+            if g.probe:
+                g.probing = True
+                effects.append(ProbeGroup(g.key))
+                continue
+            effects.append(self._move(g, T.START, g.reason, now))
+            effects.append(StartGroup(g.key, TakeoverReason(g.reason)))
+        for g in reversed(list(self)):
+            if g.want or g.busy or not g.held:
+                continue
+            if g.in_backoff(now):
+                continue
+            effects.append(self._move(g, T.STOP, g.reason, now))
+            effects.append(StopGroup(g.key, g.reason))
+        return effects
+
+    def done(self, ev: GroupDone, now: float) -> tuple[list[Effect], Outcome | None]:
+        g = self._groups.get(ev.key)
+        expected = GroupState.STARTING if ev.op is GroupOp.START else GroupState.STOPPING
+        if g is None or g.state is not expected:
+            return [], None  # stray or duplicate answer
+        why = ev.detail or g.reason
+        if ev.ok:
+            g.streak, g.failed_op, g.retry_at = 0, None, None
+            if ev.op is GroupOp.START:
+                return [self._move(g, T.START_OK, g.reason, now)], Outcome.STARTED
+            effect = self._move(g, T.STOP_OK, g.reason, now)
+            if g.removed:
+                del self._groups[g.key]
+            return [effect], Outcome.STOPPED
+        g.streak += 1
+        g.failed_op = ev.op
+        g.retry_at = now + backoff_s(g.streak)
+        if ev.op is GroupOp.START:
+            g.start_failures += 1
+            g.want, g.probe = False, False  # handed on; tried here again only after backoff
+            return [self._move(g, T.START_FAILED, why, now)], Outcome.START_FAILED
+        g.stop_failures += 1
+        return [self._move(g, T.STOP_FAILED, why, now)], Outcome.STOP_FAILED
+
+    def probed(self, ev: ProbeDone, now: float, retry_s: float) -> Outcome | None:
+        g = self._groups.get(ev.key)
+        if g is None or not g.probing:
+            return None
+        g.probing = False
+        if not g.want:
+            return None
+        if ev.in_use:
+            g.blocked, g.retry_at = True, now + retry_s
+            return Outcome.BLOCKED
+        g.probe, g.blocked, g.retry_at = False, False, None
+        return Outcome.CLEAR
+
+    @staticmethod
+    def _move(g: Group, trigger: Trigger, reason: str, now: float) -> GroupTransition:
+        new = TRANSITIONS.get((g.state, trigger))
+        if new is None:
+            raise ValueError(f"group {g.key}: no transition from {g.state} on {trigger}")
+        old, g.state, g.last_change_at = g.state, new, now
+        return GroupTransition(g.key, old, new, reason)
+
+    # -------------------------------------------------------------- views --
+    def views(self, me: str, holder: dict[str, str | None]) -> tuple[GroupView, ...]:
+        return tuple(
+            GroupView(
+                key=g.key,
+                preferred=g.preferred,
+                role="local" if g.preferred == me else "foreign",
+                state=g.state,
+                holder=holder.get(g.key),
+                last_change_at=g.last_change_at,
+                start_failures=g.start_failures,
+                stop_failures=g.stop_failures,
+            )
+            for g in self
+        )
