@@ -39,8 +39,8 @@ case "$mode" in
     ;;
   test)
     export PATH="$PWD/.venv/bin:$PATH"
-    echo "== ruff"; ruff check hbmon tests && ruff format --check hbmon tests
-    echo "== mypy --strict hbmon"; mypy hbmon
+    echo "== ruff"; ruff check hbmon tests grafana bench && ruff format --check hbmon tests grafana bench
+    echo "== mypy --strict"; mypy hbmon grafana/generate.py
     echo "== pytest"
     rc=0; pytest -q "$@" || rc=$?
     # pytest exits 5 when it collected nothing: that is a failure here.
