@@ -583,7 +583,11 @@ class Ownership:
 
     # ----------------------------------------------------------- takeover --
     def _takeover_from(self, p: PeerRsc, now: float, *, probe: bool) -> list[Effect]:
-        """The peer is dead (probe=True) or leaving: take every group nobody else holds."""
+        """The peer is dead (probe=True) or leaving: take every group nobody else holds.
+
+        A leaving peer released its groups, so they start at once; one it still
+        said it held (a failed stop, or news older than its shutdone) is probed first.
+        """
         others = frozenset().union(
             *(q.claimed for q in self._peers.values() if q.healthy and q is not p)
         )
@@ -592,8 +596,6 @@ class Ownership:
             for g in self._table.configured()
             if not g.claimed and not g.in_backoff(self._now) and g.key not in others
         ]
-        if not probe:  # leaving: what it still holds (a failed stop) goes the guarded way
-            keys = [k for k in keys if k not in p.held]
         if not keys:
             gave_up = probe and (not p.held or p.leaving) and bool(self._table.configured())
             return [_info(f"Dead node {p.name} gave up resources.")] if gave_up else []
@@ -604,9 +606,15 @@ class Ownership:
                 p.blocked = True
                 self._blocked[BLOCK_QUORUM] += 1
                 return [*effects, TakeoverBlocked(tuple(keys), why)]
-        p.blocked = False
-        reason = TakeoverReason.PEER_DEAD if probe else TakeoverReason.SHUTDOWN
-        self._batch(reason, now, p.name, keys, probe=probe, mach_down=True)
+            p.blocked = False
+            self._batch(TakeoverReason.PEER_DEAD, now, p.name, keys, probe=True, mach_down=True)
+            return effects
+        free = [k for k in keys if k not in p.claimed]
+        stale = [k for k in keys if k in p.claimed]
+        for batch, guard in ((free, False), (stale, True)):
+            if batch:
+                reason = TakeoverReason.SHUTDOWN
+                self._batch(reason, now, p.name, batch, probe=guard, mach_down=True)
         return effects
 
     def _quorum_retry(self, now: float) -> list[Effect]:

@@ -1,0 +1,193 @@
+"""Ownership over the two-node sim: start-up, takeover on death and on shutdown, our shutdown.
+
+Timers: keepalive 1 s, deadtime 10 s, initdead 20 s, one-way delay 1/16 s.
+World: a start or stop takes 1/4 s, a probe 1/8 s. Groups: VIP_A (alpha's,
+first in the file), VIP_B (beta's).
+"""
+
+from __future__ import annotations
+
+from restools import VIP_A, VIP_B, A, B, line_times, lines, rconfig, rpair, sent_types
+from simnet import DELAY, Sim
+
+from hbmon.config.model import AutoFailback
+from hbmon.core.events import (
+    GroupState,
+    GroupTransition,
+    ProbeGroup,
+    SendMessage,
+    Shutdown,
+    ShutdownComplete,
+    StartGroup,
+    StopGroup,
+    TakeoverComplete,
+    TakeoverReason,
+)
+
+OP = 0.25
+PROBE = 0.125
+
+
+def settled(sim: Sim | None = None, until: float = 5.0) -> Sim:
+    sim = sim or rpair()
+    sim.start(A)
+    sim.start(B)
+    sim.run_until(until)
+    return sim
+
+
+# ---------------------------------------------------------------- start-up --
+def test_both_start_each_takes_its_own_group() -> None:
+    sim = settled()
+    assert sim.holders(VIP_A) == {A}
+    assert sim.holders(VIP_B) == {B}
+    # comm-up at the first beat from the peer; its hbrsc says it holds nothing of ours
+    assert sim.effects(A, StartGroup) == [(DELAY, StartGroup(VIP_A, TakeoverReason.STARTUP))]
+    assert sim.effects(A, TakeoverComplete) == [
+        (DELAY + OP, TakeoverComplete(TakeoverReason.STARTUP, (VIP_A,), OP, None))
+    ]
+    assert sent_types(sim, A) == [
+        "starting",
+        "resource/local",  # answer to beta's `starting` (isstable=0)
+        "resource/local",  # stable
+    ]
+    (stable,) = [e.message for t, e in sim.effects(A, SendMessage) if t == DELAY + OP]
+    assert stable.names()[:5] == ("t", "rsc_hold", "rtype", "isstable", "hbrsc")
+    assert stable.get("isstable") == "1"
+    assert "Initial resource acquisition complete (T_RESOURCES(us))" in lines(sim, A)
+    snap = sim.nodes[A].snapshot(sim.clock.now)
+    assert snap.rsc_hold == "local"
+    assert snap.resources_stable
+    assert {g.key: (g.holder, g.role, g.state) for g in snap.groups} == {
+        VIP_A: (A, "local", GroupState.HELD),
+        VIP_B: (B, "foreign", GroupState.RELEASED),
+    }
+
+
+def test_alone_at_comm_up_takes_everything_after_probing() -> None:
+    sim = rpair()
+    sim.start(A)
+    sim.run_until(25)
+    # initdead 20 s: beta never heard, comm-up at 20 → probe both, then start both
+    assert [t for t, _ in sim.effects(A, ProbeGroup)] == [20.0, 20.0]
+    assert sim.effects(A, TakeoverComplete) == [
+        (20 + PROBE + OP, TakeoverComplete(TakeoverReason.STARTUP, (VIP_A,), PROBE + OP)),
+        (20 + PROBE + OP, TakeoverComplete(TakeoverReason.PEER_DEAD, (VIP_B,), PROBE + OP, B)),
+    ]
+    assert "Initial resource acquisition complete (mach_down)" in lines(sim, A)
+    assert sim.nodes[A].snapshot(25).rsc_hold == "all"
+
+
+def test_nothing_resource_related_goes_out_before_comm_up() -> None:
+    sim = rpair()
+    sim.start(A)
+    sim.run_until(19.9)
+    assert sent_types(sim, A) == []
+
+
+# ---------------------------------------------------------------- takeover --
+def test_peer_death_takeover_with_exact_duration() -> None:
+    sim = settled()
+    sim.run_until(10.5)
+    sim.crash(B)  # machine gone: its address with it
+    sim.run_until(30)
+    dead_at = 10 + DELAY + 10  # its last beat (sent at 10) + deadtime
+    assert line_times(sim, A, "Resources being acquired from beta.") == [dead_at]
+    assert sim.effects(A, ProbeGroup) == [(dead_at, ProbeGroup(VIP_B))]
+    assert sim.effects(A, StartGroup)[-1] == (
+        dead_at + PROBE,
+        StartGroup(VIP_B, TakeoverReason.PEER_DEAD),
+    )
+    assert sim.effects(A, TakeoverComplete)[-1] == (
+        dead_at + PROBE + OP,
+        TakeoverComplete(TakeoverReason.PEER_DEAD, (VIP_B,), PROBE + OP, B),
+    )
+    assert sent_types(sim, A, since=dead_at) == ["resource/foreign/mach_down", "resource/all"]
+    snap = sim.nodes[A].snapshot(30)
+    assert snap.rsc_hold == "all"
+    assert dict(snap.takeovers)[TakeoverReason.PEER_DEAD] == 1
+    assert snap.last_takeover is not None
+    assert snap.last_takeover.duration_s == PROBE + OP
+    assert sim.world.on(VIP_B) == {A}
+
+
+def test_peer_shutdown_takeover_at_once() -> None:
+    sim = settled()
+    sim.run_until(10.5)
+    sim.event(B, Shutdown())
+    sim.run_until(30)
+    # beta releases its group, then says so, then shutdone
+    assert sim.effects(B, StopGroup) == [(10.5, StopGroup(VIP_B, "shutdown"))]
+    assert sent_types(sim, B, since=10.5) == ["resource/none/shutdown", "shutdone"]
+    (msg,) = [e.message for _, e in sim.effects(B, SendMessage) if e.message.get("info")]
+    assert msg.names()[:6] == ("t", "rsc_hold", "rtype", "isstable", "info", "hbrsc")
+    assert msg.get("isstable") == "0"
+    assert sim.times(B, ShutdownComplete) == [10.5 + OP]
+    # alpha takes over when the notice arrives, without probing
+    notice = 10.5 + OP + DELAY
+    assert line_times(sim, A, "Resources being acquired from beta.") == [notice]
+    assert sim.effects(A, StartGroup)[-1] == (notice, StartGroup(VIP_B, TakeoverReason.SHUTDOWN))
+    assert sim.effects(A, TakeoverComplete)[-1] == (
+        notice + OP,
+        TakeoverComplete(TakeoverReason.SHUTDOWN, (VIP_B,), OP, B),
+    )
+    assert not sim.effects(A, ProbeGroup)
+    assert "Dead node beta gave up resources." in lines(sim, A)
+
+
+def test_our_shutdown_releases_right_to_left_then_shutdone() -> None:
+    sim = settled()
+    sim.run_until(10.5)
+    sim.crash(B)
+    sim.run_until(25)  # alpha now holds both
+    sim.event(A, Shutdown())
+    sim.run_until(30)
+    stops = [(t, e.key) for t, e in sim.effects(A, StopGroup)]
+    assert stops == [(25, VIP_B), (25, VIP_A)]  # file order reversed
+    assert lines(sim, A)[-2:] == ["Giving up all HA resources.", "All HA resources relinquished."]
+    assert sent_types(sim, A, since=25) == ["resource/none/shutdown", "shutdone"]
+    assert sim.times(A, ShutdownComplete) == [25 + OP]
+
+
+def test_shutdown_with_nothing_held_is_immediate() -> None:
+    sim = Sim({A: rconfig(A, groups=()), B: rconfig(B, groups=())})
+    sim.start(A)
+    sim.start(B)
+    sim.run_until(5)
+    sim.event(A, Shutdown())
+    assert sim.times(A, ShutdownComplete) == [5.0]
+    assert sent_types(sim, A, since=5) == ["resource/none/shutdown", "shutdone"]
+
+
+def test_legacy_sends_no_nice_failback_messages() -> None:
+    sim = rpair(auto_failback=AutoFailback.LEGACY)
+    settled(sim)
+    sim.event(A, Shutdown())
+    sim.run_until(6)
+    assert sent_types(sim, A) == ["shutdone"]
+    # beta hears only the shutdone and takes over then; its last news (alpha's
+    # status at 5 s) said alpha held VIP_A, so it probes first
+    assert sim.effects(B, TakeoverComplete)[-1] == (
+        5 + OP + DELAY + PROBE + OP,
+        TakeoverComplete(TakeoverReason.SHUTDOWN, (VIP_A,), PROBE + OP, A),
+    )
+    assert sim.world.on(VIP_A) == {B}
+
+
+# ------------------------------------------------------------ active at start --
+def test_groups_found_running_are_released_before_we_announce() -> None:
+    sim = rpair()
+    sim.world.on(VIP_B).add(A)  # left behind by a killed agent
+    sim.start(B)
+    sim.start(A)
+    sim.run_until(5)
+    assert lines(sim, A)[0] == f"Resource {VIP_B} is active, and should not be!"
+    assert sim.effects(A, StopGroup)[0] == (0.0, StopGroup(VIP_B, "verifyallidle"))
+    # comm-up at 1/16 s, but `starting` waits for the stop (done at 1/4 s)
+    starting = [t for t, e in sim.effects(A, SendMessage) if e.message.type == "starting"]
+    assert starting == [OP]
+    assert sim.world.on(VIP_B) == {B}
+    assert sim.world.on(VIP_A) == {A}
+    assert (0.0, GroupTransition(VIP_B, GroupState.HELD, GroupState.STOPPING, "verifyallidle")) in (
+        sim.effects(A, GroupTransition)
+    )
