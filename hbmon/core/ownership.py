@@ -754,11 +754,12 @@ class Ownership:
         )
         if p is not None and p.exact:
             keys -= p.failed
-        if not keys and self._stage is Stage.RUNNING:
+        refusal = self._local_refusal(self._me, now)
+        if refusal is None and not keys:
             return self._reply(
                 req.request_id, True, f"Nothing to do: no [{scope}] resources held here."
             )
-        refusal = self._refusal(p, self._me, now)
+        refusal = refusal or self._peer_refusal(p, self._me)
         if refusal is not None:
             return [_info(refusal), *self._reply(req.request_id, False, refusal)]
         assert p is not None
@@ -778,11 +779,12 @@ class Ownership:
             for g in self._table.configured()
             if p is not None and g.key in wanted and g.key in p.held and not g.in_backoff(now)
         )
-        if p is not None and not keys and self._stage is Stage.RUNNING:
+        refusal = self._local_refusal(self._me, now)
+        if refusal is None and p is not None and not keys:
             return self._reply(
                 req.request_id, True, f"Nothing to do: {p.name} holds no [{scope}] resources."
             )
-        refusal = self._refusal(p, self._me, now)
+        refusal = refusal or self._peer_refusal(p, self._me)
         if refusal is not None:
             return [_info(refusal), *self._reply(req.request_id, False, refusal)]
         assert p is not None
@@ -793,19 +795,24 @@ class Ownership:
 
     def _refusal(self, p: PeerRsc | None, who: str, now: float) -> str | None:
         """Why an exchange cannot start now (heartbeat's wording where it has one)."""
+        return self._local_refusal(who, now) or self._peer_refusal(p, who)
+
+    def _local_refusal(self, who: str, now: float) -> str | None:
         if self._stage is Stage.LEAVING or self._stage is Stage.GONE:
             return "Shutdown in progress: standby refused."
-        if self._stage is not Stage.RUNNING:
-            return f"standby message [me] from {who} ignored.  local resources in flux."
         if not self._sb.idle:
             return (
                 f"Standby in progress- new request from {who} ignored "
                 f"[{self._sb.seconds_left(now)} seconds left]"
             )
-        if p is None:
-            return "No other node is active: standby refused."
         if not self.stable:
             return f"standby message [me] from {who} ignored.  local resources in flux."
+        return None
+
+    @staticmethod
+    def _peer_refusal(p: PeerRsc | None, who: str) -> str | None:
+        if p is None:
+            return "No other node is active: standby refused."
         if not p.stable:
             return f"standby message [me] from {who} ignored.  Other side is in flux."
         return None

@@ -86,6 +86,7 @@ class World:
     running: dict[str, set[str]] = field(default_factory=dict)  # key -> machines
     fail: set[tuple[str, str, GroupOp]] = field(default_factory=set)  # (node, key, op)
     service_cut: set[frozenset[str]] = field(default_factory=set)  # machines that can't probe
+    slow: dict[str, float] = field(default_factory=dict)  # extra seconds per op on a machine
 
     def on(self, key: str) -> set[str]:
         return self.running.setdefault(key, set())
@@ -267,6 +268,7 @@ class Sim:
                 delay = w.stop_delay
             case ProbeGroup():
                 delay = w.probe_delay
+        delay += w.slow.get(name, 0.0)
         target = self.nodes.get(name)
         heapq.heappush(
             self._queue,
