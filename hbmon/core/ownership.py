@@ -859,8 +859,8 @@ class Ownership:
         match m.info:
             case rscmsg.INFO_ME:
                 effects: list[Effect] = [_info(f"{p.name} wants to go standby [{m.scope}]")]
-                if not self._nice:
-                    return [*effects, _info(NOT_NICE)]
+                if not self._nice and m.why is not TakeoverReason.FAILBACK:
+                    return [*effects, _info(NOT_NICE)]  # legacy: only hbmon's failback
                 ours = sb.phase is Phase.TAKEOVER and sb.peer == p.name
                 refusal = self._offer_refusal(p, ours, now)
                 if refusal is not None:
