@@ -81,3 +81,22 @@ def dump(sim: Sim) -> None:  # pragma: no cover - debugging aid
             print(f"{t:9.4f} {n:6} send {[(f.name, f.text) for f in e.message.fields][:5]}")
         else:
             print(f"{t:9.4f} {n:6} {e}")
+
+
+def ping_addr(i: int) -> str:
+    return f"10.9.9.{i + 1}"
+
+
+def feed_pings(sim: Sim, until: float, reach: dict[str, set[str]], step: float = 1.0) -> None:
+    """Run to `until`, each live node getting a reply every `step` from the ping
+    nodes `reach[node]` holds (a callable world would be overkill)."""
+    from hbmon.core.events import PingResult
+
+    t = sim.clock.now
+    while t <= until:
+        sim.run_until(t)
+        for name in list(sim.nodes):
+            for addr in sorted(reach.get(name, ())):
+                sim.event(name, PingResult(addr, addr, 0.001))
+        t += step
+    sim.run_until(until)
