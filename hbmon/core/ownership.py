@@ -296,6 +296,7 @@ class Ownership:
             return []
         self._now = now
         p.alive, p.stable, p.failback, p.up_since = False, False, False, None
+        p.heard = False  # what it said before is no longer news when it comes back
         effects = self._abort_with(name, f"{name} is dead", now)
         if self._stage is Stage.RUNNING:
             effects += self._takeover_from(p, now, probe=True)
@@ -636,7 +637,9 @@ class Ownership:
     def _resolve_dual(self) -> list[Effect]:
         effects: list[Effect] = []
         for g in self._table.configured():
-            holders = [p.name for p in self._peers.values() if p.healthy and g.key in p.held]
+            holders = [
+                p.name for p in self._peers.values() if p.healthy and p.heard and g.key in p.held
+            ]
             if not holders or not g.held:
                 self._dual.discard(g.key)
                 continue
