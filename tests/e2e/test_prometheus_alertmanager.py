@@ -352,11 +352,15 @@ def test_warntime_breach_pages_and_dashboards_have_data(tmp_path: Path) -> None:
         # The pause was shorter than deadtime: nobody was declared dead.
         assert prom.query('hbmon_node_state{state="dead"} == 1') == []
 
-        # -- 2. kill -9 the owner: peer dead (page), link down (ticket), takeover
+        # -- 2. the owner crashes (kill -9 and its link goes down, as a dead machine):
+        #       peer dead (page), link down (ticket), takeover. A kill -9 of the agent
+        #       alone would leave the VIP answering, and the split-brain guard would
+        #       rightly refuse to take it.
         exported = exported_names(lab.http_get(lab.nodes["solr1"].ns))
         held_by_victim = prom.query('hbmon_resource_group_held{instance="solr2"} == 1')
         print(f"groups held by solr2 before the kill: {[r['metric'] for r in held_by_victim]}")
         agents["solr2"].kill()
+        lab.link_set("solr2", "em1", up=False)
         agents["solr2"].wait(timeout=5)
         t_kill = time.monotonic()
         at, _ = hook.wait_alert(
