@@ -48,9 +48,11 @@ GARP_COUNT_IPADDR = 10
 GARP_INTERVAL_MS_IPADDR = 500
 # RFC 5227-style ARP probe / IPv6 DAD-style probe before taking an address:
 # `count` probes spread over `timeout`; any answer from another host = in use.
-# Kept short: it sits between the dead declaration and the takeover.
+# Kept short: it sits between the dead declaration and the takeover. A kernel
+# answers ARP within a millisecond on a LAN, even when its agent is hung, so
+# 150 ms is ample margin.
 ADDRESS_PROBE_COUNT = 3
-ADDRESS_PROBE_TIMEOUT_MS = 300
+ADDRESS_PROBE_TIMEOUT_MS = 150
 # Script agents: lookup, environment and limits. heartbeat has no timeout.
 DEFAULT_INIT_DIR = Path("/etc/init.d")
 SCRIPT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
