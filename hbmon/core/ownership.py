@@ -194,11 +194,10 @@ class Ownership:
         ]
         ds += [t + self._settle for t in self._unowned.values()]
         if self._stage is Stage.WAITING and self._comm_at is not None:
-            ds.append(self._comm_at + BOTH_STARTING_WAIT_MS / 1000)
+            wait = BOTH_STARTING_WAIT_MS / 1000
             ds += [
-                p.resource_at + BOTH_STARTING_WAIT_MS / 1000
+                self._comm_at + wait if p.resource_at is None else p.resource_at + wait
                 for p in self._peers.values()
-                if p.resource_at is not None
             ]
         ds += [
             p.up_since + self._stickiness
@@ -547,9 +546,9 @@ class Ownership:
         wait = BOTH_STARTING_WAIT_MS / 1000
         if p.heard and p.stable:
             return True
-        if p.resource_at is not None and now >= p.resource_at + wait:
-            return True
-        return self._comm_at is not None and now >= self._comm_at + wait
+        if p.resource_at is not None:  # both starting: 10 s after its `resource`
+            return now >= p.resource_at + wait
+        return self._comm_at is not None and now >= self._comm_at + wait  # it never said
 
     def _take_everything(self, now: float) -> list[Effect]:
         """Comm-up with no live peer: every group is ours to take (guarded)."""
