@@ -44,6 +44,7 @@ from hbmon.core.events import (
     PacketRejected,
     PartitionHealed,
     PeerRestarted,
+    PingObserved,
     PingResult,
     PingTransition,
     ProbeDone,
@@ -233,7 +234,13 @@ class Node:
             match e:
                 case CommUp():
                     out += own.comm_up(now)
-                case NodeDead(node=node, reason=reason):
+                case NodeDead(node=node, reason=reason, last_heard_at=last):
+                    if self._config.ping_nodes and last is not None:
+                        # Quorum needs fresh evidence: a ping node that answered after
+                        # the peer went silent. A ping node still marked up from before
+                        # (deadping not yet expired) proves nothing about a cut cable.
+                        fresh = self._replied_since(last)
+                        out += own.pings(fresh, len(self._config.ping_nodes), now)
                     out += own.peer_dead(node, reason, now)
                 case NodeTransition(node=node, old=old, new=new) if old in _BACK and new in _ALIVE:
                     out += own.peer_alive(node, now)
@@ -243,11 +250,16 @@ class Node:
                     out += own.partition_healed(node, now)
                 case ShutdownNotice(node=node):
                     out += own.peer_leaving(node, now)
-                case PingTransition():
+                case PingTransition() | PingObserved(rtt_s=float()):
                     out += own.pings(self._reachable(), len(self._config.ping_nodes), now)
                 case _:
                     pass
         return out
+
+    def _replied_since(self, t: float) -> int:
+        return sum(
+            1 for p in self._pings.views() if p.last_reply_at is not None and p.last_reply_at > t
+        )
 
     def _reachable(self) -> int:
         return sum(1 for p in self._pings.views() if p.status is NodeStatus.PING)

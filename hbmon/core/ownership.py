@@ -172,7 +172,7 @@ class Ownership:
 
     def report(self) -> Report:
         return Report(
-            self.stable, self._table.held(), self._table.pending(), self._table.failed(self._now)
+            self.stable, self._table.steady(), self._table.pending(), self._table.failed(self._now)
         )
 
     def status_fields(self) -> tuple[Field, ...]:

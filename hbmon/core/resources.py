@@ -159,6 +159,14 @@ class GroupTable:
     def held(self) -> frozenset[str]:
         return frozenset(k for k, g in self._groups.items() if g.held)
 
+    def steady(self) -> frozenset[str]:
+        """Held and not being released: what we report as held. A group whose stop is
+        under way is on its way out; counting it as held would make the peer yield a
+        group to a node that is giving it up (verifyallidle after a crash)."""
+        return frozenset(
+            k for k, g in self._groups.items() if g.held and g.state is not GroupState.STOPPING
+        )
+
     def pending(self) -> frozenset[str]:
         return frozenset(k for k, g in self._groups.items() if g.claimed and not g.held)
 

@@ -19,7 +19,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from hbmon.lab import Lab, arp_who_has, has_address, iface_mac
 
-__all__ = ["Pair", "arp_who_has", "has_address", "iface_mac", "require_netns", "wait_until"]
+__all__ = [
+    "Pair",
+    "arp_who_has",
+    "explain",
+    "has_address",
+    "iface_mac",
+    "require_netns",
+    "wait_until",
+]
 
 
 def require_netns() -> None:
@@ -94,3 +102,15 @@ class Pair:
                 p.wait(timeout=5)
             except Exception:
                 p.kill()
+
+
+def explain(pair: Pair, lines: int = 25) -> str:
+    """Who holds the VIP and the agents' last log lines: the message of a failed check."""
+    from hbmon.lab import VIP
+
+    out = [f"ARP answers for {VIP}: {arp_who_has(pair.lab.gw_ns, 'gw0', VIP, timeout=0.15)}"]
+    for name, node in pair.lab.nodes.items():
+        mac = iface_mac(node.ns, "em1")
+        out.append(f"{name}: has VIP {has_address(node.ns, 'em1', VIP)}, mac {mac}")
+        out += [f"  {r.get('message', '')}" for r in pair.log_records(name)[-lines:]]
+    return "\n".join(out)
