@@ -695,6 +695,12 @@ def _render_groups(snap: Snapshot) -> Iterator[Metric]:
         "Wall-clock time of the group's last state change here.",
         labels=["group"],
     )
+    dual = GaugeMetricFamily(
+        "hbmon_resource_group_dual_owner",
+        "1 while this node holds the group and a live peer reports holding it too "
+        "(split brain seen from here; resolved by the dual-owner rule).",
+        labels=["group"],
+    )
     failures = CounterMetricFamily(
         "hbmon_resource_group_failures_total",
         "Group start/stop failures on this node.",
@@ -708,11 +714,12 @@ def _render_groups(snap: Snapshot) -> Iterator[Metric]:
         for st in GroupState:
             state.add_metric([g.key, st.value], int(g.state == st))
         owner_known.add_metric([g.key], int(g.holder is not None))
+        dual.add_metric([g.key], int(holds and bool(g.held_elsewhere)))
         if g.last_change_at is not None:
             last_change.add_metric([g.key], snap.wall(g.last_change_at))
         failures.add_metric([g.key, "start"], g.start_failures)
         failures.add_metric([g.key, "stop"], g.stop_failures)
-    yield from (held, state, owner_known, last_change, failures)
+    yield from (held, state, owner_known, dual, last_change, failures)
     takeovers = CounterMetricFamily(
         "hbmon_failovers_total",
         "Takeovers (groups acquired) by reason.",

@@ -33,6 +33,7 @@ last group has started, `TakeoverComplete` carries trigger → last start.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -216,7 +217,16 @@ class Ownership:
                 holder[g.key] = next(
                     (p.name for p in self._peers.values() if p.healthy and g.key in p.held), None
                 )
-        return self._table.views(self._me, holder)
+        views = self._table.views(self._me, holder)
+        return tuple(
+            dataclasses.replace(
+                v,
+                held_elsewhere=tuple(
+                    sorted(p.name for p in self._peers.values() if p.healthy and v.key in p.held)
+                ),
+            )
+            for v in views
+        )
 
     def takeover_counts(self) -> tuple[tuple[TakeoverReason, int], ...]:
         return tuple(self._takeovers.items())

@@ -71,6 +71,8 @@ class GroupView:
     last_change_at: float | None
     start_failures: int
     stop_failures: int
+    # Live peers that report holding it too (a dual owner while we hold it as well).
+    held_elsewhere: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

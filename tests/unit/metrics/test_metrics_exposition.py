@@ -379,3 +379,41 @@ def test_promtool_check_metrics_is_clean() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout == b""
     assert proc.stderr == b""
+
+
+def test_resource_groups_held_dual_owner_takeovers_and_operations() -> None:
+    from hbmon.core.events import GroupState, TakeoverComplete, TakeoverReason
+    from hbmon.core.snapshot import GroupView, TakeoverView
+    from hbmon.io.resources.executor import OpRecord
+
+    groups = (
+        GroupView("IPaddr::10.0.0.5", "alpha", "local", GroupState.HELD, "alpha", 5.0, 0, 0,
+                  held_elsewhere=("beta",)),
+        GroupView("httpd", "beta", "foreign", GroupState.RELEASED, "beta", None, 2, 0),
+    )  # fmt: skip
+    snap = snapshot(
+        groups=groups,
+        takeovers=((TakeoverReason.PEER_DEAD, 3),),
+        last_takeover=TakeoverView(
+            TakeoverReason.PEER_DEAD, ("IPaddr::10.0.0.5",), 9.0, 0.2, "beta"
+        ),
+        conflicts=(("dual", 1),),
+    )
+    m = make_metrics(snap=snap)
+    m.observe(TakeoverComplete(TakeoverReason.PEER_DEAD, ("IPaddr::10.0.0.5",), 0.2, "beta"))
+    m.observe_operation(OpRecord("httpd", "start", False, 1.5, "exit 1"))
+    s = scrape(m)
+    assert value(s, "hbmon_resource_group_held", group="IPaddr::10.0.0.5", role="local") == 1
+    assert value(s, "hbmon_resource_group_held", group="httpd", role="foreign") == 0
+    assert value(s, "hbmon_resource_group_dual_owner", group="IPaddr::10.0.0.5") == 1
+    assert value(s, "hbmon_resource_group_dual_owner", group="httpd") == 0
+    assert value(s, "hbmon_resource_group_state", group="httpd", state="released") == 1
+    assert value(s, "hbmon_resource_group_failures_total", group="httpd", op="start") == 2
+    assert value(s, "hbmon_failovers_total", reason="peer_dead") == 3
+    assert value(s, "hbmon_failovers_total", reason="standby") == 0  # every reason at 0
+    assert value(s, "hbmon_ownership_conflicts_total", kind="dual") == 1
+    assert value(s, "hbmon_ownership_conflicts_total", kind="none") == 0
+    assert value(s, "hbmon_failover_duration_seconds_count", reason="peer_dead") == 1
+    assert value(s, "hbmon_resource_operation_failures_total", resource="httpd", op="start") == 1
+    assert value(s, "hbmon_resource_operation_duration_seconds_count", resource="httpd",
+                 op="start") == 1  # fmt: skip
