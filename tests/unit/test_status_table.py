@@ -1,0 +1,49 @@
+"""`hbmon status`: the snapshot as data and as a human table."""
+
+from __future__ import annotations
+
+from hbmon.core.events import GroupState, LinkStatus, NodeStatus, TakeoverReason
+from hbmon.core.snapshot import GroupView, LinkView, PeerView, Snapshot, TakeoverView
+from hbmon.status import render_table, snapshot_to_dict
+
+
+def sample() -> Snapshot:
+    peer = PeerView(
+        name="solr2", status=NodeStatus.ACTIVE, generation=7, last_seq=40, last_heard_at=99.8,
+        dead_interval_s=2.0, last_transition_at=50.0, transitions=(), late_warntime=3,
+        late_deadtime=0, lost_packets=1, reordered_packets=0, restarts=0, partition_heals=0,
+    )  # fmt: skip
+    return Snapshot(
+        now=100.0, wall_epoch=1_000_000.0, node="solr1", generation=5,
+        local_status=NodeStatus.ACTIVE, comm_up=True, started_at=10.0, peers=(peer,),
+        links=(LinkView("solr2", "em1", LinkStatus.UP, 99.8, 1),), ping_nodes=(),
+        dropped=(), seq_sent=400,
+        groups=(GroupView("IPaddr::198.51.100.80/24/em1", "solr2", "foreign", GroupState.HELD,
+                          "solr1", 60.0, 0, 0),),
+        rsc_hold="foreign",
+        last_takeover=TakeoverView(TakeoverReason.PEER_DEAD, ("IPaddr::198.51.100.80/24/em1",),
+                                   60.0, 0.21, "solr2"),
+    )  # fmt: skip
+
+
+def test_dict_has_what_the_cli_needs() -> None:
+    d = snapshot_to_dict(sample(), rtt={"em1/solr2": 0.0012})
+    assert d["peers"][0]["last_beat_ago_s"] == 0.2
+    assert d["peers"][0]["last_beat_at"] == 1_000_099.8
+    assert d["links"][0] == {
+        "name": "em1/solr2", "node": "solr2", "iface": "em1", "status": "up",
+        "last_heard_ago_s": 0.2, "rtt_s": 0.0012,
+    }  # fmt: skip
+    assert d["groups"][0]["holder"] == "solr1"
+    assert d["last_takeover"]["reason"] == "peer_dead"
+    assert d["last_takeover"]["from"] == "solr2"
+
+
+def test_table_names_owner_rtt_and_last_takeover() -> None:
+    table = render_table(snapshot_to_dict(sample(), rtt={"em1/solr2": 0.0012}))
+    assert "node solr1: active (generation 5" in table
+    assert "solr2            active" in table
+    assert "1.20ms" in table  # link RTT
+    assert "IPaddr::198.51.100.80/24/em1" in table
+    assert "held" in table
+    assert "last takeover: peer_dead from solr2, 1 group(s) in 210 ms" in table
