@@ -206,3 +206,23 @@ def test_node_cut_off_from_peer_and_gateway_does_not_take_the_vip(pair: Pair) ->
 
 def owns_here(pair: Pair, name: str) -> bool:
     return has_address(pair.lab.nodes[name].ns, "em1", VIP)
+
+
+def test_standby_without_a_peer_is_refused_with_a_reason(pair: Pair) -> None:
+    wait_until(
+        lambda: owns(pair, "solr1") or owns(pair, "solr2"), timeout=INITDEAD + 15, what="an owner"
+    )
+    owner = next(n for n in ("solr1", "solr2") if owns_here(pair, n))
+    other = next(n for n in ("solr1", "solr2") if n != owner)
+    pair.procs[other].send_signal(signal.SIGTERM)
+    assert pair.procs[other].wait(timeout=10) == 0
+    wait_until(
+        lambda: status(pair, owner)["peers"][0]["status"] == "dead",
+        timeout=DEADTIME + 3, what="peer seen dead",
+    )  # fmt: skip
+    t0 = time.monotonic()
+    res = hbmon_cli(pair, owner, "standby", "all", timeout=30)
+    assert res.returncode != 0
+    assert "refused" in res.stderr
+    assert time.monotonic() - t0 < 15, "a refusal comes at once, not after a timeout"
+    assert owns_here(pair, owner), "nothing moved"
