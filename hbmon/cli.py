@@ -32,6 +32,7 @@ def _run(args: argparse.Namespace) -> int:
         run_dir=args.run_dir,
         metrics_address=args.metrics_address,
         log_format=args.log_format,
+        web_config=args.web_config,
     )
 
 
@@ -121,6 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--metrics-address", default=None, metavar="HOST:PORT")
     run.add_argument("--log-format", choices=("text", "json"), default="text")
+    run.add_argument(
+        "--web-config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="TLS and basic auth for the metrics endpoint (Prometheus web config format)",
+    )
     run.set_defaults(func=_run)
 
     register_config(sub)

@@ -25,10 +25,16 @@ from hbmon.io.state_files import load_or_create_uuid, next_generation
 from hbmon.logs import LogSink
 from hbmon.logs import setup as setup_logs
 from hbmon.metrics import Metrics, serve
+from hbmon.webconfig import WebConfig, server_context
+from hbmon.webconfig import load as load_web_config
 
 
 def with_overrides(
-    cfg: Config, state_dir: Path | None, run_dir: Path | None, metrics_address: str | None
+    cfg: Config,
+    state_dir: Path | None,
+    run_dir: Path | None,
+    metrics_address: str | None,
+    web_config: Path | None = None,
 ) -> Config:
     hb = cfg.hbmon
     if state_dir is not None:
@@ -37,6 +43,8 @@ def with_overrides(
         hb = replace(hb, run_dir=run_dir)
     if metrics_address is not None:
         hb = replace(hb, metrics_address=metrics_address)
+    if web_config is not None:
+        hb = replace(hb, web_config=web_config)
     return replace(cfg, hbmon=hb)
 
 
@@ -48,6 +56,7 @@ def run(
     run_dir: Path | None,
     metrics_address: str | None,
     log_format: Literal["text", "json"],
+    web_config: Path | None = None,
 ) -> int:
     cfg, problems = load_any(config_path, node)
     for p in problems:
@@ -58,7 +67,7 @@ def run(
             file=sys.stderr,
         )
         return 1
-    cfg = with_overrides(cfg, state_dir, run_dir, metrics_address)
+    cfg = with_overrides(cfg, state_dir, run_dir, metrics_address, web_config)
     sink = setup_logs(fmt=log_format, node=cfg.node, settings=cfg.logging, debug=cfg.logging.debug)
     try:
         return _run_validated(cfg, config_path, node, sink)
@@ -69,6 +78,18 @@ def run(
         sink.close()
 
 
+def _web_config(cfg: Config) -> WebConfig | None:
+    """The metrics endpoint's web config file, or the YAML form's `tls` pair, if any."""
+    hb = cfg.hbmon
+    if hb.web_config is not None:
+        return load_web_config(hb.web_config)
+    if hb.tls_cert is not None and hb.tls_key is not None:
+        web = WebConfig(cert_file=hb.tls_cert, key_file=hb.tls_key)
+        server_context(web)  # refuse an unusable pair now, in one line
+        return web
+    return None
+
+
 def _run_validated(cfg: Config, config_path: Path, node: str | None, sink: LogSink) -> int:
     logger.info("Configuration validated. Starting hbmon {}.", __version__)
     generation, was_missing = next_generation(cfg.hbmon.state_dir, time.time())
@@ -77,8 +98,11 @@ def _run_validated(cfg: Config, config_path: Path, node: str | None, sink: LogSi
     logger.info("Heartbeat generation: {}", generation)
     uuid = load_or_create_uuid(cfg.hbmon.state_dir)
     metrics = Metrics(cfg, version=__version__)
-    server = serve(metrics, cfg.hbmon.metrics_address)
-    logger.info("Metrics on http://{}:{}/metrics", server.host, server.port)
+    web = _web_config(cfg)
+    server = serve(metrics, cfg.hbmon.metrics_address, web_config=web)
+    scheme = "https" if web is not None and web.tls else "http"
+    auth = " (basic auth)" if web is not None and web.users else ""
+    logger.info("Metrics on {}://{}:{}/metrics{}", scheme, server.host, server.port, auth)
     try:
         engine = Engine(
             cfg,

@@ -23,21 +23,23 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import errno
+import socket
 import threading
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-from wsgiref.simple_server import WSGIServer
+from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, make_wsgi_app, start_http_server
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
     Metric,
 )
+from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
@@ -59,6 +61,7 @@ from hbmon.core.events import (
 )
 from hbmon.core.snapshot import Snapshot
 from hbmon.errors import DropReason, StartupError
+from hbmon.webconfig import WebConfig, basic_auth, server_context, wrap_request
 
 if TYPE_CHECKING:
     from hbmon.io.resources.executor import OpRecord
@@ -820,16 +823,21 @@ def serve(
     *,
     certfile: str | None = None,
     keyfile: str | None = None,
+    web_config: WebConfig | None = None,
 ) -> Server:
     """Serve `metrics.registry` on `address` in a daemon thread (TLS if cert+key given).
 
+    `web_config` (hbmon/webconfig.py) adds TLS and basic auth, Prometheus-exporter style.
     Raises `StartupError` naming the address if it cannot be bound.
     """
     host, port = parse_address(address)
     try:
-        httpd, thread = start_http_server(
-            port, addr=host, registry=metrics.registry, certfile=certfile, keyfile=keyfile
-        )
+        if web_config is not None:
+            httpd, thread = _start_web_config_server(metrics, host, port, web_config)
+        else:
+            httpd, thread = start_http_server(
+                port, addr=host, registry=metrics.registry, certfile=certfile, keyfile=keyfile
+            )
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             why = f"port {port} is already in use"
@@ -839,3 +847,34 @@ def serve(
             why = exc.strerror or str(exc)
         raise StartupError(f"cannot serve metrics on {address}: {why}") from exc
     return Server(host=host, port=int(httpd.server_port), _httpd=httpd, _thread=thread)
+
+
+def _start_web_config_server(
+    metrics: Metrics, host: str, port: int, cfg: WebConfig
+) -> tuple[WSGIServer, threading.Thread]:
+    """prometheus_client's server, with basic auth and a per-connection TLS handshake.
+
+    The handshake runs in the request's thread (prometheus_client wraps the
+    listening socket, so one silent client would block every other scrape).
+    """
+    app = make_wsgi_app(metrics.registry)
+    if cfg.users:
+        app = basic_auth(app, cfg.users)
+    ctx = server_context(cfg) if cfg.tls else None
+
+    class _Server(ThreadingWSGIServer):
+        def finish_request(self, request: Any, client_address: Any) -> None:
+            if ctx is not None:
+                try:
+                    request = wrap_request(ctx, request)
+                except OSError:  # plain HTTP, a bad client, a timeout: drop it
+                    return
+            super().finish_request(request, client_address)
+
+    _Server.address_family = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0][0]
+    httpd = make_server(host, port, app, _Server, handler_class=_SilentHandler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    return httpd, thread

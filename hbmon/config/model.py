@@ -246,6 +246,8 @@ class HbmonSettings:
     failback_stickiness_ms: int = 0
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    # Prometheus-style web config for the metrics endpoint (TLS, basic auth).
+    web_config: Path | None = None
     resources: ResourceSettings = ResourceSettings()
 
 

@@ -189,6 +189,7 @@ def to_yaml(cfg: Config) -> str:
                 "cert": str(hb.tls_cert) if hb.tls_cert else None,
                 "key": str(hb.tls_key) if hb.tls_key else None,
             },
+            "web_config": str(hb.web_config) if hb.web_config else None,
         },
         "raw": [[k, v] for k, v in cfg.raw],
     }
@@ -394,7 +395,15 @@ _GROUP = frozenset({"node", "resources"})
 _RESOURCE = frozenset({"agent", "args"})
 _LOGGING = frozenset({"logfacility", "logfile", "debugfile", "use_logd", "debug"})
 _HBMON = frozenset(
-    {"metrics_address", "state_dir", "run_dir", "quorum_policy", "failback_stickiness", "tls"}
+    {
+        "metrics_address",
+        "state_dir",
+        "run_dir",
+        "quorum_policy",
+        "failback_stickiness",
+        "tls",
+        "web_config",
+    }
 )
 _TLS = frozenset({"cert", "key"})
 
@@ -524,6 +533,7 @@ def _hbmon(r: _Reader, doc: dict[str, object]) -> HbmonSettings:
     tls = r.mapping(m.get("tls"), (*p, "tls"), _TLS)
     cert = r.get(tls, "cert", (*p, "tls"), _str, "")
     key = r.get(tls, "key", (*p, "tls"), _str, "")
+    web_config = r.get(m, "web_config", p, _str, "")
     return HbmonSettings(
         metrics_address=r.get(m, "metrics_address", p, _str, base.metrics_address),
         state_dir=Path(r.get(m, "state_dir", p, _str, str(base.state_dir))),
@@ -534,6 +544,7 @@ def _hbmon(r: _Reader, doc: dict[str, object]) -> HbmonSettings:
         ),
         tls_cert=Path(cert) if cert else None,
         tls_key=Path(key) if key else None,
+        web_config=Path(web_config) if web_config else None,
     )
 
 
