@@ -113,6 +113,7 @@ class Ownership:
         self._peers: dict[str, PeerRsc] = {}
         self._sb = Standby()
         self._sb_failed: frozenset[str] = frozenset()
+        self._sb_mark = 0  # the peer's report count when our wait on it began
         self._stage = Stage.JOINING
         self._verifying: set[str] = set()
         self._comm_at: float | None = None
@@ -172,9 +173,9 @@ class Ownership:
         )
 
     def report(self) -> Report:
-        return Report(
-            self.stable, self._table.steady(), self._table.pending(), self._table.failed(self._now)
-        )
+        t = self._table
+        phase = self._sb.phase.value
+        return Report(self.stable, t.steady(), t.pending(), t.failed(self._now), phase)
 
     def status_fields(self) -> tuple[Field, ...]:
         return rscmsg.status_extra(self.report(), *self._pings)
@@ -288,7 +289,12 @@ class Ownership:
         p.forget(now)
         if self._mode is AutoFailback.LEGACY:
             p.failback = True
-        return self._abort_with(name, f"{name} restarted", now) + self._reconcile(now)
+        effects = self._abort_with(name, f"{name} restarted", now)
+        if self._stage is Stage.RUNNING:
+            # Its previous life ended without a word (within deadtime, so never
+            # declared dead): what it ran is unmanaged now. Take it, probe first.
+            effects += self._takeover_from(p, now, probe=True)
+        return effects + self._reconcile(now)
 
     def partition_healed(self, name: str, now: float) -> list[Effect]:
         p = self._peers.get(name)
@@ -880,12 +886,14 @@ class Ownership:
                 request_id = sb.request_id if ours else None
                 why = TakeoverReason.TAKEOVER if ours else (m.why or TakeoverReason.STANDBY)
                 sb.fire(Input.GOT_ME, now)
+                self._sb_mark = p.reports
                 sb.peer, sb.scope, sb.why, sb.request_id = p.name, m.scope, why, request_id
                 sb.keys = m.keys if m.keys is not None else frozenset()
                 head = rscmsg.ask_head(m.scope, rscmsg.INFO_OTHER)
                 return [*effects, self._wrap(head, now)]
             case rscmsg.INFO_OTHER if sb.phase is Phase.ASKED and sb.peer == p.name:
                 sb.fire(Input.GOT_OTHER, now)
+                self._sb_mark = p.reports
                 for key in sb.keys:
                     self._table.unwant(key, R_STANDBY)
                 remaining = self._table.held() - sb.keys
@@ -930,6 +938,8 @@ class Ownership:
 
     def _standby_progress(self, now: float) -> list[Effect]:
         sb = self._sb
+        if sb.phase in (Phase.HANDED, Phase.OFFERED):
+            return self._peer_left(now)
         if sb.phase is not Phase.RELEASING:
             return []
         groups = [g for k in sb.keys if (g := self._table.get(k)) is not None]
@@ -940,6 +950,33 @@ class Ownership:
         sb.fire(Input.RELEASED, now)
         head = rscmsg.ask_head(sb.scope, rscmsg.INFO_DONE, keys=released, why=sb.why)
         return [_info(f"Local standby process completed [{sb.scope}]."), self._wrap(head, now)]
+
+    def _peer_left(self, now: float) -> list[Effect]:
+        """We wait on the peer's next message, but its news shows it has moved on:
+        the message was lost (hbmon peers only; heartbeat peers: the 1 h timeout).
+
+        HANDED: the responder is idle again and holds the groups → its `done` was
+        lost; idle without them → it gave up. OFFERED: the requester released the
+        groups and waits (handed) or gave up (idle) → act on its lost `done`; it is
+        idle still holding them → it gave up.
+        """
+        sb = self._sb
+        p = self._peers.get(sb.peer or "")
+        if p is None or not (p.exact and p.heard) or p.reports <= self._sb_mark:
+            return []  # what it said before the phase began is no news about it
+        left = f"{p.name} left the exchange"
+        if sb.phase is Phase.HANDED:
+            if p.phase != rscmsg.IDLE:
+                return []
+            if sb.keys <= p.held:
+                return self._on_ask(p, rscmsg.AskMsg(sb.scope, rscmsg.INFO_DONE, None, None), now)
+            return self._abort_with(p.name, left, now)
+        if p.phase not in (rscmsg.IDLE, Phase.HANDED.value):
+            return []
+        if sb.keys & p.claimed:
+            return self._abort_with(p.name, left, now) if p.phase == rscmsg.IDLE else []
+        done = rscmsg.AskMsg(sb.scope, rscmsg.INFO_DONE, sb.keys, None)
+        return self._on_ask(p, done, now)
 
     def _acquired(self, b: Batch, now: float) -> list[Effect]:
         sb = self._sb
@@ -1041,7 +1078,7 @@ class Ownership:
     ) -> SendMessage:
         report = self.report()
         if held is not None:
-            report = Report(stable, held, frozenset(), report.failed)
+            report = Report(stable, held, frozenset(), report.failed, report.phase)
         scope = scope_of(report.held | report.pending, self._me, self._pref())
         return self._wrap(rscmsg.resource_head(scope, stable=stable, info=info, report=report), now)
 

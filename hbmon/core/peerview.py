@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from hbmon.core.rscmsg import Report, ResourceMsg, StatusExt, keys_in
+from hbmon.core.rscmsg import IDLE, Report, ResourceMsg, StatusExt, keys_in
 
 _SEEN_WINDOW = 512
 
@@ -34,7 +34,9 @@ class PeerRsc:
     pending: frozenset[str] = frozenset()  # about to start there
     failed: frozenset[str] = frozenset()  # backing off there
     stable: bool = False
+    phase: str = IDLE  # its standby exchange phase, as it last said (hbmon peers)
     exact: bool = False  # it sends hbrsc: an hbmon node
+    reports: int = 0  # exact reports applied so far (to tell news from old news)
     heard: bool = False  # resource state received from this incarnation
     resource_at: float | None = None  # its last `resource` message
     pings: tuple[int, int] | None = None  # (reachable, configured)
@@ -73,6 +75,7 @@ class PeerRsc:
         """A new incarnation: nothing it held survives the restart."""
         self.held = self.pending = self.failed = frozenset()
         self.stable = self.heard = self.leaving = self.blocked = False
+        self.phase = IDLE
         self.resource_at = None
         self.up_since = now
 
@@ -91,4 +94,5 @@ class PeerRsc:
 
     def _exact(self, r: Report) -> None:
         self.held, self.pending, self.failed = r.held, r.pending, r.failed
-        self.stable, self.exact, self.heard = r.stable, True, True
+        self.stable, self.phase, self.exact, self.heard = r.stable, r.phase, True, True
+        self.reports += 1

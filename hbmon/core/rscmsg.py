@@ -14,10 +14,12 @@ preferred node is the sender, `foreign` = the others.
 hbmon extension fields (heartbeat ignores unknown fields and signs them like any
 other), so two hbmon nodes know each other's groups exactly, not by category:
 
-    hbrsc   `<stable 0|1> +held… ~pending… !failed…` — whitespace-separated group
-            keys (a key never holds whitespace, spec §3.1): `+` groups this node
-            holds (a failed stop counts), `~` groups it is about to start, `!`
-            groups it failed and is backing off from.
+    hbrsc   `<stable 0|1> [@phase] +held… ~pending… !failed…` — whitespace-separated
+            group keys (a key never holds whitespace, spec §3.1): `+` groups this
+            node holds (a failed stop counts), `~` groups it is about to start,
+            `!` groups it failed and is backing off from; `@phase` its standby
+            exchange phase when it is in one (so a lost `done` cannot strand the
+            other side until heartbeat's 1 h timeout).
             Sent in every status and every `resource` message.
     hbping  `<reachable>/<configured>` ping nodes, in every status.
     hbkeys  the exact keys a standby moves (`me` and `done` from the requester).
@@ -54,6 +56,8 @@ WHY_FIELD = "hbwhy"
 _HELD = "+"
 _PENDING = "~"
 _FAILED = "!"
+_PHASE = "@"
+IDLE = "idle"
 _MIRROR = {Scope.LOCAL: Scope.FOREIGN, Scope.FOREIGN: Scope.LOCAL}
 
 
@@ -115,9 +119,12 @@ class Report:
     held: frozenset[str]
     pending: frozenset[str] = frozenset()  # about to be started there
     failed: frozenset[str] = frozenset()  # backing off there after a failure
+    phase: str = IDLE  # its standby exchange phase (standby.Phase value)
 
     def encode(self) -> str:
         parts = ["1" if self.stable else "0"]
+        if self.phase != IDLE:
+            parts.append(_PHASE + self.phase)
         parts += [_HELD + k for k in sorted(self.held)]
         parts += [_PENDING + k for k in sorted(self.pending)]
         parts += [_FAILED + k for k in sorted(self.failed)]
@@ -128,7 +135,7 @@ class Report:
         tokens = value.split()
         if not tokens or tokens[0] not in ("0", "1"):
             return None
-        sets: dict[str, set[str]] = {_HELD: set(), _PENDING: set(), _FAILED: set()}
+        sets: dict[str, set[str]] = {_HELD: set(), _PENDING: set(), _FAILED: set(), _PHASE: set()}
         for t in tokens[1:]:
             if len(t) > 1 and t[0] in sets:
                 sets[t[0]].add(t[1:])
@@ -137,6 +144,7 @@ class Report:
             frozenset(sets[_HELD]),
             frozenset(sets[_PENDING]),
             frozenset(sets[_FAILED]),
+            min(sets[_PHASE], default=IDLE),
         )
 
 

@@ -9,8 +9,8 @@ first beat from alpha), when it sends `starting` and — alpha holding its group
 from __future__ import annotations
 
 import pytest
-from restools import VIP_A, VIP_B, A, B, lines, rpair, sent_types
 from simnet import DELAY, Sim
+from simowners import VIP_A, VIP_B, A, B, lines, rpair, sent_types
 
 from hbmon.config.model import AutoFailback
 from hbmon.core.events import ControlOp, Scope, StartGroup, TakeoverComplete, TakeoverReason

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 import itertools
 
-from restools import VIP_A, VIP_B, A, B, lines, rconfig, rpair
 from simnet import DELAY, Sim
+from simowners import VIP_A, VIP_B, A, B, lines, rconfig, rpair
 
 from hbmon.config.model import AutoFailback, Resource, ResourceGroup
 from hbmon.core.events import (

@@ -25,8 +25,8 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
-from restools import VIP_A, VIP_B, A, B, ping_addr, rconfig
 from simnet import Sim
+from simowners import VIP_A, VIP_B, A, B, ping_addr, rconfig
 
 from hbmon.config.model import AutoFailback
 from hbmon.core.events import (

@@ -11,8 +11,8 @@ reply to the request if its node lived.
 from __future__ import annotations
 
 import pytest
-from restools import VIP_A, VIP_B, A, B, rpair
 from simnet import Sim
+from simowners import VIP_A, VIP_B, A, B, rpair
 
 from hbmon.config.model import AutoFailback
 from hbmon.core.events import ControlOp, ControlReply, Scope

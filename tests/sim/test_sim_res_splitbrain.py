@@ -5,8 +5,8 @@ keepalive 1 s, deadtime 10 s, delay 1/16 s; a start/stop takes 1/4 s, a probe 1/
 
 from __future__ import annotations
 
-from restools import VIP_A, VIP_B, A, B, feed_pings, lines, ping_addr, rpair
 from simnet import DELAY, Sim
+from simowners import VIP_A, VIP_B, A, B, feed_pings, lines, ping_addr, rpair
 
 from hbmon.config.model import QuorumPolicy
 from hbmon.core.events import (
@@ -108,6 +108,28 @@ def test_isolated_node_does_not_take_over_and_does_once_a_ping_node_answers() ->
         30 + PROBE + OP,
         TakeoverComplete(TakeoverReason.PEER_DEAD, (VIP_B,), PROBE + OP, B),
     )
+
+
+def test_a_ping_node_not_yet_dead_but_silent_since_the_peer_is_no_quorum() -> None:
+    """The cable is cut: the peer and the ping node fall silent together, but the ping
+    node is only declared dead deadping after its last reply — possibly after the peer.
+    Quorum needs a ping reply newer than the peer's last beat."""
+    sim = rpair(pings=1, deadping_ms=15000)  # the ping node outlives the peer by 5 s
+    reach = {A: {ping_addr(0)}, B: {ping_addr(0)}}
+    feed_pings(sim, 0, reach)
+    settled(sim, 0.5)
+    feed_pings(sim, 9.6, reach)  # alpha's last reply at 9.5 s
+    reach[A] = set()
+    feed_pings(sim, 10.5, reach)
+    sim.crash(B)  # beta's last beat reaches alpha after alpha's last ping reply
+    feed_pings(sim, 21.0, reach)  # beta is dead; the ping node still counts as up (deadping)
+    peer = sim.nodes[A].snapshot(sim.clock.now).ping_nodes[0]
+    assert peer.status.value == "ping", "the ping node is not yet declared dead"
+    assert [e for _, e in sim.effects(A, StartGroup) if e.key == VIP_B] == []
+    assert len(sim.effects(A, TakeoverBlocked)) == 1
+    reach[A] = {ping_addr(0)}
+    feed_pings(sim, 30, reach)  # a fresh reply: connected after all
+    assert sim.holders(VIP_B) == {A}
 
 
 def test_quorum_policy_ignore_takes_over_like_heartbeat() -> None:

@@ -7,8 +7,8 @@ in at 10 s. One-way delay 1/16 s, a start or stop 1/4 s.
 from __future__ import annotations
 
 import pytest
-from restools import VIP_A, VIP_B, A, B, lines, rpair, sent_types
 from simnet import DELAY, Sim
+from simowners import VIP_A, VIP_B, A, B, lines, rpair, sent_types
 
 from hbmon.config.model import AutoFailback
 from hbmon.core.events import (
@@ -240,3 +240,24 @@ def test_peer_death_during_standby_replies_once_with_the_reason() -> None:
     assert not reply[1].ok
     # the 10 s reply timeout comes first (beta is declared dead later)
     assert reply[0] == T0 + 10
+
+
+# ------------------------------------------------------------ lost messages --
+@pytest.mark.parametrize("lost_from", [A, B])
+def test_a_lost_done_is_made_good_by_the_peers_next_status(lost_from: str) -> None:
+    sim = settled()
+
+    def drop_done(src: str, dst: str, iface: str, m: Message) -> float | None:
+        lost = m.type == "ask_resources" and m.get("info") == "done" and src == lost_from
+        return None if lost else 0.0
+
+    sim.shaper = drop_done
+    rid = sim.request(A, ControlOp.STANDBY, Scope.ALL)
+    sim.run_until(T0 + 5)
+    assert holding(sim) == {VIP_A: {B}, VIP_B: {B}}
+    ((t, reply),) = replies(sim, A)
+    assert reply == ControlReply(rid, True, "Standby [all] complete.")
+    # not heartbeat's hour: the next status (each second) carries the news
+    assert t <= T0 + 2 + DELAY
+    for name in (A, B):
+        assert sim.nodes[name].snapshot(T0 + 5).resources_stable

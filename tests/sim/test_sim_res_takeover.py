@@ -7,8 +7,8 @@ first in the file), VIP_B (beta's).
 
 from __future__ import annotations
 
-from restools import VIP_A, VIP_B, A, B, line_times, lines, rconfig, rpair, sent_types
 from simnet import DELAY, Sim
+from simowners import VIP_A, VIP_B, A, B, line_times, lines, rconfig, rpair, sent_types
 
 from hbmon.config.model import AutoFailback
 from hbmon.core.events import (
