@@ -83,9 +83,12 @@ def agent_status(node: LabNode) -> dict[str, Any] | None:
 def vip_lines(lab: Lab) -> list[str]:
     """Who owns the VIP: as the gateway sees it (ARP), and as each agent says."""
     macs = {iface_mac(n.ns, "em1"): name for name, n in lab.nodes.items()}
-    answering = arp_who_has(lab.gw_ns, "gw0", VIP, timeout=0.1)
-    who = ", ".join(sorted(macs.get(m, m) for m in answering)) or "nobody"
-    lines = [f"VIP {VIP}: the gateway's ARP request is answered by {who}"]
+    try:
+        answering = arp_who_has(lab.gw_ns, "gw0", VIP, timeout=0.1)
+        who = ", ".join(sorted(macs.get(m, m) for m in answering)) or "nobody"
+        lines = [f"VIP {VIP}: the gateway's ARP request is answered by {who}"]
+    except OSError as exc:  # the scenario takes the gateway's interface down
+        lines = [f"VIP {VIP}: the gateway cannot ask ({exc.strerror})"]
     for name, node in lab.nodes.items():
         st = agent_status(node)
         if st is None:
@@ -171,7 +174,7 @@ def main(*, duration: float | None, scenario: bool) -> int:
         for name in lab.nodes:
             agents[name] = lab.start_agent(name, log_format="text")
         started = time.monotonic()
-        steps = _scenario(lab, agents) if scenario else []
+        steps = _scenario(lab, agents, events, started) if scenario else []
         last_print = 0.0
         while not stop:
             elapsed = time.monotonic() - started
@@ -205,7 +208,27 @@ def main(*, duration: float | None, scenario: bool) -> int:
     return 0
 
 
-def _scenario(lab: Lab, agents: dict[str, subprocess.Popen[bytes]]) -> list[Step]:
+def _watch_takeover(lab: Lab, survivor: str, since: float, events: list[str], t0: float) -> None:
+    """Report when the gateway reaches the VIP at the survivor (ARP), timed from the crash."""
+    mac = iface_mac(lab.nodes[survivor].ns, "em1")
+    deadline = since + 30
+    while time.monotonic() < deadline:
+        try:
+            if arp_who_has(lab.gw_ns, "gw0", VIP, timeout=0.02) == {mac}:
+                now = time.monotonic()
+                events.append(
+                    f"t+{now - t0:5.1f}s  the VIP answers from {survivor}: "
+                    f"{(now - since) * 1000:.0f} ms after the crash"
+                )
+                return
+        except OSError:
+            pass
+        time.sleep(0.01)
+
+
+def _scenario(
+    lab: Lab, agents: dict[str, subprocess.Popen[bytes]], events: list[str], t0: float
+) -> list[Step]:
     def pause(name: str, seconds: float) -> Callable[[], None]:
         def act() -> None:
             pid = agents[name].pid
@@ -227,10 +250,15 @@ def _scenario(lab: Lab, agents: dict[str, subprocess.Popen[bytes]]) -> list[Step
     def crash_owner() -> None:
         # A crashed machine: its agent dies and its link goes down with it.
         name = owner() or "solr2"
+        survivor = next(n for n in lab.nodes if n != name)
         crashed.append(name)
+        at = time.monotonic()
         agents[name].kill()
-        agents[name].wait()
         lab.link_set(name, "em1", up=False)
+        agents[name].wait()
+        threading.Thread(
+            target=_watch_takeover, args=(lab, survivor, at, events, t0), daemon=True
+        ).start()
 
     def bring_back() -> None:
         if crashed:
