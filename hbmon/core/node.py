@@ -54,6 +54,7 @@ from hbmon.core.events import (
     ShutdownComplete,
     ShutdownNotice,
 )
+from hbmon.core.flowctl import T_NS_REXMIT, T_REQNODES, FlowControl, repnodes_head
 from hbmon.core.membership import Membership
 from hbmon.core.ownership import Ownership
 from hbmon.core.pingnodes import PingNodes
@@ -101,6 +102,7 @@ class Node:
         )
         self._drops = DropCounters(self._membership.ifaces)
         self._own = Ownership(config, now, self._sequenced)
+        self._flow = FlowControl()
 
     # -------------------------------------------------------------- entry --
     def start(self, now: float) -> list[Effect]:
@@ -278,12 +280,15 @@ class Node:
         receipt = self._membership.receive(iface, message, source, now)
         effects = receipt.effects + self._route(receipt.effects, now)
         node, seq = receipt.node, receipt.seq
+        if node is not None:
+            effects += self._flow_control(node, message, receipt.delivered, seq, now)
         if node is None or seq is None:
             return effects
         if receipt.delivered:
             effects += self._own.message(node, message, message.get_hex("hg"), seq, now)
         if receipt.restarted:
             self._echo.forget(node)
+            self._flow.forget(node)
         if receipt.status_copy:
             echoes = builders.echo_entries(message)
             rtt = self._echo.rtt(node, iface, echoes, self._config.node, self._seq.sent, now)
@@ -313,7 +318,7 @@ class Node:
             ttl=cfg.ttl,
             extra=(_echo_field(entries), *self._own.status_fields()),
         )
-        return SendMessage(msg)
+        return self._out(msg)
 
     def _sequenced(self, head: tuple[Field, ...], now: float) -> SendMessage:
         """A resource-protocol message with our seq and the common trailer."""
@@ -328,7 +333,50 @@ class Node:
             ld=self._load,
             ttl=cfg.ttl,
         )
+        return self._out(msg)
+
+    def _out(self, msg: Message) -> SendMessage:
+        """A sequenced message out; kept for heartbeat's retransmit requests."""
+        seq = msg.get_hex("seq")
+        if seq is not None:
+            self._flow.sent(seq, msg)
         return SendMessage(msg)
+
+    def _flow_control(
+        self, node: str, message: Message, delivered: bool, seq: int | None, now: float
+    ) -> list[Effect]:
+        """heartbeat's flow control (core/flowctl.py): repnodes, acks, retransmissions."""
+        uuid = message.get_bytes("srcuuid")
+        if uuid:
+            self._flow.uuids[node] = uuid
+        own = self._config.node
+        to_us = (message.get("dest") or "").lower() == own
+        t = message.type
+        if t == T_NS_REXMIT and to_us:
+            first, last = _dec(message.get("firstseq")), _dec(message.get("lastseq"))
+            if first is None or last is None:
+                return []
+            return [SendMessage(m) for m in self._flow.resend(first, last)]
+        if not delivered or seq is None:
+            return []
+        out: list[Effect] = []
+        if t == T_REQNODES and to_us:
+            head = repnodes_head(node, self._flow.uuids.get(node), self._config.nodes)
+            out.append(self._sequenced(head, now))
+        missing = self._membership.peers[node].seq.missing_count
+        if self._flow.should_ack(node, seq, missing):
+            ack = builders.ns_ackmsg(
+                dest=node,
+                ackseq=seq,
+                destuuid=self._flow.uuids.get(node, b""),
+                src=own,
+                srcuuid=self._uuid,
+                hg=self._generation,
+                ts=self._ts(now),
+                ttl=self._config.ttl,
+            )
+            out.append(SendMessage(ack))
+        return out
 
     def _shutdone(self, now: float) -> list[Effect]:
         """Our groups are released (ownership is gone): the last word, then silence."""
@@ -344,7 +392,7 @@ class Node:
         )
         self._stopped = True
         self._local = NodeStatus.DEAD
-        return [SendMessage(msg), LocalStatusChanged(NodeStatus.DEAD), ShutdownComplete()]
+        return [self._out(msg), LocalStatusChanged(NodeStatus.DEAD), ShutdownComplete()]
 
 
 def _echo_field(entries: tuple[EchoEntry, ...]) -> Field:
@@ -360,6 +408,12 @@ def _echo_field(entries: tuple[EchoEntry, ...]) -> Field:
                 continue
             ok.append(e)
         return builders.encode_echo(ok)
+
+
+def _dec(value: str | None) -> int | None:
+    if value is None or not value.isdigit() or len(value) > 19:
+        return None
+    return int(value)
 
 
 def _clean_load(text: str) -> str:
