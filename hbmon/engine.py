@@ -20,7 +20,13 @@ from typing import Any
 from loguru import logger
 
 from hbmon.config.loader import load_any
-from hbmon.config.model import CONTROL_SOCKET_NAME, Config, ResourceGroup
+from hbmon.config.model import (
+    CONTROL_SOCKET_NAME,
+    PING_INTERVAL_MS,
+    PINGS_PER_DEADPING,
+    Config,
+    ResourceGroup,
+)
 from hbmon.control import ControlServer
 from hbmon.core.events import (
     ActiveAtStart,
@@ -197,8 +203,10 @@ class Engine:
     def _start_pinger(self) -> None:
         cfg = self._config
         if cfg.ping_nodes:
-            timeout = min(cfg.timers.deadping_ms, 1000) / 1000
-            self._pinger = Pinger(cfg.ping_nodes, self._handle, timeout_s=timeout)
+            interval = ping_interval_s(cfg)
+            self._pinger = Pinger(
+                cfg.ping_nodes, self._handle, interval_s=interval, timeout_s=interval
+            )
             self._pinger.start()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -401,6 +409,12 @@ class Engine:
         self._apply(self._node.reconfigure(new, self._loop.time()))
         self._metrics.record_reload(True)
         logger.info("Configuration reloaded.")
+
+
+def ping_interval_s(config: Config) -> float:
+    """heartbeat pings about once a second; at a deadping near that, a live ping node
+    would flap dead between replies, so ping at least three times per deadping."""
+    return min(PING_INTERVAL_MS, config.timers.deadping_ms / PINGS_PER_DEADPING) / 1000
 
 
 def parameters(config: Config) -> dict[str, str]:

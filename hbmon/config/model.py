@@ -30,6 +30,9 @@ STARTUP_DT_EXTRA_MS = 2000
 STARTUP_DT_PERIOD_MS = 5000
 # heartbeat pings each ping node about once a second, whatever keepalive is.
 PING_INTERVAL_MS = 1000
+# ...but never fewer than this many echoes per deadping (hbmon: at deadping 1 s a
+# once-a-second ping lets a live ping node flap dead between two replies).
+PINGS_PER_DEADPING = 3
 # Resource groups (hbmon): after a failed start or stop a group is not tried
 # again on this node for a backoff that doubles per consecutive failure.
 GROUP_BACKOFF_INITIAL_MS = 10_000

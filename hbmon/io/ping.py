@@ -1,7 +1,8 @@
 """ICMP echo to ping nodes (spec §5.5), with icmplib's asyncio API.
 
-One round every PING_INTERVAL_MS: every address of every ping node gets one
-echo, all in parallel; each result becomes a `PingResult` for the core. The
+One round every `interval_s` (the engine derives it from deadping): every
+address of every ping node gets one echo, all in parallel; each result becomes
+a `PingResult` for the core. The
 core, not this module, decides when a ping node is dead (deadping).
 """
 
@@ -13,19 +14,21 @@ from collections.abc import Callable
 
 import icmplib
 
-from hbmon.config.model import PING_INTERVAL_MS, PingNode
+from hbmon.config.model import PingNode
 from hbmon.core.events import PingResult
 
 PingSink = Callable[[PingResult], None]
 
 
 class Pinger:
-    def __init__(self, nodes: tuple[PingNode, ...], sink: PingSink, *, timeout_s: float) -> None:
+    def __init__(
+        self, nodes: tuple[PingNode, ...], sink: PingSink, *, interval_s: float, timeout_s: float
+    ) -> None:
         self._nodes = nodes
         self._sink = sink
+        self._interval = interval_s
         self._timeout = timeout_s
         self._task: asyncio.Task[None] | None = None
-        self._ident = 0
 
     def start(self) -> None:
         if self._nodes:
@@ -39,7 +42,7 @@ class Pinger:
             self._task = None
 
     async def _run(self) -> None:
-        interval = PING_INTERVAL_MS / 1000
+        interval = self._interval
         loop = asyncio.get_running_loop()
         next_round = loop.time()
         while True:
@@ -48,7 +51,6 @@ class Pinger:
             await asyncio.sleep(max(0.0, next_round - loop.time()))
 
     async def _one(self, node: str, address: str) -> None:
-        self._ident = (self._ident + 1) & 0xFFFF
         try:
             host = await icmplib.async_ping(
                 address, count=1, timeout=self._timeout, privileged=True

@@ -26,10 +26,6 @@ from hbmon.lab import GATEWAY_IP, Lab, LabTimers
 pytestmark = pytest.mark.netns
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ping interval fixed at 1 s: at deadping 1 s a reachable ping node flaps dead",
-)
 def test_a_reachable_ping_node_is_never_declared_dead_at_deadtime_1s() -> None:
     require_netns()
     lab = Lab(timers=LabTimers(keepalive="100ms", warntime="500ms", deadtime="1", initdead="2"))
