@@ -59,13 +59,16 @@ def line_times(sim: Sim, name: str, text: str) -> list[float]:
     return [t for t, e in sim.effects(name, ResourceLog) if e.text == text]
 
 
+_OWNERSHIP_TYPES = frozenset({"starting", "resource", "ask_resources", "hb_takeover", "shutdone"})
+
+
 def sent_types(sim: Sim, name: str, since: float = 0.0) -> list[str]:
     """Resource-protocol messages `name` sent (statuses left out), as `t[/rsc_hold/info]`."""
     out = []
     for t, e in sim.effects(name, SendMessage):
         m = e.message
-        if t < since or m.type == "status":
-            continue
+        if t < since or m.type not in _OWNERSHIP_TYPES:
+            continue  # statuses, flow control (NS_ackmsg, reqnodes …)
         parts = [m.type or "", m.get("rsc_hold") or "", m.get("info") or ""]
         out.append("/".join(p for p in parts if p))
     return out
