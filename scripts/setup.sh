@@ -14,6 +14,9 @@ if [ "$mode" = test ]; then
   # prometheus-alertmanager (amtool, the e2e alert path) and systemd (systemd-analyze, absent
   # from a minimal Debian) check the deliverables in alerts/ and systemd/.
   apt_needed+=(prometheus prometheus-alertmanager systemd nftables tcpdump)
+  # heartbeat (3.0.6, with resource-agents and cluster-glue) runs next to hbmon in
+  # tests/interop; it must never run as a service on this host (see below).
+  apt_needed+=(heartbeat)
 fi
 missing=()
 for p in "${apt_needed[@]}"; do
@@ -22,7 +25,33 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
   apt-get update -qq
+  # No package may start a service on this host during the install (heartbeat
+  # would otherwise start on the host's network): a policy-rc.d that denies
+  # every start, removed afterwards unless one was already there.
+  own_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    own_policy=1
+    printf '#!/bin/sh\n# hbmon setup.sh: no service starts during the install\nexit 101\n' \
+      >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ -n "$own_policy" ]; then rm -f /usr/sbin/policy-rc.d; trap - EXIT; fi
+fi
+if [ "$mode" = test ]; then
+  # heartbeat must stay off on the host: masked where systemd runs, and checked.
+  if [ -d /run/systemd/system ]; then
+    systemctl disable --now heartbeat.service >/dev/null 2>&1 || true
+    systemctl mask heartbeat.service >/dev/null 2>&1 || true
+  fi
+  host_net="$(readlink /proc/1/ns/net)"
+  for p in $(pgrep -x heartbeat || true); do
+    if [ "$(readlink "/proc/$p/ns/net" 2>/dev/null)" = "$host_net" ]; then
+      echo "setup: heartbeat (pid $p) runs on the host's network; stop it first" >&2
+      exit 1
+    fi
+  done
 fi
 
 py=python3

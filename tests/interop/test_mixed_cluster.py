@@ -1,0 +1,173 @@
+"""A mixed pair: solr1 runs hbmon, solr2 runs Debian's real heartbeat 3.0.6.
+
+Same ha.cf/authkeys/haresources on both (hbmon.lab: keepalive 200 ms, warntime
+1 s, deadtime 2 s, initdead 4 s, `solr2 IPaddr::198.51.100.80/24/em1`,
+auto_failback off). The tests run in order on one pair.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hblab import Heartbeat, require_heartbeat
+
+from hbmon.lab import VIP, Lab, has_address
+
+pytestmark = pytest.mark.netns
+
+# Known, not yet fixed (docs/migrate.md, "Known incompatibilities"): heartbeat's
+# resource audit reads rsc_hold as two bits (local set, foreign set) even when a
+# set is empty; hbmon derives rsc_hold from the groups it holds, so solr1's empty
+# local set is claimed by nobody, and during a standby/takeover exchange the
+# two reports overlap for a moment.
+KNOWN_INCOMPATIBLE = ("No one owns foreign resources!", "Both machines own our resources!")
+# After kill -9 + link down, the IPaddr agent's background send_arp (which
+# heartbeat started and the kill leaves running) cannot write to the downed link.
+LINK_DOWN_NOISE = ("libnet_write failed", "Could not send gratuitous arps")
+
+
+class Mixed:
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self.hb = Heartbeat(lab, "solr2")
+        self.agent: subprocess.Popen[bytes] | None = None
+
+    def start_agent(self) -> None:
+        self.agent = self.lab.start_agent("solr1", log_format="text")
+
+    def stop_agent(self) -> None:
+        if self.agent is not None and self.agent.poll() is None:
+            self.agent.terminate()
+            self.agent.wait(20)
+
+    def hbmon(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        node = self.lab.nodes["solr1"]
+        return subprocess.run(
+            ["ip", "netns", "exec", node.ns, sys.executable, "-m", "hbmon", args[0],
+             "--run-dir", str(node.run_dir), *args[1:]],
+            capture_output=True, text=True, timeout=timeout,
+        )  # fmt: skip
+
+    def status(self) -> dict[str, Any]:
+        res = self.hbmon("status", "--json", timeout=10)
+        return dict(json.loads(res.stdout)) if res.returncode == 0 else {}
+
+    def peer_status(self) -> str | None:
+        return next((p["status"] for p in self.status().get("peers", [])), None)
+
+    def holders(self) -> list[str]:
+        return [n for n, node in self.lab.nodes.items() if has_address(node.ns, "em1", VIP)]
+
+    def wait_holders(self, want: list[str], timeout: float, what: str) -> float:
+        t0 = time.monotonic()
+        while self.holders() != want:
+            if time.monotonic() - t0 > timeout:
+                raise AssertionError(f"{what}: VIP on {self.holders()}\n{self.explain()}")
+            time.sleep(0.05)
+        return time.monotonic() - t0
+
+    def explain(self) -> str:
+        log = (self.lab.nodes["solr1"].log_dir / "stderr.log").read_text(errors="replace")
+        return f"--- heartbeat solr2\n{self.hb.tail(25)}\n--- hbmon solr1\n{log[-3000:]}"
+
+
+@pytest.fixture(scope="module")
+def mixed() -> Iterator[Mixed]:
+    require_heartbeat()
+    lab = Lab().up()
+    m = Mixed(lab)
+    try:
+        m.start_agent()
+        m.hb.start()
+        yield m
+    finally:
+        m.stop_agent()
+        if m.hb.running():
+            m.hb.kill9()
+        lab.down()
+
+
+def wait(pred: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out: {what}")
+        time.sleep(0.1)
+
+
+def test_each_side_sees_the_other_active_and_the_vip_starts_on_solr2(mixed: Mixed) -> None:
+    wait(lambda: mixed.hb.nodestatus("solr1") == "active", 15, "heartbeat sees solr1 active")
+    wait(lambda: mixed.peer_status() == "active", 15, "hbmon sees solr2 active")
+    assert mixed.hb.nodestatus("solr2") == "active"
+    # heartbeat waits for the peer's resources to settle (about 10 s), then takes its group.
+    mixed.wait_holders(["solr2"], 30, "VIP on the preferred node")
+    groups = mixed.status()["groups"]
+    assert [g["holder"] for g in groups] == ["solr2"]
+    assert mixed.hb.cl_status("rscstatus").stdout.strip() in ("all", "local")
+
+
+def test_standby_moves_the_vip_both_ways_from_either_side(mixed: Mixed) -> None:
+    mixed.wait_holders(["solr2"], 30, "start")
+    res = mixed.hb.hb_standby()
+    assert res.returncode == 0, res.stderr
+    took = mixed.wait_holders(["solr1"], 15, "hb_standby on heartbeat moves the VIP to hbmon")
+    assert took < 5
+    time.sleep(1)
+    res = mixed.hbmon("standby", timeout=60)
+    assert res.returncode == 0, res.stderr + mixed.explain()
+    mixed.wait_holders(["solr2"], 15, "hbmon standby moves the VIP back to heartbeat")
+    time.sleep(1)
+    res = mixed.hbmon("takeover", timeout=60)
+    assert res.returncode == 0, res.stderr + mixed.explain()
+    mixed.wait_holders(["solr1"], 15, "hbmon takeover takes it from heartbeat")
+    time.sleep(1)
+    res = mixed.hb.hb_takeover()
+    assert res.returncode == 0, res.stderr
+    mixed.wait_holders(["solr2"], 15, "hb_takeover on heartbeat takes it back")
+
+
+def test_graceful_stop_of_heartbeat_moves_the_vip_at_once_and_failback_off_keeps_it(
+    mixed: Mixed,
+) -> None:
+    mixed.wait_holders(["solr2"], 30, "start")
+    t0 = time.monotonic()
+    mixed.hb.stop()
+    mixed.wait_holders(["solr1"], 10, "hbmon takes over on heartbeat's shutdone")
+    assert time.monotonic() - t0 < 8
+    wait(lambda: mixed.peer_status() == "dead", 5, "hbmon marks solr2 dead")
+    mixed.hb.start()
+    wait(lambda: mixed.hb.nodestatus("solr1") == "active", 20, "heartbeat rejoins")
+    time.sleep(12)  # heartbeat's settle wait: auto_failback off must not move it back
+    assert mixed.holders() == ["solr1"]
+
+
+def test_graceful_stop_of_hbmon_hands_the_vip_to_heartbeat(mixed: Mixed) -> None:
+    mixed.wait_holders(["solr1"], 5, "precondition")
+    mixed.stop_agent()
+    mixed.wait_holders(["solr2"], 15, "heartbeat takes over on hbmon's shutdone")
+    wait(lambda: mixed.hb.nodestatus("solr1") != "active", 10, "heartbeat sees solr1 leave")
+    mixed.start_agent()
+    wait(lambda: mixed.peer_status() == "active", 20, "hbmon rejoins")
+    wait(lambda: mixed.hb.nodestatus("solr1") == "active", 20, "heartbeat sees hbmon again")
+
+
+def test_heartbeat_is_killed_with_its_link_down_and_hbmon_takes_over(mixed: Mixed) -> None:
+    mixed.wait_holders(["solr2"], 30, "precondition")
+    mixed.hb.kill9()
+    mixed.lab.link_set("solr2", "em1", False)  # a crashed machine: gone from the network
+    took = mixed.wait_holders(["solr1", "solr2"], 15, "hbmon takes the VIP after deadtime")
+    assert took < 8
+    assert mixed.peer_status() == "dead"
+
+
+def test_heartbeat_logged_no_error_about_hbmons_messages(mixed: Mixed) -> None:
+    allowed = KNOWN_INCOMPATIBLE + LINK_DOWN_NOISE
+    errors = [e for e in mixed.hb.errors() if not any(k in e for k in allowed)]
+    assert errors == [], "\n".join(errors)
+    assert not [line for line in mixed.hb.log_lines() if "bad node" in line or "auth" in line]
