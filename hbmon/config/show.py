@@ -15,7 +15,8 @@ from hbmon.config.model import (
 )
 
 
-def _link(m: Medium) -> dict[str, object]:
+def medium_to_dict(m: Medium) -> dict[str, object]:
+    """A medium as `config show` and the YAML form write it."""
     match m:
         case UcastMedium():
             return {"type": "ucast", "iface": m.iface, "peer": m.peer, "port": m.port}
@@ -62,7 +63,7 @@ def config_to_dict(cfg: Config) -> dict[str, object]:
             {"name": p.name, "addresses": list(p.addresses), "group": p.group}
             for p in cfg.ping_nodes
         ],
-        "links": [_link(m) for m in cfg.media],
+        "links": [medium_to_dict(m) for m in cfg.media],
         "auth": {
             "method": signing.method.value if signing else None,
             "index": cfg.auth.active,
@@ -104,7 +105,7 @@ def config_to_text(cfg: Config) -> str:
         f"auth:          key {cfg.auth.active} ({method})",
     ]
     for m in cfg.media:
-        lines.append("link:          " + " ".join(f"{k}={v}" for k, v in _link(m).items()))
+        lines.append("link:          " + " ".join(f"{k}={v}" for k, v in medium_to_dict(m).items()))
     for g in cfg.resources:
         lines.append(f"resources:     {g.node}: {' '.join(str(r) for r in g.resources)}")
     return "\n".join(lines) + "\n"

@@ -88,6 +88,7 @@ from hbmon.config.model import (
 )
 from hbmon.config.nodename import local_node_name
 from hbmon.config.problems import Problem, has_errors
+from hbmon.config.show import medium_to_dict
 from hbmon.config.validate import check_config
 
 Path_ = tuple[str | int, ...]
@@ -114,23 +115,6 @@ def _secret(key: AuthKey) -> dict[str, object]:
     else:
         entry["secret_base64"] = base64.b64encode(key.secret).decode("ascii")
     return entry
-
-
-def _medium(m: Medium) -> dict[str, object]:
-    match m:
-        case UcastMedium():
-            return {"type": "ucast", "iface": m.iface, "peer": m.peer, "port": m.port}
-        case BcastMedium():
-            return {"type": "bcast", "iface": m.iface, "port": m.port}
-        case McastMedium():
-            return {
-                "type": "mcast",
-                "iface": m.iface,
-                "group": m.group,
-                "port": m.port,
-                "ttl": m.ttl,
-                "loop": m.loop,
-            }
 
 
 def _resource(r: Resource) -> object:
@@ -161,7 +145,7 @@ def to_yaml(cfg: Config) -> str:
             "deadping": _ms(t.deadping_ms),
         },
         "udpport": cfg.udpport,
-        "media": [_medium(m) for m in cfg.media],
+        "media": [medium_to_dict(m) for m in cfg.media],
         "ping_nodes": [_ping(p) for p in cfg.ping_nodes],
         "auth": {"active": cfg.auth.active, "keys": [_secret(k) for k in cfg.auth.keys]},
         "resources": [

@@ -12,13 +12,9 @@ an XPASS, and so a failure, when it is fixed.
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 from netns_helpers import Pair, require_netns, wait_until
 
 from hbmon.lab import GATEWAY_IP, Lab, LabTimers

@@ -13,8 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 from netns_helpers import require_netns
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]

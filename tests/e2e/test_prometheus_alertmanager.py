@@ -34,6 +34,7 @@ from typing import Any
 
 import pytest
 import yaml
+from netns_helpers import require_netns
 from prometheus_client.parser import text_string_to_metric_families
 
 from hbmon.lab import METRICS_PORT, NODE_IPS, Lab, socket_in_namespace
@@ -63,19 +64,6 @@ def need(tool: str) -> str:
     if os.environ.get("CI"):
         pytest.fail(f"{tool} is missing in CI (scripts/setup.sh installs it)")
     pytest.skip(f"{tool} not installed")
-
-
-def require_root() -> None:
-    problem = None
-    if os.geteuid() != 0:
-        problem = "needs root for network namespaces"
-    elif shutil.which("ip") is None:
-        problem = "needs iproute2"
-    if problem is None:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"namespace test cannot run in CI: {problem}")
-    pytest.skip(problem)
 
 
 def wait_until(pred: Callable[[], Any], timeout: float, what: str, step: float = 0.1) -> Any:
@@ -269,7 +257,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 # --------------------------------------------------------------------- test --
 def test_warntime_breach_pages_and_dashboards_have_data(tmp_path: Path) -> None:
-    require_root()
+    require_netns()
     prometheus = need("prometheus")
     alertmanager = need("prometheus-alertmanager")
     t_begin = time.monotonic()
