@@ -45,7 +45,8 @@ if [ "$mode" = test ]; then
     systemctl disable --now heartbeat.service >/dev/null 2>&1 || true
     systemctl mask heartbeat.service >/dev/null 2>&1 || true
   fi
-  host_net="$(readlink /proc/1/ns/net)"
+  # Our own network namespace is the host's here (pid 1's may not be readable).
+  host_net="$(readlink /proc/self/ns/net 2>/dev/null || true)"
   for p in $(pgrep -x heartbeat || true); do
     if [ "$(readlink "/proc/$p/ns/net" 2>/dev/null)" = "$host_net" ]; then
       echo "setup: heartbeat (pid $p) runs on the host's network; stop it first" >&2
