@@ -5,6 +5,7 @@
 # Every dependency is installed here: Debian packages with apt-get, Python
 # packages into the project's virtualenv (.venv).
 set -euo pipefail
+trap 'echo "setup.sh: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
 mode="${1:-demo}"; shift || true
 
