@@ -60,7 +60,7 @@ from hbmon.core.events import (
 from hbmon.core.peerview import Arrival, PeerRsc
 from hbmon.core.quorum import PingComparison, keeper, recoverer, takeover_block
 from hbmon.core.resources import GroupTable, Outcome, backoff_s
-from hbmon.core.rscmsg import Report, keys_in, scope_of
+from hbmon.core.rscmsg import Report, keys_in
 from hbmon.core.snapshot import GroupView, TakeoverView
 from hbmon.core.standby import Input, Phase, Standby
 from hbmon.wire.message import Field, Message
@@ -132,6 +132,10 @@ class Ownership:
         self._conflicts = {DUAL: 0, NONE: 0}
         self._blocked = {BLOCK_QUORUM: 0, BLOCK_IN_USE: 0}
         self._controls: set[int] = set()
+        # Our rsc_hold flags the way heartbeat keeps its own (i_hold_resources); they
+        # speak for a set that is empty here (rscmsg.hold_scope), so heartbeat's audit
+        # finds every set owned exactly once.
+        self._claims = Scope.NONE
         self._cfg = config
         self._ping_cmp = PingComparison(0.0)
         self._configure(config)
@@ -186,7 +190,10 @@ class Ownership:
             self._stage is Stage.RUNNING and not self.stable
         ):
             return "transition"
-        return scope_of(self._table.held(), self._me, self._table.preferred()).value
+        return self._hold(self._table.held()).value
+
+    def _hold(self, keys: frozenset[str]) -> Scope:
+        return rscmsg.hold_scope(keys, self._me, self._table.preferred(), self._claims)
 
     def next_deadline(self) -> float | None:
         ds: list[float | None] = [
@@ -312,6 +319,7 @@ class Ownership:
         self._now = now
         p.alive, p.stable, p.failback, p.up_since = False, False, False, None
         p.heard = False  # what it said before is no longer news when it comes back
+        p.claims = Scope.NONE
         effects = self._abort_with(name, f"{name} is dead", now)
         if self._stage is Stage.RUNNING:
             effects += self._takeover_from(p, now, probe=True)
@@ -324,6 +332,7 @@ class Ownership:
             return []
         self._now = now
         p.leaving, p.failback, p.stable = True, False, False
+        p.claims = Scope.NONE
         effects = self._abort_with(name, f"{name} is shutting down", now)
         if self._stage in (Stage.WAITING, Stage.RUNNING):
             self._stage = Stage.RUNNING
@@ -444,6 +453,7 @@ class Ownership:
             self._gave_up = True
             effects.append(_info("Giving up all HA resources."))
         self._stage = Stage.LEAVING
+        self._claims = Scope.NONE
         for g in self._table:
             self._table.unwant(g.key, R_SHUTDOWN)
         self._batches.clear()
@@ -542,6 +552,9 @@ class Ownership:
             return []
         self._stage = Stage.RUNNING
         self._initial_label = "T_RESOURCES(us)"
+        # heartbeat's req_our_resources: our local set is ours unless the peer has it.
+        if not any(rscmsg.covers(p.claims, Scope.FOREIGN) for p in alive):
+            self._claims = rscmsg.union(self._claims, Scope.LOCAL)
         claimed = frozenset().union(*(p.claimed for p in alive))
         keys = [
             g.key
@@ -570,6 +583,7 @@ class Ownership:
         """Comm-up with no live peer: every group is ours to take (guarded)."""
         self._stage = Stage.RUNNING
         self._initial_label = "mach_down"
+        self._claims = Scope.ALL
         dead = [p for p in self._peers.values() if not p.healthy]
         keys = [g for g in self._table.configured() if not g.claimed and not g.in_backoff(now)]
         if not keys:
@@ -604,6 +618,7 @@ class Ownership:
         A leaving peer released its groups, so they start at once; one it still
         said it held (a failed stop, or news older than its shutdone) is probed first.
         """
+        self._claims = Scope.ALL  # heartbeat's takeover_from_node + req_our_resources(TRUE)
         others = frozenset().union(
             *(q.claimed for q in self._peers.values() if q.healthy and q is not p)
         )
@@ -894,6 +909,7 @@ class Ownership:
             case rscmsg.INFO_OTHER if sb.phase is Phase.ASKED and sb.peer == p.name:
                 sb.fire(Input.GOT_OTHER, now)
                 self._sb_mark = p.reports
+                self._claims = rscmsg.without(self._claims, sb.scope)  # heartbeat's go_standby(ME)
                 for key in sb.keys:
                     self._table.unwant(key, R_STANDBY)
                 remaining = self._table.held() - sb.keys
@@ -985,6 +1001,7 @@ class Ownership:
         scope, rid = sb.scope, sb.request_id
         failed = sb.keys - set(b.started)
         sb.fire(Input.ACQUIRED, now)
+        self._claims = rscmsg.union(self._claims, rscmsg.mirror(scope))  # the requester's set
         effects: list[Effect] = [
             _info(f"Standby resource acquisition done [{scope}]."),
             self._wrap(rscmsg.ask_head(scope, rscmsg.INFO_DONE), now),
@@ -1079,7 +1096,7 @@ class Ownership:
         report = self.report()
         if held is not None:
             report = Report(stable, held, frozenset(), report.failed, report.phase)
-        scope = scope_of(report.held | report.pending, self._me, self._pref())
+        scope = self._hold(report.held | report.pending)
         return self._wrap(rscmsg.resource_head(scope, stable=stable, info=info, report=report), now)
 
     def _announce_state(self, now: float) -> list[Effect]:

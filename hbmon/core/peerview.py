@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from hbmon.core.rscmsg import IDLE, Report, ResourceMsg, StatusExt, keys_in
+from hbmon.core.events import Scope
+from hbmon.core.rscmsg import IDLE, Report, ResourceMsg, StatusExt, keys_in, update_claims
 
 _SEEN_WINDOW = 512
 
@@ -36,6 +37,7 @@ class PeerRsc:
     stable: bool = False
     phase: str = IDLE  # its standby exchange phase, as it last said (hbmon peers)
     exact: bool = False  # it sends hbrsc: an hbmon node
+    claims: Scope = Scope.NONE  # its rsc_hold flags (empty sets included), as heartbeat keeps them
     reports: int = 0  # exact reports applied so far (to tell news from old news)
     heard: bool = False  # resource state received from this incarnation
     resource_at: float | None = None  # its last `resource` message
@@ -76,6 +78,7 @@ class PeerRsc:
         self.held = self.pending = self.failed = frozenset()
         self.stable = self.heard = self.leaving = self.blocked = False
         self.phase = IDLE
+        self.claims = Scope.NONE
         self.resource_at = None
         self.up_since = now
 
@@ -83,6 +86,8 @@ class PeerRsc:
         """A state report from its newest message."""
         if isinstance(state, StatusExt) and state.pings is not None:
             self.pings = state.pings
+        if isinstance(state, ResourceMsg) and state.scope is not None:
+            self.claims = update_claims(self.claims, state.scope, full=state.stable is not None)
         if state.report is not None:
             self._exact(state.report)
         elif isinstance(state, ResourceMsg) and not self.exact:
