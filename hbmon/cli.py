@@ -36,6 +36,17 @@ def _run(args: argparse.Namespace) -> int:
     )
 
 
+def _watch(args: argparse.Namespace) -> int:
+    from hbmon.watch.run import run as watch_run
+
+    return watch_run(
+        args.config_dir,
+        node=args.node,
+        metrics_address=args.metrics_address,
+        log_format=args.log_format,
+    )
+
+
 def _demo(args: argparse.Namespace) -> int:
     from hbmon.demo import main as demo_main
 
@@ -132,6 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_run)
 
     register_config(sub)
+
+    watch = sub.add_parser(
+        "watch", help="passive exporter next to an unmodified heartbeat (sends nothing)"
+    )
+    watch.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG_DIR)
+    watch.add_argument("--node", default=None, help="local node name (default: uname -n)")
+    watch.add_argument("--metrics-address", default=None, metavar="HOST:PORT")
+    watch.add_argument("--log-format", choices=("text", "json"), default="text")
+    watch.set_defaults(func=_watch)
 
     status = sub.add_parser(
         "status", help="nodes, links, ping nodes and groups, as the agent sees them"
