@@ -510,7 +510,7 @@ class Ownership:
                         _info(f"Initial resource acquisition complete ({self._initial_label})")
                     )
                     self._initial_label = None
-                if self._nice:
+                if self._nice and not self._hb_peer_leaving():
                     effects.append(self._resource_msg(now, stable=True))
             self._reported_stable = stable
         elif self._stage is Stage.LEAVING and not self._table.busy():
@@ -1072,7 +1072,7 @@ class Ownership:
                 self._takeovers[b.reason] += 1
                 self._last = TakeoverView(b.reason, keys, now, done.duration_s, b.peer)
                 effects.append(done)
-                if b.mach_down and self._nice:
+                if b.mach_down and self._nice and not self._hb_peer_leaving():
                     head = rscmsg.resource_head(
                         Scope.FOREIGN, stable=None, info=rscmsg.INFO_MACH_DOWN
                     )
@@ -1099,8 +1099,21 @@ class Ownership:
         scope = self._hold(report.held | report.pending)
         return self._wrap(rscmsg.resource_head(scope, stable=stable, info=info, report=report), now)
 
+    def _hb_peer_leaving(self) -> bool:
+        """The only peer is a heartbeat node between its `info=shutdown` and its end.
+
+        We took its groups at its first word; heartbeat's peer would wait for
+        `shutdone`, and until that is processed heartbeat's audit can still read
+        its own flags as set (a `resource` message of its own, looped back late),
+        so our report would log `Both machines own …`. It has nothing to learn
+        from us any more: stay quiet until it is gone or back (`starting`).
+        """
+        if any(p.healthy for p in self._peers.values()):
+            return False
+        return any(p.leaving and p.alive and not p.exact for p in self._peers.values())
+
     def _announce_state(self, now: float) -> list[Effect]:
-        if self._stage is not Stage.RUNNING or not self._nice:
+        if self._stage is not Stage.RUNNING or not self._nice or self._hb_peer_leaving():
             return []
         return [self._resource_msg(now, stable=self.stable)]
 
