@@ -17,18 +17,22 @@ addresses mapped to TEST-NET-2, timers scaled); the rest of `/etc/ha.d`
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from hbmon.lab import Lab, LabNode
+from hbmon.lab import VIP, Lab, LabNode, has_address
 
 HEARTBEAT = Path("/usr/libexec/heartbeat/heartbeat")
 HB_STANDBY = Path("/usr/share/heartbeat/hb_standby")
@@ -217,6 +221,91 @@ class Heartbeat:
 
     def tail(self, n: int = 30) -> str:
         return "\n".join(self.log_lines()[-n:])
+
+
+class Mixed:
+    """A mixed pair in `lab`: hbmon on node `agent`, heartbeat on node `heartbeat`."""
+
+    def __init__(self, lab: Lab, agent: str = "solr1", heartbeat: str = "solr2") -> None:
+        self.lab = lab
+        self.agent_node = agent
+        self.hb = Heartbeat(lab, heartbeat)
+        self.agent: subprocess.Popen[bytes] | None = None
+
+    def start_agent(self) -> None:
+        self.agent = self.lab.start_agent(self.agent_node, log_format="text")
+
+    def stop_agent(self) -> None:
+        if self.agent is not None and self.agent.poll() is None:
+            self.agent.terminate()
+            self.agent.wait(20)
+
+    def kill9_agent(self) -> None:
+        if self.agent is not None and self.agent.poll() is None:
+            self.agent.kill()
+            self.agent.wait(5)
+
+    def hbmon(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        node = self.lab.nodes[self.agent_node]
+        return subprocess.run(
+            ["ip", "netns", "exec", node.ns, sys.executable, "-m", "hbmon", args[0],
+             "--run-dir", str(node.run_dir), *args[1:]],
+            capture_output=True, text=True, timeout=timeout,
+        )  # fmt: skip
+
+    def status(self) -> dict[str, Any]:
+        res = self.hbmon("status", "--json", timeout=10)
+        return dict(json.loads(res.stdout)) if res.returncode == 0 else {}
+
+    def peer_status(self) -> str | None:
+        return next((p["status"] for p in self.status().get("peers", [])), None)
+
+    def holders(self) -> list[str]:
+        return [n for n, node in self.lab.nodes.items() if has_address(node.ns, "em1", VIP)]
+
+    def wait_holders(self, want: list[str], timeout: float, what: str) -> float:
+        t0 = time.monotonic()
+        while self.holders() != want:
+            if time.monotonic() - t0 > timeout:
+                raise AssertionError(f"{what}: VIP on {self.holders()}\n{self.explain()}")
+            time.sleep(0.05)
+        return time.monotonic() - t0
+
+    def explain(self) -> str:
+        node = self.lab.nodes[self.agent_node]
+        log = (node.log_dir / "stderr.log").read_text(errors="replace")
+        return (
+            f"--- heartbeat {self.hb.name}\n{self.hb.tail(25)}\n"
+            f"--- hbmon {self.agent_node}\n{log[-3000:]}"
+        )
+
+    def close(self, name: str) -> None:
+        self.stop_agent()
+        if self.hb.running():
+            self.hb.kill9()
+        keep_logs(self.lab, name)
+        self.lab.down()
+
+
+def keep_logs(lab: Lab, name: str) -> None:
+    """With HBMON_INTEROP_LOGS=DIR, keep both nodes' logs (the lab tree is removed)."""
+    dest = os.environ.get("HBMON_INTEROP_LOGS")
+    if dest:
+        for node in lab.nodes.values():
+            shutil.copytree(node.log_dir, f"{dest}/{name}/{node.name}", dirs_exist_ok=True)
+
+
+def wait(pred: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out: {what}")
+        time.sleep(0.1)
+
+
+# After kill -9 + link down, the IPaddr agent's background send_arp (which
+# heartbeat started and the kill leaves running) cannot write to the downed link.
+LINK_DOWN_NOISE = ("libnet_write failed", "Could not send gratuitous arps")
 
 
 def _comm(pid: int) -> str | None:
