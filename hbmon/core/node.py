@@ -238,10 +238,13 @@ class Node:
                     out += own.comm_up(now)
                 case NodeDead(node=node, reason=reason, last_heard_at=last):
                     if self._config.ping_nodes and last is not None:
-                        # Quorum needs fresh evidence: a ping node that answered after
-                        # the peer went silent. A ping node still marked up from before
-                        # (deadping not yet expired) proves nothing about a cut cable.
-                        fresh = self._replied_since(last)
+                        # Quorum needs fresh evidence: a ping node that answered while
+                        # the peer was already overdue. A ping node still marked up from
+                        # before (deadping not yet expired), or a reply that raced the
+                        # peer's last beat, proves nothing about a cut cable.
+                        t = self._config.timers
+                        overdue = min(t.warntime_ms, t.deadtime_ms / 2) / 1000
+                        fresh = self._replied_since(last + overdue)
                         out += own.pings(fresh, len(self._config.ping_nodes), now)
                     out += own.peer_dead(node, reason, now)
                 case NodeTransition(node=node, old=old, new=new) if old in _BACK and new in _ALIVE:

@@ -194,7 +194,7 @@ def test_node_cut_off_from_peer_and_gateway_does_not_take_the_vip(pair: Pair) ->
     lab.link_set(other, "em1", up=False)
     try:
         time.sleep(DEADTIME + 2.5)
-        assert not has_address(lab.nodes[other].ns, "em1", VIP)
+        assert not has_address(lab.nodes[other].ns, "em1", VIP), explain(pair, 40)
         assert owns_here(pair, owner)
         logs = " ".join(r.get("message", "") for r in pair.log_records(other))
         assert "Not taking over" in logs

@@ -9,6 +9,7 @@ failures; the executor still guards against the unexpected.
 from __future__ import annotations
 
 import asyncio
+import errno
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,6 +171,10 @@ class AddressAgent:
                 place.ip, place.iface, s.probe_timeout_ms / 1000, s.probe_count
             )
         except OSError as exc:
+            if exc.errno in (errno.ENETDOWN, errno.ENODEV, errno.ENXIO):
+                # The segment cannot be seen, so the address cannot be checked: a node
+                # whose service link is down must not take it (it may be the one cut off).
+                return True, f"cannot probe on {place.iface}: {exc.strerror or exc}"
             return False, f"{NOT_PROBED}{place.iface}: {exc.strerror or exc}"
         if owner is None:
             return False, f"{place.ip} free on {place.iface}"

@@ -96,6 +96,7 @@ class FakeWorld:
     calls: list[tuple[str, ...]] = field(default_factory=list)
     sleeps: list[float] = field(default_factory=list)
     announce_error: OSError | None = None
+    probe_error: OSError | None = None
 
     async def announce(self, iface: str, ip: IPAddress) -> None:
         if self.announce_error is not None:
@@ -105,6 +106,8 @@ class FakeWorld:
     async def probe_owner(
         self, ip: IPAddress, iface: str, window: float, count: int
     ) -> bytes | None:
+        if self.probe_error is not None:
+            raise self.probe_error
         return self.owners.get(ip)
 
     async def run(self, argv: Sequence[str], timeout_s: float, env: Mapping[str, str]) -> RunResult:

@@ -392,3 +392,16 @@ def test_reconfigure_takes_new_settings(tmp_path: Path) -> None:
     ex.reconfigure(make_config(settings=ResourceSettings(stop_retries=1, stop_retry_backoff_ms=10)))
     asyncio.run(ex.stop_group(group("db")))
     assert w.sleeps == [0.01]
+
+
+def test_a_probe_on_a_downed_link_blocks_the_takeover(tmp_path: Path) -> None:
+    """A node whose service link is down cannot check the address: it must not take it."""
+    w = world()
+    ex = executor(w, tmp_path)
+    g = group(f"IPaddr2::{VIP}/24/em1")
+    w.probe_error = OSError(errno.ENETDOWN, "Network is down")
+    assert asyncio.run(ex.probe_group(g)) == (True, "cannot probe on em1: Network is down")
+    w.probe_error = OSError(errno.EPERM, "Operation not permitted")
+    in_use, detail = asyncio.run(ex.probe_group(g))
+    assert not in_use
+    assert detail.startswith("not probed: em1")
