@@ -55,6 +55,7 @@ from hbmon.core.events import (
 )
 from hbmon.core.node import Node
 from hbmon.errors import StartupError, WireError
+from hbmon.io.deadline import DeadlineTimer
 from hbmon.io.ping import Pinger
 from hbmon.io.resources.executor import ResourceExecutor
 from hbmon.io.transport import Transport
@@ -105,7 +106,7 @@ class Engine:
         )
         self._control = ControlServer(config.hbmon.run_dir / CONTROL_SOCKET_NAME, self._on_control)
         self._pinger: Pinger | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: DeadlineTimer | None = None
         self._stopped: asyncio.Future[int] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._node: Node | None = None
@@ -119,6 +120,7 @@ class Engine:
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         self._loop = loop
+        self._timer = DeadlineTimer(loop, self._on_timer)
         self._stopped = loop.create_future()
         now = loop.time()
         node = Node(
@@ -233,7 +235,6 @@ class Engine:
     def _on_timer(self, deadline: float) -> None:
         assert self._node is not None
         assert self._loop is not None
-        self._timer = None
         now = self._loop.time()
         self._metrics.observe_loop_lag(max(0.0, now - deadline))
         self._apply(self._node.on_timer(now))
@@ -279,15 +280,8 @@ class Engine:
 
     def _arm(self) -> None:
         assert self._node is not None
-        assert self._loop is not None
-        deadline = self._node.next_deadline()
-        if self._timer is not None:
-            if deadline is not None and self._timer.when() == deadline:
-                return
-            self._timer.cancel()
-            self._timer = None
-        if deadline is not None:
-            self._timer = self._loop.call_at(deadline, self._on_timer, deadline)
+        assert self._timer is not None
+        self._timer.arm(self._node.next_deadline())
 
     # ------------------------------------------------------------ resources --
     def _group(self, key: str) -> ResourceGroup | None:

@@ -19,6 +19,7 @@ from hbmon.config.model import Config, LogSettings
 from hbmon.core.events import NodeStatus
 from hbmon.core.snapshot import PingNodeView
 from hbmon.errors import StartupError
+from hbmon.io.deadline import DeadlineTimer
 from hbmon.logs import LogSink
 from hbmon.logs import setup as setup_logs
 from hbmon.metrics import on_loop, serve
@@ -80,12 +81,13 @@ class Watcher:
         self._capture = Capture(self._ifaces, config.udpport)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._observer: Observer | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: DeadlineTimer | None = None
         self._ping_state: dict[str, tuple[NodeStatus, float, int]] = {}
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         self._loop = loop
+        self._timer = DeadlineTimer(loop, self._on_timer)
         now = loop.time()
         observer = Observer(self._config, now, time.time() - now)
         self._observer = observer
@@ -167,20 +169,12 @@ class Watcher:
 
     def _arm(self) -> None:
         assert self._observer is not None
-        assert self._loop is not None
-        deadline = self._observer.next_deadline()
-        if self._timer is not None:
-            if deadline is not None and self._timer.when() == deadline:
-                return
-            self._timer.cancel()
-            self._timer = None
-        if deadline is not None:
-            self._timer = self._loop.call_at(deadline, self._on_timer, deadline)
+        assert self._timer is not None
+        self._timer.arm(self._observer.next_deadline())
 
     def _on_timer(self, deadline: float) -> None:
         assert self._observer is not None
         assert self._loop is not None
-        self._timer = None
         now = self._loop.time()
         self._metrics.observe_loop_lag(max(0.0, now - deadline))
         self._apply(list(self._observer.on_timer(now)), now)
