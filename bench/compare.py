@@ -43,6 +43,7 @@ from typing import Protocol
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parent / "tests" / "interop")]
 
+from failover import owner, wait  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 from hbmon.lab import VIP, Lab, LabTimers, arp_who_has, iface_mac  # noqa: E402
@@ -79,21 +80,6 @@ def seconds(value: str) -> float:
     m = re.fullmatch(r"([\d.]+)(ms|s)?", value.strip())
     assert m, value
     return float(m.group(1)) / (1000 if m.group(2) == "ms" else 1)
-
-
-def wait(pred: Callable[[], object], timeout: float, step: float = 0.02) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return False
-
-
-def owner(lab: Lab) -> str | None:
-    macs = arp_who_has(lab.gw_ns, "gw0", VIP, timeout=0.1)
-    names = [n for n in lab.nodes if iface_mac(lab.nodes[n].ns, "em1") in macs]
-    return names[0] if len(names) == 1 and len(macs) == 1 else None
 
 
 # ---------------------------------------------------------------- drivers --

@@ -41,7 +41,7 @@ def metric(lab: Lab, agent: str, name: str, **labels: str) -> float | None:
     return total
 
 
-def wait(pred: Callable[[], bool], timeout: float, step: float = 0.02) -> bool:
+def wait(pred: Callable[[], object], timeout: float, step: float = 0.02) -> bool:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if pred():
@@ -53,7 +53,7 @@ def wait(pred: Callable[[], bool], timeout: float, step: float = 0.02) -> bool:
 def owner(lab: Lab) -> str | None:
     macs = arp_who_has(lab.gw_ns, "gw0", VIP, timeout=0.1)
     names = [n for n in lab.nodes if iface_mac(lab.nodes[n].ns, "em1") in macs]
-    return names[0] if len(names) == 1 else None
+    return names[0] if len(names) == 1 and len(macs) == 1 else None
 
 
 def failover_times(timers: LabTimers, runs: int) -> list[float]:

@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+from failover import wait
 from prometheus_client.parser import text_string_to_metric_families
 
 from hbmon.lab import Lab, LabTimers
@@ -39,15 +40,6 @@ def metric(lab: Lab, agent: str, name: str, **labels: str) -> float | None:
             if s.name == name and labels.items() <= s.labels.items():
                 return float(s.value)
     return None
-
-
-def wait(pred, timeout: float) -> bool:  # type: ignore[no-untyped-def]
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def dead_time_logged(log: Path, peer: str, after: float) -> float | None:
