@@ -4,7 +4,8 @@ Layout (addresses from TEST-NET-2, 198.51.100.0/24, which no real host uses):
 
     ns <p>-n1 (solr1)  em1 198.51.100.49 ──┐
     ns <p>-n2 (solr2)  em1 198.51.100.50 ──┼── br0 in ns <p>-gw, gw0 198.51.100.254 (ping node)
-    ns <p>-x  (extra)  em1 198.51.100.66 ──┘   (only when asked for: an outsider)
+    ns <p>-x  (extra)  em1 198.51.100.66 ──┤   (only when asked for: an outsider)
+    ns <p>-c  (client) em1 198.51.100.77 ──┘   (only when asked for: a client of the VIP)
 
 Every link is created inside the namespaces; the host's own interfaces,
 routes and firewall are never touched, and `down()` deletes every namespace.
@@ -37,6 +38,7 @@ NET = "198.51.100"
 PREFIX_LEN = 24
 GATEWAY_IP = f"{NET}.254"
 OUTSIDER_IP = f"{NET}.66"
+CLIENT_IP = f"{NET}.77"
 VIP = f"{NET}.80"
 # The reference pair's example addresses and what they become in the lab.
 ADDRESS_MAP = {
@@ -139,10 +141,17 @@ class Lab:
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="hbmon-lab-")))
     nodes: dict[str, LabNode] = field(default_factory=dict)
     _namespaces: list[str] = field(default_factory=list)
+    # A client namespace on the bridge (the benchmark probes the VIP from it);
+    # last, so the positional order of the other fields is unchanged.
+    client: bool = False
 
     @property
     def gw_ns(self) -> str:
         return f"{self.prefix}-gw"
+
+    @property
+    def client_ns(self) -> str:
+        return f"{self.prefix}-c"
 
     @property
     def outsider_ns(self) -> str:
@@ -212,6 +221,9 @@ class Lab:
             if self.outsider:
                 self._add_ns(self.outsider_ns)
                 self._attach(self.outsider_ns, "portx", OUTSIDER_IP)
+            if self.client:
+                self._add_ns(self.client_ns)
+                self._attach(self.client_ns, "portc", CLIENT_IP)
         except BaseException:
             self.down()
             raise
