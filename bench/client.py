@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import re
 import select
 import socket
 import struct
@@ -44,6 +45,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from drivers import Driver, Setting, seconds
+from failover import metric
 
 from hbmon.lab import CLIENT_IP, VIP, Lab, iface_mac, socket_in_namespace
 
@@ -100,6 +104,8 @@ class Observer:
     probes: list[tuple[float, str | None]] = field(default_factory=list)
     # (poll time, nodes holding the VIP).
     owners: list[tuple[float, frozenset[str]]] = field(default_factory=list)
+    # Send time of the latest answered probe (live, for "has the client recovered?").
+    last_answer: float = 0.0
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _socks: list[socket.socket] = field(default_factory=list)
@@ -172,6 +178,7 @@ class Observer:
                     n = int(num)
                     if n in sent and time.monotonic() - sent[n] <= REPLY_TIMEOUT:
                         answered.setdefault(n, name)
+                        self.last_answer = max(self.last_answer, sent[n])
         self.probes = [(sent[i], answered.get(i)) for i in range(seq)]
 
     def _poll(self, links: dict[str, socket.socket]) -> None:
@@ -226,7 +233,7 @@ def client_stats(probes: list[tuple[float, str | None]], t0: float, t1: float) -
         "probes": len(window),
         "answered": len(answered),
         "outage_max_s": round(max(gaps, default=0.0), 3),
-        "outage_total_s": round(sum(g for g in gaps if g > BASE_LOSS_ALLOWANCE), 3),
+        "outage_total_s": round(sum((g for g in gaps if g > BASE_LOSS_ALLOWANCE), 0.0), 3),
         "client_owner_changes": changes,
         "answered_by": sorted({who for _, who in answered if who is not None}),
     }
@@ -277,3 +284,59 @@ def peer_drop(lab: Lab, percent: int) -> None:
         )
         subprocess.run(["ip", "netns", "exec", node.ns, "nft", "-f", "-"], input=rules,
                        text=True, check=True, capture_output=True)  # fmt: skip
+
+
+# ----------------------------------------------------------------- daemons --
+DEAD_LINE = re.compile(r"node \S+: is dead")
+
+
+def dead_declarations(lab: Lab, daemon: str) -> int | None:
+    """How many times so far either node declared its peer dead, where the daemon says so.
+
+    hbmon: `hbmon_node_transitions_total{to="dead"}` (both nodes' /metrics);
+    heartbeat: "node X: is dead" lines in ha-log; keepalived: None (VRRP has no
+    dead state — a backup just becomes master, which the takeover count shows).
+    """
+    if daemon == "hbmon":
+        return int(
+            sum(metric(lab, n, "hbmon_node_transitions_total", to="dead") or 0 for n in lab.nodes)
+        )
+    if daemon == "heartbeat":
+        total = 0
+        for node in lab.nodes.values():
+            with contextlib.suppress(OSError):
+                total += len(
+                    DEAD_LINE.findall((node.log_dir / "ha-log").read_text(errors="replace"))
+                )
+        return total
+    return None
+
+
+def settle(obs: Observer, drv: Driver, timeout: float = 90) -> str | None:
+    """Wait for one owner and a pair past its start-up grace; the owner, or None."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        held = obs.current()
+        if len(held) == 1:
+            (current,) = held
+            other = next(n for n in obs.lab.nodes if n != current)
+            if drv.ready(current, other):
+                # Ready is polled, not pushed: give the pair a moment on top.
+                time.sleep(1.0)
+                if obs.current() == held:
+                    return current
+        time.sleep(0.1)
+    return None
+
+
+def keepalive_s(daemon: str, setting: Setting) -> float:
+    """The daemon's own message interval at `setting` (keepalive or advert_int)."""
+    if daemon == "hbmon":
+        return seconds(setting.hbmon.keepalive)
+    if daemon == "heartbeat":
+        return seconds(setting.heartbeat.keepalive)
+    return setting.advert_int
+
+
+def alive(drv: Driver, lab: Lab) -> bool:
+    return all(drv.pids(n) for n in lab.nodes)
