@@ -312,6 +312,8 @@ def one_run(
     run: dict[str, Any] = {"owner": current, "survivor": other, "phase_ms": round(phase * 1000, 1)}
     rec = Recorder(lab, current, other)
     try:
+        # A few beats on record before the fault, whatever the phase.
+        time.sleep(0.5)
         time.sleep(phase)
         t0 = time.time()
         if fault == "kill9":
@@ -327,9 +329,12 @@ def one_run(
             # The frozen owner's kernel still answers ARP for the VIP it holds.
             return other_mac in macs if fault == "sigstop" else macs == {other_mac}
 
-        ok = wait(taken, drv.detect + 15, step=0.0)
+        # A frozen owner's address still answers, and a daemon may rightly refuse to
+        # take it over (hbmon checks): after deadtime + 5 s it is woken all the same.
+        ok = wait(taken, drv.detect + (5 if fault == "sigstop" else 15), step=0.0)
         took = time.time() - t0
-        run["ok"] = ok
+        run["takeover"] = ok
+        run["ok"] = ok or fault == "sigstop"
         run["failover_ms"] = round(took * 1000, 1) if ok else None
         ups = [t for t, who, up in rec.addr if who == other and up and t >= t0]
         addr_up = min(ups) if ups else None
@@ -346,8 +351,12 @@ def one_run(
         declared = dead_declared(daemon, lab, other, current, t0 - 1)
         if declared is not None and last is not None:
             run["declared_error_ms"] = _ms(declared - last - drv.detect)
-        if not ok:
+        if not run["ok"]:
             return run
+        if not ok:
+            run["outcome"] = "no takeover while frozen" + (
+                f" (survivor holds the VIP: {other in holders(lab)})"
+            )
         # The frozen / cut-off owner comes back, and the heal is watched.
         wake = None
         if fault == "sigstop":
@@ -358,6 +367,8 @@ def one_run(
             lab.link_set(current, "em1", up=True)
         if wake is not None:
             run["both_at_wake"] = holders(lab) == set(lab.nodes)
+            # While frozen or cut off, the old owner kept the address too.
+            run["dual_before_wake_ms"] = ownership(rec, t0, wake)["dual_ms"]
             quiet = max(2.0, 3 * drv.detect)
             final = stable_single_owner(lab, quiet, 40 + 3 * drv.detect)
             end = time.time()
@@ -482,15 +493,18 @@ def _settled_run(
         for n in lab.nodes:
             reboot(lab, drv, n)
         return run
-    time.sleep(0.5)
     try:
         run = one_run(lab, drv, daemon, fault, current, phase)
     except Exception as exc:  # a broken run is recorded, the matrix goes on
         run = {"ok": False, "owner": current, "error": f"{type(exc).__name__}: {exc}"}
     if run.get("ok"):
         log(
-            f"  run {i + 1:2d}: {current} -> {run['survivor']} in {run['failover_ms']:7.1f} ms"
-            f" (phase {run['phase_ms']:.0f} ms, detection error {run.get('detect_error_ms')} ms,"
+            (
+                f"  run {i + 1:2d}: {current} -> {run['survivor']} in {run['failover_ms']:7.1f} ms"
+                if run.get("takeover")
+                else f"  run {i + 1:2d}: {current}: {run.get('outcome')}"
+            )
+            + f" (phase {run['phase_ms']:.0f} ms, detection error {run.get('detect_error_ms')} ms,"
             f" first GARP {run.get('garp_first_ms')} ms"
             + (
                 f", dual {run['dual_ms']} ms, ownerless {run['ownerless_ms']} ms"
@@ -569,9 +583,12 @@ def failover_table(result: dict[str, Any]) -> str:
         garp = f"{g1['median']:.0f} / {g2['median']:.0f}" if g1 and g2 else "–"
         count = f"{s['garp_count_3s']['median']:.0f}" if s.get("garp_count_3s") else "–"
         wake = c["fault"] != "kill9"
+        no = sum(1 for r in c["runs"] if r.get("ok") and not r.get("takeover"))
+        refused = f" (no takeover in {no})" if no else ""
         lines.append(
             f"| {c['daemon']} | {c['setting']} | {c['fault']} | {c['timers']} "
-            f"| {c['detect_ms']:.0f} ms | {_q(s['failover_ms'])} | {_q(s['detect_error_ms'])} "
+            f"| {c['detect_ms']:.0f} ms | {_q(s['failover_ms'])}{refused} "
+            f"| {_q(s['detect_error_ms'])} "
             f"| {garp} | {count} | {_q(s['dual_ms']) if wake else 'n/a'} "
             f"| {_q(s['ownerless_ms']) if wake else 'n/a'} | {c['ok_runs']} / {len(c['runs'])} |"
         )
