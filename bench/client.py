@@ -255,7 +255,7 @@ def first_time(
 NFT_TABLE = "hbmonbench"
 
 
-def peer_drop(lab: Lab, percent: int) -> None:
+def peer_drop(lab: Lab, percent: int) -> float:
     """Drop `percent` % (100: all) of the frames each node receives from the other.
 
     Where: an nftables `netdev` ingress chain on em1 inside each node's namespace,
@@ -265,25 +265,41 @@ def peer_drop(lab: Lab, percent: int) -> None:
     the gateway and the client still reach both nodes untouched. Each frame is
     dropped independently (`numgen random`), like netem's loss without
     correlation. 0 removes the rule. Nothing outside the lab's namespaces changes.
+
+    Each node's ruleset is replaced atomically (one `nft -f` transaction) and both
+    nodes are changed in parallel, so the two directions switch within a few ms.
+    Returns the monotonic time by which both nodes have the new rules.
     """
     macs = {n.name: iface_mac(n.ns, "em1") for n in lab.nodes.values()}
+    procs = []
     for node in lab.nodes.values():
-        subprocess.run(["ip", "netns", "exec", node.ns, "nft", "delete", "table", "netdev",
-                        NFT_TABLE], capture_output=True)  # fmt: skip
-        if percent <= 0:
-            continue
-        peer = next(m for n, m in macs.items() if n != node.name)
-        match = "" if percent >= 100 else f"numgen random mod 100 < {int(percent)} "
-        rules = (
-            f"table netdev {NFT_TABLE} {{\n"
-            "  chain peer {\n"
-            '    type filter hook ingress device "em1" priority 0;\n'
-            f"    ether saddr {peer} {match}drop\n"
-            "  }\n"
-            "}\n"
-        )
-        subprocess.run(["ip", "netns", "exec", node.ns, "nft", "-f", "-"], input=rules,
-                       text=True, check=True, capture_output=True)  # fmt: skip
+        # "add" then "delete" removes the table whether or not it exists.
+        rules = f"add table netdev {NFT_TABLE}\ndelete table netdev {NFT_TABLE}\n"
+        if percent > 0:
+            peer = next(m for n, m in macs.items() if n != node.name)
+            match = "" if percent >= 100 else f"numgen random mod 100 < {int(percent)} "
+            rules += (
+                f"table netdev {NFT_TABLE} {{\n"
+                "  chain peer {\n"
+                '    type filter hook ingress device "em1" priority 0;\n'
+                f"    ether saddr {peer} {match}drop\n"
+                "  }\n"
+                "}\n"
+            )
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", node.ns, "nft", "-f", "-"],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        assert proc.stdin is not None
+        proc.stdin.write(rules.encode())
+        proc.stdin.close()
+        procs.append((node.ns, proc))
+    for ns, proc in procs:
+        proc.wait(30)
+        err = proc.stderr.read() if proc.stderr is not None else b""
+        if proc.returncode != 0:
+            raise RuntimeError(f"nft in {ns}: {err.decode(errors='replace').strip()}")
+    return time.monotonic()
 
 
 # ----------------------------------------------------------------- daemons --

@@ -79,11 +79,9 @@ def _one_daemon(
                     runs.append({"percent": pct, "error": "pair did not settle"})
                     continue
                 d0 = dead_declarations(lab, daemon)
-                t_on = time.monotonic()
-                peer_drop(lab, pct)
+                t_on = peer_drop(lab, pct)
                 time.sleep(seconds)
-                peer_drop(lab, 0)
-                t_off = time.monotonic()
+                t_off = peer_drop(lab, 0)
                 time.sleep(2 + 2 * drv.detect)
                 t_end = time.monotonic()
                 d1 = dead_declarations(lab, daemon)

@@ -142,11 +142,10 @@ def _one_daemon(
                 if owner is None:
                     log(f"  {daemon} run {i + 1}: the pair did not settle; stopping")
                     break
-                t_cut = time.monotonic()
-                peer_drop(lab, 100)
+                # Times are taken when both nodes have the new rules.
+                t_cut = peer_drop(lab, 100)
                 time.sleep(cut_s)
-                t_heal = time.monotonic()
-                peer_drop(lab, 0)
+                t_heal = peer_drop(lab, 0)
                 t_end = _after_heal(obs, t_heal)
                 windows.append((owner, t_cut, t_heal, t_end, alive(drv, lab)))
                 log(f"  {daemon} run {i + 1}: healed, {sorted(obs.current())} holds the VIP")
