@@ -379,6 +379,8 @@ def one_run(
             if final is None:
                 run["ok"] = False
                 run["error"] = "no single owner after the wake"
+            # Some daemons give up when they find they were declared dead.
+            run["daemons_exited"] = [n for n in lab.nodes if not drv.pids(n)]
         # Enough of the gratuitous-ARP series.
         first = min((t for t, mac in rec.garps if mac == other_mac and t >= t0), default=None)
         if first is not None:
@@ -481,11 +483,17 @@ def _settled_run(
     log: Callable,
 ) -> dict[str, Any]:
     phase = rng.uniform(0, interval)  # drawn even for a run that fails: same seed, same phases
+    for n in lab.nodes:
+        # A daemon that exited after the previous fault (it is in that run's
+        # record) is started again, as an operator or a supervisor would.
+        if not drv.pids(n):
+            log(f"  ({n}: daemon not running; restarting it)")
+            reboot(lab, drv, n)
     settled = wait(lambda: owner(lab) is not None, 60, step=0.1)
     current = owner(lab) if settled else None
     if current is not None:
         other = next(n for n in lab.nodes if n != current)
-        settled = wait(lambda: drv.ready(current, other), 60, step=0.1)
+        settled = wait(lambda: _ready(drv, current, other), 60, step=0.1)
     if current is None or not settled:
         run: dict[str, Any] = {"ok": False, "error": "pair not settled before the fault"}
         _report_failure(lab, i, run, log)
@@ -497,6 +505,11 @@ def _settled_run(
         run = one_run(lab, drv, daemon, fault, current, phase)
     except Exception as exc:  # a broken run is recorded, the matrix goes on
         run = {"ok": False, "owner": current, "error": f"{type(exc).__name__}: {exc}"}
+    if run.get("daemons_exited"):
+        log(f"  run {i + 1:2d}: daemon exited on {', '.join(run['daemons_exited'])}")
+        for n in run["daemons_exited"]:
+            with contextlib.suppress(OSError):
+                log(f"--- {n}\n{tail(lab.nodes[n].log_dir)}")
     if run.get("ok"):
         log(
             (
@@ -519,6 +532,13 @@ def _settled_run(
     if fault == "kill9" or not run.get("ok"):
         reboot(lab, drv, current)
     return run
+
+
+def _ready(drv: Driver, current: str, other: str) -> bool:
+    try:
+        return drv.ready(current, other)
+    except (AssertionError, OSError, subprocess.SubprocessError):
+        return False  # e.g. a status query to a daemon that is (re)starting
 
 
 def _report_failure(lab: Lab, i: int, run: dict[str, Any], log: Callable) -> None:
