@@ -87,10 +87,11 @@ def _analyse(
     run["cut_none_s"] = cut["none_s"]
     run["dual_after_s"] = None if t_dual is None or t_dual > t_heal else round(t_dual - t_cut, 3)
     at_heal = [h for t, h in owners if t <= t_heal]
-    run["owners_at_heal"] = sorted(at_heal[-1]) if at_heal else []
+    held_at_heal = sorted(at_heal[-1]) if at_heal else []
+    run["owners_at_heal"] = held_at_heal
     heal = owner_stats(owners, t_heal, t_end)
     t_single = first_time(owners, t_heal, lambda h: len(h) < 2)
-    run["heal_dual_s"] = 0.0 if len(run["owners_at_heal"]) < 2 else (
+    run["heal_dual_s"] = 0.0 if len(held_at_heal) < 2 else (
         None if t_single is None else round(max(0.0, t_single - t_heal), 3))  # fmt: skip
     run["heal_none_s"] = heal["none_s"]
     run["heal_takeovers"] = heal["takeovers"]
