@@ -434,7 +434,12 @@ STAT_KEYS = (
 
 
 def _cells_for(
-    daemon: str, setting: Setting, faults: list[str], runs: int, rng: random.Random, log: Callable
+    daemon: str,
+    setting: Setting,
+    faults: list[str],
+    runs: int,
+    rng: random.Random,
+    log: Callable[[str], object],
 ) -> list[dict[str, Any]]:
     lab, factory = make_driver(daemon, setting)
     cells = []
@@ -480,7 +485,7 @@ def _settled_run(
     interval: float,
     rng: random.Random,
     i: int,
-    log: Callable,
+    log: Callable[[str], object],
 ) -> dict[str, Any]:
     phase = rng.uniform(0, interval)  # drawn even for a run that fails: same seed, same phases
     for n in lab.nodes:
@@ -541,7 +546,7 @@ def _ready(drv: Driver, current: str, other: str) -> bool:
         return False  # e.g. a status query to a daemon that is (re)starting
 
 
-def _report_failure(lab: Lab, i: int, run: dict[str, Any], log: Callable) -> None:
+def _report_failure(lab: Lab, i: int, run: dict[str, Any], log: Callable[[str], object]) -> None:
     log(f"  run {i + 1:2d}: FAILED: {run.get('error')}")
     for n in lab.nodes:
         with contextlib.suppress(OSError):
@@ -594,8 +599,8 @@ def failover_table(result: dict[str, Any]) -> str:
         "| daemon | setting | fault | timers | detection | failover (ms) "
         "| address-up − last beat − deadtime (ms) | first GARP after fault / after address-up "
         "(median ms) | GARPs in 3 s (median) | dual-owner after wake (ms) "
-        "| ownerless after wake (ms) | ok / runs |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| ownerless after wake (ms) | VIP ends on old owner | ok / runs |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in result["cells"]:
         s = c["stats"]
@@ -605,12 +610,16 @@ def failover_table(result: dict[str, Any]) -> str:
         wake = c["fault"] != "kill9"
         no = sum(1 for r in c["runs"] if r.get("ok") and not r.get("takeover"))
         refused = f" (no takeover in {no})" if no else ""
+        woke = [r for r in c["runs"] if r.get("ok") and "final_owner" in r]
+        back = f"{sum(1 for r in woke if r['final_owner'] == r['owner'])} / {len(woke)}"
+        back = back if wake else "n/a"
         lines.append(
             f"| {c['daemon']} | {c['setting']} | {c['fault']} | {c['timers']} "
             f"| {c['detect_ms']:.0f} ms | {_q(s['failover_ms'])}{refused} "
             f"| {_q(s['detect_error_ms'])} "
             f"| {garp} | {count} | {_q(s['dual_ms']) if wake else 'n/a'} "
-            f"| {_q(s['ownerless_ms']) if wake else 'n/a'} | {c['ok_runs']} / {len(c['runs'])} |"
+            f"| {_q(s['ownerless_ms']) if wake else 'n/a'} | {back} "
+            f"| {c['ok_runs']} / {len(c['runs'])} |"
         )
     return "\n".join(lines)
 
