@@ -375,16 +375,22 @@ def log_effect(
     now: float | None = None,
     limiter: DropLimiter | None = None,
     local_node: str | None = None,
+    chatty: bool = True,
 ) -> None:
     """Log one notice with its fields bound. Dropped-packet lines go through
-    `limiter` when both it and `now` are given (`LogSink.log_effect` does that)."""
+    `limiter` when both it and `now` are given (`LogSink.log_effect` does that).
+    `chatty=False` skips the per-beat lines without building them: no sink takes
+    them below debug 1, and building them for every beat is most of an idle
+    agent's logging cost."""
     described = describe(effect, local_node=local_node)
-    bound = _fields(effect)
     if described is None:
+        if not chatty:
+            return
         line = _chatty_line(effect)
         if line is not None:
-            logger.bind(**bound, hb_level="debug").log(_CHATTY, line)
+            logger.bind(**_fields(effect), hb_level="debug").log(_CHATTY, line)
         return
+    bound = _fields(effect)
     level, text = described
     if isinstance(effect, PacketDropped) and limiter is not None and now is not None:
         ok, suppressed = limiter.allow((effect.reason, effect.source), now)
@@ -571,7 +577,9 @@ class LogSink:
     # ------------------------------------------------------------------- API --
     def log_effect(self, effect: Effect, now: float | None = None) -> None:
         """`log_effect` with this sink's drop limiter and local node name."""
-        log_effect(effect, now=now, limiter=self.limiter, local_node=self.node)
+        log_effect(
+            effect, now=now, limiter=self.limiter, local_node=self.node, chatty=self.debug >= 1
+        )
 
     def set_debug(self, level: int) -> None:
         """Change verbosity at runtime (SIGUSR1/SIGUSR2), reinstalling the sinks."""

@@ -9,14 +9,60 @@ with the kernel's errno, so callers never import pyroute2.
 from __future__ import annotations
 
 import errno
+import importlib.util
 import socket
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, Protocol
 
-from pyroute2 import AsyncIPRoute
-from pyroute2.netlink.exceptions import NetlinkError
+
+def _deferred_package(name: str) -> None:
+    """Register package `name` without running its `__init__` until someone asks
+    the package itself for an attribute.
+
+    pyroute2's `__init__` (and `pyroute2.iproute`'s) import every socket family
+    it supports (ndb, ipdb, nftables, wireguard, 160 modules, ~6 MiB of an idle
+    agent's RSS); the agent needs two submodules. Whoever later does
+    `from pyroute2 import X` still gets the full package: the first attribute
+    miss runs the real `__init__` in place.
+    """
+    if name in sys.modules:
+        return
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None or spec.submodule_search_locations is None:
+        return
+    module = importlib.util.module_from_spec(spec)
+    loader = spec.loader
+
+    def __getattr__(attr: str) -> Any:
+        if not attr.startswith("__"):
+            # `from pyroute2 import config`: a submodule, no need for the rest.
+            try:
+                return importlib.import_module(f"{name}.{attr}")
+            except ModuleNotFoundError as exc:
+                if exc.name != f"{name}.{attr}":
+                    raise
+        del module.__dict__["__getattr__"]
+        loader.exec_module(module)
+        return getattr(module, attr)
+
+    module.__dict__["__getattr__"] = __getattr__
+    sys.modules[name] = module
+
+
+def _import_pyroute2() -> ModuleType:
+    _deferred_package("pyroute2")
+    _deferred_package("pyroute2.iproute")
+    import pyroute2.config.log  # noqa: F401 - the logging setup pyroute2's __init__ does
+
+    return importlib.import_module("pyroute2.iproute.linux")
+
+
+AsyncIPRoute: Any = _import_pyroute2().AsyncIPRoute
+from pyroute2.netlink.exceptions import NetlinkError  # noqa: E402
 
 RT_TABLE_MAIN = 254
 RTN_UNICAST = 1

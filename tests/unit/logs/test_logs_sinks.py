@@ -308,3 +308,19 @@ def test_auth_failure_never_logs_the_key(sinks: list[LogSink], tmp_path: Path) -
     out = buf.getvalue() + (tmp_path / "ha-log").read_text()
     assert "authtoken does not match" in out
     assert secret not in out
+
+
+def test_below_debug_1_per_beat_notices_are_not_even_built(
+    sinks: list[LogSink], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The idle agent's CPU target: no field binding for lines no sink takes.
+    import hbmon.logs
+
+    built: list[object] = []
+    real = hbmon.logs._fields
+    monkeypatch.setattr(hbmon.logs, "_fields", lambda e: built.append(e) or real(e))
+    sink, _ = start(sinks)
+    sink.log_effect(BeatReceived("solr2", "em1", 0.5, 0x5F))
+    assert built == []
+    sink.log_effect(LATE)
+    assert built == [LATE]
