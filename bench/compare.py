@@ -610,13 +610,18 @@ def failover_table(result: dict[str, Any]) -> str:
         wake = c["fault"] != "kill9"
         no = sum(1 for r in c["runs"] if r.get("ok") and not r.get("takeover"))
         refused = f" (no takeover in {no})" if no else ""
+        # Without an address-up (a refused takeover) hbmon's logged dead declaration
+        # is the detection moment.
+        detect = _q(s["detect_error_ms"])
+        if s["detect_error_ms"] is None and s.get("declared_error_ms"):
+            detect = f"{_q(s['declared_error_ms'])} (dead declared)"
         woke = [r for r in c["runs"] if r.get("ok") and "final_owner" in r]
         back = f"{sum(1 for r in woke if r['final_owner'] == r['owner'])} / {len(woke)}"
         back = back if wake else "n/a"
         lines.append(
             f"| {c['daemon']} | {c['setting']} | {c['fault']} | {c['timers']} "
             f"| {c['detect_ms']:.0f} ms | {_q(s['failover_ms'])}{refused} "
-            f"| {_q(s['detect_error_ms'])} "
+            f"| {detect} "
             f"| {garp} | {count} | {_q(s['dual_ms']) if wake else 'n/a'} "
             f"| {_q(s['ownerless_ms']) if wake else 'n/a'} | {back} "
             f"| {c['ok_runs']} / {len(c['runs'])} |"
