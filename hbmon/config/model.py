@@ -56,6 +56,10 @@ GARP_INTERVAL_MS_IPADDR = 500
 # 150 ms is ample margin.
 ADDRESS_PROBE_COUNT = 3
 ADDRESS_PROBE_TIMEOUT_MS = 150
+# The probe runs early, in the last stretch of a peer's silence, so that it is
+# over when deadtime ends: it starts probe timeout + this margin before the
+# deadline (never before half the deadtime).
+EARLY_PROBE_MARGIN_MS = 50
 # Script agents: lookup, environment and limits. heartbeat has no timeout.
 DEFAULT_INIT_DIR = Path("/etc/init.d")
 SCRIPT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -168,6 +168,22 @@ class Membership:
             return None
         return peer.last_status_at + self.dead_interval(peer)
 
+    def overdue_at(self, lead: float) -> list[tuple[str, float, float]]:
+        """(peer, its last beat, when it is `lead` short of dead) for every live peer.
+
+        Never earlier than half its dead interval: a probe is evidence only
+        after a silence that is already unusual.
+        """
+        out: list[tuple[str, float, float]] = []
+        for peer in self.peers.values():
+            if peer.status in (NodeStatus.INIT, NodeStatus.DEAD) or peer.last_status_at is None:
+                continue
+            dt = self.dead_interval(peer)
+            out.append(
+                (peer.name, peer.last_status_at, peer.last_status_at + max(dt - lead, dt / 2))
+            )
+        return out
+
     def _link_deadline(self, link: Link) -> float | None:
         peer = self.peers.get(link.node)
         if link.status is LinkStatus.DEAD or link.last_heard_at is None or peer is None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import assert_never
 
-from hbmon.config.model import Config
+from hbmon.config.model import EARLY_PROBE_MARGIN_MS, Config
 from hbmon.core.counters import DropCounters
 from hbmon.core.echo import EchoBook
 from hbmon.core.events import (
@@ -102,6 +102,7 @@ class Node:
         )
         self._drops = DropCounters(self._membership.ifaces)
         self._own = Ownership(config, now, self._sequenced)
+        self._probed_silence: dict[str, float] = {}  # peer -> last beat an early probe covered
         self._flow = FlowControl()
 
     # -------------------------------------------------------------- entry --
@@ -163,6 +164,7 @@ class Node:
         ]
         if self._schedule is not None and not self._stopped:
             ds.append(self._schedule.next_at)
+        ds += [at for _, _, at in self._overdue_pending()]
         return min((d for d in ds if d is not None), default=None)
 
     def reconfigure(self, config: Config, now: float) -> list[Effect]:
@@ -219,6 +221,10 @@ class Node:
         due = self._own.next_deadline()
         if not self._stopped and due is not None and due <= now:
             effects += self._own.expire(now)
+        for peer, last, at in self._overdue_pending():
+            if at <= now:
+                self._probed_silence[peer] = last
+                effects += self._own.peer_overdue(peer, last, now)
         if self._schedule is not None and not self._stopped and self._schedule.due(now):
             effects.append(self._status(now))
             self._schedule.advance(now)
@@ -246,7 +252,7 @@ class Node:
                         overdue = min(t.warntime_ms, t.deadtime_ms / 2) / 1000
                         fresh = self._replied_since(last + overdue)
                         out += own.pings(fresh, len(self._config.ping_nodes), now)
-                    out += own.peer_dead(node, reason, now)
+                    out += own.peer_dead(node, reason, now, silent_since=last)
                 case NodeTransition(node=node, old=old, new=new) if old in _BACK and new in _ALIVE:
                     out += own.peer_alive(node, now)
                 case PeerRestarted(node=node):
@@ -260,6 +266,17 @@ class Node:
                 case _:
                     pass
         return out
+
+    def _overdue_pending(self) -> list[tuple[str, float, float]]:
+        """Peers whose current silence will soon reach deadtime and is not probed yet."""
+        if self._stopped or not self._comm_up:
+            return []
+        lead = (self._config.hbmon.resources.probe_timeout_ms + EARLY_PROBE_MARGIN_MS) / 1000
+        return [
+            (peer, last, at)
+            for peer, last, at in self._membership.overdue_at(lead)
+            if self._probed_silence.get(peer) != last
+        ]
 
     def _replied_since(self, t: float) -> int:
         return sum(

@@ -312,7 +312,10 @@ class Ownership:
             p.failback = True  # heartbeat restarts both here; its groups go home
         return self._reconcile(now)
 
-    def peer_dead(self, name: str, reason: DeathReason, now: float) -> list[Effect]:
+    def peer_dead(
+        self, name: str, reason: DeathReason, now: float, silent_since: float | None = None
+    ) -> list[Effect]:
+        """`silent_since`: its last beat; an early probe in that silence spares a second one."""
         p = self._peers.get(name)
         if p is None:
             return []
@@ -322,8 +325,21 @@ class Ownership:
         p.claims = Scope.NONE
         effects = self._abort_with(name, f"{name} is dead", now)
         if self._stage is Stage.RUNNING:
-            effects += self._takeover_from(p, now, probe=True)
+            effects += self._takeover_from(p, now, probe=True, silent_since=silent_since)
         return effects + self._reconcile(now)
+
+    def peer_overdue(self, name: str, silent_since: float, now: float) -> list[Effect]:
+        """The peer is close to its deadtime: probe now what its death would make us take.
+
+        The split-brain guard's address probe otherwise sits between the dead
+        declaration and the takeover. Probing in the last stretch of the same
+        silence sees the same network, so the takeover can start at the deadline.
+        """
+        p = self._peers.get(name)
+        if p is None or not p.alive or self._stage is not Stage.RUNNING:
+            return []
+        self._now = now
+        return self._table.probe_early(silent_since)
 
     def peer_leaving(self, name: str, now: float) -> list[Effect]:
         """The peer stops gracefully (`resource … info=shutdown` or `shutdone`): take over now."""
@@ -612,7 +628,9 @@ class Ownership:
         return [self._resource_msg(now, stable=self.stable)]
 
     # ----------------------------------------------------------- takeover --
-    def _takeover_from(self, p: PeerRsc, now: float, *, probe: bool) -> list[Effect]:
+    def _takeover_from(
+        self, p: PeerRsc, now: float, *, probe: bool, silent_since: float | None = None
+    ) -> list[Effect]:
         """The peer is dead (probe=True) or leaving: take every group nobody else holds.
 
         A leaving peer released its groups, so they start at once; one it still
@@ -638,7 +656,15 @@ class Ownership:
                 self._blocked[BLOCK_QUORUM] += 1
                 return [*effects, TakeoverBlocked(tuple(keys), why)]
             p.blocked = False
-            self._batch(TakeoverReason.PEER_DEAD, now, p.name, keys, probe=True, mach_down=True)
+            self._batch(
+                TakeoverReason.PEER_DEAD,
+                now,
+                p.name,
+                keys,
+                probe=True,
+                mach_down=True,
+                silent_since=silent_since,
+            )
             return effects
         free = [k for k in keys if k not in p.claimed]
         stale = [k for k in keys if k in p.claimed]
@@ -1050,10 +1076,11 @@ class Ownership:
         probe: bool = False,
         mach_down: bool = False,
         standby: bool = False,
+        silent_since: float | None = None,
     ) -> None:
         for key in keys:
             self._drop_from_batches(key)
-            self._table.want(key, reason, probe=probe)
+            self._table.want(key, reason, probe=probe, silent_since=silent_since)
         self._batches.append(
             Batch(reason, now, peer, set(keys), mach_down=mach_down, standby=standby)
         )

@@ -68,6 +68,12 @@ class Outcome(StrEnum):
     CLEAR = "clear"  # the probe found it free
 
 
+class EarlyProbe(StrEnum):
+    OUT = "out"
+    CLEAR = "clear"
+    IN_USE = "in use"
+
+
 def backoff_s(streak: int) -> float:
     """Backoff after `streak` consecutive failures: 10 s, 20 s, … capped at 5 min."""
     ms: int = GROUP_BACKOFF_INITIAL_MS << max(0, min(streak - 1, 30))
@@ -92,6 +98,10 @@ class Group:
     stop_failures: int = 0
     last_change_at: float | None = None
     removed: bool = False  # gone from the config; dropped once released
+    # An early probe, run while a peer was overdue but not yet dead: `early_since`
+    # is that peer's last beat (the silence it probed in), `early` its result.
+    early_since: float | None = None
+    early: EarlyProbe | None = None
 
     @property
     def busy(self) -> bool:
@@ -186,11 +196,42 @@ class GroupTable:
         g.state, g.want, g.reason, g.last_change_at = GroupState.HELD, False, "", now
         return True
 
-    def want(self, key: str, reason: TakeoverReason, *, probe: bool = False) -> None:
+    def want(
+        self,
+        key: str,
+        reason: TakeoverReason,
+        *,
+        probe: bool = False,
+        silent_since: float | None = None,
+    ) -> None:
+        """Start `key` here; `probe` first unless an early probe already covers it.
+
+        An early probe covers the start when it ran in the same silence of the
+        same peer (`silent_since` is that peer's last beat): it then saw what a
+        probe after the dead declaration would see, only sooner. One still out is
+        adopted instead of sending a second.
+        """
         g = self._groups[key]
         g.want, g.reason = True, reason.value
-        if not g.held:
-            g.probe = probe
+        if g.held:
+            return
+        g.probe = probe
+        if not probe or silent_since is None or g.early_since != silent_since:
+            return
+        if g.early is EarlyProbe.CLEAR and not g.probing:
+            g.probe = False
+        elif g.early is EarlyProbe.OUT:
+            g.probing = True
+
+    def probe_early(self, silent_since: float) -> list[Effect]:
+        """Probe every group that a takeover from a silent peer would start here."""
+        effects: list[Effect] = []
+        for g in self:
+            if g.held or g.busy or g.removed or g.early_since == silent_since:
+                continue
+            g.early_since, g.early = silent_since, EarlyProbe.OUT
+            effects.append(ProbeGroup(g.key))
+        return effects
 
     def unwant(self, key: str, reason: str) -> None:
         g = self._groups[key]
@@ -250,7 +291,11 @@ class GroupTable:
 
     def probed(self, ev: ProbeDone, now: float, retry_s: float) -> Outcome | None:
         g = self._groups.get(ev.key)
-        if g is None or not g.probing:
+        if g is None:
+            return None
+        if g.early is EarlyProbe.OUT:
+            g.early = EarlyProbe.IN_USE if ev.in_use else EarlyProbe.CLEAR
+        if not g.probing:
             return None
         g.probing = False
         if not g.want:

@@ -97,7 +97,8 @@ def test_a_failing_start_moves_the_group_once_without_ping_pong(flaky: Pair) -> 
     pair = flaky
     wait_until(lambda: holder(pair) == "solr1", timeout=INITDEAD + 20, what="group on solr1")
     flaky_running = pair.lab.nodes["solr1"].config_dir / "resource.d" / "running"
-    assert flaky_running.exists()
+    # The address is the group's first resource: the script starts just after it.
+    wait_until(flaky_running.exists, timeout=5, what="flaky started on solr1")
 
     def moves() -> float:
         return sum(

@@ -43,9 +43,9 @@ def test_probe_blocks_takeover_while_the_address_answers() -> None:
     sim.run_until(25)
     why = f"address of {VIP_B} still answers on the service network (answered by beta)"
     assert sim.effects(A, TakeoverBlocked) == [(DEAD_AT + PROBE, TakeoverBlocked((VIP_B,), why))]
-    # probed again every keepalive, never started
+    # probed early (in use), at the deadline, then again every keepalive; never started
     probes = [t for t, _ in sim.effects(A, ProbeGroup)]
-    assert probes[:3] == [DEAD_AT, DEAD_AT + PROBE + 1, DEAD_AT + 2 * (PROBE + 1)]
+    assert probes[:4] == [DEAD_AT - 0.2, DEAD_AT, DEAD_AT + PROBE + 1, DEAD_AT + 2 * (PROBE + 1)]
     assert [e for _, e in sim.effects(A, StartGroup) if e.key == VIP_B] == []
     assert blocked(sim, A) == {"quorum": 0, "in_use": 1}
     assert sim.world.on(VIP_B) == {B}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from simnet import DELAY, Sim
 from simowners import VIP_A, VIP_B, A, B, line_times, lines, rconfig, rpair, sent_types
 
-from hbmon.config.model import AutoFailback
+from hbmon.config.model import ADDRESS_PROBE_TIMEOUT_MS, EARLY_PROBE_MARGIN_MS, AutoFailback
 from hbmon.core.events import (
     GroupState,
     GroupTransition,
@@ -26,6 +26,8 @@ from hbmon.core.events import (
 
 OP = 0.25
 PROBE = 0.125
+# The early probe's head start: probe timeout (150 ms) + margin (50 ms).
+EARLY_LEAD = (ADDRESS_PROBE_TIMEOUT_MS + EARLY_PROBE_MARGIN_MS) / 1000
 
 
 def settled(sim: Sim | None = None, until: float = 5.0) -> Sim:
@@ -93,21 +95,82 @@ def test_peer_death_takeover_with_exact_duration() -> None:
     sim.run_until(30)
     dead_at = 10 + DELAY + 10  # its last beat (sent at 10) + deadtime
     assert line_times(sim, A, "Resources being acquired from beta.") == [dead_at]
-    assert sim.effects(A, ProbeGroup) == [(dead_at, ProbeGroup(VIP_B))]
+    # The split-brain probe ran in the last EARLY_LEAD of beta's silence, so the
+    # start follows the dead declaration at once.
+    assert sim.effects(A, ProbeGroup) == [(dead_at - EARLY_LEAD, ProbeGroup(VIP_B))]
     assert sim.effects(A, StartGroup)[-1] == (
-        dead_at + PROBE,
+        dead_at,
         StartGroup(VIP_B, TakeoverReason.PEER_DEAD),
     )
     assert sim.effects(A, TakeoverComplete)[-1] == (
-        dead_at + PROBE + OP,
-        TakeoverComplete(TakeoverReason.PEER_DEAD, (VIP_B,), PROBE + OP, B),
+        dead_at + OP,
+        TakeoverComplete(TakeoverReason.PEER_DEAD, (VIP_B,), OP, B),
     )
     assert sent_types(sim, A, since=dead_at) == ["resource/foreign/mach_down", "resource/all"]
     snap = sim.nodes[A].snapshot(30)
     assert snap.rsc_hold == "all"
     assert dict(snap.takeovers)[TakeoverReason.PEER_DEAD] == 1
     assert snap.last_takeover is not None
-    assert snap.last_takeover.duration_s == PROBE + OP
+    assert snap.last_takeover.duration_s == OP
+    assert sim.world.on(VIP_B) == {A}
+
+
+def test_an_early_probe_still_out_at_the_deadline_is_awaited_not_repeated() -> None:
+    sim = settled()
+    sim.world.probe_delay = EARLY_LEAD + 0.5  # a probe slower than its head start
+    sim.run_until(10.5)
+    sim.crash(B)
+    sim.run_until(30)
+    dead_at = 10 + DELAY + 10
+    early = dead_at - EARLY_LEAD
+    assert sim.effects(A, ProbeGroup) == [(early, ProbeGroup(VIP_B))]
+    assert sim.effects(A, StartGroup)[-1] == (
+        early + EARLY_LEAD + 0.5,
+        StartGroup(VIP_B, TakeoverReason.PEER_DEAD),
+    )
+    assert sim.world.on(VIP_B) == {A}
+
+
+def test_a_beat_after_the_early_probe_voids_it() -> None:
+    """beta is silent long enough to be probed, then heard; when it later dies, a
+    probe from the earlier silence proves nothing: the new silence is probed again."""
+    extra: list[float | None] = [0.0]  # what beta's packets get: extra delay, or dropped
+
+    def shape(src: str, dst: str, iface: str, msg: object) -> float | None:
+        return extra[0] if src == B else 0.0
+
+    sim = settled()
+    sim.shaper = shape
+    sim.run_until(10.5)
+    extra[0] = None  # beta's beats sent at 11..18 are lost
+    sim.run_until(18.5)
+    extra[0] = 0.9  # the one sent at 19 arrives at 19.96: after the early probe, in time
+    sim.run_until(19.5)
+    extra[0] = 0.0
+    sim.run_until(25.5)
+    first = 10 + DELAY + 10 - EARLY_LEAD
+    assert [t for t, _ in sim.effects(A, ProbeGroup)] == [first]
+    assert [e for _, e in sim.effects(A, StartGroup) if e.key == VIP_B] == []  # heard in time
+    sim.crash(B)
+    sim.run_until(40)
+    dead_at = 25 + DELAY + 10
+    assert [t for t, _ in sim.effects(A, ProbeGroup)] == [first, dead_at - EARLY_LEAD]
+    assert sim.effects(A, StartGroup)[-1] == (dead_at, StartGroup(VIP_B, TakeoverReason.PEER_DEAD))
+
+
+def test_an_address_seen_in_use_by_the_early_probe_is_probed_again_at_the_deadline() -> None:
+    sim = settled()
+    sim.run_until(10.5)
+    sim.kill(B)  # the agent dies; VIP_B still answers on beta's machine
+    sim.run_until(20.0)  # the early probe (19.86 .. 19.99) heard VIP_B answer
+    sim.world.on(VIP_B).clear()  # ... then its admin removed it, before the deadline
+    sim.run_until(30)
+    dead_at = 10 + DELAY + 10
+    assert [t for t, _ in sim.effects(A, ProbeGroup)] == [dead_at - EARLY_LEAD, dead_at]
+    assert sim.effects(A, StartGroup)[-1] == (
+        dead_at + PROBE,
+        StartGroup(VIP_B, TakeoverReason.PEER_DEAD),
+    )
     assert sim.world.on(VIP_B) == {A}
 
 
