@@ -209,7 +209,7 @@ def partition_table(result: dict[str, object]) -> str:
     lines = [
         "| daemon | setting | timers | runs | dual-owner s during cut "
         "| after heal: dual-owner s | no-owner s | converged s | owner before → after "
-        "| client outage after heal max / total s | target met |",
+        "| client outage after heal max / total s | no ownerless + dual ≤ 1 keepalive |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     results = result["results"]
