@@ -109,8 +109,57 @@ def proc_mem_kb(pid: int) -> tuple[int, int | None]:
     return rss or 0, pss
 
 
-def cpu_of(pids: Iterable[int]) -> dict[int, float]:
-    return {p: c for p in pids if (c := proc_cpu(p)) is not None}
+def proc_sched(pid: int) -> float | None:
+    """Nanosecond-exact CPU seconds of `pid`'s live threads (/proc/PID/task/*/schedstat).
+
+    utime/stime count in 10 ms ticks, too coarse for a 0.1 % target over a short
+    window; this misses threads that exited, so both are reported.
+    """
+    total = 0
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            total += int((task / "schedstat").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return total / 1e9
+
+
+def cpu_of(pids: Iterable[int]) -> dict[int, tuple[float, float]]:
+    out = {}
+    for p in pids:
+        c, s = proc_cpu(p), proc_sched(p)
+        if c is not None and s is not None:
+            out[p] = (c, s)
+    return out
+
+
+def window(
+    pids: Callable[[str], list[int]], roles: dict[str, str], seconds: float
+) -> dict[str, dict[str, Any]]:
+    """Per role (owner/standby → node): CPU % of one core over `seconds`, RSS/PSS at the end."""
+    before = {n: cpu_of(pids(n)) for n in roles.values()}
+    t0 = time.monotonic()
+    time.sleep(seconds)
+    elapsed = time.monotonic() - t0
+    out: dict[str, dict[str, Any]] = {}
+    for role, n in roles.items():
+        now = pids(n)
+        after = cpu_of(now)
+        # A process forked in the window (heartbeat's scripts) counts from zero.
+        ticks = sum(c - before[n].get(p, (0.0, 0.0))[0] for p, (c, _) in after.items())
+        sched = sum(s - before[n].get(p, (0.0, 0.0))[1] for p, (_, s) in after.items())
+        mem = [proc_mem_kb(p) for p in now]
+        pss = [x for _, x in mem]
+        out[role] = {
+            "node": n,
+            "cpu_pct": 100 * sched / elapsed,
+            "cpu_pct_ticks": 100 * ticks / elapsed,
+            "rss_mib": sum(r for r, _ in mem) / 1024,
+            "pss_mib": None if None in pss else sum(x or 0 for x in pss) / 1024,
+            "processes": len(now),
+            "seconds": elapsed,
+        }
+    return out
 
 
 # ----------------------------------------------------------- idle per daemon --
@@ -135,26 +184,8 @@ def idle_cost(daemon: str, setting: Setting, seconds: float, log: Log) -> dict[s
             # Let start-up work (imports, first scrapes, GARP series) finish.
             time.sleep(3)
             # Both nodes at once: the owner and the standby do different work.
-            per: dict[str, dict[str, Any]] = {}
-            before = {n: cpu_of(drv.pids(n)) for n in lab.nodes}
-            t0 = time.monotonic()
-            time.sleep(seconds)
-            elapsed = time.monotonic() - t0
-            for role, n in (("owner", current), ("standby", other)):
-                now = drv.pids(n)
-                after = cpu_of(now)
-                used = sum(c - before[n].get(p, 0.0) for p, c in after.items())
-                mem = [proc_mem_kb(p) for p in now]
-                pss = [s for _, s in mem]
-                per[role] = {
-                    "node": n,
-                    "cpu_pct": 100 * used / elapsed,
-                    "rss_mib": sum(r for r, _ in mem) / 1024,
-                    "pss_mib": None if None in pss else sum(s or 0 for s in pss) / 1024,
-                    "processes": len(now),
-                }
+            per = window(drv.pids, {"owner": current, "standby": other}, seconds)
             result.update(per)
-            result["seconds"] = elapsed
             log(
                 f"  {daemon:10s} {setting.name:8s} CPU owner {per['owner']['cpu_pct']:.3f} % "
                 f"standby {per['standby']['cpu_pct']:.3f} %, RSS {per['owner']['rss_mib']:.1f} MiB"
@@ -318,15 +349,7 @@ def scaling_point(media: int, pings: int, seconds: float, log: Log) -> dict[str,
                 result["error"] = "pair not settled"
                 return result
             time.sleep(3)
-            before = {n: cpu_of(drv.pids(n)) for n in lab.nodes}
-            t0 = time.monotonic()
-            time.sleep(seconds)
-            elapsed = time.monotonic() - t0
-            for role, n in (("owner", current), ("standby", other)):
-                after = cpu_of(drv.pids(n))
-                used = sum(c - before[n].get(p, 0.0) for p, c in after.items())
-                rss = sum(proc_mem_kb(p)[0] for p in after) / 1024
-                result[role] = {"node": n, "cpu_pct": 100 * used / elapsed, "rss_mib": rss}
+            result.update(window(drv.pids, {"owner": current, "standby": other}, seconds))
             log(f"  hbmon media {media} ping {pings}: CPU owner {result['owner']['cpu_pct']:.3f} %"
                 f" standby {result['standby']['cpu_pct']:.3f} %")  # fmt: skip
         finally:
