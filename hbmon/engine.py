@@ -30,6 +30,7 @@ from hbmon.config.model import (
 from hbmon.control import ControlServer
 from hbmon.core.events import (
     ActiveAtStart,
+    AnnounceGroup,
     CommUp,
     ControlOp,
     ControlReply,
@@ -259,6 +260,9 @@ class Engine:
                     self._spawn(self._group_op(key, GroupOp.STOP))
                 case ProbeGroup(key=key):
                     self._spawn(self._probe(key))
+                case AnnounceGroup(key=key):
+                    if (group := self._group(key)) is not None:
+                        self._spawn(self._resources.announce_group(group))
                 case ControlReply(request_id=rid):
                     fut = self._pending.pop(rid, None)
                     if fut is not None and not fut.done():

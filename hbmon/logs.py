@@ -39,6 +39,7 @@ from loguru import logger
 
 from hbmon.config.model import LogSettings
 from hbmon.core.events import (
+    AnnounceGroup,
     BeatReceived,
     CommUp,
     ControlReply,
@@ -244,6 +245,7 @@ def describe(effect: Effect, *, local_node: str | None = None) -> tuple[HbLevel,
             | StartGroup()
             | StopGroup()
             | ProbeGroup()
+            | AnnounceGroup()
         ):
             return None
         case _:

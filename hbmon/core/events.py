@@ -332,6 +332,17 @@ class ProbeGroup:
 
 
 @dataclass(frozen=True, slots=True)
+class AnnounceGroup:
+    """Announce the group's addresses again (gratuitous ARP / NA), held here already.
+
+    After dual ownership, clients may still send to the node that released the
+    address until their ARP entries expire (tens of seconds).
+    """
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
 class ControlReply:
     request_id: int
     ok: bool
@@ -405,6 +416,7 @@ Effect = (
     | StartGroup
     | StopGroup
     | ProbeGroup
+    | AnnounceGroup
     | ControlReply
     | GroupTransition
     | TakeoverComplete

@@ -41,6 +41,7 @@ from enum import StrEnum
 from hbmon.config.model import BOTH_STARTING_WAIT_MS, AutoFailback, Config
 from hbmon.core import rscmsg
 from hbmon.core.events import (
+    AnnounceGroup,
     ControlOp,
     ControlReply,
     ControlRequest,
@@ -310,7 +311,12 @@ class Ownership:
         self._now = now
         if self._mode is not AutoFailback.OFF:
             p.failback = True  # heartbeat restarts both here; its groups go home
-        return self._reconcile(now)
+        # While cut off, the peer may have taken our groups and announced them, moving
+        # clients' ARP entries to it. Whoever keeps a group after the heal must point
+        # them back, or they stay on the releasing side until the entries expire
+        # (about 30 s). The releasing side's announcements stop with its release.
+        held = [AnnounceGroup(g.key) for g in self._table if g.state is GroupState.HELD]
+        return held + self._reconcile(now)
 
     def peer_dead(
         self, name: str, reason: DeathReason, now: float, silent_since: float | None = None
@@ -697,6 +703,9 @@ class Ownership:
                 p.name for p in self._peers.values() if p.healthy and p.heard and g.key in p.held
             ]
             if not holders or not g.held:
+                if g.key in self._dual and g.state is GroupState.HELD:
+                    # We kept it and the other copy is gone: point clients back here.
+                    effects.append(AnnounceGroup(g.key))
                 self._dual.discard(g.key)
                 continue
             if g.state is not GroupState.HELD:
@@ -707,6 +716,10 @@ class Ownership:
                 self._conflicts[DUAL] += 1
                 if keep == self._me:
                     resolution = f"kept by {keep} ({rule}); {', '.join(holders)} releases it"
+                    # The other holder's announcements (made while it could not hear
+                    # us) moved clients' ARP entries to it; claim them back now and
+                    # again once it has let go.
+                    effects.append(AnnounceGroup(g.key))
                 else:
                     resolution = f"released by {self._me}; {keep} keeps it ({rule})"
                 effects.append(OwnershipConflict(g.key, DUAL, resolution))

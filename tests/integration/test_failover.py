@@ -226,3 +226,60 @@ def test_standby_without_a_peer_is_refused_with_a_reason(pair: Pair) -> None:
     assert "refused" in res.stderr
     assert time.monotonic() - t0 < 15, "a refusal comes at once, not after a timeout"
     assert owns_here(pair, owner), "nothing moved"
+
+
+def _cut_between_nodes(pair: Pair, on: bool) -> None:
+    """Drop every frame a node receives from the other (nftables inside each node's
+    namespace): both still reach the gateway, so each sees the other dead and a
+    quorum of ping nodes."""
+    macs = {n: mac(pair, n) for n in pair.lab.nodes}
+    for name, node in pair.lab.nodes.items():
+        peer = next(m for n, m in macs.items() if n != name)
+        rules = "add table netdev hbmtest\ndelete table netdev hbmtest\n"
+        if on:
+            rules += (
+                "table netdev hbmtest {\n  chain peer {\n"
+                '    type filter hook ingress device "em1" priority 0;\n'
+                f"    ether saddr {peer} drop\n  }}\n}}\n"
+            )
+        subprocess.run(["ip", "netns", "exec", node.ns, "nft", "-f", "-"], input=rules,
+                       text=True, check=True, capture_output=True)  # fmt: skip
+
+
+def gateway_entry(pair: Pair) -> str | None:
+    """The MAC the gateway's neighbour table has for the VIP (what its traffic goes to)."""
+    out = subprocess.run(["ip", "-n", pair.lab.gw_ns, "neigh", "show", VIP, "dev", "gw0"],
+                         capture_output=True, text=True).stdout.split()  # fmt: skip
+    return out[out.index("lladdr") + 1] if "lladdr" in out else None
+
+
+def test_after_a_partition_heals_the_keeper_reclaims_the_clients(pair: Pair) -> None:
+    """During a cut between the nodes both take the VIP and the taker's gratuitous ARP
+    moves the gateway to it; on heal the taker releases, and the keeper must announce
+    again, or the gateway keeps sending to the wrong node until its entry expires."""
+    wait_until(lambda: owns(pair, "solr2"), timeout=INITDEAD + 10, what="VIP on solr2")
+    time.sleep(5.5)  # past the start-up grace: deadtime applies
+    # Give the gateway an entry for the VIP (GARP updates an entry; it creates none).
+    code = f"import icmplib;print(icmplib.ping('{VIP}',count=1,timeout=1).is_alive)"
+    assert pair.lab.exec(pair.lab.gw_ns, [sys.executable, "-c", code]).stdout.strip() == "True"
+    assert gateway_entry(pair) == mac(pair, "solr2")
+    _cut_between_nodes(pair, True)
+    try:
+        wait_until(lambda: has_address(pair.lab.nodes["solr1"].ns, "em1", VIP),
+                   timeout=DEADTIME + 5, what="solr1 takes the VIP during the cut")  # fmt: skip
+        wait_until(lambda: gateway_entry(pair) == mac(pair, "solr1"), timeout=3,
+                   what="the gateway follows solr1's announcements")  # fmt: skip
+        time.sleep(1.5)  # the neighbour entry's locktime (1 s) must pass before an update
+    finally:
+        _cut_between_nodes(pair, False)
+    healed = time.monotonic()
+    try:
+        # Addresses only: an ARP request from the gateway would repair its entry itself.
+        wait_until(lambda: not has_address(pair.lab.nodes["solr1"].ns, "em1", VIP), timeout=5,
+                   what="solr1 releases the VIP after the heal")  # fmt: skip
+        assert has_address(pair.lab.nodes["solr2"].ns, "em1", VIP)
+        wait_until(lambda: gateway_entry(pair) == mac(pair, "solr2"), timeout=3,
+                   what="the gateway back on solr2")  # fmt: skip
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{explain(pair)}") from None
+    assert time.monotonic() - healed < 5

@@ -10,7 +10,11 @@ from simowners import VIP_A, VIP_B, A, B, feed_pings, lines, ping_addr, rpair
 
 from hbmon.config.model import QuorumPolicy
 from hbmon.core.events import (
+    AnnounceGroup,
+    GroupState,
+    GroupTransition,
     OwnershipConflict,
+    PartitionHealed,
     ProbeGroup,
     StartGroup,
     StopGroup,
@@ -171,6 +175,18 @@ def test_partition_heal_leaves_exactly_one_holder_on_both_sides() -> None:
         assert dict(sim.nodes[name].snapshot(35).conflicts) == {"dual": 2, "none": 0}
     # no restart of everything: the groups each node keeps were never stopped
     assert [e.key for _, e in sim.effects(A, StopGroup)] == [VIP_B]
+    # Each keeper re-announces its address at the heal, when the conflict is seen and
+    # once the other copy is gone: clients whose ARP entries followed the releasing
+    # side's announcements during the split come back at once, not when they expire.
+    healed = next(t for t, _ in sim.effects(A, PartitionHealed))
+    dual_seen = next(t for t, e in sim.effects(A, OwnershipConflict) if e.key == VIP_A)
+    released = next(t for t, e in sim.effects(B, GroupTransition)
+                    if e.key == VIP_A and e.new is GroupState.RELEASED and t > 25)  # fmt: skip
+    announced = [t for t, e in sim.effects(A, AnnounceGroup) if e.key == VIP_A]
+    assert announced[:2] == [healed, dual_seen]
+    assert released < announced[2] <= released + 1 + 2 * DELAY  # B's next report
+    assert len(announced) == 3
+    assert len([e for _, e in sim.effects(B, AnnounceGroup) if e.key == VIP_B]) == 3
 
 
 # ------------------------------------------------------------ ping compare --

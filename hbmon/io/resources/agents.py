@@ -136,6 +136,29 @@ class AddressAgent:
                 self._repeats(place.iface, place.ip, count - 1, interval, first_at)
         return Outcome(True, detail)
 
+    async def announce(self) -> Outcome:
+        """The start's announcement series again, for an address that is already up."""
+        if self.spec is None:
+            return Outcome(False, self.error)
+        nl = self._ctx.io.netlink
+        try:
+            place = await addresses.resolve(nl, self.spec)
+            if not await addresses.find(nl, self.spec):
+                return Outcome(False, f"{self.spec.ip} not configured")
+        except (AddressError, OSError) as exc:
+            return Outcome(False, f"cannot announce {self.spec.ip}: {exc}")
+        count, interval = self._garp()
+        if count > 0:
+            first_at = asyncio.get_running_loop().time()
+            try:
+                await self._ctx.io.announce(place.iface, place.ip)
+            except OSError as exc:
+                return Outcome(False, f"announcing {place.ip} on {place.iface}: {exc}")
+            if count > 1:
+                self._repeats(place.iface, place.ip, count - 1, interval, first_at)
+        logger.info(f"{self.resource.agent}: announcing {place.ip} on {place.iface} again")
+        return Outcome(True, f"announced {place.ip} on {place.iface}")
+
     async def stop(self) -> Outcome:
         if self.spec is None:
             return Outcome(True, f"nothing to stop ({self.error})")

@@ -159,6 +159,13 @@ class ResourceExecutor:
             return True, "; ".join(busy)
         return False, "; ".join(r.detail for r in records)
 
+    async def announce_group(self, group: ResourceGroup) -> None:
+        """Announce the group's addresses again (after dual ownership ended here)."""
+        agents = [
+            a for r in group.resources if isinstance(a := self._agent(group, r), AddressAgent)
+        ]
+        await asyncio.gather(*(self._timed(a, "announce", a.announce()) for a in agents))
+
     async def close(self) -> None:
         """Cancel every background announcement."""
         tasks = [t for ts in self._garp.values() for t in ts]
