@@ -1,0 +1,167 @@
+"""The whole side-by-side benchmark: hbmon, heartbeat 3.0.6 and keepalived (root).
+
+    sudo python -m bench [--quick] [--sections failover,loss,soak,partition,resources]
+                         [--daemons hbmon,heartbeat,keepalived] [--json bench.json]
+
+Every section builds its own namespace lab (two nodes, a gateway and a client),
+runs the daemons there and removes the namespaces afterwards; nothing outside
+the namespaces is touched and nothing is installed. What is needed (root,
+iproute2, util-linux, nftables, Debian's heartbeat and keepalived packages) is
+checked first; a missing piece is named and the run stops with status 2.
+
+Sections (full run ≈ 70 min on 2 cpus; --quick ≈ 12 min, for a smoke test):
+  failover   kill -9 + link down, SIGSTOP, link down; classic and fast settings;
+             failover time, detection error vs. deadtime, gratuitous ARP timing
+  loss       10/20/30 % loss between the nodes, 2 min each, fast settings:
+             false failovers, dual-owner and ownerless time, client outage
+  soak       hbmon at keepalive 50 ms / deadtime 500 ms, 10 min at 20 % loss
+  partition  the link between the nodes cut for 15 s, then healed
+  resources  idle CPU and RSS per daemon and setting, /metrics scrape time,
+             CPU vs. number of links and ping nodes
+Results: one table per section on stdout, every number in the JSON file, and a
+target-by-target verdict for hbmon (issue 7) at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+for _p in (str(HERE), str(HERE.parent), str(HERE.parent / "tests" / "interop")):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+from drivers import DAEMONS, missing, version  # noqa: E402
+from targets import verdicts, verdicts_table  # noqa: E402
+
+SECTIONS = ("failover", "loss", "soak", "partition", "resources")
+Section = Callable[[argparse.Namespace, list[str]], tuple[dict[str, Any], str]]
+
+
+def _failover(args: argparse.Namespace, daemons: list[str]) -> tuple[dict[str, Any], str]:
+    import compare
+
+    runs = 3 if args.quick else args.runs
+    faults = ["kill9", "sigstop", "linkdown"]
+    res = compare.run_failover(daemons, ["classic", "fast"], faults, runs)
+    return res, compare.failover_table(res)
+
+
+def _loss(args: argparse.Namespace, daemons: list[str]) -> tuple[dict[str, Any], str]:
+    import loss
+
+    secs = 20 if args.quick else args.loss_seconds
+    res = loss.run_loss(daemons, "fast", percents=(10, 20, 30), seconds=secs)
+    return res, loss.loss_table(res)
+
+
+def _soak(args: argparse.Namespace, daemons: list[str]) -> tuple[dict[str, Any], str]:
+    import loss
+
+    secs = 60 if args.quick else args.soak_seconds
+    res = loss.run_loss(["hbmon"], "fast", percents=(20,), seconds=secs)
+    return res, loss.loss_table(res)
+
+
+def _partition(args: argparse.Namespace, daemons: list[str]) -> tuple[dict[str, Any], str]:
+    import partition
+
+    res = partition.run_partition(daemons, "fast", cut_s=15, runs=1 if args.quick else 3)
+    return res, partition.partition_table(res)
+
+
+def _resources(args: argparse.Namespace, daemons: list[str]) -> tuple[dict[str, Any], str]:
+    import resources
+
+    secs = 15 if args.quick else args.idle_seconds
+    res = resources.run_resources(daemons, seconds=secs)
+    res["scrape"] = resources.run_scrape(n=200 if args.quick else 1000)
+    res["scaling"] = resources.run_scaling(seconds=10 if args.quick else 30)
+    return res, resources.resources_table(res)
+
+
+RUNNERS: dict[str, Section] = {
+    "failover": _failover,
+    "loss": _loss,
+    "soak": _soak,
+    "partition": _partition,
+    "resources": _resources,
+}
+
+
+def _meta() -> dict[str, Any]:
+    rev = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE
+    ).stdout.strip()
+    cpu = "?"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem = int(Path("/proc/meminfo").read_text().split()[1]) // 1024
+    hb = subprocess.run(
+        ["dpkg-query", "-W", "-f", "${Version}", "heartbeat"], capture_output=True, text=True
+    ).stdout
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{os.uname().machine}, {cpu}, {os.cpu_count()} cpus, {mem} MiB, "
+        f"kernel {os.uname().release}",
+        "python": sys.version.split()[0],
+        "hbmon": rev or "unknown",
+        "heartbeat": hb or "?",
+        "keepalived": version(["keepalived", "--version"]),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    ap.add_argument("--sections", default=",".join(SECTIONS))
+    ap.add_argument("--daemons", default=",".join(DAEMONS))
+    ap.add_argument("--json", default="bench.json", help="where to write every number")
+    ap.add_argument("--quick", action="store_true", help="few runs, short windows (smoke test)")
+    ap.add_argument("--runs", type=int, default=10, help="failover runs per cell")
+    ap.add_argument("--loss-seconds", type=float, default=120)
+    ap.add_argument("--soak-seconds", type=float, default=600)
+    ap.add_argument("--idle-seconds", type=float, default=60)
+    args = ap.parse_args(argv)
+    sections = [s for s in args.sections.split(",") if s]
+    daemons = [d for d in args.daemons.split(",") if d]
+    if bad := (set(sections) - set(SECTIONS)) | (set(daemons) - set(DAEMONS)):
+        ap.error(f"unknown section(s) or daemon(s): {', '.join(sorted(bad))}")
+    if problems := missing(daemons):
+        for p in problems:
+            print(f"bench: {p}", file=sys.stderr)
+        return 2
+    meta = _meta()
+    for k, v in meta.items():
+        print(f"{k}: {v}", flush=True)
+    out: dict[str, Any] = {"meta": meta, "quick": args.quick}
+    tables: list[str] = []
+    for name in sections:
+        print(f"\n=== {name} ===", flush=True)
+        t0 = time.monotonic()
+        result, table = RUNNERS[name](args, daemons)
+        out[name] = result
+        out.setdefault("wall_s", {})[name] = round(time.monotonic() - t0, 1)
+        tables.append(f"## {name}\n\n{table}")
+        print(table, flush=True)
+        # Written after every section: a long run that is cut short keeps what it measured.
+        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+    out["targets"] = verdicts(out)
+    Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+    print("\n" + "\n\n".join(tables))
+    print("\n## hbmon targets (issue 7)\n\n" + verdicts_table(out["targets"]))
+    print(f"\nwritten: {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
