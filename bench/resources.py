@@ -369,9 +369,19 @@ def run_scaling(
     return {"keepalive": KA200.hbmon.keepalive, "seconds": seconds, "runs": runs}
 
 
-def wall_time(daemons: int, settings: int, seconds: float, scaling_seconds: float) -> float:
-    """Rough wall time of a full run: ~15 s to start and settle each lab."""
-    return daemons * settings * (seconds + 15) + 5 * (scaling_seconds + 15) + 30
+def wall_time(
+    daemons: Iterable[str] = DAEMONS,
+    settings: Iterable[str] = ("classic", "fast", "ka200"),
+    seconds: float = 60,
+    scrapes: int = 1000,
+    scaling_seconds: float = 30,
+) -> float:
+    """Rough wall time of a full run in seconds: ~20 s to start and settle each pair
+    (heartbeat's and the classic setting's initdead dominate)."""
+    runs = sum(1 for n in settings for d in daemons if d in ONLY_FOR.get(n, DAEMONS))
+    scrape = 20 + scrapes * 0.005 if scrapes else 0
+    scaling = 5 * (scaling_seconds + 20) if scaling_seconds else 0
+    return runs * (seconds + 20) + scrape + scaling
 
 
 # ----------------------------------------------------------------------- CLI --
@@ -391,12 +401,21 @@ def main() -> int:
     if problems := missing(daemons):
         print("\n".join(problems), file=sys.stderr)
         return 2
+    settings = args.settings.split(",")
+    est = wall_time(
+        daemons,
+        [] if args.skip_idle else settings,
+        args.seconds,
+        0 if args.skip_scrape else args.scrapes,
+        0 if args.skip_scaling else args.scaling_seconds,
+    )
+    say(f"resources: about {est / 60:.0f} min")
     result: dict[str, Any] = {
         "machine": f"{os.uname().machine}, {os.cpu_count()} cpus, kernel {os.uname().release}",
         "targets": TARGETS,
     }
     if not args.skip_idle:
-        result.update(run_resources(daemons, args.settings.split(","), args.seconds))
+        result.update(run_resources(daemons, settings, args.seconds))
     if not args.skip_scrape:
         result["scrape"] = run_scrape(args.scrapes)
     if not args.skip_scaling:
