@@ -376,12 +376,12 @@ def wall_time(
     scrapes: int = 1000,
     scaling_seconds: float = 30,
 ) -> float:
-    """Rough wall time of a full run in seconds: ~20 s to start and settle each pair
+    """Rough wall time of a full run in seconds: ~40 s to start, settle and stop each pair
     (heartbeat's and the classic setting's initdead dominate)."""
     runs = sum(1 for n in settings for d in daemons if d in ONLY_FOR.get(n, DAEMONS))
-    scrape = 20 + scrapes * 0.005 if scrapes else 0
-    scaling = 5 * (scaling_seconds + 20) if scaling_seconds else 0
-    return runs * (seconds + 20) + scrape + scaling
+    scrape = 40 + scrapes * 0.005 if scrapes else 0
+    scaling = 5 * (scaling_seconds + 40) if scaling_seconds else 0
+    return runs * (seconds + 40) + scrape + scaling
 
 
 # ----------------------------------------------------------------------- CLI --

@@ -30,8 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hbmon.errors import StartupError
 
 __all__ = ["WebConfig", "basic_auth", "load", "server_context"]
@@ -70,6 +68,8 @@ def load(path: Path) -> WebConfig:
 
     def bad(msg: str) -> StartupError:
         return StartupError(f"web config {path}: {msg}")
+
+    import yaml  # deferred: ~1 MiB an agent without YAML never needs
 
     try:
         doc = yaml.safe_load(path.read_text())

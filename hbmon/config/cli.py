@@ -12,8 +12,6 @@ import os
 import sys
 from pathlib import Path
 
-import yaml
-
 from hbmon.config.loader import load_any
 from hbmon.config.model import DEFAULT_CONFIG_DIR, Config
 from hbmon.config.problems import Problem
@@ -90,6 +88,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(config_to_dict(cfg), indent=2))
     elif args.format == "yaml":
+        import yaml  # deferred: ~1 MiB an agent without YAML never needs
+
         # The shown form, not the convert form: it must never carry the secrets.
         print(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), end="")
     else:

@@ -53,9 +53,10 @@ import re
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import yaml
+if TYPE_CHECKING:
+    import yaml
 
 from hbmon.config.authkeys import check_mode
 from hbmon.config.haresources import parse_resource
@@ -180,6 +181,8 @@ def to_yaml(cfg: Config) -> str:
     header = "# hbmon configuration. It contains the authentication secrets: keep it mode 0600.\n"
     # ASCII output: PyYAML writes line-break characters such as U+0085 raw when
     # allow_unicode is on, and reads them back as line breaks.
+    import yaml  # deferred: ~1 MiB an agent without YAML never needs
+
     return header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=False, width=100)
 
 
@@ -200,6 +203,8 @@ class _Reader:
         self.problems: list[Problem] = []
 
     def line_of(self, path: Path_) -> int:
+        import yaml
+
         node = self.root
         line = node.start_mark.line + 1 if node is not None else 0
         for part in path:
@@ -553,6 +558,8 @@ def from_yaml(
     text: str, filename: str, node: str | None = None
 ) -> tuple[Config | None, list[Problem]]:
     """Parse the YAML form; `node` (from --node) wins over the file's `node:` key."""
+    import yaml  # deferred: ~1 MiB an agent without YAML never needs
+
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data: object = yaml.safe_load(text)
