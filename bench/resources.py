@@ -40,6 +40,7 @@ for _p in (str(HERE), str(HERE.parent), str(HERE.parent / "tests" / "interop")):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
+from compare import nearest_rank  # noqa: E402
 from drivers import DAEMONS, SETTINGS, Driver, HbmonDriver, Setting, make_driver, missing  # noqa: E402
 from failover import owner, wait  # noqa: E402
 
@@ -265,11 +266,12 @@ def resources_table(result: dict[str, Any]) -> str:
 
 # -------------------------------------------------------------------- scrape --
 def _percentiles(samples: list[float]) -> dict[str, float]:
+    """p50 (median), p99 (nearest rank, as every section reports it) and max, in ms."""
     s = sorted(x * 1000 for x in samples)
     return {
         "n": len(s),
         "p50_ms": statistics.median(s),
-        "p99_ms": s[max(0, int(len(s) * 0.99) - 1)],
+        "p99_ms": nearest_rank(s, 0.99),
         "max_ms": s[-1],
     }
 
