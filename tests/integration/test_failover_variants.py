@@ -4,6 +4,8 @@ script, and sustained packet loss."""
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -12,6 +14,7 @@ from netns_helpers import (
     Pair,
     arp_who_has,
     explain,
+    has_address,
     iface_mac,
     require_netns,
     wait_until,
@@ -149,3 +152,77 @@ def test_twenty_percent_loss_for_a_minute_causes_no_takeover(plain: Pair) -> Non
     assert count("x", "hbmon_node_transitions_total", to="dead") == deaths0
     lost = count("x", "hbmon_heartbeat_lost_total")
     assert lost > 0, "the loss was real"
+
+
+def mac(pair: Pair, name: str) -> str:
+    return iface_mac(pair.lab.nodes[name].ns, "em1")
+
+
+def owns(pair: Pair, name: str) -> bool:
+    other = next(n for n in pair.lab.nodes if n != name)
+    return (
+        has_address(pair.lab.nodes[name].ns, "em1", VIP)
+        and not has_address(pair.lab.nodes[other].ns, "em1", VIP)
+        and arp_who_has(pair.lab.gw_ns, "gw0", VIP, timeout=0.15) == {mac(pair, name)}
+    )
+
+
+def _cut_between_nodes(pair: Pair, on: bool) -> None:
+    """Drop every frame a node receives from the other (nftables inside each node's
+    namespace): both still reach the gateway, so each sees the other dead and a
+    quorum of ping nodes."""
+    macs = {n: mac(pair, n) for n in pair.lab.nodes}
+    for name, node in pair.lab.nodes.items():
+        peer = next(m for n, m in macs.items() if n != name)
+        rules = "add table netdev hbmtest\ndelete table netdev hbmtest\n"
+        if on:
+            rules += (
+                "table netdev hbmtest {\n  chain peer {\n"
+                '    type filter hook ingress device "em1" priority 0;\n'
+                f"    ether saddr {peer} drop\n  }}\n}}\n"
+            )
+        subprocess.run(["ip", "netns", "exec", node.ns, "nft", "-f", "-"], input=rules,
+                       text=True, check=True, capture_output=True)  # fmt: skip
+
+
+def gateway_entry(pair: Pair) -> str | None:
+    """The MAC the gateway's neighbour table has for the VIP (what its traffic goes to)."""
+    out = subprocess.run(["ip", "-n", pair.lab.gw_ns, "neigh", "show", VIP, "dev", "gw0"],
+                         capture_output=True, text=True).stdout.split()  # fmt: skip
+    return out[out.index("lladdr") + 1] if "lladdr" in out else None
+
+
+def test_after_a_partition_heals_the_keeper_reclaims_the_clients(plain: Pair) -> None:
+    pair = plain
+    """During a cut between the nodes both take the VIP and the taker's gratuitous ARP
+    moves the gateway to it; on heal the taker releases, and the keeper must announce
+    again, or the gateway keeps sending to the wrong node until its entry expires."""
+    wait_until(lambda: owns(pair, "solr2"), timeout=INITDEAD + 10, what="VIP on solr2")
+    time.sleep(5.5)  # past the start-up grace: deadtime applies
+    # Give the gateway an entry for the VIP (GARP updates an entry; it creates none).
+    code = f"import icmplib;print(icmplib.ping('{VIP}',count=1,timeout=1).is_alive)"
+    assert pair.lab.exec(pair.lab.gw_ns, [sys.executable, "-c", code]).stdout.strip() == "True"
+    assert gateway_entry(pair) == mac(pair, "solr2")
+    _cut_between_nodes(pair, True)
+    try:
+        try:
+            wait_until(lambda: has_address(pair.lab.nodes["solr1"].ns, "em1", VIP),
+                       timeout=DEADTIME + 5, what="solr1 takes the VIP during the cut")  # fmt: skip
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{explain(pair, 40)}") from None
+        wait_until(lambda: gateway_entry(pair) == mac(pair, "solr1"), timeout=3,
+                   what="the gateway follows solr1's announcements")  # fmt: skip
+        time.sleep(1.5)  # the neighbour entry's locktime (1 s) must pass before an update
+    finally:
+        _cut_between_nodes(pair, False)
+    healed = time.monotonic()
+    try:
+        # Addresses only: an ARP request from the gateway would repair its entry itself.
+        wait_until(lambda: not has_address(pair.lab.nodes["solr1"].ns, "em1", VIP), timeout=5,
+                   what="solr1 releases the VIP after the heal")  # fmt: skip
+        assert has_address(pair.lab.nodes["solr2"].ns, "em1", VIP)
+        wait_until(lambda: gateway_entry(pair) == mac(pair, "solr2"), timeout=3,
+                   what="the gateway back on solr2")  # fmt: skip
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{explain(pair)}") from None
+    assert time.monotonic() - healed < 5
