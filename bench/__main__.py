@@ -9,7 +9,7 @@ the namespaces is touched and nothing is installed. What is needed (root,
 iproute2, util-linux, nftables, Debian's heartbeat and keepalived packages) is
 checked first; a missing piece is named and the run stops with status 2.
 
-Sections (full run ≈ 70 min on 2 cpus; --quick ≈ 12 min, for a smoke test):
+Sections (full run ≈ 80 min on 2 cpus, the soak beside the others; --quick ≈ 25 min):
   failover   kill -9 + link down, SIGSTOP, link down; classic and fast settings;
              failover time, detection error vs. deadtime, gratuitous ARP timing
   loss       10/20/30 % loss between the nodes, 2 min each, fast settings:
@@ -66,9 +66,37 @@ def _loss(args: argparse.Namespace, daemons: list[str]) -> tuple[dict[str, Any],
 def _soak(args: argparse.Namespace, daemons: list[str]) -> tuple[dict[str, Any], str]:
     import loss
 
-    secs = 60 if args.quick else args.soak_seconds
-    res = loss.run_loss(["hbmon"], "fast", percents=(20,), seconds=secs)
+    if args.soak_proc is not None:  # started beside the other sections: collect it
+        proc, path = args.soak_proc
+        proc.wait()
+        if proc.returncode != 0 or not path.exists():
+            raise RuntimeError(f"the soak exited with {proc.returncode}; see {path}.log")
+        res = json.loads(path.read_text())
+    else:
+        res = loss.run_loss(["hbmon"], "fast", percents=(20,), seconds=_soak_seconds(args))
     return res, loss.loss_table(res)
+
+
+def _soak_seconds(args: argparse.Namespace) -> float:
+    return 60 if args.quick else float(args.soak_seconds)
+
+
+def _start_soak(args: argparse.Namespace) -> tuple[subprocess.Popen[bytes], Path]:
+    """The 10-minute soak in its own lab and process, beside the other sections.
+
+    It loads the machine by one idle pair at keepalive 50 ms and a 5 ms prober,
+    which the failover numbers tolerate; the resource section (idle CPU) must not
+    run beside it, so `main` runs that one after the soak has been collected.
+    """
+    path = Path(args.json).with_suffix(".soak.json")
+    log = open(f"{path}.log", "wb")  # noqa: SIM115 - owned by the child
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "loss.py"), "--daemons", "hbmon", "--setting", "fast",
+         "--percents", "20", "--seconds", str(_soak_seconds(args)), "--json", str(path)],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    log.close()
+    return proc, path
 
 
 def _partition(args: argparse.Namespace, daemons: list[str]) -> tuple[dict[str, Any], str]:
@@ -131,6 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--loss-seconds", type=float, default=120)
     ap.add_argument("--soak-seconds", type=float, default=600)
     ap.add_argument("--idle-seconds", type=float, default=60)
+    ap.add_argument(
+        "--soak-beside",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the soak in its own process beside failover/loss/partition",
+    )
     args = ap.parse_args(argv)
     sections = [s for s in args.sections.split(",") if s]
     daemons = [d for d in args.daemons.split(",") if d]
@@ -143,6 +177,13 @@ def main(argv: list[str] | None = None) -> int:
     meta = _meta()
     for k, v in meta.items():
         print(f"{k}: {v}", flush=True)
+    args.soak_proc = None
+    if "soak" in sections and args.soak_beside:
+        args.soak_proc = _start_soak(args)
+        # Collected right after the sections it runs beside, before `resources`.
+        sections = [s for s in sections if s != "soak"]
+        sections.insert(sections.index("resources") if "resources" in sections else len(sections),
+                        "soak")  # fmt: skip
     out: dict[str, Any] = {"meta": meta, "quick": args.quick}
     tables: list[str] = []
     for name in sections:
