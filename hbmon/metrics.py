@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import errno
 import socket
+import ssl
 import threading
 import time
 from bisect import bisect_left
@@ -32,14 +34,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, make_wsgi_app, start_http_server
+from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
     Metric,
 )
-from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
+from prometheus_client.exposition import (
+    ThreadingWSGIServer,
+    _get_ssl_ctx,
+    _SilentHandler,
+)
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
@@ -94,6 +100,9 @@ _PRECREATED_TRANSITIONS: tuple[tuple[NodeStatus, NodeStatus], ...] = tuple(
     (a, b) for a in NODE_STATES for b in NODE_STATES if a != b and b != NodeStatus.INIT
 )
 
+# The metrics thread's idle wake-up period (socketserver's default is 0.5 s);
+# requests wake it at once, and `Server.close` wakes it by shutting the socket.
+SERVE_POLL_S = 30.0
 # Fixed latency ladders (seconds) for things that are sub-millisecond on a healthy LAN.
 _LATENCY_LADDER = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
 _LOOP_LADDER = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
@@ -797,6 +806,11 @@ class Server:
     _thread: threading.Thread
 
     def close(self) -> None:
+        # The serving thread sleeps in poll() for up to SERVE_POLL_S; shutting the
+        # listening socket down wakes it at once (its accept fails, it sees the
+        # shutdown request and returns), so closing stays prompt.
+        with contextlib.suppress(OSError):
+            self._httpd.socket.shutdown(socket.SHUT_RDWR)
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=5)
@@ -835,9 +849,7 @@ def serve(
         if web_config is not None:
             httpd, thread = _start_web_config_server(metrics, host, port, web_config)
         else:
-            httpd, thread = start_http_server(
-                port, addr=host, registry=metrics.registry, certfile=certfile, keyfile=keyfile
-            )
+            httpd, thread = _start_plain_server(metrics, host, port, certfile, keyfile)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             why = f"port {port} is already in use"
@@ -847,6 +859,36 @@ def serve(
             why = exc.strerror or str(exc)
         raise StartupError(f"cannot serve metrics on {address}: {why}") from exc
     return Server(host=host, port=int(httpd.server_port), _httpd=httpd, _thread=thread)
+
+
+def _serve_in_thread(httpd: WSGIServer) -> threading.Thread:
+    """`serve_forever` in a daemon thread that wakes only for requests (and every
+    SERVE_POLL_S), not twice a second as socketserver's default poll does."""
+    thread = threading.Thread(target=httpd.serve_forever, args=(SERVE_POLL_S,), daemon=True)
+    thread.start()
+    return thread
+
+
+def _start_plain_server(
+    metrics: Metrics, host: str, port: int, certfile: str | None, keyfile: str | None
+) -> tuple[WSGIServer, threading.Thread]:
+    """prometheus_client's `start_http_server`, with our poll interval."""
+
+    class _Server(ThreadingWSGIServer):
+        pass
+
+    # As prometheus_client does: the family (and literal address) getaddrinfo gives.
+    family, *_, sockaddr = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    _Server.address_family = family
+    addr = str(sockaddr[0])
+    app = make_wsgi_app(metrics.registry)
+    httpd = make_server(addr, port, app, _Server, handler_class=_SilentHandler)
+    if certfile and keyfile:
+        ctx = _get_ssl_ctx(certfile, keyfile, ssl.PROTOCOL_TLS_SERVER)
+        httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+    return httpd, _serve_in_thread(httpd)
 
 
 def _start_web_config_server(
@@ -875,6 +917,4 @@ def _start_web_config_server(
         host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )[0][0]
     httpd = make_server(host, port, app, _Server, handler_class=_SilentHandler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    return httpd, thread
+    return httpd, _serve_in_thread(httpd)
