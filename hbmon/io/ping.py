@@ -15,7 +15,6 @@ sequence number (as icmplib does); an ICMP error quoting one of our echoes
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import socket
 import struct
@@ -80,6 +79,15 @@ def parse_reply(family: int, packet: bytes) -> tuple[bool, int, int] | None:
 
 
 class Pinger:
+    """Rounds of echoes driven by one loop timer: no task, future or sleep per echo.
+
+    A round starts at `start` + k·interval (or, should a round's echoes outlive
+    the interval, as soon as the last of them ends); each echo ends with its
+    reply or, unanswered, `timeout_s` after its round's start. At the engine's
+    timeout = interval, an unanswered echo ends in the same wake-up that starts
+    the next round.
+    """
+
     def __init__(
         self, nodes: tuple[PingNode, ...], sink: PingSink, *, interval_s: float, timeout_s: float
     ) -> None:
@@ -87,44 +95,78 @@ class Pinger:
         self._sink = sink
         self._interval = interval_s
         self._timeout = timeout_s
-        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
+        self._next_round: float | None = None
         self._ident = os.getpid() & 0xFFFF
         self._seq = 0
         self._sockets: dict[int, socket.socket] = {}
-        # (family, seq) -> (send time, the echo's future: its round-trip time or None)
-        self._waiting: dict[tuple[int, int], tuple[float, asyncio.Future[float | None]]] = {}
+        # (family, seq) -> (send time, deadline, ping node, address) of an echo in flight
+        self._waiting: dict[tuple[int, int], tuple[float, float, str, str]] = {}
 
     def start(self) -> None:
         if self._nodes:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+            self._loop = asyncio.get_running_loop()
+            self._timer = self._loop.call_soon(self._tick)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._waiting.clear()
         loop = asyncio.get_running_loop()
         for sock in self._sockets.values():
             loop.remove_reader(sock.fileno())
             sock.close()
         self._sockets.clear()
+        self._loop = None
 
-    async def _run(self) -> None:
-        interval = self._interval
-        loop = asyncio.get_running_loop()
-        next_round = loop.time()
-        while True:
-            await asyncio.gather(*(self._one(n.name, a) for n in self._nodes for a in n.addresses))
-            next_round += interval
-            await asyncio.sleep(max(0.0, next_round - loop.time()))
+    def _tick(self) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        self._timer = None
+        now = loop.time()
+        expired = [k for k, (_, deadline, _, _) in self._waiting.items() if deadline <= now]
+        for key in expired:
+            _, _, node, address = self._waiting.pop(key)
+            self._sink(PingResult(node=node, address=address, rtt_s=None))
+        if self._loop is None:  # the sink stopped us
+            return
+        if not self._waiting:
+            if self._next_round is None:
+                self._next_round = now
+            if now >= self._next_round:
+                self._round(self._next_round)
+                self._next_round += self._interval
+                if self._loop is None:
+                    return
+        self._arm()
 
-    async def _one(self, node: str, address: str) -> None:
-        try:
-            rtt = await self._echo(address)
-        except OSError:
-            rtt = None
-        self._sink(PingResult(node=node, address=address, rtt_s=rtt))
+    def _round(self, at: float) -> None:
+        """One echo to every address of every ping node, ending by `at` + timeout."""
+        deadline = at + self._timeout
+        for n in self._nodes:
+            for address in n.addresses:
+                try:
+                    self._send(n.name, address, deadline)
+                except OSError:
+                    self._sink(PingResult(node=n.name, address=address, rtt_s=None))
+
+    def _arm(self) -> None:
+        """The timer at the next round or, while echoes are in flight, the first deadline."""
+        loop = self._loop
+        assert loop is not None
+        assert self._next_round is not None
+        if self._waiting:
+            at = min(deadline for _, deadline, _, _ in self._waiting.values())
+        else:
+            at = self._next_round
+        if self._timer is not None:
+            if isinstance(self._timer, asyncio.TimerHandle) and self._timer.when() == at:
+                return
+            self._timer.cancel()
+        self._timer = loop.call_at(at, self._tick)
 
     def _socket(self, family: int) -> socket.socket:
         sock = self._sockets.get(family)
@@ -135,41 +177,41 @@ class Pinger:
             self._sockets[family] = sock
         return sock
 
-    async def _echo(self, address: str) -> float | None:
-        loop = asyncio.get_running_loop()
+    def _send(self, node: str, address: str, deadline: float) -> None:
+        assert self._loop is not None
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
         sock = self._socket(family)
         self._seq = (self._seq + 1) & 0xFFFF
         key = (family, self._seq)
-        fut: asyncio.Future[float | None] = loop.create_future()
-        timer = loop.call_later(self._timeout, _settle, fut, None)
-        self._waiting[key] = (loop.time(), fut)
+        self._waiting[key] = (self._loop.time(), deadline, node, address)
         try:
             sock.sendto(echo_request(family, self._ident, self._seq), (address, 0))
-            return await fut
-        finally:
-            timer.cancel()
-            self._waiting.pop(key, None)
+        except OSError:
+            del self._waiting[key]
+            raise
 
     def _readable(self, sock: socket.socket, family: int) -> None:
-        now = asyncio.get_running_loop().time()
+        loop = self._loop
+        if loop is None:
+            return
+        now = loop.time()
         while True:
             try:
                 packet = sock.recv(2048)
             except (BlockingIOError, InterruptedError):
-                return
+                break
             except OSError:  # a queued error for some earlier echo: its timeout ends it
-                return
+                break
             parsed = parse_reply(family, packet)
             if parsed is None or parsed[1] != self._ident:
                 continue  # someone else's ICMP (every raw socket sees all of it)
             ok, _, seq = parsed
-            waiting = self._waiting.get((family, seq))
+            waiting = self._waiting.pop((family, seq), None)
             if waiting is not None:
-                sent, fut = waiting
-                _settle(fut, now - sent if ok else None)
-
-
-def _settle(fut: asyncio.Future[float | None], value: float | None) -> None:
-    if not fut.done():
-        fut.set_result(value)
+                sent, _, node, address = waiting
+                self._sink(PingResult(node=node, address=address, rtt_s=now - sent if ok else None))
+                if self._loop is None:  # the sink stopped us
+                    return
+        # A round that waited for its last echo starts now, not at a stale timer.
+        if not self._waiting and self._next_round is not None and now >= self._next_round:
+            self._arm()
