@@ -51,7 +51,8 @@ def _failover(args: argparse.Namespace, daemons: list[str]) -> tuple[dict[str, A
 
     runs = 3 if args.quick else args.runs
     faults = ["kill9", "sigstop", "linkdown"]
-    res = compare.run_failover(daemons, ["classic", "fast"], faults, runs)
+    settings = [x for x in args.settings.split(",") if x]
+    res = compare.run_failover(daemons, settings, faults, runs)
     return res, compare.failover_table(res)
 
 
@@ -149,6 +150,45 @@ def _meta() -> dict[str, Any]:
     }
 
 
+TABLES = {
+    "failover": ("compare", "failover_table"),
+    "loss": ("loss", "loss_table"),
+    "soak": ("loss", "loss_table"),
+    "partition": ("partition", "partition_table"),
+    "resources": ("resources", "resources_table"),
+}
+
+
+def _combine(paths: list[str], dest: Path) -> int:
+    """Sections measured by separate runs (e.g. classic and fast failover side by side)."""
+    import importlib
+
+    out: dict[str, Any] = {"combined_from": paths}
+    for path in paths:
+        part = json.loads(Path(path).read_text())
+        for name in SECTIONS:
+            if name not in part:
+                continue
+            if name == "failover" and "failover" in out:
+                old = out["failover"]
+                new = part["failover"]
+                out["failover"] = {**old, "cells": old["cells"] + new["cells"]}
+                out["failover"]["seeds"] = [old.get("seed"), new.get("seed")]
+            else:
+                out[name] = part[name]
+        out.setdefault("meta", part.get("meta"))
+        out.setdefault("wall_s", {}).update(part.get("wall_s", {}))
+    for name in SECTIONS:
+        if name in out:
+            module, func = TABLES[name]
+            print(f"## {name}\n\n{getattr(importlib.import_module(module), func)(out[name])}\n")
+    out["targets"] = verdicts(out)
+    print("## hbmon targets (issue 7)\n\n" + verdicts_table(out["targets"]))
+    dest.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"\nwritten: {dest}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     ap.add_argument("--sections", default=",".join(SECTIONS))
@@ -156,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default="bench.json", help="where to write every number")
     ap.add_argument("--quick", action="store_true", help="few runs, short windows (smoke test)")
     ap.add_argument("--runs", type=int, default=10, help="failover runs per cell")
+    ap.add_argument("--settings", default="classic,fast", help="failover settings")
     ap.add_argument("--loss-seconds", type=float, default=120)
     ap.add_argument("--soak-seconds", type=float, default=600)
     ap.add_argument("--idle-seconds", type=float, default=60)
@@ -165,7 +206,16 @@ def main(argv: list[str] | None = None) -> int:
         default=True,
         help="run the soak in its own process beside failover/loss/partition",
     )
+    ap.add_argument(
+        "--combine",
+        nargs="+",
+        metavar="JSON",
+        help="no runs: merge the sections of earlier result files (later files win), "
+        "print the tables and the verdicts, and write --json",
+    )
     args = ap.parse_args(argv)
+    if args.combine:
+        return _combine(args.combine, Path(args.json))
     sections = [s for s in args.sections.split(",") if s]
     daemons = [d for d in args.daemons.split(",") if d]
     if bad := (set(sections) - set(SECTIONS)) | (set(daemons) - set(DAEMONS)):
