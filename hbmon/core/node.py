@@ -104,6 +104,9 @@ class Node:
         self._own = Ownership(config, now, self._sequenced)
         self._probed_silence: dict[str, float] = {}  # peer -> last beat an early probe covered
         self._flow = FlowControl()
+        # next_deadline() as of the last entry (start, handle, on_timer, reconfigure);
+        # None when an entry has run since, or before the first call.
+        self._deadline: tuple[float | None] | None = None
 
     # -------------------------------------------------------------- entry --
     def start(self, now: float) -> list[Effect]:
@@ -115,10 +118,19 @@ class Node:
         self._pings.reset_init_clock(now)
         self._schedule = StatusSchedule(now, self._config.timers.keepalive_ms / 1000)
         self._local = NodeStatus.UP
+        self._deadline = None
         return [LocalStatusChanged(NodeStatus.UP), *self._settle(now)]
 
     def handle(self, event: Event, now: float) -> list[Effect]:
-        effects = self._settle(now)
+        # Nothing can be due before the deadline computed since the last entry
+        # (state changes only inside entries): the settle before the event is then
+        # a no-op, and the one after it still runs.
+        cached = self._deadline
+        self._deadline = None
+        if cached is not None and (cached[0] is None or now < cached[0]):
+            effects: list[Effect] = []
+        else:
+            effects = self._settle(now)
         if self._stopped:  # shut down: we send nothing and take no input, but time still runs
             if isinstance(event, ControlRequest):  # every request gets its one reply
                 effects.append(ControlReply(event.request_id, False, "hbmon is shut down."))
@@ -154,9 +166,16 @@ class Node:
         return effects + self._settle(now)
 
     def on_timer(self, now: float) -> list[Effect]:
+        self._deadline = None
         return self._settle(now)
 
     def next_deadline(self) -> float | None:
+        """When the core next needs `on_timer` (None: only an event can change anything)."""
+        if self._deadline is None:
+            self._deadline = (self._next_deadline(),)
+        return self._deadline[0]
+
+    def _next_deadline(self) -> float | None:
         ds = [
             self._membership.next_deadline(),
             self._pings.next_deadline(),
@@ -169,6 +188,7 @@ class Node:
 
     def reconfigure(self, config: Config, now: float) -> list[Effect]:
         """A valid new config (SIGHUP): nodes that remain keep their state and counters."""
+        self._deadline = None
         self._config = config
         self._membership.configure(config, now)
         self._pings.configure(
