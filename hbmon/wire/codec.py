@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from hbmon.config.model import WireFormat
 from hbmon.errors import MalformedPacket
-from hbmon.wire.auth import auth_input, classic_line
+from hbmon.wire.auth import cached_line, classic_line
 from hbmon.wire.message import AUTH_FIELD, FT_BINARY, FT_STRING, Field, Message
 
 if TYPE_CHECKING:
@@ -140,7 +140,23 @@ def _parse_type(raw: bytes) -> tuple[int, bytes]:
     return ftype, raw[close + 1 :]
 
 
+# Parsed netstring fields by their raw bytes (most repeat from beat to beat);
+# only well-formed ones are kept, and the cache restarts when full.
+_FIELD_CACHE: dict[bytes, Field] = {}
+_FIELD_CACHE_MAX = 512
+
+
 def _netstring_field(raw: bytes) -> Field:
+    f = _FIELD_CACHE.get(raw)
+    if f is None:
+        f = _parse_netstring_field(raw)
+        if len(_FIELD_CACHE) >= _FIELD_CACHE_MAX:
+            _FIELD_CACHE.clear()
+        _FIELD_CACHE[raw] = f
+    return f
+
+
+def _parse_netstring_field(raw: bytes) -> Field:
     ftype, rest = _parse_type(raw)
     name, eq, value = rest.partition(b"=")
     if not eq:
@@ -222,20 +238,51 @@ def encode(message: Message, signer: Signer, fmt: WireFormat) -> bytes:
     """
     if message.get_bytes(AUTH_FIELD) is not None:
         raise ValueError("message already carries an auth field")
-    for f in message.fields:
-        _check_encodable(f, fmt)
-    auth = Field(AUTH_FIELD, signer.sign(auth_input(message)).encode("ascii"))
-    fields = (*message.fields, auth)
-    if fmt is WireFormat.NETSTRING:
+    netstring = fmt is WireFormat.NETSTRING
+    cache = _NETSTRING_CACHE if netstring else _CLASSIC_CACHE
+    parts = [_encoded(f, fmt, cache) for f in message.fields]
+    # auth_input(message): the classic lines of the fields (none is `auth`).
+    auth = Field(AUTH_FIELD, signer.sign(b"".join(p[0] for p in parts)).encode("ascii"))
+    if netstring:
         body = b"".join(
-            (NETSTRING_START, *(_netstring(_netstring_payload(f)) for f in fields), NETSTRING_END)
+            (
+                NETSTRING_START,
+                *(p[1] for p in parts),
+                _netstring(_netstring_payload(auth)),
+                NETSTRING_END,
+            )
         )
         out = body + _netstring(signer.sign(body).encode("ascii"))
     else:
-        out = b"".join((CLASSIC_START, *(classic_line(f) for f in fields), CLASSIC_END, b"\0"))
+        out = b"".join(
+            (CLASSIC_START, *(p[0] for p in parts), classic_line(auth), CLASSIC_END, b"\0")
+        )
     if len(out) > MAX_PACKET:
         raise ValueError(f"encoded message too large ({len(out)} bytes)")
     return out
+
+
+# Per format, each checked field's (classic line, netstring): a beat repeats most
+# of the previous one's fields. Bounded: a cache restarts when full.
+_Encoded = tuple[bytes, bytes]
+_NETSTRING_CACHE: dict[Field, _Encoded] = {}
+_CLASSIC_CACHE: dict[Field, _Encoded] = {}
+_ENCODED_CACHE_MAX = 512
+
+
+def _encoded(f: Field, fmt: WireFormat, cache: dict[Field, _Encoded]) -> _Encoded:
+    """`f` checked for `fmt` (ValueError if it cannot be sent), as a classic line and,
+    for netstring, as its netstring."""
+    hit = cache.get(f)
+    if hit is None:
+        _check_encodable(f, fmt)
+        line = cached_line(f)
+        framed = _netstring(_netstring_payload(f)) if fmt is WireFormat.NETSTRING else b""
+        hit = (line, framed)
+        if len(cache) >= _ENCODED_CACHE_MAX:
+            cache.clear()
+        cache[f] = hit
+    return hit
 
 
 def _check_encodable(f: Field, fmt: WireFormat) -> None:
