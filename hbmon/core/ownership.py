@@ -126,6 +126,8 @@ class Ownership:
         self._in_use: set[str] = set()  # groups whose blocked probe was reported
         self._gave_up = False
         self._pings = (0, 0)
+        # The last status_fields() and what they were built from (most beats repeat them).
+        self._status_memo: tuple[tuple[Report, int, int], tuple[Field, ...]] | None = None
         self._reported_stable = False
         self._initial_label: str | None = None
         self._takeovers = dict.fromkeys(TakeoverReason, 0)
@@ -183,7 +185,10 @@ class Ownership:
         return Report(self.stable, t.steady(), t.pending(), t.failed(self._now), phase)
 
     def status_fields(self) -> tuple[Field, ...]:
-        return rscmsg.status_extra(self.report(), *self._pings)
+        key = (self.report(), *self._pings)
+        if self._status_memo is None or self._status_memo[0] != key:
+            self._status_memo = (key, rscmsg.status_extra(*key))
+        return self._status_memo[1]
 
     def rsc_hold(self) -> str:
         """cl_status rscstatus: none|local|foreign|all, `transition` while in flux."""
