@@ -79,24 +79,27 @@ def classic_line(f: Field) -> bytes:
 
 # classic_line per Field: most fields of a beat (t, st, src, srcuuid, hg, ld, ttl,
 # the resource fields, …) repeat from beat to beat, ours and the peer's alike.
-_LINE_CACHE: dict[Field, bytes] = {}
+# Keyed by the field's values as a plain tuple: hashed and compared in C, where a
+# Field key would run the dataclass's __hash__ and __eq__ in Python.
+_LINE_CACHE: dict[tuple[str, bytes, int], bytes] = {}
 _LINE_CACHE_MAX = 512
 
 
 def cached_line(f: Field) -> bytes:
     """`classic_line(f)`, remembered (bounded: the cache restarts when full)."""
-    line = _LINE_CACHE.get(f)
+    key = (f.name, f.value, f.ftype)
+    line = _LINE_CACHE.get(key)
     if line is None:
         line = classic_line(f)
         if len(_LINE_CACHE) >= _LINE_CACHE_MAX:
             _LINE_CACHE.clear()
-        _LINE_CACHE[f] = line
+        _LINE_CACHE[key] = line
     return line
 
 
 def auth_input(message: Message) -> bytes:
     """The classic signing input: every field but `auth`, in wire order."""
-    return b"".join(cached_line(f) for f in message.fields if f.name != AUTH_FIELD)
+    return b"".join([cached_line(f) for f in message.fields if f.name != AUTH_FIELD])
 
 
 class Signer:

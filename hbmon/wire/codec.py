@@ -50,6 +50,7 @@ _MAX_LEN_DIGITS = len(str(MAX_PACKET))
 _MAX_TYPE_DIGITS = 3
 _FIELD_TYPES = (FT_STRING, FT_BINARY)
 _REQUIRED = ("t", "src")
+_ZERO, _COMMA = ord("0"), ord(",")
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,10 +167,22 @@ def _parse_netstring_field(raw: bytes) -> Field:
 
 def _decode_netstring(data: bytes) -> Decoded:
     pos = len(NETSTRING_START)
+    size = len(data)
     fields: list[Field] = []
     while not data.startswith(NETSTRING_END, pos):
-        if pos >= len(data):
+        if pos >= size:
             raise MalformedPacket("truncated (no %%% end marker)")
+        # Inline fast path for a well-formed `<len>:<field>,` (the same tests as
+        # _read_netstring); anything else goes through it for the exact error.
+        colon = data.find(b":", pos, pos + _MAX_LEN_DIGITS + 1)
+        if colon > pos:
+            digits = data[pos:colon]
+            if digits.isdigit() and (len(digits) == 1 or digits[0] != _ZERO):
+                end = colon + 1 + int(digits)
+                if end < size and data[end] == _COMMA:
+                    fields.append(_netstring_field(data[colon + 1 : end]))
+                    pos = end + 1
+                    continue
         raw, pos = _read_netstring(data, pos, "field")
         fields.append(_netstring_field(raw))
     body_end = pos + len(NETSTRING_END)
@@ -265,15 +278,18 @@ def encode(message: Message, signer: Signer, fmt: WireFormat) -> bytes:
 # Per format, each checked field's (classic line, netstring): a beat repeats most
 # of the previous one's fields. Bounded: a cache restarts when full.
 _Encoded = tuple[bytes, bytes]
-_NETSTRING_CACHE: dict[Field, _Encoded] = {}
-_CLASSIC_CACHE: dict[Field, _Encoded] = {}
+# Keyed by (name, value, type) like auth's line cache (C hashing, no dataclass calls).
+_Key = tuple[str, bytes, int]
+_NETSTRING_CACHE: dict[_Key, _Encoded] = {}
+_CLASSIC_CACHE: dict[_Key, _Encoded] = {}
 _ENCODED_CACHE_MAX = 512
 
 
-def _encoded(f: Field, fmt: WireFormat, cache: dict[Field, _Encoded]) -> _Encoded:
+def _encoded(f: Field, fmt: WireFormat, cache: dict[_Key, _Encoded]) -> _Encoded:
     """`f` checked for `fmt` (ValueError if it cannot be sent), as a classic line and,
     for netstring, as its netstring."""
-    hit = cache.get(f)
+    key = (f.name, f.value, f.ftype)
+    hit = cache.get(key)
     if hit is None:
         _check_encodable(f, fmt)
         line = cached_line(f)
@@ -281,7 +297,7 @@ def _encoded(f: Field, fmt: WireFormat, cache: dict[Field, _Encoded]) -> _Encode
         hit = (line, framed)
         if len(cache) >= _ENCODED_CACHE_MAX:
             cache.clear()
-        cache[f] = hit
+        cache[key] = hit
     return hit
 
 
