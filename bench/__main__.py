@@ -177,7 +177,9 @@ def _combine(paths: list[str], dest: Path) -> int:
             else:
                 out[name] = part[name]
         out.setdefault("meta", part.get("meta"))
-        out.setdefault("wall_s", {}).update(part.get("wall_s", {}))
+        walls = out.setdefault("wall_s", {})
+        for name, secs in part.get("wall_s", {}).items():
+            walls[name] = round(walls.get(name, 0.0) + secs, 1)  # split sections add up
     for name in SECTIONS:
         if name in out:
             module, func = TABLES[name]
