@@ -35,12 +35,11 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-for _p in (str(HERE), str(HERE.parent), str(HERE.parent / "tests" / "interop")):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
-
+# isort: off
+from bench import benchpath  # noqa: E402, F401 - sets sys.path first
 from drivers import DAEMONS, missing, version  # noqa: E402
 from targets import verdicts, verdicts_table  # noqa: E402
+# isort: on
 
 SECTIONS = ("failover", "loss", "soak", "partition", "resources")
 Section = Callable[[argparse.Namespace, list[str]], tuple[dict[str, Any], str]]

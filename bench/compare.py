@@ -55,8 +55,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parent / "tests" / "interop")]
-
+import benchpath  # noqa: E402, F401 - sets sys.path first
 from drivers import (  # noqa: E402
     DAEMONS,
     SETTINGS,

@@ -13,22 +13,17 @@ import re
 import signal
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-HERE = Path(__file__).resolve().parent
-for _p in (str(HERE), str(HERE.parent), str(HERE.parent / "tests" / "interop")):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
+import benchpath  # noqa: F401 - sets sys.path first
+from failover import wait
+from prometheus_client.parser import text_string_to_metric_families
 
-from failover import wait  # noqa: E402
-from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
-
-from hbmon.lab import Lab, LabTimers  # noqa: E402
+from hbmon.lab import Lab, LabTimers
 
 HEARTBEAT_BIN = Path("/usr/libexec/heartbeat/heartbeat")
 

@@ -34,12 +34,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-for _p in (str(HERE), str(HERE.parent), str(HERE.parent / "tests" / "interop")):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
-
-from client import (  # noqa: E402
+import benchpath  # noqa: F401 - sets sys.path first
+from client import (
     Observer,
     alive,
     client_stats,
@@ -49,7 +45,7 @@ from client import (  # noqa: E402
     peer_drop,
     settle,
 )
-from drivers import DAEMONS, SETTINGS, make_driver, missing  # noqa: E402
+from drivers import DAEMONS, SETTINGS, make_driver, missing
 
 
 def _one_daemon(

@@ -35,16 +35,12 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-for _p in (str(HERE), str(HERE.parent), str(HERE.parent / "tests" / "interop")):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
+import benchpath  # noqa: F401 - sets sys.path first
+from compare import nearest_rank
+from drivers import DAEMONS, SETTINGS, Driver, HbmonDriver, Setting, make_driver, missing
+from failover import owner, wait
 
-from compare import nearest_rank  # noqa: E402
-from drivers import DAEMONS, SETTINGS, Driver, HbmonDriver, Setting, make_driver, missing  # noqa: E402
-from failover import owner, wait  # noqa: E402
-
-from hbmon.lab import GATEWAY_IP, NET, PREFIX_LEN, Lab, LabTimers  # noqa: E402
+from hbmon.lab import GATEWAY_IP, NET, PREFIX_LEN, Lab, LabTimers
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
