@@ -160,6 +160,26 @@ def window(
 
 
 # ----------------------------------------------------------- idle per daemon --
+def _settled_window(lab: Lab, drv: Driver, seconds: float) -> dict[str, Any]:
+    """Start both nodes, wait for one owner and a settled pair, then measure both roles.
+
+    Returns {"owner": ..., "standby": ...} from `window`, or {"error": why}.
+    """
+    for n in lab.nodes:
+        drv.start(n)
+    if not wait(lambda: owner(lab) is not None, 60, step=0.2):
+        return {"error": "no single owner"}
+    current = owner(lab)
+    assert current is not None
+    other = next(n for n in lab.nodes if n != current)
+    if not wait(lambda: drv.ready(current, other), 60, step=0.2):
+        return {"error": "pair not settled"}
+    # Let start-up work (imports, first scrapes, GARP series) finish.
+    time.sleep(3)
+    # Both nodes at once: the owner and the standby do different work.
+    return window(drv.pids, {"owner": current, "standby": other}, seconds)
+
+
 def idle_cost(daemon: str, setting: Setting, seconds: float, log: Log) -> dict[str, Any]:
     lab, factory = make_driver(daemon, setting)
     result: dict[str, Any] = {"daemon": daemon, "setting": setting.name}
@@ -167,29 +187,16 @@ def idle_cost(daemon: str, setting: Setting, seconds: float, log: Log) -> dict[s
         drv = factory(lab)
         result["timers"] = drv.label
         try:
-            for n in lab.nodes:
-                drv.start(n)
-            if not wait(lambda: owner(lab) is not None, 60, step=0.2):
-                result["error"] = "no single owner"
-                return result
-            current = owner(lab)
-            assert current is not None
-            other = next(n for n in lab.nodes if n != current)
-            if not wait(lambda: drv.ready(current, other), 60, step=0.2):
-                result["error"] = "pair not settled"
-                return result
-            # Let start-up work (imports, first scrapes, GARP series) finish.
-            time.sleep(3)
-            # Both nodes at once: the owner and the standby do different work.
-            per = window(drv.pids, {"owner": current, "standby": other}, seconds)
-            result.update(per)
-            log(
-                f"  {daemon:10s} {setting.name:8s} CPU owner {per['owner']['cpu_pct']:.3f} % "
-                f"standby {per['standby']['cpu_pct']:.3f} %, RSS {per['owner']['rss_mib']:.1f} MiB"
-                f" ({per['owner']['processes']} processes)"
-            )
+            result.update(_settled_window(lab, drv, seconds))
         finally:
             _stop(drv, lab)
+    if "error" not in result:
+        o = result["owner"]
+        log(
+            f"  {daemon:10s} {setting.name:8s} CPU owner {o['cpu_pct']:.3f} % "
+            f"standby {result['standby']['cpu_pct']:.3f} %, RSS {o['rss_mib']:.1f} MiB"
+            f" ({o['processes']} processes)"
+        )
     return result
 
 
@@ -335,23 +342,12 @@ def scaling_point(media: int, pings: int, seconds: float, log: Log) -> dict[str,
         _set_ping(lab, ping_addresses(pings))
         drv = HbmonDriver(lab, timers)
         try:
-            for n in lab.nodes:
-                drv.start(n)
-            if not wait(lambda: owner(lab) is not None, 60, step=0.2):
-                result["error"] = "no single owner"
-                return result
-            current = owner(lab)
-            assert current is not None
-            other = next(n for n in lab.nodes if n != current)
-            if not wait(lambda: drv.ready(current, other), 60, step=0.2):
-                result["error"] = "pair not settled"
-                return result
-            time.sleep(3)
-            result.update(window(drv.pids, {"owner": current, "standby": other}, seconds))
-            log(f"  hbmon media {media} ping {pings}: CPU owner {result['owner']['cpu_pct']:.3f} %"
-                f" standby {result['standby']['cpu_pct']:.3f} %")  # fmt: skip
+            result.update(_settled_window(lab, drv, seconds))
         finally:
             _stop(drv, lab)
+    if "error" not in result:
+        log(f"  hbmon media {media} ping {pings}: CPU owner {result['owner']['cpu_pct']:.3f} %"
+            f" standby {result['standby']['cpu_pct']:.3f} %")  # fmt: skip
     return result
 
 
