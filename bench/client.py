@@ -43,10 +43,10 @@ import struct
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from drivers import Driver, Setting, seconds
+from drivers import SETTINGS, Driver, Setting, make_driver, seconds
 from failover import metric
 
 from hbmon.lab import CLIENT_IP, VIP, Lab, iface_mac, socket_in_namespace
@@ -356,3 +356,47 @@ def keepalive_s(daemon: str, setting: Setting) -> float:
 
 def alive(drv: Driver, lab: Lab) -> bool:
     return all(drv.pids(n) for n in lab.nodes)
+
+
+@dataclass
+class ObservedPair:
+    """A running pair of one daemon in a lab with a client, watched by an Observer."""
+
+    daemon: str
+    lab: Lab
+    drv: Driver
+    obs: Observer
+    header: dict[str, object]  # daemon, setting, timers, detect_ms, keepalive_ms
+
+
+@contextlib.contextmanager
+def observed_pair(daemon: str, setting_name: str) -> Iterator[ObservedPair]:
+    """Start `daemon` on both nodes of a client lab and observe it.
+
+    On exit the observer stops, any cut between the nodes is lifted and the
+    daemons stop; the namespaces go with the lab. The observer's samples stay
+    readable afterwards.
+    """
+    setting = SETTINGS[setting_name]
+    lab, factory = make_driver(daemon, setting)
+    lab.client = True
+    with lab:
+        drv = factory(lab)
+        header: dict[str, object] = {
+            "daemon": daemon,
+            "setting": setting_name,
+            "timers": drv.label,
+            "detect_ms": round(drv.detect * 1000),
+            "keepalive_ms": round(keepalive_s(daemon, setting) * 1000),
+        }
+        obs: Observer | None = None
+        try:
+            for n in lab.nodes:
+                drv.start(n)
+            obs = Observer(lab).start()
+            yield ObservedPair(daemon, lab, drv, obs, header)
+        finally:
+            if obs is not None:
+                obs.stop()
+            peer_drop(lab, 0)
+            drv.stop_all()

@@ -36,77 +36,59 @@ from pathlib import Path
 
 import benchpath  # noqa: F401 - sets sys.path first
 from client import (
-    Observer,
     alive,
     client_stats,
     dead_declarations,
-    keepalive_s,
+    observed_pair,
     owner_stats,
     peer_drop,
     settle,
 )
-from drivers import DAEMONS, SETTINGS, make_driver, missing
+from drivers import DAEMONS, SETTINGS, missing
 
 
 def _one_daemon(
     daemon: str, setting_name: str, percents: Sequence[int], seconds: float,
     log: Callable[[str], None],
 ) -> dict[str, object]:  # fmt: skip
-    setting = SETTINGS[setting_name]
-    lab, factory = make_driver(daemon, setting)
-    lab.client = True
-    out: dict[str, object] = {"daemon": daemon, "setting": setting_name}
     runs: list[dict[str, object]] = []
-    with lab:
-        drv = factory(lab)
-        out["timers"] = drv.label
-        out["detect_ms"] = round(drv.detect * 1000)
-        out["keepalive_ms"] = round(keepalive_s(daemon, setting) * 1000)
-        obs: Observer | None = None
-        try:
-            for n in lab.nodes:
-                drv.start(n)
-            obs = Observer(lab).start()
-            windows = []
-            for pct in percents:
-                owner = settle(obs, drv)
-                if owner is None:
-                    log(f"  {daemon} {pct}%: the pair did not settle; skipped")
-                    runs.append({"percent": pct, "error": "pair did not settle"})
-                    continue
-                d0 = dead_declarations(lab, daemon)
-                t_on = peer_drop(lab, pct)
-                time.sleep(seconds)
-                t_off = peer_drop(lab, 0)
-                time.sleep(2 + 2 * drv.detect)
-                t_end = time.monotonic()
-                d1 = dead_declarations(lab, daemon)
-                both = alive(drv, lab)
-                windows.append((pct, owner, t_on, t_off, t_end, d0, d1, both))
-                log(f"  {daemon} {pct}%: done ({obs.current() and sorted(obs.current())} "
-                    "holds the VIP)")  # fmt: skip
-        finally:
-            if obs is not None:
-                obs.stop()
-            peer_drop(lab, 0)
-            drv.stop_all()
-        assert obs is not None
-        for pct, owner, t_on, t_off, t_end, d0, d1, both in windows:
-            run: dict[str, object] = {
-                "percent": pct,
-                "seconds": round(t_off - t_on, 1),
-                "owner_before": owner,
-                "both_alive": both,
-                "dead_declarations": None if d0 is None or d1 is None else d1 - d0,
-            }
-            run.update(owner_stats(obs.owners, t_on, t_end))
-            run.update(client_stats(obs.probes, t_on, t_end))
-            # Takeovers while both daemons run are false by definition.
-            run["false_takeovers"] = run.pop("takeovers")
-            runs.append(run)
-            log(f"  {daemon} {pct}%: {run['false_takeovers']} false takeovers, "
-                f"dual {run['dual_s']} s, none {run['none_s']} s, "
-                f"client outage max {run['outage_max_s']} s")  # fmt: skip
+    windows = []
+    with observed_pair(daemon, setting_name) as pair:
+        lab, drv, obs = pair.lab, pair.drv, pair.obs
+        for pct in percents:
+            owner = settle(obs, drv)
+            if owner is None:
+                log(f"  {daemon} {pct}%: the pair did not settle; skipped")
+                runs.append({"percent": pct, "error": "pair did not settle"})
+                continue
+            d0 = dead_declarations(lab, daemon)
+            t_on = peer_drop(lab, pct)
+            time.sleep(seconds)
+            t_off = peer_drop(lab, 0)
+            time.sleep(2 + 2 * drv.detect)
+            t_end = time.monotonic()
+            d1 = dead_declarations(lab, daemon)
+            both = alive(drv, lab)
+            windows.append((pct, owner, t_on, t_off, t_end, d0, d1, both))
+            log(f"  {daemon} {pct}%: done ({obs.current() and sorted(obs.current())} "
+                "holds the VIP)")  # fmt: skip
+    out = dict(pair.header)
+    for pct, owner, t_on, t_off, t_end, d0, d1, both in windows:
+        run: dict[str, object] = {
+            "percent": pct,
+            "seconds": round(t_off - t_on, 1),
+            "owner_before": owner,
+            "both_alive": both,
+            "dead_declarations": None if d0 is None or d1 is None else d1 - d0,
+        }
+        run.update(owner_stats(obs.owners, t_on, t_end))
+        run.update(client_stats(obs.probes, t_on, t_end))
+        # Takeovers while both daemons run are false by definition.
+        run["false_takeovers"] = run.pop("takeovers")
+        runs.append(run)
+        log(f"  {daemon} {pct}%: {run['false_takeovers']} false takeovers, "
+            f"dual {run['dual_s']} s, none {run['none_s']} s, "
+            f"client outage max {run['outage_max_s']} s")  # fmt: skip
     out["runs"] = sorted(runs, key=lambda r: int(str(r["percent"])))
     return out
 

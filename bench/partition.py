@@ -45,11 +45,12 @@ from client import (
     client_stats,
     first_time,
     keepalive_s,
+    observed_pair,
     owner_stats,
     peer_drop,
     settle,
 )
-from drivers import DAEMONS, SETTINGS, make_driver, missing
+from drivers import DAEMONS, SETTINGS, missing
 
 STABLE_S = 5.0
 HEAL_TIMEOUT_S = 60.0
@@ -117,49 +118,32 @@ def _analyse(
 def _one_daemon(
     daemon: str, setting_name: str, cut_s: float, runs: int, log: Callable[[str], None]
 ) -> dict[str, object]:
-    setting = SETTINGS[setting_name]
-    lab, factory = make_driver(daemon, setting)
-    lab.client = True
-    keepalive = keepalive_s(daemon, setting)
-    out: dict[str, object] = {"daemon": daemon, "setting": setting_name}
+    keepalive = keepalive_s(daemon, SETTINGS[setting_name])
     done: list[dict[str, object]] = []
-    with lab:
-        drv = factory(lab)
-        out["timers"] = drv.label
-        out["detect_ms"] = round(drv.detect * 1000)
-        out["keepalive_ms"] = round(keepalive * 1000)
-        obs: Observer | None = None
-        windows = []
-        try:
-            for n in lab.nodes:
-                drv.start(n)
-            obs = Observer(lab).start()
-            for i in range(runs):
-                owner = settle(obs, drv)
-                if owner is None:
-                    log(f"  {daemon} run {i + 1}: the pair did not settle; stopping")
-                    break
-                # Times are taken when both nodes have the new rules.
-                t_cut = peer_drop(lab, 100)
-                time.sleep(cut_s)
-                t_heal = peer_drop(lab, 0)
-                t_end = _after_heal(obs, t_heal)
-                windows.append((owner, t_cut, t_heal, t_end, alive(drv, lab)))
-                log(f"  {daemon} run {i + 1}: healed, {sorted(obs.current())} holds the VIP")
-        finally:
-            if obs is not None:
-                obs.stop()
-            peer_drop(lab, 0)
-            drv.stop_all()
-        assert obs is not None
-        for owner, t_cut, t_heal, t_end, both in windows:
-            run = _analyse(obs, owner, t_cut, t_heal, t_end, keepalive)
-            run["both_alive"] = both
-            done.append(run)
-            log(f"  {daemon}: cut dual {run['cut_dual_s']} s; after heal dual "
-                f"{run['heal_dual_s']} s, none {run['heal_none_s']} s, converged "
-                f"{run['converge_s']} s, {run['owner_before']} -> {run['owner_after']}, "
-                f"client outage {run['heal_client_outage_max_s']} s")  # fmt: skip
+    windows = []
+    with observed_pair(daemon, setting_name) as pair:
+        lab, drv, obs = pair.lab, pair.drv, pair.obs
+        for i in range(runs):
+            owner = settle(obs, drv)
+            if owner is None:
+                log(f"  {daemon} run {i + 1}: the pair did not settle; stopping")
+                break
+            # Times are taken when both nodes have the new rules.
+            t_cut = peer_drop(lab, 100)
+            time.sleep(cut_s)
+            t_heal = peer_drop(lab, 0)
+            t_end = _after_heal(obs, t_heal)
+            windows.append((owner, t_cut, t_heal, t_end, alive(drv, lab)))
+            log(f"  {daemon} run {i + 1}: healed, {sorted(obs.current())} holds the VIP")
+    out = dict(pair.header)
+    for owner, t_cut, t_heal, t_end, both in windows:
+        run = _analyse(obs, owner, t_cut, t_heal, t_end, keepalive)
+        run["both_alive"] = both
+        done.append(run)
+        log(f"  {daemon}: cut dual {run['cut_dual_s']} s; after heal dual "
+            f"{run['heal_dual_s']} s, none {run['heal_none_s']} s, converged "
+            f"{run['converge_s']} s, {run['owner_before']} -> {run['owner_after']}, "
+            f"client outage {run['heal_client_outage_max_s']} s")  # fmt: skip
     out["runs"] = done
     return out
 
