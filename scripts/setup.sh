@@ -15,6 +15,8 @@ if [ "$mode" = test ]; then
   # prometheus-alertmanager (amtool, the e2e alert path) and systemd (systemd-analyze, absent
   # from a minimal Debian) check the deliverables in alerts/ and systemd/.
   apt_needed+=(prometheus prometheus-alertmanager systemd nftables tcpdump)
+  # iputils' ping (ping -6, -W in seconds): a fresh machine may have inetutils-ping or none.
+  apt_needed+=(iputils-ping)
   # heartbeat (3.0.6, with resource-agents and cluster-glue) runs next to hbmon in
   # tests/interop; it must never run as a service on this host (see below).
   apt_needed+=(heartbeat)
