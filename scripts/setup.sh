@@ -20,6 +20,8 @@ if [ "$mode" = test ]; then
   # heartbeat (3.0.6, with resource-agents and cluster-glue) runs next to hbmon in
   # tests/interop; it must never run as a service on this host (see below).
   apt_needed+=(heartbeat)
+  # node and npm run the dashboards' check against Grafana's schema (grafana/schema).
+  command -v npm >/dev/null 2>&1 || apt_needed+=(nodejs npm)
 fi
 missing=()
 for p in "${apt_needed[@]}"; do
@@ -65,6 +67,10 @@ fi
 extra=""
 [ "$mode" = test ] && extra="[test]"
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extra}"
+if [ "$mode" = test ]; then
+  # @grafana/schema and tsc, as grafana/schema/package-lock.json pins them.
+  npm ci --prefix grafana/schema --no-audit --no-fund --silent
+fi
 
 case "$mode" in
   demo)

@@ -18,6 +18,7 @@ OFFLINE_VALUES = {
     "$__rate_interval": "1m",
     "$__interval": "1m",
     "$__range": "1h",
+    "$cluster": ".*",
     "$job": ".+",
     "$node": ".+",
     "$peer": ".+",
@@ -38,8 +39,9 @@ def queries(dashboard: Json) -> Iterator[tuple[str, str]]:
             if t.get("expr"):
                 yield f"panel {p['id']} {p['title']!r} {t['refId']}", t["expr"]
     for a in dashboard.get("annotations", {}).get("list", []):
-        if a.get("expr"):
-            yield f"annotation {a['name']!r}", a["expr"]
+        expr = a.get("target", {}).get("expr") or a.get("expr")
+        if expr:
+            yield f"annotation {a['name']!r}", expr
 
 
 def substitute(expr: str, values: dict[str, str] = OFFLINE_VALUES) -> str:
@@ -156,14 +158,20 @@ def rule_grid_positions(d: Json) -> list[str]:
 
 
 def rule_job_filter(d: Json) -> list[str]:
-    """dashboard-linter's target-job rule: every selector filters on the $job variable."""
+    """dashboard-linter's target-job rule, and hbmon's cluster rule: every selector
+    filters on the $cluster and $job variables. Only ALERTS may also match series
+    without a job label (`job=~"$job|"`): rules that aggregate over it drop it."""
     problems = []
     for where, expr in queries(d):
-        for m in re.finditer(r"\b(hbmon_\w+|up|ALERTS)\b(\{[^}]*\})?", expr):
-            if m.group(0).startswith("hbmon_") and expr[m.end() : m.end() + 1] == "(":
+        for m in re.finditer(r"\b(hbmon_\w+|process_\w+|up|ALERTS)\b(\{[^}]*\})?", expr):
+            if m.group(0).startswith(("hbmon_", "process_")) and expr[m.end() : m.end() + 1] == "(":
                 continue
-            if 'job=~"$job"' not in (m.group(2) or ""):
+            matchers = m.group(2) or ""
+            jobs = ('job=~"$job"', 'job=~"$job|"') if m.group(1) == "ALERTS" else ('job=~"$job"',)
+            if not any(j in matchers for j in jobs):
                 problems.append(f'{where}: {m.group(1)} without job=~"$job"')
+            if 'cluster=~"$cluster"' not in matchers:
+                problems.append(f'{where}: {m.group(1)} without cluster=~"$cluster"')
     return problems
 
 
