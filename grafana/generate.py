@@ -118,8 +118,7 @@ def dashed(color: str) -> list[dm.DynamicConfigValue]:
     ]
 
 
-UP_DOWN = mapping(("down", "red"), ("up", "green"))
-RED_GREEN = steps((None, "red"), (1, "green"))
+UP_DOWN = (("down", "red"), ("up", "green"))
 NODE_STATES = (("init", "blue"), ("up", "yellow"), ("active", "green"), ("dead", "red"))
 GROUP_STATES = (
     ("released", "text"),
@@ -466,8 +465,8 @@ def overview() -> db.Dashboard:
                 (4, 4),
                 q(f"up{{{SEL}}}", "{{instance}}"),
             )
-            .mappings(UP_DOWN)
-            .thresholds(RED_GREEN),
+            .mappings(mapping(*UP_DOWN))
+            .thresholds(steps((None, "red"), (1, "green"))),
             single(
                 "Communication up",
                 "1 once the node heard every peer or declared it dead (hbmon_comm_up).",
@@ -505,7 +504,7 @@ def overview() -> db.Dashboard:
                 q(f"hbmon_config_last_reload_successful{{{SEL}}}", "{{instance}}"),
             )
             .mappings(mapping(("failed", "red"), ("ok", "green")))
-            .thresholds(RED_GREEN),
+            .thresholds(steps((None, "red"), (1, "green"))),
             timeline(
                 "Peer state, as each node sees it",
                 "hbmon_node_state: init (never heard), up, active, dead.",
@@ -523,14 +522,14 @@ def overview() -> db.Dashboard:
                 "hbmon_link_up per path `iface/peer`.",
                 (12, 8),
                 q(f"hbmon_link_up{{{PEER}}}", "{{instance}}: {{link}}"),
-                (("down", "red"), ("up", "green")),
+                UP_DOWN,
             ),
             timeline(
                 "Ping nodes",
                 "hbmon_ping_node_up: does each node reach its ping nodes.",
                 (12, 6),
                 q(f"hbmon_ping_node_up{{{SEL}}}", "{{instance}} → {{node}}"),
-                (("down", "red"), ("up", "green")),
+                UP_DOWN,
             ),
             timeline(
                 "Resource groups held",
@@ -757,7 +756,7 @@ def heartbeat() -> db.Dashboard:
                 "hbmon_ping_node_up per node and ping node.",
                 (12, 8),
                 q(f"hbmon_ping_node_up{{{SEL}}}", "{{instance}} → {{node}}"),
-                (("down", "red"), ("up", "green")),
+                UP_DOWN,
             ),
             graph(
                 "Dropped packets (authentication, replay, malformed)",
