@@ -1,7 +1,7 @@
 """Generate hbmon's Grafana dashboards (classic JSON model) into grafana/dashboards/.
 
-    python3 grafana/generate.py          # rewrite the JSON files
-    python3 grafana/generate.py --check  # exit 1 if the committed JSON is stale
+    .venv/bin/python grafana/generate.py          # rewrite the JSON files
+    .venv/bin/python grafana/generate.py --check  # exit 1 if the committed JSON is stale
 
 Built with Grafana Labs' grafana-foundation-sdk (typed builders generated from
 Grafana's own schema; pinned in pyproject's `test` extra). Only this script needs
@@ -24,15 +24,22 @@ from pathlib import Path
 from typing import Any, Generic, Protocol, Self, TypeVar
 
 import yaml
-from grafana_foundation_sdk.builders import common as cb
-from grafana_foundation_sdk.builders import dashboard as db
-from grafana_foundation_sdk.builders import prometheus, stat, statetimeline, table, timeseries
-from grafana_foundation_sdk.cog import builder as cogbuilder
-from grafana_foundation_sdk.cog.encoder import JSONEncoder
-from grafana_foundation_sdk.models import common as cm
-from grafana_foundation_sdk.models import dashboard as dm
-from grafana_foundation_sdk.models import prometheus as pm
-from grafana_foundation_sdk.models import units
+
+try:
+    from grafana_foundation_sdk.builders import common as cb
+    from grafana_foundation_sdk.builders import dashboard as db
+    from grafana_foundation_sdk.builders import prometheus, stat, statetimeline, table, timeseries
+    from grafana_foundation_sdk.cog import builder as cogbuilder
+    from grafana_foundation_sdk.cog.encoder import JSONEncoder
+    from grafana_foundation_sdk.models import common as cm
+    from grafana_foundation_sdk.models import dashboard as dm
+    from grafana_foundation_sdk.models import prometheus as pm
+    from grafana_foundation_sdk.models import units
+except ImportError:
+    sys.exit(
+        "grafana/generate.py needs grafana-foundation-sdk: run it with the project's "
+        "virtualenv (pip install -e '.[test]'), e.g. .venv/bin/python grafana/generate.py"
+    )
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "dashboards"
@@ -846,7 +853,7 @@ def main(argv: list[str] | None = None) -> int:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
     for path in stale:
-        print(f"{path} is stale: run python3 grafana/generate.py", file=sys.stderr)
+        print(f"{path} is stale: run .venv/bin/python grafana/generate.py", file=sys.stderr)
     return 1 if stale else 0
 
 
