@@ -277,9 +277,13 @@ def alerts_table(size: tuple[int, int]) -> table.Panel:
         for name, url in sorted(runbooks().items())
     )
     hidden = {"Time": True, "Value": True, "__name__": True, "alertstate": True}
-    link = dm.DashboardLink(title="Runbook for ${__data.fields.alertname}")
-    link.url = "${__value.raw}"
-    link.target_blank = True
+    # A data link (Grafana's DataLink: title, url, targetBlank); the SDK has no type
+    # for it and types a panel's links as dashboard links, a different thing.
+    link: dict[str, object] = {
+        "title": "Runbook for ${__data.fields.alertname}",
+        "url": "${__value.raw}",
+        "targetBlank": True,
+    }
     return (
         fill(
             table.Panel(),
