@@ -8,10 +8,10 @@ panels show happen: a SIGHUP reload on solr1, and a crash of solr2, the owner of
 lab's resource group (kill -9 and its link down), so solr1 declares it dead, takes
 the group over (takeover duration, resource operations) and HbmonPeerDead fires.
 
-Then every variable query returns the lab's values, and every panel query, with
-the variables set as a user would set them (cluster "lab", job "hbmon", all nodes
-and peers), returns at least one finite sample: a quantile that is NaN throughout
-(no observation) fails. Annotation queries must parse and run.
+Then every variable query returns the lab's values, and every panel and annotation query,
+with the variables set as a user would set them (cluster "lab", job "hbmon", all
+nodes and peers), returns at least one finite sample: a quantile that is NaN
+throughout (no observation) fails.
 
 Timers (hbmon/lab.py): keepalive 200 ms, warntime 1 s, deadtime 2 s, initdead 4 s.
 """
@@ -240,10 +240,13 @@ def test_every_dashboard_query_returns_data(tmp_path: Path) -> None:
                     count += 1
                     if not finite(result):
                         empty.append(f"{d['uid']} {p['title']!r} {t['refId']}")
+            # both annotated events (a takeover, a peer declared dead) happened
             for a in d["annotations"]["list"]:
                 if "target" in a and "expr" in a["target"]:
-                    prom.query_range(substitute(a["target"]["expr"]), t_start)
-        print(f"\n{count} panel queries, {len(empty)} without data")
+                    count += 1
+                    if not finite(prom.query_range(substitute(a["target"]["expr"]), t_start)):
+                        empty.append(f"{d['uid']} annotation {a['name']!r}")
+        print(f"\n{count} panel and annotation queries, {len(empty)} without data")
         assert empty == []
 
         # -- what a reader sees: the page with its runbook, the takeover, the reload
