@@ -62,6 +62,18 @@ ADDRESS_PROBE_TIMEOUT_MS = 150
 EARLY_PROBE_MARGIN_MS = 50
 # Script agents: lookup, environment and limits. heartbeat has no timeout.
 DEFAULT_INIT_DIR = Path("/etc/init.d")
+# OCF agents (resource-agents): heartbeat's classic agents and `OCF::agent::instance`.
+DEFAULT_OCF_ROOT = Path("/usr/lib/ocf")
+# Where `hbmon config check` looks for the unit of a `systemd:UNIT` resource
+# (systemd's unit search path for the system manager).
+SYSTEMD_UNIT_DIRS = (
+    Path("/etc/systemd/system"),
+    Path("/run/systemd/system"),
+    Path("/run/systemd/generator"),
+    Path("/usr/local/lib/systemd/system"),
+    Path("/usr/lib/systemd/system"),
+    Path("/lib/systemd/system"),
+)
 SCRIPT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SCRIPT_TIMEOUT_MS = 60000  # start / stop
 SCRIPT_STATUS_TIMEOUT_MS = 15000

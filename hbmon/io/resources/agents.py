@@ -17,8 +17,8 @@ from typing import Protocol
 
 from loguru import logger
 
-from hbmon.config.model import DEFAULT_INIT_DIR, Resource, ResourceSettings
-from hbmon.io.resources import addresses, scripts
+from hbmon.config.model import DEFAULT_INIT_DIR, DEFAULT_OCF_ROOT, Resource, ResourceSettings
+from hbmon.io.resources import addresses, resolve, scripts
 from hbmon.io.resources.addresses import (
     ADDRESS_AGENTS,
     IPADDR2,
@@ -49,6 +49,7 @@ class ResourceIO:
     init_dir: Path = DEFAULT_INIT_DIR
     sleep: Sleep = field(default=asyncio.sleep)
     systemctl: Callable[[], str | None] = field(default=scripts.systemctl)
+    ocf_root: Path = DEFAULT_OCF_ROOT
 
 
 def system_io() -> ResourceIO:
@@ -331,9 +332,19 @@ def last_word(text: str) -> str:
     return words[-1] if words else ""
 
 
+def resolution(resource: Resource, ctx: Context) -> resolve.Resolution:
+    return resolve.resolve(resource, ctx.config_dir, ctx.io.init_dir, ctx.io.ocf_root)
+
+
 def make_agent(resource: Resource, ctx: Context, repeats: ScheduleRepeats) -> Agent:
     if resource.agent in ADDRESS_AGENTS:
         return AddressAgent(resource, ctx, repeats)
     if scripts.systemd_unit(resource.agent) is not None:
         return SystemdAgent(resource, ctx)
+    found = resolution(resource, ctx)
+    if found.kind is resolve.Kind.OCF:
+        from hbmon.io.resources.ocf import OcfAgent  # ocf imports Context and Outcome from here
+
+        return OcfAgent(resource, ctx, found.ocf, found.error)
+    # A script of resource.d or init.d (ScriptAgent looks it up the same way), or none.
     return ScriptAgent(resource, ctx)
