@@ -22,6 +22,9 @@ if [ "$mode" = test ]; then
   apt_needed+=(heartbeat)
   # node and npm run the dashboards' check against Grafana's schema (grafana/schema).
   command -v npm >/dev/null 2>&1 || apt_needed+=(nodejs npm)
+  # The classic agents run as resource-agents' OCF agents without heartbeat (hbmon's
+  # package depends on resource-agents); the agent tests mount an ext4 loop device.
+  apt_needed+=(resource-agents e2fsprogs mount)
 fi
 missing=()
 for p in "${apt_needed[@]}"; do

@@ -2,6 +2,11 @@
 
 Exit codes (design §2): 0 valid (warnings allowed), 1 invalid; argparse gives 2
 for usage errors. Problems go to stderr as `FILE:LINE: message`; results to stdout.
+
+`check` also resolves every resource on this host (resolve.check_resources:
+script, unit, native or OCF agent), a host check kept out of the parsers: a
+resource that cannot be found is an error here, where heartbeat only failed
+at takeover.
 """
 
 from __future__ import annotations
@@ -12,9 +17,10 @@ import os
 import sys
 from pathlib import Path
 
-from hbmon.config.loader import load_any
-from hbmon.config.model import DEFAULT_CONFIG_DIR, Config
-from hbmon.config.problems import Problem
+from hbmon.config.hadir import HARESOURCES
+from hbmon.config.loader import YAML_SUFFIXES, load_any
+from hbmon.config.model import DEFAULT_CONFIG_DIR, DEFAULT_INIT_DIR, DEFAULT_OCF_ROOT, Config
+from hbmon.config.problems import Problem, has_errors
 from hbmon.config.show import config_to_dict, config_to_text
 from hbmon.config.yamlform import to_yaml
 
@@ -63,9 +69,28 @@ def _load(args: argparse.Namespace) -> tuple[Config | None, list[Problem]]:
     return cfg, problems
 
 
+def check_host_resources(cfg: Config, path: Path) -> list[Problem]:
+    """Resolve every resource where `hbmon run` would (resource.d next to ha.cf;
+    /etc/ha.d's for the YAML form, as the agent does)."""
+    from hbmon.io.resources.resolve import check_resources
+
+    if path.suffix in YAML_SUFFIXES:
+        source, config_dir = str(path), DEFAULT_CONFIG_DIR
+    else:
+        source, config_dir = str(path / HARESOURCES), path
+    return check_resources(
+        cfg, source, config_dir, init_dir=DEFAULT_INIT_DIR, ocf_root=DEFAULT_OCF_ROOT
+    )
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     cfg, problems = _load(args)
-    if cfg is None:
+    if cfg is not None:
+        missing = check_host_resources(cfg, args.config or args.config_dir or DEFAULT_CONFIG_DIR)
+        for p in missing:
+            print(p, file=sys.stderr)
+        problems = [*problems, *missing]
+    if cfg is None or has_errors(problems):
         errors = sum(not p.warning for p in problems)
         print(f"configuration invalid: {errors} error(s)", file=sys.stderr)
         return 1

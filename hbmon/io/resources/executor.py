@@ -12,6 +12,12 @@
   returns; the repeats run in background tasks this executor owns, cancelled
   when the group is stopped or the executor closed.
 - Operations on one group are serialised; different groups run freely.
+- Which way each resource resolves (a script, heartbeat's classic agent run
+  as its OCF agent, an init script, …, resolve.py) is logged once, for every
+  resource at construction: a resource that cannot be found is an error in
+  the log then, and a failed start at takeover, as in heartbeat. The agent
+  still starts: the script may be installed later, and refusing to run would
+  take away failover for every other group (`hbmon config check` refuses).
 
 Every operation becomes an `OpRecord` (for metrics), passed to `observe` as
 it completes and returned in the `GroupOutcome`.
@@ -38,8 +44,10 @@ from hbmon.io.resources.agents import (
     Outcome,
     ResourceIO,
     make_agent,
+    resolution,
     system_io,
 )
+from hbmon.io.resources.resolve import Kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,10 +88,13 @@ class ResourceExecutor:
         self._io = io if io is not None else system_io()
         self._locks: dict[str, asyncio.Lock] = {}
         self._garp: dict[str, set[asyncio.Task[None]]] = {}
+        self._resolved: dict[str, str] = {}  # resource -> how it resolved, as last logged
+        self._note_all()
 
     # ------------------------------------------------------------ public --
     def reconfigure(self, config: Config) -> None:
         self._config = config
+        self._note_all()
 
     async def start_group(self, group: ResourceGroup) -> GroupOutcome:
         async with self._lock(group):
@@ -183,7 +194,26 @@ class ResourceExecutor:
     def _context(self) -> Context:
         return Context(self._io, self._config.hbmon.resources, self._config_dir)
 
+    def _note_all(self) -> None:
+        for group in self._config.resources:
+            for resource in group.resources:
+                self._note(resource)
+
+    def _note(self, resource: Resource) -> None:
+        """Log how `resource` resolves, once, and again only when that changes."""
+        found = resolution(resource, self._context())
+        text = found.describe()
+        if self._resolved.get(str(resource)) == text:
+            return
+        self._resolved[str(resource)] = text
+        if found.kind is Kind.MISSING or found.error:
+            logger.error(f"Resource {resource}: {text}")
+        else:
+            logger.info(f"Resource {resource}: {text}")
+
     def _agent(self, group: ResourceGroup, resource: Resource) -> Agent:
+        self._note(resource)
+
         def repeats(iface: str, ip: IPAddress, count: int, interval: float, first: float) -> None:
             self._schedule_garp(group.key, str(resource), iface, ip, count, interval, first)
 

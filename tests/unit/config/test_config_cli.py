@@ -46,6 +46,28 @@ def test_check_invalid_exit_1_problems_on_stderr(
     assert f"{d}/ha.cf:1: Invalid keepalive [2s]" in err
 
 
+def test_check_resolves_every_resource_on_this_host(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # No resource.d (heartbeat's wrappers are not there): Filesystem and MailTo
+    # resolve to resource-agents' OCF agents; the missing script is an error.
+    d = make_dir(
+        tmp_path,
+        haresources=b"# groups\nalpha IPaddr::10.0.0.5/24/eth0 \\\n"
+        b"  Filesystem::/dev/sdb1::/data::ext4 MailTo::root hbmon-test-no-such-script\n",
+    )
+    assert not (d / "resource.d").exists()
+    assert run(["config", "check", "--config-dir", str(d), "--node", "alpha"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines() == [
+        f"{d}/haresources:2: hbmon-test-no-such-script: cannot find resource script"
+        f" hbmon-test-no-such-script (looked in {d}/resource.d/hbmon-test-no-such-script,"
+        " /etc/init.d/hbmon-test-no-such-script)",
+        "configuration invalid: 1 error(s)",
+    ]
+
+
 def test_check_authkeys_0644(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     d = solr_dir(tmp_path, "solr1")
     (d / "authkeys").chmod(0o644)
