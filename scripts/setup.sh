@@ -23,8 +23,9 @@ if [ "$mode" = test ]; then
   # node and npm run the dashboards' check against Grafana's schema (grafana/schema).
   command -v npm >/dev/null 2>&1 || apt_needed+=(nodejs npm)
   # The classic agents run as resource-agents' OCF agents without heartbeat (hbmon's
-  # package depends on resource-agents); the agent tests mount an ext4 loop device.
-  apt_needed+=(resource-agents e2fsprogs mount)
+  # package depends on resource-agents); the agent tests mount an ext4 loop device
+  # (Filesystem needs modprobe from kmod and fuser from psmisc).
+  apt_needed+=(resource-agents e2fsprogs mount kmod psmisc)
 fi
 missing=()
 for p in "${apt_needed[@]}"; do

@@ -24,6 +24,7 @@ OCF_RA_VERSION_MAJOR = "1"
 OCF_RA_VERSION_MINOR = "0"
 OCF_PROVIDER = "heartbeat"  # the provider directory of every classic agent
 
+MONITOR = "monitor"  # hto-mapfuncs runs `monitor` for a status
 Params = tuple[tuple[str, str], ...]  # (name without OCF_RESKEY_, value), in wrapper order
 
 
@@ -38,6 +39,7 @@ class OcfCall:
     agent: str  # the OCF type: the agent's file name under resource.d/heartbeat
     instance: str  # OCF_RESOURCE_INSTANCE
     params: Params
+    status_action: str = MONITOR  # the action a status runs
 
     def environment(self, ocf_root: Path) -> dict[str, str]:
         """The OCF variables, exactly as the wrapper exports them."""
@@ -70,6 +72,9 @@ class Classic:
     # Used in the instance name only, when the argument is absent (not exported).
     instance_fallback: tuple[tuple[str, str], ...] = ()
     parse: Parse | None = None  # replaces the one-per-parameter rule
+    # hbmon's one change: Delay's `monitor` first sleeps `mondelay` (30 s by
+    # default, longer than hbmon's status timeout) then answers as its `status`.
+    status_action: str = MONITOR
 
     def call(self, args: tuple[str, ...]) -> OcfCall:
         """The OCF call heartbeat's wrapper makes for `args`; UsageError if it refuses them."""
@@ -89,7 +94,8 @@ class Classic:
             )
         names: dict[str, str] = {**dict(self.instance_fallback), **dict(params)}
         names.update(type=self.name, args="::".join(args))
-        return OcfCall(self.name, self.instance.format_map(_Blank(names)), params)
+        instance = self.instance.format_map(_Blank(names))
+        return OcfCall(self.name, instance, params, self.status_action)
 
 
 class _Blank(dict[str, str]):
@@ -168,6 +174,7 @@ CLASSIC: Mapping[str, Classic] = {
             (0, 1, 2),
             "{type}_{startdelay}",
             instance_fallback=(("startdelay", "10"),),
+            status_action="status",
         ),
         Classic(
             "Filesystem",

@@ -6,7 +6,8 @@ the wrapper exports (classic.OcfCall). The exit code is the answer:
 
 - start / stop: 0 done; a stop that answers 7 (not running) is done too;
   anything else fails, named (`exit 5 OCF_ERR_INSTALLED: …`).
-- monitor: 0 (or 8, running as master) running, 7 stopped. 5, not installed,
+- monitor (Delay: status, see classic.py): 0 (or 8, running as master)
+  running, 7 stopped. 5, not installed,
   is stopped too: an agent whose programs are missing here cannot have its
   resource running here (OCF's reading of a probe). Other answers are unknown,
   which counts as running for the start-up audit and a failed stop (so it is
@@ -107,7 +108,7 @@ class OcfAgent:
         return [SHELL, "-c", body, "ocf", str(target.instance_file), str(target.path), action]
 
     async def _run(self, target: OcfTarget, action: str, timeout_ms: int) -> RunResult:
-        if action != "monitor":
+        if action != target.call.status_action:
             logger.info(f"Running OCF {target.path} {action} for {self.resource}")
         env = scripts.clean_env(self._ctx.config_dir)
         env.update(target.call.environment(self._ctx.io.ocf_root))
@@ -116,7 +117,7 @@ class OcfAgent:
     async def _monitor(self, target: OcfTarget) -> tuple[bool | None, str]:
         """(running, why); None: the agent could not say."""
         timeout_ms = self._ctx.settings.status_timeout_ms
-        result = await self._run(target, "monitor", timeout_ms)
+        result = await self._run(target, target.call.status_action, timeout_ms)
         why = explain(result, timeout_ms / 1000)
         if result.rc in RUNNING:
             return True, f"running ({why})"
