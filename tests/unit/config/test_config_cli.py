@@ -189,3 +189,24 @@ def test_convert_output_file_is_private(tmp_path: Path, capsys: pytest.CaptureFi
     assert run(["config", "check", "--config", str(target)]) == 0
     out, _ = capsys.readouterr()
     assert "configuration OK: node solr2" in out
+
+
+def test_check_of_the_yaml_form_resolves_where_the_agent_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The YAML form has no directory of its own: the agent (and so the check)
+    # looks in /etc/ha.d/resource.d; problems name the YAML file and line.
+    d = make_dir(tmp_path, haresources=b"alpha IPaddr::10.0.0.5/24/eth0 hbmon-test-nope\n")
+    target = tmp_path / "hbmon.yaml"
+    argv = ["config", "convert", "--config-dir", str(d), "--node", "alpha", "-o", str(target)]
+    assert run(argv) == 0
+    capsys.readouterr()
+    assert run(["config", "check", "--config", str(target)]) == 1
+    _, err = capsys.readouterr()
+    line = next(
+        i for i, t in enumerate(target.read_text().splitlines(), 1) if t.startswith("- node: alpha")
+    )
+    assert err.splitlines()[0] == (
+        f"{target}:{line}: hbmon-test-nope: cannot find resource script hbmon-test-nope"
+        " (looked in /etc/ha.d/resource.d/hbmon-test-nope, /etc/init.d/hbmon-test-nope)"
+    )
