@@ -104,6 +104,7 @@ class Engine:
             config,
             config_dir=config_path if config_path.is_dir() else None,
             observe=metrics.observe_operation,
+            on_status_disagreement=metrics.observe_status_disagreement,
         )
         self._control = ControlServer(config.hbmon.run_dir / CONTROL_SOCKET_NAME, self._on_control)
         self._pinger: Pinger | None = None

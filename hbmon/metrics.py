@@ -316,6 +316,7 @@ class Metrics:
             OPERATION_BUCKETS,
         )
         self._op_failures: dict[tuple[str, str], int] = {}
+        self._status_disagreements: dict[str, int] = {}
         self._precreate(config)
         self.registry = CollectorRegistry()
         self.registry.register(_HbmonCollector(self))
@@ -356,6 +357,11 @@ class Metrics:
             if not record.ok:
                 self._op_failures[key] += 1
 
+    def observe_status_disagreement(self, resource: str) -> None:
+        """A status call whose LSB exit code and heartbeat's reading of its words differ."""
+        with self._lock:
+            self._status_disagreements[resource] = self._status_disagreements.get(resource, 0) + 1
+
     def observe_loop_lag(self, seconds: float) -> None:
         with self._lock:
             self._loop_lag.ensure(()).observe(max(0.0, seconds))
@@ -395,6 +401,7 @@ class Metrics:
                 for op in ("start", "stop"):
                     self._op_duration.ensure((str(res), op))
                     self._op_failures.setdefault((str(res), op), 0)
+                self._status_disagreements.setdefault(str(res), 0)
 
     # -------------------------------------------------------------- rendering --
     def collect(self) -> Iterator[Metric]:
@@ -428,6 +435,14 @@ class Metrics:
             for (res, op), n in sorted(self._op_failures.items()):
                 failures.add_metric([res, op], n)
             hists.append(failures)
+            disagreements = CounterMetricFamily(
+                "hbmon_resource_status_disagreements_total",
+                "Status calls whose LSB exit code and words (as heartbeat reads them) disagree.",
+                labels=["resource"],
+            )
+            for res, n in sorted(self._status_disagreements.items()):
+                disagreements.add_metric([res], n)
+            hists.append(disagreements)
         yield from static
         yield from hists
         if snap is not None:

@@ -82,6 +82,8 @@ class Context:
     io: ResourceIO
     settings: ResourceSettings
     config_dir: Path
+    # The executor's, so a script is named in one warning however many agents ask.
+    disagreements: scripts.StatusDisagreements = field(default_factory=scripts.StatusDisagreements)
 
 
 # ---------------------------------------------------------------- address --
@@ -252,7 +254,10 @@ class ScriptAgent:
         result = await self._call(path, "status", timeout_ms)
         if result.error or result.timed_out:
             return None, f"status unknown: {result.describe(timeout_ms / 1000)}"
-        return scripts.judge_status(result.rc, result.stdout)
+        verdict = scripts.judge_status(result.rc, result.stdout)
+        if verdict.disagrees:
+            self._ctx.disagreements.note(str(self.resource), path, verdict)
+        return verdict.running, verdict.why
 
     async def status(self) -> tuple[bool, str]:
         path = self._path()

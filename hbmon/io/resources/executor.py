@@ -48,6 +48,7 @@ from hbmon.io.resources.agents import (
     system_io,
 )
 from hbmon.io.resources.resolve import Kind
+from hbmon.io.resources.scripts import StatusDisagreements
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,14 +81,18 @@ class ResourceExecutor:
         config_dir: Path | None,
         observe: Callable[[OpRecord], None] | None = None,
         io: ResourceIO | None = None,
+        on_status_disagreement: Callable[[str], None] | None = None,
     ) -> None:
-        """`config_dir` holds `resource.d/` (None: heartbeat's /etc/ha.d)."""
+        """`config_dir` holds `resource.d/` (None: heartbeat's /etc/ha.d);
+        `on_status_disagreement(resource)` counts a status call whose exit code and
+        words disagree (scripts.StatusDisagreements)."""
         self._config = config
         self._config_dir = config_dir if config_dir is not None else DEFAULT_CONFIG_DIR
         self._observe = observe
         self._io = io if io is not None else system_io()
         self._locks: dict[str, asyncio.Lock] = {}
         self._garp: dict[str, set[asyncio.Task[None]]] = {}
+        self._disagreements = StatusDisagreements(on_status_disagreement)
         self._resolved: dict[str, str] = {}  # resource -> how it resolved, as last logged
         self._note_all()
 
@@ -131,7 +136,9 @@ class ResourceExecutor:
             return GroupOutcome(True, f"{len(records)} resource(s) stopped", tuple(records))
 
     async def active(self, group: ResourceGroup) -> bool:
-        """Is any resource of the group running here? (the start-up scan)"""
+        """Is any resource of the group running here? (the start-up scan, heartbeat's
+        verifyallidle) Each status is judged as for a start (scripts.judge_status), so
+        a script that says `stopped` with exit 0 is idle here, as heartbeat reads it."""
         for resource in group.resources:
             agent = self._agent(group, resource)
             try:
@@ -192,7 +199,9 @@ class ResourceExecutor:
         return self._locks.setdefault(group.key, asyncio.Lock())
 
     def _context(self) -> Context:
-        return Context(self._io, self._config.hbmon.resources, self._config_dir)
+        return Context(
+            self._io, self._config.hbmon.resources, self._config_dir, self._disagreements
+        )
 
     def _note_all(self) -> None:
         for group in self._config.resources:

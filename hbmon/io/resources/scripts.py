@@ -7,11 +7,16 @@ Each call gets a clean environment (fixed PATH, C locale), its own session
 files rather than pipes: an init script whose daemon keeps the inherited
 descriptors open does not hold the call up.
 
-Status (hbmon improvement over spec §3.2, which reads only the text): the
-LSB exit code decides, 0 running, 1-3 stopped. Other codes (non-LSB scripts)
-fall back to heartbeat's reading of stdout: `not running` means stopped,
-else `running` or `OK` means running, else stopped. An exit 0 whose stdout
-says `not running` is a non-LSB script that always exits 0: stopped.
+Status, as heartbeat 3.0.6 judges it (ResourceManager's `we_own_resource`):
+only stdout counts, the exit code is ignored, and the first match wins:
+`not` + one space + anything (newlines included) + `running` (either case
+for each letter of `not`, `R`/`r` for running) means stopped; else `running`
+/ `Running` or `OK` anywhere means running; else (nothing printed, `stopped`,
+`ok`) stopped. hbmon adds the LSB exit code only where it cannot contradict
+those words into starting a second copy: exit 1-3 means stopped whatever the
+words say. So a status is running when heartbeat's words say running and the
+exit code is not 1-3. Where an LSB code (0, 1-3) and the words disagree, the
+call is counted and the script named in one warning (`StatusDisagreements`).
 """
 
 from __future__ import annotations
@@ -24,10 +29,12 @@ import shutil
 import signal
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+
+from loguru import logger
 
 from hbmon.config.model import SCRIPT_KILL_GRACE_MS, SCRIPT_OUTPUT_LIMIT, SCRIPT_PATH
 
@@ -35,8 +42,10 @@ RESOURCE_DIR = "resource.d"
 SYSTEMD_PREFIX = "systemd:"
 LSB_RUNNING = 0
 LSB_STOPPED = (1, 2, 3)  # dead+pidfile, dead+lockfile, not running
-_NOT_RUNNING = re.compile(r"[Nn][Oo][Tt] *[Rr]unning")
-_RUNNING = re.compile(r"[Rr]unning|OK")
+# heartbeat's case patterns `*[Nn][Oo][Tt]\ *[Rr]unning*` and `*[Rr]unning*|*OK*`:
+# a shell `*` also spans newlines, hence DOTALL.
+_WORDS_STOPPED = re.compile(r"[Nn][Oo][Tt] .*[Rr]unning", re.DOTALL)
+_WORDS_RUNNING = re.compile(r"[Rr]unning|OK")
 _UNIT = re.compile(r"[A-Za-z0-9:_.\\@-]+")
 
 
@@ -95,25 +104,91 @@ def locate(name: str, config_dir: Path, init_dir: Path) -> Path | None:
 
 
 def text_says_running(stdout: str) -> bool:
-    """heartbeat's rule (ResourceManager): judged from the words alone."""
-    if _NOT_RUNNING.search(stdout):
+    """heartbeat's reading of a status call's stdout (its exit code plays no part)."""
+    if _WORDS_STOPPED.search(stdout):
         return False
-    return bool(_RUNNING.search(stdout))
+    return bool(_WORDS_RUNNING.search(stdout))
 
 
-def judge_status(rc: int | None, stdout: str) -> tuple[bool, str]:
-    """(running, why) from a status call's exit code, the text as a fallback."""
-    said = last_line(stdout)
+@dataclass(frozen=True, slots=True)
+class StatusVerdict:
+    """One status call, judged."""
+
+    running: bool
+    words_running: bool  # heartbeat's reading of stdout
+    exit_running: bool | None  # the LSB reading of the exit code; None: not an LSB status
+    rc: int | None
+    said: str  # the last line of stdout
+
+    @property
+    def disagrees(self) -> bool:
+        return self.exit_running is not None and self.exit_running != self.words_running
+
+    @property
+    def why(self) -> str:
+        state = _state(self.running)
+        reading = f"says [{self.said}]" if self.said else "prints nothing"
+        code = "no exit code" if self.rc is None else f"exit {self.rc}"
+        if self.exit_running is None:
+            return f"{state}: {reading} ({code}, not an LSB status)"
+        if not self.disagrees:
+            return f"{state} ({code}, {reading})"
+        if self.exit_running is False:
+            return f"stopped ({code}), although it {reading}"
+        return f"stopped: {reading}, which heartbeat reads as stopped, although {code}"
+
+    def readings(self) -> str:
+        """Both readings side by side, for the disagreement warning."""
+        words = f"[{self.said}]" if self.said else "no output"
+        return (
+            f"exit {self.rc} reads {_state(self.exit_running)} (LSB),"
+            f" {words} reads {_state(self.words_running)} (heartbeat);"
+            f" judged {_state(self.running)}"
+        )
+
+
+def _state(running: bool | None) -> str:
+    return "running" if running else "stopped"
+
+
+def lsb_reading(rc: int | None) -> bool | None:
+    """0 running, 1-3 stopped; anything else (4 unknown, OCF codes, signals) says nothing."""
     if rc == LSB_RUNNING:
-        if _NOT_RUNNING.search(stdout):
-            return False, f"exit 0 but says [{said}] (not LSB): stopped"
-        return True, "running (exit 0)"
+        return True
     if rc in LSB_STOPPED:
-        return False, f"stopped (exit {rc})"
-    running = text_says_running(stdout)
-    state = "running" if running else "stopped"
-    code = "no exit code" if rc is None else f"exit {rc}"
-    return running, f"{state} by its words [{said}] ({code}, not LSB)"
+        return False
+    return None
+
+
+def judge_status(rc: int | None, stdout: str) -> StatusVerdict:
+    """heartbeat's words decide, except that exit 1-3 always means stopped."""
+    words = text_says_running(stdout)
+    by_exit = lsb_reading(rc)
+    return StatusVerdict(words and by_exit is not False, words, by_exit, rc, last_line(stdout))
+
+
+class StatusDisagreements:
+    """Status calls whose LSB exit code and words disagree: each one counted
+    (`count(resource)`), each script named in one warning per process."""
+
+    def __init__(self, count: Callable[[str], None] | None = None) -> None:
+        self._count = count
+        self._warned: set[Path] = set()
+
+    def note(self, resource: str, script: Path, verdict: StatusVerdict) -> None:
+        """Called for a disagreeing status call of `resource`, run as `script`."""
+        if script not in self._warned:
+            self._warned.add(script)
+            logger.warning(
+                f"Resource script {script} ({resource}): status exit code and words disagree:"
+                f" {verdict.readings()}. Warned once per script; every case is counted in"
+                " hbmon_resource_status_disagreements_total."
+            )
+        if self._count is not None:
+            try:
+                self._count(resource)
+            except Exception as exc:  # a metrics bug must not fail a status call
+                logger.opt(exception=exc).error(f"status disagreement counter failed: {exc}")
 
 
 def _read(f: IO[bytes]) -> str:

@@ -417,3 +417,18 @@ def test_resource_groups_held_dual_owner_takeovers_and_operations() -> None:
     assert value(s, "hbmon_resource_operation_failures_total", resource="httpd", op="start") == 1
     assert value(s, "hbmon_resource_operation_duration_seconds_count", resource="httpd",
                  op="start") == 1  # fmt: skip
+
+
+def test_status_disagreements_are_counted_per_resource_from_zero() -> None:
+    from hbmon.config.model import Resource, ResourceGroup
+
+    group = ResourceGroup("solr2", (Resource("IPaddr", ("10.0.0.5",)), Resource("solrsvc")))
+    m = make_metrics(config(resources=(group,)))
+    s = scrape(m)
+    assert value(s, "hbmon_resource_status_disagreements_total", resource="solrsvc") == 0
+    m.observe_status_disagreement("solrsvc")
+    m.observe_status_disagreement("solrsvc")
+    m.observe_status_disagreement("other::x")  # a resource of a group added later
+    s = scrape(m)
+    assert value(s, "hbmon_resource_status_disagreements_total", resource="solrsvc") == 2
+    assert value(s, "hbmon_resource_status_disagreements_total", resource="other::x") == 1

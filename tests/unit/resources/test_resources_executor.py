@@ -203,7 +203,7 @@ def test_stop_continues_past_a_failure(tmp_path: Path) -> None:
     w = world()
     install(tmp_path, "db")
     w.script_results[("db", "stop")] = (1, "")
-    w.script_results[("db", "status")] = (0, "")
+    w.script_results[("db", "status")] = (0, "db is running")
     w.netlink.fail_del = None
     g = group(f"IPaddr2::{VIP}/24/em1", "db")
     ex = executor(w, tmp_path, settings=ResourceSettings(stop_retries=0))
@@ -286,7 +286,7 @@ def test_active_and_probe(tmp_path: Path) -> None:
     assert asyncio.run(ex.probe_group(g)) == (False, f"{VIP} free on em1")
     w.owners[ip_address(VIP)] = b"\x02\0\0\0\0\x09"
     assert asyncio.run(ex.probe_group(g)) == (True, f"{VIP} answers on em1 from 02:00:00:00:00:09")
-    w.script_results[("db", "status")] = (0, "")
+    w.script_results[("db", "status")] = (0, "db is running")
     assert asyncio.run(ex.active(g))
     assert asyncio.run(ex.probe_group(group("db"))) == (False, "no addresses to probe")
     records: list[OpRecord] = []
@@ -387,7 +387,7 @@ def test_reconfigure_takes_new_settings(tmp_path: Path) -> None:
     w = world()
     install(tmp_path, "db")
     w.script_results[("db", "stop")] = (1, "")
-    w.script_results[("db", "status")] = (0, "")
+    w.script_results[("db", "status")] = (0, "db is running")
     ex = executor(w, tmp_path)
     ex.reconfigure(make_config(settings=ResourceSettings(stop_retries=1, stop_retry_backoff_ms=10)))
     asyncio.run(ex.stop_group(group("db")))
@@ -405,3 +405,63 @@ def test_a_probe_on_a_downed_link_blocks_the_takeover(tmp_path: Path) -> None:
     in_use, detail = asyncio.run(ex.probe_group(g))
     assert not in_use
     assert detail.startswith("not probed: em1")
+
+
+def test_a_script_that_says_stopped_with_exit_0_is_idle_and_gets_started(tmp_path: Path) -> None:
+    """Issue 17: `echo stopped; exit 0` is stopped, as heartbeat reads it — not active at
+    start-up, and started when the group is taken."""
+    w = world()
+    install(tmp_path, "solrsvc")
+    w.script_results[("solrsvc", "status")] = (0, "stopped\n")
+    g = group(f"IPaddr2::{VIP}/24/em1", "solrsvc")
+    counted: list[str] = []
+    ex = ResourceExecutor(
+        make_config(),
+        config_dir=tmp_path / "ha.d",
+        io=w.io(tmp_path / "init.d"),
+        on_status_disagreement=counted.append,
+    )
+    assert not asyncio.run(ex.active(g))
+    assert asyncio.run(ex.start_group(g)).ok
+    assert [c[-1] for c in w.calls if Path(c[0]).name == "solrsvc"] == [
+        "status",
+        "status",
+        "start",
+    ]
+    assert counted == ["solrsvc", "solrsvc"]  # exit 0 read as running, words as stopped
+
+
+def test_a_disagreement_is_warned_once_per_script_and_counted_each_time(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from loguru import logger
+
+    handler = logger.add(caplog.handler, level="WARNING", format="{message}")
+    try:
+        w = world()
+        install(tmp_path, "svc")
+        w.script_results[("svc", "status")] = (3, "svc is running")
+        counted: list[str] = []
+        ex = ResourceExecutor(
+            make_config(),
+            config_dir=tmp_path / "ha.d",
+            io=w.io(tmp_path / "init.d"),
+            on_status_disagreement=counted.append,
+        )
+        for _ in range(3):
+            assert not asyncio.run(ex.active(group("svc::a")))
+        assert not asyncio.run(ex.active(group("svc::b")))  # same script, other arguments
+        assert counted == ["svc::a"] * 3 + ["svc::b"]
+        warnings = [r.getMessage() for r in caplog.records if "disagree" in r.getMessage()]
+        assert len(warnings) == 1, warnings
+        script = tmp_path / "ha.d" / "resource.d" / "svc"
+        assert f"Resource script {script} (svc::a)" in warnings[0]
+        assert "exit 3 reads stopped (LSB)" in warnings[0]
+        assert "[svc is running] reads running (heartbeat)" in warnings[0]
+        assert "judged stopped" in warnings[0]
+        # Agreement: no further warning, no count.
+        w.script_results[("svc", "status")] = (0, "svc is running")
+        assert asyncio.run(ex.active(group("svc::a")))
+        assert len(counted) == 4
+    finally:
+        logger.remove(handler)

@@ -43,38 +43,51 @@ def test_lookup_refuses_paths(tmp_path: Path, name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("rc", "stdout", "running"),
+    ("rc", "stdout", "running", "disagrees"),
     [
-        (0, "", True),
-        (0, "httpd (pid 42) is running...", True),
-        (3, "", False),
-        (3, "httpd is running", False),  # the exit code wins when it is LSB
-        (1, "", False),
-        (2, "", False),
-        # A non-LSB script that always exits 0 and says so in words.
-        (0, "INFO: Resource is not running", False),
-        (0, "Not running", False),
-        (0, "NOT RUNNING", True),  # heartbeat's pattern is [Rr]unning: not its wording
-        # Not LSB: heartbeat's words decide.
-        (4, "INFO: Running OK", True),
-        (127, "status: OK", True),
-        (5, "running", True),
-        (5, "Not  running", False),
-        (5, "INFO: Resource is stopped", False),
-        (5, "", False),
-        (None, "running", True),
+        # heartbeat's words decide ...
+        (0, "httpd (pid 42) is running...", True, False),
+        (0, "stopped", False, True),  # issue 17: a hand-written script, always exit 0
+        (0, "", False, True),
+        (4, "INFO: Running OK", True, False),
+        (127, "status: OK", True, False),
+        (5, "Not  running", False, False),
+        (None, "running", True, False),
+        (-9, "running", True, False),  # killed by a signal: no LSB reading
+        # ... except that LSB's 1-3 always mean stopped.
+        (3, "httpd is running", False, True),
+        (1, "", False, False),
+        (2, "running", False, True),
     ],
 )
-def test_judge_status(rc: int | None, stdout: str, running: bool) -> None:
-    assert judge_status(rc, stdout)[0] is running
+def test_judge_status(rc: int | None, stdout: str, running: bool, disagrees: bool) -> None:
+    verdict = judge_status(rc, stdout)
+    assert (verdict.running, verdict.disagrees) == (running, disagrees)
+
+
+def test_the_reason_names_both_readings() -> None:
+    assert judge_status(0, "running\n").why == "running (exit 0, says [running])"
+    assert judge_status(0, "stopped\n").why == (
+        "stopped: says [stopped], which heartbeat reads as stopped, although exit 0"
+    )
+    assert judge_status(3, "httpd is running").why == (
+        "stopped (exit 3), although it says [httpd is running]"
+    )
+    assert judge_status(7, "").why == "stopped: prints nothing (exit 7, not an LSB status)"
+    assert judge_status(3, "x is running").readings() == (
+        "exit 3 reads stopped (LSB), [x is running] reads running (heartbeat); judged stopped"
+    )
 
 
 def test_heartbeat_text_rule() -> None:
     assert scripts.text_says_running("INFO: Running OK")
     assert scripts.text_says_running("OK")
     assert not scripts.text_says_running("ok")  # heartbeat matches *OK* only
-    assert not scripts.text_says_running("Resource is Not Running")
+    assert not scripts.text_says_running("Resource is Not Running")  # neither word matches
     assert not scripts.text_says_running("stopped")
+    assert not scripts.text_says_running("not currently running")  # one space, then anything
+    assert scripts.text_says_running("notrunning")
+    assert not scripts.text_says_running("not currently\nrunning")  # `*` spans lines
 
 
 def test_clean_env(tmp_path: Path) -> None:
