@@ -89,9 +89,10 @@ def _move(args: argparse.Namespace) -> int:
 
 
 def _cl_status(args: argparse.Namespace) -> int:
-    from hbmon.clstatus import main as cl_main
+    from hbmon.compat.cl_status import fetch_status, run
 
-    return cl_main(args.rest, _socket(args))
+    path = _socket(args)
+    return run(args.rest, lambda: fetch_status(path))
 
 
 def _add_socket_options(p: argparse.ArgumentParser, timeout: float) -> None:

@@ -29,6 +29,10 @@ class ControlError(Exception):
     """The agent could not be asked (not running, refused the connection, timed out)."""
 
 
+class ControlTimeout(ControlError):
+    """The agent took the request but did not answer in time."""
+
+
 def _peer_uid(sock: socket.socket) -> int | None:
     try:
         creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
@@ -109,18 +113,36 @@ def _alive(path: Path) -> bool:
     return True
 
 
+def _connect(s: socket.socket, path: Path) -> None:
+    try:
+        s.connect(str(path))
+    except FileNotFoundError:
+        raise ControlError(f"hbmon is not running (no control socket at {path})") from None
+    except PermissionError:
+        raise ControlError(f"permission denied on {path}: run as root") from None
+    except OSError as exc:
+        raise ControlError(f"cannot reach hbmon at {path}: {exc.strerror}") from None
+
+
+def notify(path: Path, payload: dict[str, Any], timeout: float) -> None:
+    """Send one request and do not wait for its outcome (heartbeat's hb_standby
+    writes into a FIFO and returns); the agent carries it out all the same."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        _connect(s, path)
+        try:
+            s.sendall(json.dumps(payload).encode() + b"\n")
+        except TimeoutError:
+            raise ControlTimeout(f"hbmon did not take the request within {timeout:g} s") from None
+        except OSError as exc:
+            raise ControlError(f"control socket {path}: {exc.strerror}") from None
+
+
 def request(path: Path, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
     """Send one request and wait for the reply (blocking; for the CLI)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
-        try:
-            s.connect(str(path))
-        except FileNotFoundError:
-            raise ControlError(f"hbmon is not running (no control socket at {path})") from None
-        except PermissionError:
-            raise ControlError(f"permission denied on {path}: run as root") from None
-        except OSError as exc:
-            raise ControlError(f"cannot reach hbmon at {path}: {exc.strerror}") from None
+        _connect(s, path)
         try:
             s.sendall(json.dumps(payload).encode() + b"\n")
             buf = b""
@@ -130,7 +152,7 @@ def request(path: Path, payload: dict[str, Any], timeout: float) -> dict[str, An
                     break
                 buf += chunk
         except TimeoutError:
-            raise ControlError(f"no answer from hbmon within {timeout:g} s") from None
+            raise ControlTimeout(f"no answer from hbmon within {timeout:g} s") from None
         except OSError as exc:
             raise ControlError(f"control socket {path}: {exc.strerror}") from None
     try:

@@ -19,6 +19,7 @@ from typing import Any
 
 from loguru import logger
 
+from hbmon.compat.parameters import heartbeat_parameters
 from hbmon.config.loader import load_any
 from hbmon.config.model import (
     CONTROL_SOCKET_NAME,
@@ -317,7 +318,7 @@ class Engine:
         if cmd == "status":
             snap = self._node.snapshot(self._loop.time())
             status = snapshot_to_dict(snap, rtt=dict(self._rtt))
-            status["parameters"] = parameters(self._config)
+            status["parameters"] = heartbeat_parameters(self._config)
             status["nodes"] = list(self._config.nodes)
             return {"ok": True, "status": status}
         if cmd in ("standby", "takeover"):
@@ -414,20 +415,3 @@ def ping_interval_s(config: Config) -> float:
     """heartbeat pings about once a second; at a deadping near that, a live ping node
     would flap dead between replies, so ping at least three times per deadping."""
     return min(PING_INTERVAL_MS, config.timers.deadping_ms / PINGS_PER_DEADPING) / 1000
-
-
-def parameters(config: Config) -> dict[str, str]:
-    """`cl_status hbparameter` values: as written in ha.cf, derived ones as `<n>ms`."""
-    t = config.timers
-    out = {
-        "keepalive": f"{t.keepalive_ms}ms",
-        "deadtime": f"{t.deadtime_ms}ms",
-        "warntime": f"{t.warntime_ms}ms",
-        "initdead": f"{t.initdead_ms}ms",
-        "deadping": f"{t.deadping_ms}ms",
-        "udpport": str(config.udpport),
-        "auto_failback": config.auto_failback.value,
-        "hopfudge": str(config.hopfudge),
-    }
-    out.update(dict(config.raw))
-    return out
