@@ -12,11 +12,12 @@ only stdout counts, the exit code is ignored, and the first match wins:
 `not` + one space + anything (newlines included) + `running` (either case
 for each letter of `not`, `R`/`r` for running) means stopped; else `running`
 / `Running` or `OK` anywhere means running; else (nothing printed, `stopped`,
-`ok`) stopped. hbmon adds the LSB exit code only where it cannot contradict
-those words into starting a second copy: exit 1-3 means stopped whatever the
-words say. So a status is running when heartbeat's words say running and the
-exit code is not 1-3. Where an LSB code (0, 1-3) and the words disagree, the
-call is counted and the script named in one warning (`StatusDisagreements`).
+`ok`) stopped. hbmon keeps that reading and lets the LSB exit code only make
+a status *stopped*, never running: exit 1-3 means stopped whatever the words
+say. So a status is running when heartbeat's words say running and the exit
+code is not 1-3; a script heartbeat would start is started. Where an LSB code
+(0, 1-3) and the words disagree, the call is counted and the script named in
+one warning (`StatusDisagreements`). docs/resource-status.md has the table.
 """
 
 from __future__ import annotations
