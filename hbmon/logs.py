@@ -60,6 +60,7 @@ from hbmon.core.events import (
     PacketsReordered,
     PartitionHealed,
     PeerRestarted,
+    PeerSilent,
     PingObserved,
     PingTransition,
     ProbeGroup,
@@ -180,6 +181,11 @@ def describe(effect: Effect, *, local_node: str | None = None) -> tuple[HbLevel,
                     f"Late heartbeat: Node {node}: interval {_ms(interval)} ms (> deadtime)",
                 )
             return "WARN", f"Late heartbeat: Node {node}: interval {_ms(interval)} ms"
+        case PeerSilent(node=node, silent_s=silent, threshold=threshold):
+            # hbmon only: heartbeat says nothing until the late beat arrives. At
+            # deadtime `node X: is dead` usually follows at once, so that one is quiet.
+            line = f"No heartbeat from node {node} for {_ms(silent)} ms (> {threshold})"
+            return ("WARN" if threshold == Threshold.WARNTIME else "info"), line
         case NodeDead(node=node):
             return "WARN", f"node {node}: is dead"
         case NodeTransition(node=node, old=old, new=new, reason=reason):

@@ -543,7 +543,7 @@ def _render_snapshot(snap: Snapshot, config: Config) -> Iterator[Metric]:
     )
     late = CounterMetricFamily(
         "hbmon_heartbeat_late_total",
-        "Status messages that arrived later than warntime or deadtime after the previous one.",
+        "Silences of the peer (gaps between its status messages) that reached warntime or deadtime, counted the moment they reach it, once per silence and threshold.",
         labels=["node", "threshold"],
     )
     lost = CounterMetricFamily(

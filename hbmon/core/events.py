@@ -229,6 +229,18 @@ class LateBeat:
 
 
 @dataclass(frozen=True, slots=True)
+class PeerSilent:
+    """The peer's current silence just reached warntime or deadtime (the late count).
+
+    silent_s: how long since its last new status, as the timer ran (>= the threshold).
+    """
+
+    node: str
+    silent_s: float
+    threshold: Threshold
+
+
+@dataclass(frozen=True, slots=True)
 class PacketsMissing:
     """A seq gap was seen (`N lost packet(s) for [X] [last:seq]`); may still fill."""
 
@@ -401,6 +413,7 @@ Effect = (
     | BeatReceived
     | RttMeasured
     | LateBeat
+    | PeerSilent
     | PacketsMissing
     | PacketsLost
     | PacketsReordered

@@ -6,6 +6,14 @@ scanned: a peer is dead exactly at its last new status + its dead interval
 (its advertised `dt`; initdead for everyone before comm-up), a link at its last
 packet + the same interval.
 
+A silence is counted late the moment it reaches warntime (and again when it
+reaches deadtime), not when the late beat finally arrives: the count is what
+pages before the failover (hbmon; heartbeat only logs `Late heartbeat` on
+arrival, which hbmon still does). Each silence counts at most once per
+threshold; one that ends before its timer ran (a late timer, a replayed
+capture) is counted on arrival instead. A silence the peer announced
+(`shutdone`) is not late.
+
 Only new seqs refresh a peer; a duplicate over a second medium refreshes that
 link only; a replay refreshes nothing (hbmon: heartbeat lets duplicates keep a
 node alive, so a replayed packet could).
@@ -33,6 +41,7 @@ from hbmon.core.events import (
     PacketsReordered,
     PartitionHealed,
     PeerRestarted,
+    PeerSilent,
     ShutdownNotice,
     Threshold,
 )
@@ -79,8 +88,10 @@ class Peer:
     death_reason: DeathReason | None = None
     dead_generation: int | None = None
     transitions: dict[tuple[NodeStatus, NodeStatus], int] = field(default_factory=dict)
-    late_warntime: int = 0
-    late_deadtime: int = 0
+    late_warntime: int = 0  # silences that reached warntime
+    late_deadtime: int = 0  # ...that reached deadtime
+    # Thresholds the current silence (since last_status_at) was already counted for.
+    silence_counted: set[Threshold] = field(default_factory=set)
     lost: int = 0
     reordered: int = 0
     restarts: int = 0
@@ -184,6 +195,26 @@ class Membership:
             )
         return out
 
+    def _threshold_s(self, threshold: Threshold) -> float:
+        return self.timing.warntime if threshold is Threshold.WARNTIME else self.timing.deadtime
+
+    def _silence_deadlines(self, peer: Peer) -> list[tuple[float, Threshold]]:
+        """(when, threshold) for each threshold the current silence has yet to reach."""
+        if peer.status is NodeStatus.INIT or peer.last_status_at is None:
+            return []
+        return [
+            (peer.last_status_at + self._threshold_s(th), th)
+            for th in Threshold
+            if th not in peer.silence_counted
+        ]
+
+    def _count_silence(self, peer: Peer, threshold: Threshold) -> None:
+        peer.silence_counted.add(threshold)
+        if threshold is Threshold.WARNTIME:
+            peer.late_warntime += 1
+        else:
+            peer.late_deadtime += 1
+
     def _link_deadline(self, link: Link) -> float | None:
         peer = self.peers.get(link.node)
         if link.status is LinkStatus.DEAD or link.last_heard_at is None or peer is None:
@@ -196,6 +227,7 @@ class Membership:
             d = self._peer_deadline(peer)
             if d is not None:
                 ds.append(d)
+            ds += [at for at, _ in self._silence_deadlines(peer)]
             d = peer.seq.next_deadline(self.timing.grace)
             if d is not None:
                 ds.append(d)
@@ -207,8 +239,16 @@ class Membership:
 
     # ------------------------------------------------------------ timers --
     def expire(self, now: float) -> list[Effect]:
-        """Everything due at or before `now`: dead peers, then dead links, then loss."""
+        """Everything due at or before `now`: silences reaching warntime or deadtime,
+        dead peers, dead links, then loss."""
         effects: list[Effect] = []
+        for peer in self.peers.values():
+            # Before the death check: a silence that reaches deadtime as the peer dies
+            # counts for both.
+            for at, th in sorted(self._silence_deadlines(peer)):
+                if at <= now and peer.last_status_at is not None:
+                    self._count_silence(peer, th)
+                    effects.append(PeerSilent(peer.name, now - peer.last_status_at, th))
         for peer in self.peers.values():
             d = self._peer_deadline(peer)
             if d is not None and d <= now:
@@ -319,6 +359,12 @@ class Membership:
         peer.advertised_dt = dt_ms / 1000 if dt_ms else None
         prev = peer.last_status_at
         interval = now - prev if prev is not None else None
+        if interval is not None and peer.status is not NodeStatus.INIT:
+            # The silence ends here; one whose timer has not run yet counts now.
+            for th in Threshold:
+                if th not in peer.silence_counted and _us(interval) >= _us(self._threshold_s(th)):
+                    self._count_silence(peer, th)
+        peer.silence_counted.clear()
         peer.last_status_at = now
 
         old = peer.status
@@ -349,17 +395,17 @@ class Membership:
             interval = None
 
         if interval is not None:
+            # heartbeat's `Late heartbeat` line; the silence was counted already.
             if _us(interval) > _us(self.timing.deadtime):
-                peer.late_deadtime += 1
                 effects.append(LateBeat(peer.name, interval, Threshold.DEADTIME))
             elif _us(interval) > _us(self.timing.warntime):
-                peer.late_warntime += 1
                 effects.append(LateBeat(peer.name, interval, Threshold.WARNTIME))
         effects.append(BeatReceived(peer.name, iface, interval, seq))
         return effects
 
     def _shutdone(self, peer: Peer, now: float) -> list[Effect]:
         effects: list[Effect] = [ShutdownNotice(peer.name)]
+        peer.silence_counted.update(Threshold)  # an announced silence is not late
         if peer.status is not NodeStatus.DEAD:
             effects += self._declare_dead(peer, DeathReason.SHUTDOWN, now)
         return effects

@@ -25,6 +25,7 @@ from hbmon.core.events import (
     PacketsReordered,
     PartitionHealed,
     PeerRestarted,
+    PeerSilent,
     PingObserved,
     PingTransition,
     RttMeasured,
@@ -122,6 +123,15 @@ NOT_IN_CAPTURE: list[tuple[Effect, tuple[str, str]]] = [
     (PartitionHealed("solr2"), ("CRIT", "Cluster node solr2 returning after partition.")),
     (PingTransition("1.2.3.4", NodeStatus.DEAD), ("WARN", "node 1.2.3.4: is dead")),
     (PacketsLost("solr2", 2), ("WARN", "2 lost packet(s) from [solr2] not recovered")),
+    # hbmon only: the silence reached warntime while the peer is still silent.
+    (
+        PeerSilent("solr2", 10.0, Threshold.WARNTIME),
+        ("WARN", "No heartbeat from node solr2 for 10000 ms (> warntime)"),
+    ),
+    (
+        PeerSilent("solr2", 30.0, Threshold.DEADTIME),
+        ("info", "No heartbeat from node solr2 for 30000 ms (> deadtime)"),
+    ),
 ]
 
 
