@@ -543,7 +543,8 @@ def _render_snapshot(snap: Snapshot, config: Config) -> Iterator[Metric]:
     )
     late = CounterMetricFamily(
         "hbmon_heartbeat_late_total",
-        "Silences of the peer (gaps between its status messages) that reached warntime or deadtime, counted the moment they reach it, once per silence and threshold.",
+        "Silences of the peer (no new status) that reached warntime or deadtime, counted "
+        "the moment they reach it, once per silence and threshold.",
         labels=["node", "threshold"],
     )
     lost = CounterMetricFamily(
