@@ -51,7 +51,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
-from hbmon.config.model import Config, Timers
+from hbmon.config.model import Config
 from hbmon.core.events import (
     BeatReceived,
     Effect,
@@ -73,14 +73,15 @@ if TYPE_CHECKING:
     from hbmon.io.resources.executor import OpRecord
 
 __all__ = [
+    "FAILOVER_BUCKETS",
+    "INTERVAL_BUCKETS",
+    "LATENCY_BUCKETS",
+    "LOOP_LAG_BUCKETS",
     "NODE_STATES",
+    "OPERATION_BUCKETS",
     "Metrics",
     "Server",
-    "interval_buckets",
-    "loop_lag_buckets",
     "on_loop",
-    "ping_rtt_buckets",
-    "rtt_buckets",
     "serve",
 ]
 
@@ -103,68 +104,44 @@ _PRECREATED_TRANSITIONS: tuple[tuple[NodeStatus, NodeStatus], ...] = tuple(
 # The metrics thread's idle wake-up period (socketserver's default is 0.5 s);
 # requests wake it at once, and `Server.close` wakes it by shutting the socket.
 SERVE_POLL_S = 30.0
-# Fixed latency ladders (seconds) for things that are sub-millisecond on a healthy LAN.
-_LATENCY_LADDER = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
-_LOOP_LADDER = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
 
 
 # ------------------------------------------------------------------ buckets --
-def _seconds(ms: float) -> float:
-    """Milliseconds to seconds, rounded to the microsecond so `le` labels stay short."""
-    return round(ms / 1000.0, 6)
-
-
-def _bounds(values: Iterable[float]) -> tuple[float, ...]:
-    return tuple(sorted({v for v in values if v > 0}))
-
-
-def interval_buckets(timers: Timers) -> tuple[float, ...]:
-    """Beat-interval buckets: keepalive multiples up to 2×deadtime, with warntime and
-    deadtime as exact bounds, so `le="<warntime>"` answers "how many beats were late"."""
-    k, w, d = timers.keepalive_ms, timers.warntime_ms, timers.deadtime_ms
-    return _bounds(
-        _seconds(ms) for ms in (k / 2, k, 1.5 * k, 2 * k, w, (w + d) / 2, d, 1.5 * d, 2 * d)
+# Every histogram has fixed bounds, the same on every node whatever its timers and
+# across reloads: nodes with different timers sum by `le`, and a SIGHUP never resets
+# a series. The timers are thresholds, not bounds; `hbmon_config_*_seconds` carries
+# them, and `hbmon_heartbeat_late_total` counts the breaches exactly.
+def _octaves(low: int, high: int, per_octave: int) -> tuple[float, ...]:
+    """2^(i/per_octave) seconds from 2^low to 2^high, rounded to the microsecond."""
+    return tuple(
+        round(2 ** (i / per_octave), 6) for i in range(low * per_octave, high * per_octave + 1)
     )
 
 
-def rtt_buckets(timers: Timers) -> tuple[float, ...]:
-    """Heartbeat RTT buckets: a LAN latency ladder below keepalive, then keepalive,
-    warntime and deadtime as exact bounds (an RTT that large is already an outage)."""
-    k = _seconds(timers.keepalive_ms)
-    ladder = (b for b in _LATENCY_LADDER if b < k)
-    return _bounds((*ladder, k, _seconds(timers.warntime_ms), _seconds(timers.deadtime_ms)))
-
-
-def ping_rtt_buckets(timers: Timers) -> tuple[float, ...]:
-    """Ping RTT buckets: the latency ladder up to 1 s, plus deadping."""
-    return _bounds((*_LATENCY_LADDER, 0.5, 1.0, _seconds(timers.deadping_ms)))
-
-
+# Beat intervals: eight bounds per octave (each 9 % above the previous; the bounds of a
+# Prometheus native histogram of schema 3) from 1/32 s to 512 s. Beats sit within a few
+# ms of keepalive, so any keepalive from 50 ms to minutes gets a quantile within one
+# 9 % bucket of the truth: healthy 2 s beats show p99 <= 2.18 s, not the next timer
+# multiple. 113 bounds, one series of them per peer.
+INTERVAL_BUCKETS = _octaves(-5, 9, 8)
+# Round trips (heartbeat echo, ICMP): sub-millisecond on a healthy LAN; beyond a few
+# seconds the peer is as good as dead.
+LATENCY_BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+# How late the event loop ran a timer: a lag near warntime makes *us* send late.
+LOOP_LAG_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
 # Resource scripts take from milliseconds (an address) to minutes (a database).
-OPERATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
-
-
-def failover_buckets(timers: Timers) -> tuple[float, ...]:
-    """Takeover duration: fast netlink work up to slow scripts; keepalive and deadtime
-    as exact bounds so dashboards can compare."""
-    k, d = _seconds(timers.keepalive_ms), _seconds(timers.deadtime_ms)
-    return _bounds((0.01, 0.025, 0.05, 0.1, 0.25, 0.5, k, 1, 2.5, d, 5, 10, 30, 60))
-
-
-def loop_lag_buckets(timers: Timers) -> tuple[float, ...]:
-    """Event-loop lag buckets: a small ladder, then keepalive/2, keepalive, warntime and
-    deadtime — a lag near warntime makes *us* send late, which peers see as a late beat."""
-    k = timers.keepalive_ms
-    fixed = (b for b in _LOOP_LADDER if b < _seconds(k / 2))
-    return _bounds(
-        (
-            *fixed,
-            _seconds(k / 2),
-            _seconds(k),
-            _seconds(timers.warntime_ms),
-            _seconds(timers.deadtime_ms),
-        )
-    )
+OPERATION_BUCKETS = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+)  # fmt: skip
+# Takeovers: netlink work in milliseconds up to several slow scripts in a row.
+FAILOVER_BUCKETS = (
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+)  # fmt: skip
 
 
 # --------------------------------------------------------------- histograms --
@@ -212,13 +189,6 @@ class _HistogramFamily:
         if h is None:
             h = self.series[key] = _Histogram(self.bounds)
         return h
-
-    def rebucket(self, bounds: tuple[float, ...]) -> None:
-        """New bounds after a reload: old counts cannot be re-split, so series restart
-        at 0 (Prometheus treats it as a counter reset)."""
-        if bounds != self.bounds:
-            self.bounds = bounds
-            self.series = {key: _Histogram(bounds) for key in self.series}
 
     def render(self) -> HistogramMetricFamily:
         fam = HistogramMetricFamily(self.name, self.doc, labels=list(self.labels))
@@ -277,37 +247,36 @@ class Metrics:
         self._last_reload_success_at = time.time()
         self._heartbeats_sent = 0
         self._snapshot_errors = 0
-        t = config.timers
         self._rtt = _HistogramFamily(
             "hbmon_heartbeat_rtt_seconds",
             "Heartbeat round-trip time per peer and link (hbmon peers only).",
             ("node", "link"),
-            rtt_buckets(t),
+            LATENCY_BUCKETS,
         )
         self._interval = _HistogramFamily(
             "hbmon_heartbeat_interval_seconds",
             "Gap between consecutive status messages of a peer (any link).",
             ("node",),
-            interval_buckets(t),
+            INTERVAL_BUCKETS,
         )
         self._ping_rtt = _HistogramFamily(
             "hbmon_ping_rtt_seconds",
             "ICMP echo round-trip time per ping node (replies only).",
             ("node",),
-            ping_rtt_buckets(t),
+            LATENCY_BUCKETS,
         )
         self._loop_lag = _HistogramFamily(
             "hbmon_loop_lag_seconds",
             "How late the event loop ran a timer; tells self-caused lateness from the network's.",
             (),
-            loop_lag_buckets(t),
+            LOOP_LAG_BUCKETS,
         )
         self._failover = _HistogramFamily(
             "hbmon_failover_duration_seconds",
             "From the trigger (dead declaration, shutdown notice, request) to the last "
             "resource of the takeover started.",
             ("reason",),
-            failover_buckets(t),
+            FAILOVER_BUCKETS,
         )
         self._op_duration = _HistogramFamily(
             "hbmon_resource_operation_duration_seconds",
@@ -374,16 +343,10 @@ class Metrics:
                 self._last_reload_success_at = time.time()
 
     def reconfigure(self, config: Config) -> None:
-        """After a successful reload: timer gauges and bucket bounds follow the new
-        timers; series for new peers, links and ping nodes appear at 0."""
-        t = config.timers
+        """After a successful reload: timer gauges follow the new timers; series for new
+        peers, links and ping nodes appear at 0; histograms keep their bounds and counts."""
         with self._lock:
             self._config = config
-            self._rtt.rebucket(rtt_buckets(t))
-            self._interval.rebucket(interval_buckets(t))
-            self._ping_rtt.rebucket(ping_rtt_buckets(t))
-            self._loop_lag.rebucket(loop_lag_buckets(t))
-            self._failover.rebucket(failover_buckets(t))
             self._precreate(config)
 
     def _precreate(self, config: Config) -> None:
