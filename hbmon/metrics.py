@@ -739,6 +739,18 @@ def _render_groups(snap: Snapshot) -> Iterator[Metric]:
     for kind, n in sorted(kinds.items()):
         conflicts.add_metric([kind], n)
     yield conflicts
+    blocked = CounterMetricFamily(
+        "hbmon_takeovers_blocked_total",
+        "Takeovers not done: `quorum` (no ping node answers) or `in_use` (the group's "
+        "address still answers, so its owner may be hung rather than dead).",
+        labels=["reason"],
+    )
+    whys = {"quorum": 0, "in_use": 0}
+    for why, n in snap.takeovers_blocked:
+        whys[why] = n
+    for why, n in sorted(whys.items()):
+        blocked.add_metric([why], n)
+    yield blocked
     yield _gauge(
         "hbmon_resources_stable",
         "1 when no resource transition is in progress here (heartbeat's isstable).",

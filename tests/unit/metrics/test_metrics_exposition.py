@@ -391,3 +391,12 @@ def test_status_disagreements_are_counted_per_resource_from_zero() -> None:
     s = scrape(m)
     assert value(s, "hbmon_resource_status_disagreements_total", resource="solrsvc") == 2
     assert value(s, "hbmon_resource_status_disagreements_total", resource="other::x") == 1
+
+
+def test_blocked_takeovers_are_counted_by_reason_from_zero() -> None:
+    s = scrape(make_metrics(snap=snapshot()))
+    assert value(s, "hbmon_takeovers_blocked_total", reason="quorum") == 0
+    assert value(s, "hbmon_takeovers_blocked_total", reason="in_use") == 0
+    s = scrape(make_metrics(snap=snapshot(takeovers_blocked=(("quorum", 0), ("in_use", 2)))))
+    assert value(s, "hbmon_takeovers_blocked_total", reason="in_use") == 2
+    assert value(s, "hbmon_takeovers_blocked_total", reason="quorum") == 0
