@@ -35,8 +35,8 @@ class PeerView:
     dead_interval_s: float  # advertised `dt`, or initdead before comm up
     last_transition_at: float | None
     transitions: tuple[tuple[NodeStatus, NodeStatus, int], ...]  # (from, to, count)
-    late_warntime: int
-    late_deadtime: int
+    late_warntime: int  # silences that reached warntime, counted as they reached it
+    late_deadtime: int  # ...deadtime
     lost_packets: int
     reordered_packets: int
     restarts: int
