@@ -44,6 +44,7 @@ def _watch(args: argparse.Namespace) -> int:
         node=args.node,
         metrics_address=args.metrics_address,
         log_format=args.log_format,
+        web_config=args.web_config,
     )
 
 
@@ -152,6 +153,14 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--node", default=None, help="local node name (default: uname -n)")
     watch.add_argument("--metrics-address", default=None, metavar="HOST:PORT")
     watch.add_argument("--log-format", choices=("text", "json"), default="text")
+    watch.add_argument(
+        "--web-config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="TLS and basic auth for the metrics endpoint (Prometheus web config format); "
+        "re-read on SIGHUP",
+    )
     watch.set_defaults(func=_watch)
 
     status = sub.add_parser(

@@ -11,6 +11,7 @@ import asyncio
 import gc
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Literal
@@ -25,9 +26,9 @@ from hbmon.errors import StartupError
 from hbmon.io.state_files import load_or_create_uuid, next_generation
 from hbmon.logs import LogSink
 from hbmon.logs import setup as setup_logs
-from hbmon.metrics import Metrics, serve
-from hbmon.webconfig import WebConfig, server_context
-from hbmon.webconfig import load as load_web_config
+from hbmon.metrics import Metrics
+from hbmon.metrics_http import serve
+from hbmon.webconfig import for_settings
 
 
 def with_overrides(
@@ -68,10 +69,14 @@ def run(
             file=sys.stderr,
         )
         return 1
-    cfg = with_overrides(cfg, state_dir, run_dir, metrics_address, web_config)
+
+    def overrides(c: Config) -> Config:  # the command line wins, at start and on SIGHUP
+        return with_overrides(c, state_dir, run_dir, metrics_address, web_config)
+
+    cfg = overrides(cfg)
     sink = setup_logs(fmt=log_format, node=cfg.node, settings=cfg.logging, debug=cfg.logging.debug)
     try:
-        return _run_validated(cfg, config_path, node, sink)
+        return _run_validated(cfg, config_path, node, sink, overrides)
     except StartupError as exc:
         logger.critical("{} Not started.", exc)
         return 1
@@ -79,19 +84,13 @@ def run(
         sink.close()
 
 
-def _web_config(cfg: Config) -> WebConfig | None:
-    """The metrics endpoint's web config file, or the YAML form's `tls` pair, if any."""
-    hb = cfg.hbmon
-    if hb.web_config is not None:
-        return load_web_config(hb.web_config)
-    if hb.tls_cert is not None and hb.tls_key is not None:
-        web = WebConfig(cert_file=hb.tls_cert, key_file=hb.tls_key)
-        server_context(web)  # refuse an unusable pair now, in one line
-        return web
-    return None
-
-
-def _run_validated(cfg: Config, config_path: Path, node: str | None, sink: LogSink) -> int:
+def _run_validated(
+    cfg: Config,
+    config_path: Path,
+    node: str | None,
+    sink: LogSink,
+    overrides: Callable[[Config], Config],
+) -> int:
     logger.info("Configuration validated. Starting hbmon {}.", __version__)
     generation, was_missing = next_generation(cfg.hbmon.state_dir, time.time())
     if was_missing:
@@ -99,11 +98,8 @@ def _run_validated(cfg: Config, config_path: Path, node: str | None, sink: LogSi
     logger.info("Heartbeat generation: {}", generation)
     uuid = load_or_create_uuid(cfg.hbmon.state_dir)
     metrics = Metrics(cfg, version=__version__)
-    web = _web_config(cfg)
-    server = serve(metrics, cfg.hbmon.metrics_address, web_config=web)
-    scheme = "https" if web is not None and web.tls else "http"
-    auth = " (basic auth)" if web is not None and web.users else ""
-    logger.info("Metrics on {}://{}:{}/metrics{}", scheme, server.host, server.port, auth)
+    server = serve(metrics, cfg.hbmon.metrics_address, web_config=for_settings(cfg.hbmon))
+    logger.info("Metrics on {}", server.url())
     try:
         engine = Engine(
             cfg,
@@ -112,6 +108,8 @@ def _run_validated(cfg: Config, config_path: Path, node: str | None, sink: LogSi
             sink,
             config_path=config_path,
             node_override=node,
+            overrides=overrides,
+            metrics_server=server,
         )
         # Everything allocated so far (modules, configuration) lives as long as
         # the process: freezing it keeps the collector's full passes, triggered

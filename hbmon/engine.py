@@ -12,7 +12,7 @@ import asyncio
 import itertools
 import signal
 import time
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,8 +63,10 @@ from hbmon.io.resources.executor import ResourceExecutor
 from hbmon.io.transport import Transport
 from hbmon.logs import LogSink
 from hbmon.metrics import Metrics, on_loop
+from hbmon.metrics_http import Endpoint, Server
 from hbmon.sdnotify import SdNotifier
 from hbmon.status import snapshot_to_dict
+from hbmon.webconfig import for_settings
 from hbmon.wire.auth import Signer
 from hbmon.wire.codec import decode, encode
 
@@ -92,6 +94,8 @@ class Engine:
         *,
         config_path: Path,
         node_override: str | None,
+        overrides: Callable[[Config], Config] | None = None,
+        metrics_server: Server | None = None,
     ) -> None:
         self._config = config
         self._identity = identity
@@ -99,6 +103,9 @@ class Engine:
         self._log = log_sink
         self._config_path = config_path
         self._node_override = node_override
+        # Command-line settings applied again to every re-read configuration.
+        self._overrides = overrides or (lambda c: c)
+        self._server = metrics_server
         self._signer = Signer(config.auth)
         self._transport = Transport(config.media)
         self._resources = ResourceExecutor(
@@ -386,7 +393,19 @@ class Engine:
             logger.error("Configuration reload refused: the local node name cannot change.")
             self._metrics.record_reload(False)
             return
+        new = self._overrides(new)
         old = self._config
+        endpoint: Endpoint | None = None
+        if self._server is not None:
+            try:  # a certificate that no longer loads leaves the endpoint as it is
+                endpoint = self._server.prepare(for_settings(new.hbmon))
+            except StartupError as exc:
+                logger.error(
+                    "Configuration reload refused: {}; still running the previous configuration.",
+                    exc,
+                )
+                self._metrics.record_reload(False)
+                return
         if new.media != old.media:
             transport = Transport(new.media)
             try:
@@ -405,6 +424,15 @@ class Engine:
                 await self._pinger.stop()
                 self._pinger = None
             self._start_pinger()
+        if self._server is not None and endpoint is not None:
+            self._server.use(endpoint)
+            logger.info("Metrics endpoint: web config re-read; {}", self._server.url(endpoint))
+        if new.hbmon.metrics_address != old.hbmon.metrics_address:
+            logger.warning(
+                "metrics address {} -> {}: takes effect at the next restart.",
+                old.hbmon.metrics_address,
+                new.hbmon.metrics_address,
+            )
         self._metrics.reconfigure(new)
         self._apply(self._node.reconfigure(new, self._loop.time()))
         self._metrics.record_reload(True)

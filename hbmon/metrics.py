@@ -22,29 +22,18 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
-import errno
-import socket
-import ssl
 import threading
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-from wsgiref.simple_server import WSGIServer, make_server
+from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
     Metric,
-)
-from prometheus_client.exposition import (
-    ThreadingWSGIServer,
-    _get_ssl_ctx,
-    _SilentHandler,
 )
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
@@ -66,8 +55,7 @@ from hbmon.core.events import (
     Threshold,
 )
 from hbmon.core.snapshot import Snapshot
-from hbmon.errors import DropReason, StartupError
-from hbmon.webconfig import WebConfig, basic_auth, server_context, wrap_request
+from hbmon.errors import DropReason
 
 if TYPE_CHECKING:
     from hbmon.io.resources.executor import OpRecord
@@ -80,9 +68,7 @@ __all__ = [
     "NODE_STATES",
     "OPERATION_BUCKETS",
     "Metrics",
-    "Server",
     "on_loop",
-    "serve",
 ]
 
 SnapshotSource = Callable[[], Snapshot]
@@ -101,9 +87,6 @@ _PRECREATED_TRANSITIONS: tuple[tuple[NodeStatus, NodeStatus], ...] = tuple(
     (a, b) for a in NODE_STATES for b in NODE_STATES if a != b and b != NodeStatus.INIT
 )
 
-# The metrics thread's idle wake-up period (socketserver's default is 0.5 s);
-# requests wake it at once, and `Server.close` wakes it by shutting the socket.
-SERVE_POLL_S = 30.0
 
 
 # ------------------------------------------------------------------ buckets --
@@ -784,128 +767,3 @@ def on_loop(
         return fut.result(timeout)
 
     return source
-
-
-# --------------------------------------------------------------------- HTTP --
-@dataclass(frozen=True, slots=True)
-class Server:
-    """The metrics HTTP endpoint; `port` is the bound port (useful with port 0)."""
-
-    host: str
-    port: int
-    _httpd: WSGIServer
-    _thread: threading.Thread
-
-    def close(self) -> None:
-        # The serving thread sleeps in poll() for up to SERVE_POLL_S; shutting the
-        # listening socket down wakes it at once (its accept fails, it sees the
-        # shutdown request and returns), so closing stays prompt.
-        with contextlib.suppress(OSError):
-            self._httpd.socket.shutdown(socket.SHUT_RDWR)
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
-
-
-def parse_address(address: str) -> tuple[str, int]:
-    """`HOST:PORT`, `[V6]:PORT` or `:PORT` (all addresses) → (host, port)."""
-    host, sep, port_s = address.rpartition(":")
-    if not sep or not port_s.isdigit():
-        raise StartupError(f"metrics address {address!r}: expected HOST:PORT or [IPv6]:PORT")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
-        raise StartupError(f"metrics address {address!r}: put an IPv6 address in brackets")
-    port = int(port_s)
-    if port > 65535:
-        raise StartupError(f"metrics address {address!r}: port {port} out of range")
-    return host or "0.0.0.0", port
-
-
-def serve(
-    metrics: Metrics,
-    address: str,
-    *,
-    certfile: str | None = None,
-    keyfile: str | None = None,
-    web_config: WebConfig | None = None,
-) -> Server:
-    """Serve `metrics.registry` on `address` in a daemon thread (TLS if cert+key given).
-
-    `web_config` (hbmon/webconfig.py) adds TLS and basic auth, Prometheus-exporter style.
-    Raises `StartupError` naming the address if it cannot be bound.
-    """
-    host, port = parse_address(address)
-    try:
-        if web_config is not None:
-            httpd, thread = _start_web_config_server(metrics, host, port, web_config)
-        else:
-            httpd, thread = _start_plain_server(metrics, host, port, certfile, keyfile)
-    except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            why = f"port {port} is already in use"
-        elif exc.errno == errno.EADDRNOTAVAIL:
-            why = f"{host} is not an address of this host"
-        else:
-            why = exc.strerror or str(exc)
-        raise StartupError(f"cannot serve metrics on {address}: {why}") from exc
-    return Server(host=host, port=int(httpd.server_port), _httpd=httpd, _thread=thread)
-
-
-def _serve_in_thread(httpd: WSGIServer) -> threading.Thread:
-    """`serve_forever` in a daemon thread that wakes only for requests (and every
-    SERVE_POLL_S), not twice a second as socketserver's default poll does."""
-    thread = threading.Thread(target=httpd.serve_forever, args=(SERVE_POLL_S,), daemon=True)
-    thread.start()
-    return thread
-
-
-def _start_plain_server(
-    metrics: Metrics, host: str, port: int, certfile: str | None, keyfile: str | None
-) -> tuple[WSGIServer, threading.Thread]:
-    """prometheus_client's `start_http_server`, with our poll interval."""
-
-    class _Server(ThreadingWSGIServer):
-        pass
-
-    # As prometheus_client does: the family (and literal address) getaddrinfo gives.
-    family, *_, sockaddr = socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )[0]
-    _Server.address_family = family
-    addr = str(sockaddr[0])
-    app = make_wsgi_app(metrics.registry)
-    httpd = make_server(addr, port, app, _Server, handler_class=_SilentHandler)
-    if certfile and keyfile:
-        ctx = _get_ssl_ctx(certfile, keyfile, ssl.PROTOCOL_TLS_SERVER)
-        httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
-    return httpd, _serve_in_thread(httpd)
-
-
-def _start_web_config_server(
-    metrics: Metrics, host: str, port: int, cfg: WebConfig
-) -> tuple[WSGIServer, threading.Thread]:
-    """prometheus_client's server, with basic auth and a per-connection TLS handshake.
-
-    The handshake runs in the request's thread (prometheus_client wraps the
-    listening socket, so one silent client would block every other scrape).
-    """
-    app = make_wsgi_app(metrics.registry)
-    if cfg.users:
-        app = basic_auth(app, cfg.users)
-    ctx = server_context(cfg) if cfg.tls else None
-
-    class _Server(ThreadingWSGIServer):
-        def finish_request(self, request: Any, client_address: Any) -> None:
-            if ctx is not None:
-                try:
-                    request = wrap_request(ctx, request)
-                except OSError:  # plain HTTP, a bad client, a timeout: drop it
-                    return
-            super().finish_request(request, client_address)
-
-    _Server.address_family = socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )[0][0]
-    httpd = make_server(host, port, app, _Server, handler_class=_SilentHandler)
-    return httpd, _serve_in_thread(httpd)

@@ -10,11 +10,13 @@ The file has the shape Prometheus exporters read (exporter-toolkit's
     basic_auth_users:
       prometheus: $2b$12$...                # bcrypt hashes only
 
-Anything else is refused at start (as exporter-toolkit refuses unknown keys),
-so a typo never silently leaves the endpoint open. With `basic_auth_users`
-every request needs one of those users (401 otherwise). The TLS handshake
-runs in the request's own thread with a timeout, so a client that connects
-and says nothing cannot stall the endpoint.
+Anything else is refused (as exporter-toolkit refuses unknown keys), so a typo
+never silently leaves the endpoint open. The file is read at start and again on
+every SIGHUP (agent and `hbmon watch`): a rotated certificate is served to new
+connections; a file that no longer loads is refused and the running one kept.
+With `basic_auth_users` every request needs one of those users (401 otherwise).
+The TLS handshake runs in the request's own thread with a timeout, so a client
+that connects and says nothing cannot stall the endpoint (hbmon/metrics_http.py).
 """
 
 from __future__ import annotations
@@ -28,11 +30,14 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hbmon.errors import StartupError
 
-__all__ = ["WebConfig", "basic_auth", "load", "server_context"]
+if TYPE_CHECKING:
+    from hbmon.config.model import HbmonSettings
+
+__all__ = ["WebConfig", "WsgiApp", "basic_auth", "for_settings", "load", "server_context"]
 
 _TOP = frozenset({"tls_server_config", "basic_auth_users"})
 _TLS = frozenset({"cert_file", "key_file", "min_version"})
@@ -113,6 +118,19 @@ def load(path: Path) -> WebConfig:
     if cfg.tls:
         server_context(cfg, path)  # refuse an unreadable or mismatched pair now
     return cfg
+
+
+def for_settings(hb: HbmonSettings) -> WebConfig | None:
+    """The web config `hb` names (`web_config`, or the YAML form's `tls` pair), checked;
+    None for plain HTTP. Read again on every reload, so a rotated certificate is
+    picked up from the same file names."""
+    if hb.web_config is not None:
+        return load(hb.web_config)
+    if hb.tls_cert is not None and hb.tls_key is not None:
+        web = WebConfig(cert_file=hb.tls_cert, key_file=hb.tls_key)
+        server_context(web)  # refuse an unusable pair now, in one line
+        return web
+    return None
 
 
 def _no_unknown(

@@ -8,7 +8,8 @@ heartbeat included, gets its `node`-labelled series. Rendering then drops:
 * the watcher's imaginary node (`hbmon_node_state{node="(watch)"}`);
 * what only an agent has: messages sent, heartbeat RTT (heartbeat sends no
   `hbecho`), ICMP ping RTTs, failover durations, resource operations,
-  ownership-conflict resolution;
+  ownership-conflict resolution (the config reload series stay: SIGHUP
+  re-reads the watcher's web config);
 * owner and ping-node state while `cl_status` is not available (rendered
   values would be guesses, and `hbmon_ping_reachable_nodes 0` would page).
 
@@ -40,9 +41,6 @@ AGENT_ONLY = frozenset(
         "hbmon_ping_last_rtt_seconds",
         "hbmon_ping_replies",
         "hbmon_ping_timeouts",
-        "hbmon_config_reloads",
-        "hbmon_config_last_reload_successful",
-        "hbmon_config_last_reload_success_timestamp_seconds",
     }
 )
 OWNER_FAMILIES = frozenset(

@@ -8,6 +8,7 @@ import shutil
 import signal
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
@@ -15,18 +16,20 @@ from loguru import logger
 
 from hbmon import __version__
 from hbmon.config.loader import load_any
-from hbmon.config.model import Config, LogSettings
+from hbmon.config.model import Config, HbmonSettings, LogSettings
 from hbmon.core.events import NodeStatus
 from hbmon.core.snapshot import PingNodeView
 from hbmon.errors import StartupError
 from hbmon.io.deadline import DeadlineTimer
 from hbmon.logs import LogSink
 from hbmon.logs import setup as setup_logs
-from hbmon.metrics import on_loop, serve
+from hbmon.metrics import on_loop
+from hbmon.metrics_http import Server, serve
 from hbmon.watch.capture import Capture, Frame
 from hbmon.watch.exporter import WatchMetrics
 from hbmon.watch.frames import Fragment, parse
 from hbmon.watch.observer import Notice, Observer, TakeoverSeen
+from hbmon.webconfig import for_settings
 
 CL_STATUS = "cl_status"
 POLL_INTERVAL_S = 3.0
@@ -41,6 +44,7 @@ def run(
     log_format: Literal["text", "json"],
     cl_status: str | None = CL_STATUS,
     poll_interval: float = POLL_INTERVAL_S,
+    web_config: Path | None = None,
 ) -> int:
     cfg, problems = load_any(config_path, node)
     for p in problems:
@@ -52,13 +56,33 @@ def run(
     sink = setup_logs(fmt=log_format, node=cfg.node, settings=LogSettings())
     address = metrics_address or cfg.hbmon.metrics_address
     try:
-        watcher = Watcher(cfg, sink, address, cl_status=cl_status, poll_interval=poll_interval)
+        watcher = Watcher(
+            cfg,
+            sink,
+            address,
+            cl_status=cl_status,
+            poll_interval=poll_interval,
+            reload=Reload(config_path, node, web_config),
+        )
         return asyncio.run(watcher.run())
     except StartupError as exc:
         logger.critical("{} Not started.", exc)
         return 1
     finally:
         sink.close()
+
+
+class Reload:
+    """Where SIGHUP re-reads the web config from: the configuration the watcher
+    was started with, and the `--web-config` that overrides it."""
+
+    def __init__(self, config_path: Path, node: str | None, web_config: Path | None) -> None:
+        self.config_path = config_path
+        self.node = node
+        self.web_config = web_config
+
+    def web_settings(self, hb: HbmonSettings) -> HbmonSettings:
+        return hb if self.web_config is None else replace(hb, web_config=self.web_config)
 
 
 class Watcher:
@@ -70,8 +94,10 @@ class Watcher:
         *,
         cl_status: str | None,
         poll_interval: float,
+        reload: Reload | None = None,
     ) -> None:
         self._config = config
+        self._reload_from = reload
         self._sink = sink
         self._address = metrics_address
         self._cl_status = cl_status
@@ -92,20 +118,21 @@ class Watcher:
         observer = Observer(self._config, now, time.time() - now)
         self._observer = observer
         self._metrics.set_snapshot_source(on_loop(loop, lambda: observer.snapshot(loop.time())))
-        server = serve(self._metrics, self._address)
+        hb = self._config.hbmon
+        if self._reload_from is not None:
+            hb = self._reload_from.web_settings(hb)
+        server = serve(self._metrics, self._address, web_config=for_settings(hb))
         stop = loop.create_future()
         poller: asyncio.Task[None] | None = None
         try:
             self._capture.open(loop, self._on_frame)
             logger.info(
-                "hbmon watch {}: observing {} on {} (udp/{}); sending nothing. "
-                "Metrics on http://{}:{}/metrics",
+                "hbmon watch {}: observing {} on {} (udp/{}); sending nothing. Metrics on {}",
                 __version__,
                 ", ".join(self._config.nodes),
                 ", ".join(self._ifaces),
                 self._config.udpport,
-                server.host,
-                server.port,
+                server.url(),
             )
 
             def request_stop() -> None:
@@ -114,6 +141,7 @@ class Watcher:
 
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, request_stop)
+            loop.add_signal_handler(signal.SIGHUP, self._reload, server)
             cl = self._cl_status_path()
             if cl is not None:
                 poller = loop.create_task(self._poll(cl))
@@ -126,10 +154,42 @@ class Watcher:
             if poller is not None:
                 poller.cancel()
                 await asyncio.gather(poller, return_exceptions=True)
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
             if self._timer is not None:
                 self._timer.cancel()
             self._capture.close()
             server.close()
+
+    def _reload(self, server: Server) -> None:
+        """SIGHUP: re-read the web config (TLS, basic auth). The rest of the
+        configuration is read at start only; a change to it is reported."""
+        src = self._reload_from
+        if src is None:
+            return
+        logger.info("Re-reading the web config from {} (SIGHUP)", src.config_path)
+        cfg, problems = load_any(src.config_path, src.node)
+        for p in problems:
+            (logger.warning if p.warning else logger.error)("{}", p)
+        if cfg is None:
+            logger.error("Reload refused; still serving the previous web config.")
+            self._metrics.record_reload(False)
+            return
+        try:
+            endpoint = server.prepare(for_settings(src.web_settings(cfg.hbmon)))
+        except StartupError as exc:
+            logger.error("Reload refused: {}; still serving the previous web config.", exc)
+            self._metrics.record_reload(False)
+            return
+        server.use(endpoint)
+        self._metrics.record_reload(True)
+        logger.info("Metrics endpoint: web config re-read; {}", server.url(endpoint))
+        if _without_web(cfg) != _without_web(self._config):
+            logger.warning(
+                "hbmon watch: {} changed; changes other than the web config "
+                "take effect at the next start.",
+                src.config_path,
+            )
 
     def _cl_status_path(self) -> str | None:
         if self._cl_status is None:
@@ -216,6 +276,10 @@ class Watcher:
             self._ping_state[pn.name] = state
             views.append(PingNodeView(pn.name, status, None, state[1], (), state[2]))
         return tuple(views)
+
+
+def _without_web(cfg: Config) -> Config:
+    return replace(cfg, hbmon=replace(cfg.hbmon, web_config=None, tls_cert=None, tls_key=None))
 
 
 async def _run(*argv: str) -> str | None:

@@ -20,7 +20,7 @@ from metrics_samples import make_metrics, snapshot
 
 from hbmon.config.yamlform import load_yaml_file, to_yaml
 from hbmon.errors import StartupError
-from hbmon.metrics import Server, serve
+from hbmon.metrics_http import Server, serve
 from hbmon.webconfig import WebConfig, load
 
 PASSWORD = "s3cret-scrape-pass"
