@@ -45,7 +45,42 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
              "-CAcreateserial", "-days", "2", "-extfile", "ext.cnf", "-out", "server.crt",
              cwd=d)  # fmt: skip
+    for renewed in ("renewed", "renewed2"):
+        server_cert(d, renewed)
     return d
+
+
+def server_cert(d: Path, name: str) -> None:
+    """`name`.crt and `name`.key: a further certificate for 127.0.0.1 from the test CA."""
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN=127.0.0.1/O={name}",
+             "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=d)  # fmt: skip
+    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+             "-CAcreateserial", "-days", "2", "-extfile", "ext.cnf", "-out", f"{name}.crt",
+             cwd=d)  # fmt: skip
+
+
+def der(pem_file: Path) -> bytes:
+    return ssl.PEM_cert_to_DER_cert(pem_file.read_text())
+
+
+def served_cert(sock: socket.socket) -> tuple[bytes, ssl.SSLSocket]:
+    """Handshake on the connected `sock`, trusting any certificate; (its DER, the TLS socket)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    tls = ctx.wrap_socket(sock)
+    cert = tls.getpeercert(binary_form=True)
+    assert cert is not None
+    return cert, tls
+
+
+def http_get(tls: socket.socket, path: str = "/metrics") -> bytes:
+    """One HTTP/1.0 request on an open connection; the whole response."""
+    tls.sendall(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    chunks = []
+    while chunk := tls.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _web_config(pki: Path, *, tls: bool = True, users: bool = True) -> Path:
@@ -230,8 +265,73 @@ def test_web_config_in_the_yaml_form_round_trips(tmp_path: Path) -> None:
     assert again.hbmon.web_config == Path("/etc/hbmon/web.yml")
 
 
-def test_run_accepts_web_config_option() -> None:
+def _connect(port: int) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port), timeout=10)
+
+
+def test_a_rotated_certificate_is_served_to_new_connections(pki: Path, tmp_path: Path) -> None:
+    """The server's swap, as SIGHUP drives it: the files are replaced in place, the
+    web config is re-read, and only connections accepted afterwards get the new pair."""
+    for ext in ("crt", "key"):
+        shutil.copy(pki / f"server.{ext}", tmp_path / f"live.{ext}")
+    shutil.copy(pki / "ca.crt", tmp_path / "ca.crt")
+    web = tmp_path / "web.yml"
+    web.write_text("tls_server_config: {cert_file: live.crt, key_file: live.key}\n")
+    srv = serve(make_metrics(snap=snapshot()), "127.0.0.1:0", web_config=load(web))
+    try:
+        first, before = served_cert(_connect(srv.port))
+        assert first == der(pki / "server.crt")
+        for ext in ("crt", "key"):
+            shutil.copy(pki / f"renewed.{ext}", tmp_path / f"live.{ext}")
+        # Files replaced, nothing re-read yet: still the old certificate.
+        assert served_cert(_connect(srv.port))[0] == first
+        srv.use(srv.prepare(load(web)))
+        second, after = served_cert(_connect(srv.port))
+        assert second == der(pki / "renewed.crt") != first
+        # Both connections still get their scrape; a verifying client trusts the new one.
+        for tls in (before, after):
+            assert b"hbmon_build_info" in http_get(tls)
+            tls.close()
+        url = f"https://127.0.0.1:{srv.port}/metrics"
+        assert _get(url, _client_ctx(tmp_path))[0] == 200
+    finally:
+        srv.close()
+
+
+def test_a_bad_new_web_config_leaves_the_served_one_in_place(pki: Path, tmp_path: Path) -> None:
+    for ext in ("crt", "key"):
+        shutil.copy(pki / f"server.{ext}", tmp_path / f"live.{ext}")
+    web = tmp_path / "web.yml"
+    web.write_text("tls_server_config: {cert_file: live.crt, key_file: live.key}\n")
+    srv = serve(make_metrics(), "127.0.0.1:0", web_config=load(web))
+    try:
+        shutil.copy(pki / "renewed.crt", tmp_path / "live.crt")  # the key was not renewed
+        with pytest.raises(StartupError, match=rf"web config {web}: cannot load certificate"):
+            srv.use(srv.prepare(load(web)))
+        assert served_cert(_connect(srv.port))[0] == der(pki / "server.crt")
+    finally:
+        srv.close()
+
+
+def test_reload_switches_basic_auth_and_tls_on_and_off(pki: Path) -> None:
+    srv = serve(make_metrics(), "127.0.0.1:0")
+    try:
+        url = f"127.0.0.1:{srv.port}/metrics"
+        assert _get(f"http://{url}", None)[0] == 200
+        srv.use(srv.prepare(load(_web_config(pki))))  # TLS and basic auth
+        assert srv.url().startswith("https://")
+        assert srv.url().endswith("(basic auth)")
+        assert _get(f"https://{url}", _client_ctx(pki))[0] == 401
+        assert _get(f"https://{url}", _client_ctx(pki), "prometheus", PASSWORD)[0] == 200
+        srv.use(srv.prepare(None))
+        assert _get(f"http://{url}", None)[0] == 200
+    finally:
+        srv.close()
+
+
+def test_run_and_watch_accept_web_config_option() -> None:
     from hbmon.cli import build_parser
 
-    args = build_parser().parse_args(["run", "--web-config", "/etc/hbmon/web.yml"])
-    assert args.web_config == Path("/etc/hbmon/web.yml")
+    for command in ("run", "watch"):
+        args = build_parser().parse_args([command, "--web-config", "/etc/hbmon/web.yml"])
+        assert args.web_config == Path("/etc/hbmon/web.yml")
