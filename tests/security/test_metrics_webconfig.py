@@ -7,7 +7,6 @@ import base64
 import shutil
 import socket
 import ssl
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -17,6 +16,7 @@ from pathlib import Path
 import bcrypt
 import pytest
 from metrics_samples import make_metrics, snapshot
+from pki import der, http_get, make_pki, served_cert
 
 from hbmon.config.yamlform import load_yaml_file, to_yaml
 from hbmon.errors import StartupError
@@ -26,61 +26,9 @@ from hbmon.webconfig import WebConfig, load
 PASSWORD = "s3cret-scrape-pass"
 
 
-def _openssl(*args: str, cwd: Path) -> None:
-    res = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A test CA and a server certificate for 127.0.0.1 signed by it."""
-    if shutil.which("openssl") is None:
-        pytest.fail("the openssl CLI is needed (Debian's openssl, a ca-certificates dependency)")
-    d = tmp_path_factory.mktemp("pki")
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-             "/CN=hbmon test CA", "-keyout", "ca.key", "-out", "ca.crt", cwd=d)  # fmt: skip
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
-             "-keyout", "server.key", "-out", "server.csr", cwd=d)  # fmt: skip
-    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
-    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-             "-CAcreateserial", "-days", "2", "-extfile", "ext.cnf", "-out", "server.crt",
-             cwd=d)  # fmt: skip
-    for renewed in ("renewed", "renewed2"):
-        server_cert(d, renewed)
-    return d
-
-
-def server_cert(d: Path, name: str) -> None:
-    """`name`.crt and `name`.key: a further certificate for 127.0.0.1 from the test CA."""
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN=127.0.0.1/O={name}",
-             "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=d)  # fmt: skip
-    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-             "-CAcreateserial", "-days", "2", "-extfile", "ext.cnf", "-out", f"{name}.crt",
-             cwd=d)  # fmt: skip
-
-
-def der(pem_file: Path) -> bytes:
-    return ssl.PEM_cert_to_DER_cert(pem_file.read_text())
-
-
-def served_cert(sock: socket.socket) -> tuple[bytes, ssl.SSLSocket]:
-    """Handshake on the connected `sock`, trusting any certificate; (its DER, the TLS socket)."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    tls = ctx.wrap_socket(sock)
-    cert = tls.getpeercert(binary_form=True)
-    assert cert is not None
-    return cert, tls
-
-
-def http_get(tls: socket.socket, path: str = "/metrics") -> bytes:
-    """One HTTP/1.0 request on an open connection; the whole response."""
-    tls.sendall(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
-    chunks = []
-    while chunk := tls.recv(65536):
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 def _web_config(pki: Path, *, tls: bool = True, users: bool = True) -> Path:
