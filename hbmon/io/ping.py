@@ -1,24 +1,46 @@
-"""ICMP echo to ping nodes (spec §5.5) over one long-lived raw socket per address family.
+"""ICMP echo to ping nodes (spec §5.5) through icmplib, over one long-lived socket per family.
 
 One round every `interval_s` (the engine derives it from deadping): every
 address of every ping node gets one echo, all in parallel; each result becomes
 a `PingResult` for the core. The core, not this module, decides when a ping
 node is dead (deadping).
 
-The socket stays open for the agent's life, read by the event loop: a fresh
-socket per echo (as icmplib's `async_ping` does) costs a dozen system calls and
-most of an idle agent's per-ping CPU. Replies are matched on our identifier and
-sequence number (as icmplib does); an ICMP error quoting one of our echoes
-(unreachable, time exceeded) ends that echo at once with no reply.
+icmplib does the sending: its `ICMPv4Socket`/`ICMPv6Socket` (raw, opened once
+for the agent's life: a fresh socket per echo, as icmplib's `ping()` and
+`async_ping()` make, costs a dozen system calls and most of an idle agent's
+per-ping CPU) build, checksum and send each `ICMPRequest`. What arrives is
+returned as icmplib's `ICMPReply`, matched on our identifier and sequence number
+as icmplib matches them; an ICMP error quoting one of our echoes (unreachable,
+time exceeded) ends that echo at once with no reply.
+
+Hand-written here, and why: **receiving** (`_readable`, `parse_reply`).
+icmplib's `ICMPSocket.receive()` blocks the calling thread: it sets a socket
+timeout and reads until a datagram parses, so one short or foreign ICMP message
+(a raw socket sees all of the host's ICMP) would stall the event loop, and the
+heartbeats with it, for that timeout; with a zero timeout it drops the datagram
+it has just read (its deadline check follows the read). icmplib 3's
+`AsyncSocket.receive()` awaits one reply per call (a future, a timeout and a
+reader registration per echo: the per-echo cost the one-timer round design
+removes) and does not exist in icmplib 2.1, Debian 12's version, which also
+exposes no file descriptor (3.0 added `.sock`). So the loop's reader callback
+reads the socket icmplib opened, without blocking, and `parse_reply` turns each
+datagram into an `ICMPReply`. It honours the IPv4 header length and treats only
+ICMP error types as quotes of an echo (icmplib's parser reads any message that
+is not a reply, e.g. someone's echo request to us, as one).
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import socket
 import struct
 from collections.abc import Callable
+from typing import Any
+
+from icmplib import ICMPLibError, ICMPReply, ICMPRequest, ICMPv4Socket, ICMPv6Socket
+from loguru import logger
 
 from hbmon.config.model import PingNode
 from hbmon.core.events import PingResult
@@ -29,53 +51,78 @@ ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST = 0, 8
 ICMP_ERRORS = frozenset({3, 11, 12})  # unreachable, time exceeded, parameter problem
 ICMP6_ECHO_REQUEST, ICMP6_ECHO_REPLY = 128, 129
 ICMP6_ERRORS = frozenset({1, 3, 4})
+ECHO_REPLY: dict[int, int] = {socket.AF_INET: ICMP_ECHO_REPLY, socket.AF_INET6: ICMP6_ECHO_REPLY}
 # What ping(8) and icmplib send: 56 payload bytes, a 64-byte ICMP message.
 PAYLOAD = (b"hbmon ping node " * 4)[:56]
 _ECHO = struct.Struct("!BBHHH")
+# icmplib 3 added `family` to ICMPReply's constructor; 2.1 (Debian 12) has none.
+_REPLY_TAKES_FAMILY = "family" in inspect.signature(ICMPReply).parameters
 
 
-def checksum(data: bytes) -> int:
-    """The Internet checksum (RFC 1071) of `data`."""
-    if len(data) % 2:
-        data += b"\0"
-    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    total = (total >> 16) + (total & 0xFFFF)
-    total += total >> 16
-    return ~total & 0xFFFF
+def make_reply(
+    family: int,
+    source: str,
+    packet_type: int,
+    code: int,
+    ident: int,
+    seq: int,
+    size: int,
+    at: float,
+) -> ICMPReply:
+    """An icmplib `ICMPReply` under icmplib 2.1 and 3.x alike."""
+    fields: dict[str, Any] = {
+        "source": source,
+        "id": ident,
+        "sequence": seq,
+        "type": packet_type,
+        "code": code,
+        "bytes_received": size,
+        "time": at,
+    }
+    if _REPLY_TAKES_FAMILY:
+        fields["family"] = 4 if family == socket.AF_INET else 6
+    return ICMPReply(**fields)
 
 
-def echo_request(family: int, ident: int, seq: int) -> bytes:
-    """An echo request; ICMPv6's checksum is the kernel's job (it needs the pseudo-header)."""
-    if family == socket.AF_INET6:
-        return _ECHO.pack(ICMP6_ECHO_REQUEST, 0, 0, ident, seq) + PAYLOAD
-    head = _ECHO.pack(ICMP_ECHO_REQUEST, 0, 0, ident, seq)
-    return _ECHO.pack(ICMP_ECHO_REQUEST, 0, checksum(head + PAYLOAD), ident, seq) + PAYLOAD
-
-
-def parse_reply(family: int, packet: bytes) -> tuple[bool, int, int] | None:
-    """(is an echo reply, identifier, sequence) of the echo a received ICMP message is
-    about, or None when it is about no echo. IPv4 raw sockets deliver the IP header."""
+def parse_reply(family: int, packet: bytes, source: str = "", at: float = 0.0) -> ICMPReply | None:
+    """The `ICMPReply` a received ICMP message is, when it is an echo reply or an error
+    quoting an echo request (its id and sequence are then the quoted echo's); None
+    for anything else. IPv4 raw sockets deliver the IP header, IPv6 ones do not."""
     try:
+        size = len(packet)
         if family == socket.AF_INET:
             packet = packet[(packet[0] & 0x0F) * 4 :]
-            kind, reply, errors = packet[0], ICMP_ECHO_REPLY, ICMP_ERRORS
+            reply, errors, request = ICMP_ECHO_REPLY, ICMP_ERRORS, ICMP_ECHO_REQUEST
         else:
-            kind, reply, errors = packet[0], ICMP6_ECHO_REPLY, ICMP6_ERRORS
+            reply, errors, request = ICMP6_ECHO_REPLY, ICMP6_ERRORS, ICMP6_ECHO_REQUEST
+        kind, code = packet[0], packet[1]
         if kind == reply:
             _, _, _, ident, seq = _ECHO.unpack_from(packet)
-            return True, ident, seq
+            return make_reply(family, source, kind, code, ident, seq, size, at)
         if kind in errors:
             # The error quotes the offending datagram: its IP header, then our echo.
             # (IPv6: the fixed 40-byte header; our echoes carry no extension headers.)
             inner = packet[8:]
             inner = inner[(inner[0] & 0x0F) * 4 :] if family == socket.AF_INET else inner[40:]
-            want = ICMP_ECHO_REQUEST if family == socket.AF_INET else ICMP6_ECHO_REQUEST
-            if inner[0] == want:
+            if inner[0] == request:
                 _, _, _, ident, seq = _ECHO.unpack_from(inner)
-                return False, ident, seq
+                return make_reply(family, source, kind, code, ident, seq, size, at)
     except (IndexError, struct.error):
         pass
     return None
+
+
+def open_icmp(family: int) -> Any:
+    """icmplib's raw ICMP socket for `family` (root or CAP_NET_RAW, as heartbeat needs)."""
+    return (
+        ICMPv4Socket(privileged=True) if family == socket.AF_INET else ICMPv6Socket(privileged=True)
+    )
+
+
+def descriptor(icmp: Any) -> socket.socket:
+    """The socket under an icmplib socket: `.sock` since icmplib 3.0; 2.1 has only `_sock`."""
+    sock = getattr(icmp, "sock", None)
+    return sock if sock is not None else icmp._sock  # type: ignore[no-any-return]
 
 
 class Pinger:
@@ -100,7 +147,9 @@ class Pinger:
         self._next_round: float | None = None
         self._ident = os.getpid() & 0xFFFF
         self._seq = 0
-        self._sockets: dict[int, socket.socket] = {}
+        # family -> (icmplib socket, the socket under it)
+        self._sockets: dict[int, tuple[Any, socket.socket]] = {}
+        self._unusable: set[int] = set()  # families whose socket could not be opened
         # (family, seq) -> (send time, deadline, ping node, address) of an echo in flight
         self._waiting: dict[tuple[int, int], tuple[float, float, str, str]] = {}
 
@@ -115,9 +164,9 @@ class Pinger:
             self._timer = None
         self._waiting.clear()
         loop = asyncio.get_running_loop()
-        for sock in self._sockets.values():
+        for icmp, sock in self._sockets.values():
             loop.remove_reader(sock.fileno())
-            sock.close()
+            icmp.close()
         self._sockets.clear()
         self._loop = None
 
@@ -150,7 +199,7 @@ class Pinger:
             for address in n.addresses:
                 try:
                     self._send(n.name, address, deadline)
-                except OSError:
+                except (OSError, ICMPLibError):
                     self._sink(PingResult(node=n.name, address=address, rtt_s=None))
 
     def _arm(self) -> None:
@@ -168,25 +217,41 @@ class Pinger:
             self._timer.cancel()
         self._timer = loop.call_at(at, self._tick)
 
-    def _socket(self, family: int) -> socket.socket:
-        sock = self._sockets.get(family)
-        if sock is None:
-            proto = socket.IPPROTO_ICMP if family == socket.AF_INET else socket.IPPROTO_ICMPV6
-            sock = socket.socket(family, socket.SOCK_RAW | socket.SOCK_NONBLOCK, proto)
+    def _open(self, family: int) -> Any:
+        """A new icmplib socket for `family` (tests replace it)."""
+        return open_icmp(family)
+
+    def _socket(self, family: int) -> Any:
+        entry = self._sockets.get(family)
+        if entry is None:
+            try:
+                icmp = self._open(family)
+            except ICMPLibError as exc:
+                if family not in self._unusable:  # said once, not every round
+                    self._unusable.add(family)
+                    logger.error(
+                        "Cannot open an ICMP socket for ping nodes ({}): {}. "
+                        "hbmon needs root or CAP_NET_RAW.",
+                        "IPv6" if family == socket.AF_INET6 else "IPv4",
+                        exc.__class__.__name__,
+                    )
+                raise
+            sock = descriptor(icmp)
+            sock.setblocking(False)
             asyncio.get_running_loop().add_reader(sock.fileno(), self._readable, sock, family)
-            self._sockets[family] = sock
-        return sock
+            entry = self._sockets[family] = (icmp, sock)
+        return entry[0]
 
     def _send(self, node: str, address: str, deadline: float) -> None:
         assert self._loop is not None
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
-        sock = self._socket(family)
+        icmp = self._socket(family)
         self._seq = (self._seq + 1) & 0xFFFF
         key = (family, self._seq)
         self._waiting[key] = (self._loop.time(), deadline, node, address)
         try:
-            sock.sendto(echo_request(family, self._ident, self._seq), (address, 0))
-        except OSError:
+            icmp.send(ICMPRequest(address, self._ident, self._seq, payload=PAYLOAD))
+        except ICMPLibError:
             del self._waiting[key]
             raise
 
@@ -197,18 +262,18 @@ class Pinger:
         now = loop.time()
         while True:
             try:
-                packet = sock.recv(2048)
+                packet, source = sock.recvfrom(2048)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:  # a queued error for some earlier echo: its timeout ends it
                 break
-            parsed = parse_reply(family, packet)
-            if parsed is None or parsed[1] != self._ident:
+            reply = parse_reply(family, packet, str(source[0]), now)
+            if reply is None or reply.id != self._ident:
                 continue  # someone else's ICMP (every raw socket sees all of it)
-            ok, _, seq = parsed
-            waiting = self._waiting.pop((family, seq), None)
+            waiting = self._waiting.pop((family, reply.sequence), None)
             if waiting is not None:
                 sent, _, node, address = waiting
+                ok = reply.type == ECHO_REPLY[family]
                 self._sink(PingResult(node=node, address=address, rtt_s=now - sent if ok else None))
                 if self._loop is None:  # the sink stopped us
                     return

@@ -1,51 +1,83 @@
-"""The Pinger's rounds, replies and timeouts, with a socketpair standing in for the raw socket."""
+"""The Pinger's rounds, replies and timeouts over icmplib's socket, with one end of a
+socketpair standing in for the raw socket under it (so icmplib builds the real echo
+bytes, and the test answers them, or not, on the other end)."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
 import struct
+from typing import Any
+
+import icmplib
 
 from hbmon.config.model import PingNode
 from hbmon.core.events import PingResult
-from hbmon.io.ping import ICMP_ECHO_REPLY, Pinger
+from hbmon.io.ping import ICMP_ECHO_REPLY, PAYLOAD, Pinger
 
 _IP_HEADER = bytes([0x45]) + bytes(19)  # what an IPv4 raw socket delivers first
 
 
-class _FakePinger(Pinger):
-    """Echoes go to one end of a socketpair; the test answers (or not) on the other."""
+class _Wire:
+    """The raw socket's stand-in: what icmplib sends goes to `theirs`."""
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.ours, self.theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.ours.setblocking(False)
-        self.theirs.setblocking(False)
+    family = socket.AF_INET
+    type = socket.SOCK_RAW
 
-    def _socket(self, family: int) -> socket.socket:
-        if family not in self._sockets:
-            asyncio.get_running_loop().add_reader(
-                self.ours.fileno(), self._readable, self.ours, family
-            )
-            self._sockets[family] = _Sender(self.ours)  # type: ignore[assignment]
-        return self._sockets[family]
+    def __init__(self, ours: socket.socket) -> None:
+        self._ours = ours
+        self.sent_to: list[Any] = []
 
+    def sendto(self, data: bytes, addr: Any) -> int:
+        self.sent_to.append(addr)
+        return self._ours.send(data)
 
-class _Sender:
-    def __init__(self, sock: socket.socket) -> None:
-        self._sock = sock
+    def setsockopt(self, *_: Any) -> None:  # icmplib sets TTL and TOS before each send
+        pass
 
-    def sendto(self, data: bytes, _addr: object) -> int:
-        return self._sock.send(data)
+    def recvfrom(self, size: int) -> tuple[bytes, tuple[str, int]]:
+        return self._ours.recv(size), ("10.0.0.1", 0)
+
+    def setblocking(self, flag: bool) -> None:
+        self._ours.setblocking(flag)
 
     def fileno(self) -> int:
-        return self._sock.fileno()
+        return self._ours.fileno()
 
     def close(self) -> None:
-        self._sock.close()
+        self._ours.close()
 
 
-def _answer(theirs: socket.socket) -> int:
+class _FakeICMPv4Socket(icmplib.ICMPv4Socket):
+    wire: _Wire
+
+    def _create_socket(self, type: Any) -> _Wire:
+        return self.wire
+
+
+class _FakePinger(Pinger):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        ours, self.theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.theirs.setblocking(False)
+        self.wire = _Wire(ours)
+        self.opened = 0
+
+    def _open(self, family: int) -> Any:
+        assert family == socket.AF_INET
+        self.opened += 1
+        _FakeICMPv4Socket.wire = self.wire
+        return _FakeICMPv4Socket(privileged=True)
+
+
+def _checksum(data: bytes) -> int:
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total >> 16) + (total & 0xFFFF)
+    return ~total & 0xFFFF
+
+
+def _answer(theirs: socket.socket, echoes: list[bytes]) -> int:
     """Answer every queued echo; return how many."""
     n = 0
     while True:
@@ -53,13 +85,16 @@ def _answer(theirs: socket.socket) -> int:
             echo = theirs.recv(2048)
         except BlockingIOError:
             return n
+        echoes.append(echo)
         _, _, _, ident, seq = struct.unpack_from("!BBHHH", echo)
         theirs.send(_IP_HEADER + struct.pack("!BBHHH", ICMP_ECHO_REPLY, 0, 0, ident, seq))
         n += 1
 
 
 def test_rounds_at_the_interval_replies_and_timeouts() -> None:
-    async def scenario() -> tuple[list[PingResult], list[float]]:
+    echoes: list[bytes] = []
+
+    async def scenario() -> tuple[list[PingResult], list[float], _FakePinger]:
         results: list[PingResult] = []
         loop = asyncio.get_running_loop()
         at: list[float] = []
@@ -73,18 +108,72 @@ def test_rounds_at_the_interval_replies_and_timeouts() -> None:
         t0 = loop.time()
         p.start()
         await asyncio.sleep(0.01)
-        assert _answer(p.theirs) == 1  # round 1: answered
+        assert _answer(p.theirs, echoes) == 1  # round 1: answered
         await asyncio.sleep(0.13)  # rounds 2 and 3 (t0 + 0.05, + 0.1) go unanswered
         await p.stop()
         p.theirs.close()
-        return results, [a - t0 for a in at]
+        return results, [a - t0 for a in at], p
 
-    results, at = asyncio.run(scenario())
+    results, at, pinger = asyncio.run(scenario())
     assert results[0].rtt_s is not None
     assert results[0].node == "gw"
     assert results[0].address == "10.0.0.1"
-    # Every later echo went unanswered: one None per round, each a timeout after its round.
     # Later echoes went unanswered: each ends a timeout after its round's start.
     assert len(results) >= 2
     assert all(r.rtt_s is None for r in results[1:])
     assert at[1] >= 0.1
+    # One socket for the agent's life, and icmplib's echo is a valid 64-byte request.
+    assert pinger.opened == 1
+    echo = echoes[0]
+    assert len(echo) == 64
+    assert echo[:2] == b"\x08\x00"
+    assert _checksum(echo) == 0
+    assert echo[8:] == PAYLOAD
+    assert pinger.wire.sent_to[0][0] == "10.0.0.1"
+
+
+def test_foreign_and_stale_icmp_do_not_end_an_echo() -> None:
+    async def scenario() -> list[PingResult]:
+        results: list[PingResult] = []
+        p = _FakePinger((PingNode("gw", ("10.0.0.1",)),), results.append,
+                        interval_s=10, timeout_s=10)  # fmt: skip
+        p.start()
+        await asyncio.sleep(0.01)
+        echo = p.theirs.recv(2048)
+        _, _, _, ident, seq = struct.unpack_from("!BBHHH", echo)
+        for junk in (
+            b"\x45",  # truncated
+            _IP_HEADER + struct.pack("!BBHHH", ICMP_ECHO_REPLY, 0, 0, ident ^ 1, seq),  # not ours
+            _IP_HEADER + struct.pack("!BBHHH", ICMP_ECHO_REPLY, 0, 0, ident, seq + 1),  # no echo
+            _IP_HEADER + echo,  # an echo request (someone pinging us)
+        ):
+            p.theirs.send(junk)
+        await asyncio.sleep(0.02)
+        assert results == []
+        p.theirs.send(_IP_HEADER + struct.pack("!BBHHH", ICMP_ECHO_REPLY, 0, 0, ident, seq))
+        await asyncio.sleep(0.02)
+        await p.stop()
+        p.theirs.close()
+        return results
+
+    results = asyncio.run(scenario())
+    assert len(results) == 1
+    assert results[0].rtt_s is not None
+
+
+def test_an_icmp_error_quoting_our_echo_ends_it_at_once_without_a_reply() -> None:
+    async def scenario() -> list[PingResult]:
+        results: list[PingResult] = []
+        p = _FakePinger((PingNode("gw", ("10.0.0.1",)),), results.append,
+                        interval_s=10, timeout_s=10)  # fmt: skip
+        p.start()
+        await asyncio.sleep(0.01)
+        echo = p.theirs.recv(2048)
+        unreachable = struct.pack("!BBHI", 3, 1, 0, 0) + _IP_HEADER + echo[:8]
+        p.theirs.send(_IP_HEADER + unreachable)
+        await asyncio.sleep(0.02)
+        await p.stop()
+        p.theirs.close()
+        return results
+
+    assert asyncio.run(scenario()) == [PingResult(node="gw", address="10.0.0.1", rtt_s=None)]
