@@ -7,6 +7,12 @@ for usage errors. Problems go to stderr as `FILE:LINE: message`; results to stdo
 script, unit, native or OCF agent), a host check kept out of the parsers: a
 resource that cannot be found is an error here, where heartbeat only failed
 at takeover.
+
+`convert` writes the authkeys secret, so its output is kept private: `-o FILE`
+is created mode 0600, a file standard output is redirected to (`> hbmon.yaml`)
+is made 0600 (which `config check` then accepts), and a terminal or a pipe gets
+nothing unless asked for with `-o -` (a pipe's reader decides the mode of what
+it writes; the secret on a terminal ends up in scrollback).
 """
 
 from __future__ import annotations
@@ -14,9 +20,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import stat
 import sys
 from pathlib import Path
 
+from hbmon.clihelp import HelpFormatter, exit_codes
 from hbmon.config.hadir import HARESOURCES
 from hbmon.config.loader import YAML_SUFFIXES, load_any
 from hbmon.config.model import DEFAULT_CONFIG_DIR, DEFAULT_INIT_DIR, DEFAULT_OCF_ROOT, Config
@@ -24,27 +32,72 @@ from hbmon.config.problems import Problem, has_errors
 from hbmon.config.show import config_to_dict, config_to_text
 from hbmon.config.yamlform import to_yaml
 
+USAGE_ERROR = (2, "usage error (bad option or argument)")
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    config = sub.add_parser("config", help="check, show or convert the configuration")
+    def add(
+        parent: argparse._SubParsersAction[argparse.ArgumentParser],
+        name: str,
+        what: str,
+        *codes: tuple[int, str],
+    ) -> argparse.ArgumentParser:
+        return parent.add_parser(
+            name,
+            help=what,
+            description=what,
+            epilog=exit_codes(*codes, USAGE_ERROR),
+            formatter_class=HelpFormatter,
+        )
+
+    config = add(
+        sub,
+        "config",
+        "check, show or convert the configuration",
+        (0, "valid (warnings allowed) / done"),
+        (1, "invalid configuration (each problem on stderr as FILE:LINE: message)"),
+    )
     actions = config.add_subparsers(dest="config_command", metavar="COMMAND", required=True)
 
-    check = actions.add_parser("check", help="validate; print every problem as FILE:LINE")
+    check = add(
+        actions,
+        "check",
+        "validate; print every problem as FILE:LINE",
+        (0, "valid (warnings allowed)"),
+        (1, "invalid"),
+    )
     _source_args(check)
     check.set_defaults(func=cmd_check)
 
-    show = actions.add_parser("show", help="print the effective configuration (no secrets)")
+    show = add(
+        actions,
+        "show",
+        "print the effective configuration (no secrets)",
+        (0, "shown"),
+        (1, "invalid configuration"),
+    )
     _source_args(show)
-    show.add_argument("--format", choices=("text", "json", "yaml"), default="text")
+    show.add_argument(
+        "--format", choices=("text", "json", "yaml"), default="text", help="output format"
+    )
     show.set_defaults(func=cmd_show)
 
-    convert = actions.add_parser("convert", help="write the ha.d configuration as hbmon YAML")
+    convert = add(
+        actions,
+        "convert",
+        "write the ha.d configuration as hbmon YAML (it holds the authkeys secret)",
+        (0, "written"),
+        (1, "invalid configuration, or a terminal or pipe as output without -o -"),
+    )
     _source_args(convert)
     convert.add_argument(
         "-o",
         "--output",
         type=Path,
-        help="write to this file, created mode 0600 (default: stdout)",
+        default=None,
+        metavar="FILE",
+        help="write to FILE, created mode 0600; `-o -`: standard output whatever it is "
+        "(default: standard output if it is a file, which is made mode 0600)",
     )
     convert.set_defaults(func=cmd_convert)
 
@@ -55,10 +108,14 @@ def _source_args(p: argparse.ArgumentParser) -> None:
         "--config-dir",
         type=Path,
         default=None,
-        help=f"ha.cf, authkeys and haresources directory (default {DEFAULT_CONFIG_DIR})",
+        help=f"ha.cf, authkeys and haresources directory (default: {DEFAULT_CONFIG_DIR})",
     )
-    where.add_argument("--config", type=Path, default=None, help="hbmon YAML file instead")
-    p.add_argument("--node", default=None, help="local node name (default: nodeinfo, uname -n)")
+    where.add_argument(
+        "--config", type=Path, default=None, help="hbmon YAML file instead (default: none)"
+    )
+    p.add_argument(
+        "--node", default=None, help="local node name (default: nodeinfo, else uname -n)"
+    )
 
 
 def _load(args: argparse.Namespace) -> tuple[Config | None, list[Problem]]:
@@ -122,14 +179,54 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stdout_kind() -> str:
+    """What standard output is: file, terminal, pipe, device (/dev/null…) or unknown."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+        return "unknown"
+    if os.isatty(fd):
+        return "terminal"
+    mode = os.fstat(fd).st_mode
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+        return "pipe"
+    return "device" if stat.S_ISCHR(mode) else "unknown"
+
+
+def _to_stdout(text: str, forced: bool) -> int:
+    kind = _stdout_kind()
+    if kind == "file":
+        # `convert > hbmon.yaml`: the shell created it with its umask (0644 as a rule),
+        # which `config check` refuses; make it private before the secret is in it.
+        try:
+            os.fchmod(sys.stdout.fileno(), 0o600)
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            print(f"hbmon config convert: cannot make standard output private ({why}); "
+                  "use -o FILE (created mode 0600)", file=sys.stderr)  # fmt: skip
+            return 1
+        print("hbmon config convert: made standard output (a file) mode 0600: "
+              "it holds the authkeys secret", file=sys.stderr)  # fmt: skip
+    elif kind != "device" and not forced:
+        where = "a terminal" if kind == "terminal" else "a pipe"
+        print(f"hbmon config convert: not writing the authkeys secret to {where}. "
+              "Use -o FILE (created mode 0600), redirect to a file (made mode 0600), "
+              "or -o - to write it here anyway.", file=sys.stderr)  # fmt: skip
+        return 1
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    return 0
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
     cfg, _ = _load(args)
     if cfg is None:
         return 1
     text = to_yaml(cfg)
-    if args.output is None:
-        sys.stdout.write(text)
-        return 0
+    if args.output is None or str(args.output) == "-":
+        return _to_stdout(text, forced=args.output is not None)
     # Created private from the first byte: the file holds the auth secrets.
     fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(fd, 0o600)

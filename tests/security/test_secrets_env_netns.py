@@ -156,7 +156,8 @@ def test_the_secret_appears_nowhere(pair: Pair, tmp_path: Path) -> None:
             assert form not in text, f"secret ({form!r}) in {where}"
 
     # convert writes it, once, where it belongs: the key's secret.
-    conv = _hbmon("config", "convert", "--config-dir", str(n1.config_dir), "--node", "solr1")
+    conv = _hbmon("config", "convert", "--config-dir", str(n1.config_dir), "--node", "solr1",
+                  "-o", "-")  # a pipe: printed only when asked for  # fmt: skip
     assert conv.returncode == 0, conv.stderr
     assert conv.stdout.count(SECRET) == 1
     assert SECRET not in conv.stderr

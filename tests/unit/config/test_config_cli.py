@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import pty
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cfgtools import SECRET, make_dir, solr_dir
@@ -169,7 +174,8 @@ def test_convert_to_stdout_then_load_back(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     d = solr_dir(tmp_path, "solr1")
-    assert run(["config", "convert", "--config-dir", str(d), "--node", "solr1"]) == 0
+    # Captured here, so `-o -`: what standard output is cannot be told.
+    assert run(["config", "convert", "--config-dir", str(d), "--node", "solr1", "-o", "-"]) == 0
     out, _ = capsys.readouterr()
     assert SECRET in out  # convert is the one place the secret is written
     path = tmp_path / "hbmon.yaml"
@@ -210,3 +216,56 @@ def test_check_of_the_yaml_form_resolves_where_the_agent_runs(
         f"{target}:{line}: hbmon-test-nope: cannot find resource script hbmon-test-nope"
         " (looked in /etc/ha.d/resource.d/hbmon-test-nope, /etc/init.d/hbmon-test-nope)"
     )
+
+
+def _convert(d: Path, *extra: str, **kw: Any) -> subprocess.CompletedProcess[bytes]:
+    argv = [sys.executable, "-m", "hbmon", "config", "convert", "--config-dir", str(d),
+            "--node", "solr1", *extra]  # fmt: skip
+    return subprocess.run(argv, timeout=60, **kw)
+
+
+def test_convert_redirected_to_a_file_makes_it_private_so_check_accepts_it(tmp_path: Path) -> None:
+    """`hbmon config convert > hbmon.yaml`: the shell creates the file with its umask."""
+    d = solr_dir(tmp_path, "solr1")
+    target = tmp_path / "hbmon.yaml"
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        assert os.stat(target).st_mode & 0o777 == 0o644
+        res = _convert(d, stdout=fd, stderr=subprocess.PIPE)
+    finally:
+        os.close(fd)
+    assert res.returncode == 0, res.stderr
+    assert b"mode 0600" in res.stderr
+    assert os.stat(target).st_mode & 0o777 == 0o600
+    assert SECRET in target.read_text()
+    back, problems = load_any(target, "solr1")
+    assert back is not None, problems
+
+
+def test_convert_refuses_a_pipe_unless_asked_with_dash_o_dash(tmp_path: Path) -> None:
+    d = solr_dir(tmp_path, "solr1")
+    res = _convert(d, capture_output=True)
+    assert res.returncode == 1
+    assert res.stdout == b""
+    assert b"not writing the authkeys secret to a pipe" in res.stderr
+    assert b"-o FILE" in res.stderr
+    forced = _convert(d, "-o", "-", capture_output=True)
+    assert forced.returncode == 0, forced.stderr
+    assert SECRET.encode() in forced.stdout
+
+
+def test_convert_refuses_a_terminal(tmp_path: Path) -> None:
+    d = solr_dir(tmp_path, "solr1")
+    leader, follower = pty.openpty()
+    try:
+        res = _convert(d, stdout=follower, stderr=subprocess.PIPE)
+        os.close(follower)
+        shown = b""
+        with contextlib.suppress(OSError):  # EIO once the terminal has no writer left
+            while chunk := os.read(leader, 4096):
+                shown += chunk
+    finally:
+        os.close(leader)
+    assert res.returncode == 1
+    assert b"not writing the authkeys secret to a terminal" in res.stderr
+    assert SECRET.encode() not in shown
