@@ -177,3 +177,36 @@ def test_an_icmp_error_quoting_our_echo_ends_it_at_once_without_a_reply() -> Non
         return results
 
     assert asyncio.run(scenario()) == [PingResult(node="gw", address="10.0.0.1", rtt_s=None)]
+
+
+def test_no_privilege_for_a_raw_socket_is_said_once_and_every_echo_fails() -> None:
+    from loguru import logger
+
+    lines: list[str] = []
+    sink_id = logger.add(lambda m: lines.append(str(m)), level="ERROR")
+
+    class _Unprivileged(Pinger):
+        def _open(self, family: int) -> Any:
+            try:
+                error = icmplib.SocketPermissionError(True)  # icmplib 3: (privileged)
+            except TypeError:
+                error = icmplib.SocketPermissionError()  # icmplib 2.1
+            raise error
+
+    async def scenario() -> list[PingResult]:
+        results: list[PingResult] = []
+        p = _Unprivileged((PingNode("gw", ("10.0.0.1",)),), results.append,
+                          interval_s=0.02, timeout_s=0.02)  # fmt: skip
+        p.start()
+        await asyncio.sleep(0.07)
+        await p.stop()
+        return results
+
+    try:
+        results = asyncio.run(scenario())
+    finally:
+        logger.remove(sink_id)
+    assert len(results) >= 2
+    assert all(r.rtt_s is None for r in results)
+    assert len(lines) == 1
+    assert "CAP_NET_RAW" in lines[0]
