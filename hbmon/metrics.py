@@ -88,7 +88,6 @@ _PRECREATED_TRANSITIONS: tuple[tuple[NodeStatus, NodeStatus], ...] = tuple(
 )
 
 
-
 # ------------------------------------------------------------------ buckets --
 # Every histogram has fixed bounds, the same on every node whatever its timers and
 # across reloads: nodes with different timers sum by `le`, and a SIGHUP never resets

@@ -3,7 +3,8 @@
 The exposition is the real one: the agent's collector over the sans-IO core
 driven through start, a beating peer, a ping node and its silence, and the
 watcher's collector over its observer. Names in the docs may use shell braces
-(`hbmon_config_{warntime,deadtime}_seconds`) and `*` (`hbmon_config_*_seconds`).
+(`hbmon_config_{warntime,deadtime}_seconds`) and `*` (`hbmon_config_*_seconds`);
+a bare prefix (`hbmon_`) must start some exposed name.
 """
 
 from __future__ import annotations
@@ -77,7 +78,9 @@ def mentioned() -> list[tuple[str, int, str]]:
     for doc in DOCS:
         for n, line in enumerate(doc.read_text().splitlines(), start=1):
             for token in TOKEN.findall(line):
-                found.extend((doc.name, n, name) for name in _expand(token))
+                # A bare prefix (`hbmon_`, `hbmon_config_`) stands for the names it starts.
+                pattern = token + "*" if token.endswith("_") else token
+                found.extend((doc.name, n, name) for name in _expand(pattern))
     return found
 
 
