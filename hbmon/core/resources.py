@@ -33,6 +33,7 @@ from hbmon.core.events import (
     StopGroup,
     TakeoverReason,
 )
+from hbmon.core.machine import Table
 from hbmon.core.snapshot import GroupView
 
 
@@ -57,6 +58,7 @@ TRANSITIONS: dict[tuple[GroupState, Trigger], GroupState] = {
     (S.STOPPING, T.STOP_OK): S.RELEASED,
     (S.STOPPING, T.STOP_FAILED): S.FAILED,
 }
+TABLE = Table("resource group", GroupState.RELEASED, TRANSITIONS)
 
 
 class Outcome(StrEnum):
@@ -82,6 +84,8 @@ def backoff_s(streak: int) -> float:
 
 @dataclass(slots=True)
 class Group:
+    """One group as this node holds it, and what ownership wants of it."""
+
     key: str
     preferred: str
     index: int
@@ -124,6 +128,8 @@ class Group:
 
 
 class GroupTable:
+    """Every configured group (and removed ones still held), moved one operation at a time."""
+
     def __init__(self, groups: tuple[ResourceGroup, ...]) -> None:
         self._groups: dict[str, Group] = {}
         self.configure(groups)
@@ -308,9 +314,7 @@ class GroupTable:
 
     @staticmethod
     def _move(g: Group, trigger: Trigger, reason: str, now: float) -> GroupTransition:
-        new = TRANSITIONS.get((g.state, trigger))
-        if new is None:
-            raise ValueError(f"group {g.key}: no transition from {g.state} on {trigger}")
+        new = TABLE.next(g.state, trigger)
         old, g.state, g.last_change_at = g.state, new, now
         return GroupTransition(g.key, old, new, reason)
 

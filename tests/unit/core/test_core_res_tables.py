@@ -25,6 +25,7 @@ from hbmon.core.events import (
 from hbmon.core.quorum import PingComparison, keeper, recoverer, takeover_block
 from hbmon.core.resources import TRANSITIONS, GroupTable, Outcome, Trigger, backoff_s
 from hbmon.core.standby import Input, Phase, Refused, Standby
+from hbmon.errors import LocalTransitionError
 
 GROUPS = tuple(ResourceGroup("alpha", (Resource(f"IPaddr::10.0.0.{i}"),)) for i in (1, 2, 3))
 K1, K2, K3 = (g.key for g in GROUPS)
@@ -40,7 +41,7 @@ def test_every_state_is_reachable_and_illegal_moves_raise() -> None:
     t = table()
     g = t.get(K1)
     assert g is not None
-    with pytest.raises(ValueError, match="no transition"):
+    with pytest.raises(LocalTransitionError, match="no transition from released on stop_ok"):
         t._move(g, Trigger.STOP_OK, "", 0.0)
     assert g.state is GroupState.RELEASED  # unchanged
 
