@@ -36,7 +36,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from hbmon.config.model import BOTH_STARTING_WAIT_MS, AutoFailback, Config
 from hbmon.core import rscmsg
@@ -63,6 +62,17 @@ from hbmon.core.quorum import PingComparison, keeper, recoverer, takeover_block
 from hbmon.core.resources import GroupTable, Outcome, backoff_s
 from hbmon.core.rscmsg import Report, keys_in
 from hbmon.core.snapshot import GroupView, TakeoverView
+from hbmon.core.stages import (
+    Alone,
+    Announce,
+    Leave,
+    PeerLeaving,
+    PeersKnown,
+    Released,
+    Stage,
+    StageInput,
+    Stages,
+)
 from hbmon.core.standby import Input, Phase, Standby
 from hbmon.wire.message import Field, Message
 
@@ -82,14 +92,6 @@ R_REMOVED = "removed from configuration"
 R_PEER_BACK = "peer returned"
 
 NOT_NICE = "Standby mode only implemented when nice_failback on"
-
-
-class Stage(StrEnum):
-    JOINING = "joining"
-    WAITING = "waiting"
-    RUNNING = "running"
-    LEAVING = "leaving"
-    GONE = "gone"
 
 
 @dataclass(slots=True)
@@ -115,7 +117,7 @@ class Ownership:
         self._sb = Standby()
         self._sb_failed: frozenset[str] = frozenset()
         self._sb_mark = 0  # the peer's report count when our wait on it began
-        self._stage = Stage.JOINING
+        self._stages = Stages()
         self._verifying: set[str] = set()
         self._comm_at: float | None = None
         self._now = now
@@ -168,12 +170,12 @@ class Ownership:
     @property
     def gone(self) -> bool:
         """Our shutdown released everything it could; `shutdone` may go."""
-        return self._stage is Stage.GONE
+        return self._stages.state is Stage.GONE
 
     @property
     def stable(self) -> bool:
         return (
-            self._stage is Stage.RUNNING
+            self._stages.state is Stage.RUNNING
             and not self._table.busy()
             and self._sb.idle
             and not any(b.pending for b in self._batches)
@@ -192,8 +194,8 @@ class Ownership:
 
     def rsc_hold(self) -> str:
         """cl_status rscstatus: none|local|foreign|all, `transition` while in flux."""
-        if self._stage in (Stage.WAITING, Stage.LEAVING) or (
-            self._stage is Stage.RUNNING and not self.stable
+        if self._stages.state in (Stage.WAITING, Stage.LEAVING) or (
+            self._stages.state is Stage.RUNNING and not self.stable
         ):
             return "transition"
         return self._hold(self._table.held()).value
@@ -208,7 +210,7 @@ class Ownership:
             self._ping_cmp.deadline(),
         ]
         ds += [t + self._settle for t in self._unowned.values()]
-        if self._stage is Stage.WAITING and self._comm_at is not None:
+        if self._stages.state is Stage.WAITING and self._comm_at is not None:
             wait = BOTH_STARTING_WAIT_MS / 1000
             ds += [
                 self._comm_at + wait if p.resource_at is None else p.resource_at + wait
@@ -261,7 +263,7 @@ class Ownership:
         effects: list[Effect] = []
         for key in keys:
             effects.append(ResourceLog("CRIT", f"Resource {key} is active, and should not be!"))
-            if self._stage is Stage.JOINING and self._table.adopt(key, now):
+            if self._stages.state is Stage.JOINING and self._table.adopt(key, now):
                 self._verifying.add(key)
                 self._table.unwant(key, R_VERIFY)
         return effects + self._reconcile(now)
@@ -303,7 +305,7 @@ class Ownership:
         if self._mode is AutoFailback.LEGACY:
             p.failback = True
         effects = self._abort_with(name, f"{name} restarted", now)
-        if self._stage is Stage.RUNNING:
+        if self._stages.state is Stage.RUNNING:
             # Its previous life ended without a word (within deadtime, so never
             # declared dead): what it ran is unmanaged now. Take it, probe first.
             effects += self._takeover_from(p, now, probe=True)
@@ -335,7 +337,7 @@ class Ownership:
         p.heard = False  # what it said before is no longer news when it comes back
         p.claims = Scope.NONE
         effects = self._abort_with(name, f"{name} is dead", now)
-        if self._stage is Stage.RUNNING:
+        if self._stages.state is Stage.RUNNING:
             effects += self._takeover_from(p, now, probe=True, silent_since=silent_since)
         return effects + self._reconcile(now)
 
@@ -347,7 +349,7 @@ class Ownership:
         silence sees the same network, so the takeover can start at the deadline.
         """
         p = self._peers.get(name)
-        if p is None or not p.alive or self._stage is not Stage.RUNNING:
+        if p is None or not p.alive or self._stages.state is not Stage.RUNNING:
             return []
         self._now = now
         return self._table.probe_early(silent_since)
@@ -361,8 +363,8 @@ class Ownership:
         p.leaving, p.failback, p.stable = True, False, False
         p.claims = Scope.NONE
         effects = self._abort_with(name, f"{name} is shutting down", now)
-        if self._stage in (Stage.WAITING, Stage.RUNNING):
-            self._stage = Stage.RUNNING
+        if self._stages.allows(StageInput.PEER_LEAVING):
+            self._stages.fire(PeerLeaving(name))
             effects += self._takeover_from(p, now, probe=False)
         return effects + self._reconcile(now)
 
@@ -385,7 +387,7 @@ class Ownership:
             p.apply(parsed, self._table.preferred())
             if isinstance(parsed, rscmsg.ResourceMsg):
                 p.resource_at = now
-                if p.stable and not was_stable and self._stage is not Stage.JOINING:
+                if p.stable and not was_stable and self._stages.state is not Stage.JOINING:
                     effects.append(_info("remote resource transition completed."))
         match parsed:
             case rscmsg.Starting():
@@ -468,7 +470,7 @@ class Ownership:
 
     def leave(self, now: float) -> list[Effect]:
         """Our graceful shutdown: release everything (the node sends `shutdone` once gone)."""
-        if self._stage in (Stage.LEAVING, Stage.GONE):
+        if not self._stages.allows(StageInput.LEAVE):
             return []
         self._now = now
         effects = self._abort_with(None, "shutting down", now)
@@ -479,7 +481,7 @@ class Ownership:
         if self._table.held() or self._table.busy():
             self._gave_up = True
             effects.append(_info("Giving up all HA resources."))
-        self._stage = Stage.LEAVING
+        self._stages.fire(Leave())
         self._claims = Scope.NONE
         for g in self._table:
             self._table.unwant(g.key, R_SHUTDOWN)
@@ -506,7 +508,7 @@ class Ownership:
         return effects + self._after(now)
 
     def _decide(self, now: float) -> list[Effect]:
-        match self._stage:
+        match self._stages.state:
             case Stage.JOINING:
                 if self._comm_at is not None and not self._verifying:
                     return self._announce(now)
@@ -528,7 +530,7 @@ class Ownership:
 
     def _after(self, now: float) -> list[Effect]:
         effects: list[Effect] = []
-        if self._stage is Stage.RUNNING:
+        if self._stages.state is Stage.RUNNING:
             stable = self.stable
             if stable and not self._reported_stable:
                 if self._initial_label is not None:
@@ -540,7 +542,7 @@ class Ownership:
                 if self._nice and not self._hb_peer_leaving():
                     effects.append(self._resource_msg(now, stable=True))
             self._reported_stable = stable
-        elif self._stage is Stage.LEAVING and not self._table.busy():
+        elif self._stages.state is Stage.LEAVING and not self._table.busy():
             held = self._table.held()
             if held:
                 effects.append(
@@ -554,7 +556,7 @@ class Ownership:
                 effects.append(_info("All HA resources relinquished."))
             if self._nice and self._comm_at is not None:
                 effects.append(self._resource_msg(now, stable=False, info=rscmsg.INFO_SHUTDOWN))
-            self._stage = Stage.GONE
+            self._stages.fire(Released())
         return effects
 
     @property
@@ -564,7 +566,7 @@ class Ownership:
 
     # ------------------------------------------------------------ startup --
     def _announce(self, now: float) -> list[Effect]:
-        self._stage = Stage.WAITING
+        self._stages.fire(Announce())
         effects: list[Effect] = []
         if self._nice:
             effects.append(self._wrap(rscmsg.starting_head(), now))
@@ -577,7 +579,7 @@ class Ownership:
             return self._take_everything(now)
         if not all(self._peer_known(p, now) for p in alive):
             return []
-        self._stage = Stage.RUNNING
+        self._stages.fire(PeersKnown(tuple(p.name for p in alive)))
         self._initial_label = "T_RESOURCES(us)"
         # heartbeat's req_our_resources: our local set is ours unless the peer has it.
         if not any(rscmsg.covers(p.claims, Scope.FOREIGN) for p in alive):
@@ -608,10 +610,10 @@ class Ownership:
 
     def _take_everything(self, now: float) -> list[Effect]:
         """Comm-up with no live peer: every group is ours to take (guarded)."""
-        self._stage = Stage.RUNNING
+        dead = [p for p in self._peers.values() if not p.healthy]
+        self._stages.fire(Alone(tuple(p.name for p in dead)))
         self._initial_label = "mach_down"
         self._claims = Scope.ALL
-        dead = [p for p in self._peers.values() if not p.healthy]
         keys = [g for g in self._table.configured() if not g.claimed and not g.in_backoff(now)]
         if not keys:
             return []
@@ -634,7 +636,7 @@ class Ownership:
         p.stable = False
         if self._mode is AutoFailback.ON:
             p.failback = True
-        if self._stage is Stage.JOINING or not self._nice:
+        if self._stages.state is Stage.JOINING or not self._nice:
             return []
         return [self._resource_msg(now, stable=self.stable)]
 
@@ -875,7 +877,7 @@ class Ownership:
         return self._local_refusal(who, now) or self._peer_refusal(p, who)
 
     def _local_refusal(self, who: str, now: float) -> str | None:
-        if self._stage is Stage.LEAVING or self._stage is Stage.GONE:
+        if self._stages.state is Stage.LEAVING or self._stages.state is Stage.GONE:
             return "Shutdown in progress: standby refused."
         if not self._sb.idle:
             return (
@@ -985,7 +987,7 @@ class Ownership:
 
     def _offer_refusal(self, p: PeerRsc, ours: bool, now: float) -> str | None:
         who = p.name
-        if self._stage is not Stage.RUNNING or self._table.busy() or self._batches:
+        if self._stages.state is not Stage.RUNNING or self._table.busy() or self._batches:
             return f"standby message [me] from {who} ignored.  local resources in flux."
         if not self._sb.idle and not ours:
             return (
@@ -1158,7 +1160,7 @@ class Ownership:
         return any(p.leaving and p.alive and not p.exact for p in self._peers.values())
 
     def _announce_state(self, now: float) -> list[Effect]:
-        if self._stage is not Stage.RUNNING or not self._nice or self._hb_peer_leaving():
+        if self._stages.state is not Stage.RUNNING or not self._nice or self._hb_peer_leaving():
             return []
         return [self._resource_msg(now, stable=self.stable)]
 
