@@ -73,7 +73,19 @@ from hbmon.core.stages import (
     StageInput,
     Stages,
 )
-from hbmon.core.standby import Input, Phase, Standby
+from hbmon.core.standby import (
+    Abort,
+    AskTakeover,
+    GotDone,
+    GotMe,
+    GotOther,
+    GroupsAcquired,
+    GroupsReleased,
+    Phase,
+    Request,
+    Standby,
+    TimedOut,
+)
 from hbmon.wire.message import Field, Message
 
 Wrap = Callable[[tuple[Field, ...], float], SendMessage]
@@ -115,8 +127,6 @@ class Ownership:
         self._table = GroupTable(config.resources)
         self._peers: dict[str, PeerRsc] = {}
         self._sb = Standby()
-        self._sb_failed: frozenset[str] = frozenset()
-        self._sb_mark = 0  # the peer's report count when our wait on it began
         self._stages = Stages()
         self._verifying: set[str] = set()
         self._comm_at: float | None = None
@@ -867,9 +877,7 @@ class Ownership:
         if refusal is not None:
             return [_info(refusal), *self._reply(req.request_id, False, refusal)]
         assert p is not None
-        self._sb.fire(Input.ASK_TAKEOVER, now)
-        self._sb.peer, self._sb.scope, self._sb.keys = p.name, rscmsg.mirror(scope), keys
-        self._sb.why, self._sb.request_id = TakeoverReason.TAKEOVER, req.request_id
+        self._sb.fire(AskTakeover(p.name, rscmsg.mirror(scope), keys, req.request_id), now)
         return [self._wrap(rscmsg.takeover_head(scope), now)]
 
     def _refusal(self, p: PeerRsc | None, who: str, now: float) -> str | None:
@@ -905,10 +913,7 @@ class Ownership:
         request_id: int | None,
         now: float,
     ) -> list[Effect]:
-        self._sb.fire(Input.REQUEST, now)
-        sb = self._sb
-        sb.peer, sb.scope, sb.keys, sb.why, sb.request_id = p.name, scope, keys, why, request_id
-        self._sb_failed = frozenset()
+        self._sb.fire(Request(p.name, scope, keys, why, request_id), now)
         return [
             _info(f"{self._me} wants to go standby [{scope}]"),
             self._wrap(rscmsg.ask_head(scope, rscmsg.INFO_ME, keys=keys, why=why), now),
@@ -946,15 +951,12 @@ class Ownership:
                     return [*effects, _info(refusal)]
                 request_id = sb.request_id if ours else None
                 why = TakeoverReason.TAKEOVER if ours else (m.why or TakeoverReason.STANDBY)
-                sb.fire(Input.GOT_ME, now)
-                self._sb_mark = p.reports
-                sb.peer, sb.scope, sb.why, sb.request_id = p.name, m.scope, why, request_id
-                sb.keys = m.keys if m.keys is not None else frozenset()
+                keys = m.keys if m.keys is not None else frozenset()
+                sb.fire(GotMe(p.name, m.scope, keys, why, p.reports, request_id), now)
                 head = rscmsg.ask_head(m.scope, rscmsg.INFO_OTHER)
                 return [*effects, self._wrap(head, now)]
             case rscmsg.INFO_OTHER if sb.phase is Phase.ASKED and sb.peer == p.name:
-                sb.fire(Input.GOT_OTHER, now)
-                self._sb_mark = p.reports
+                sb.fire(GotOther(p.reports), now)
                 self._claims = rscmsg.without(self._claims, sb.scope)  # heartbeat's go_standby(ME)
                 for key in sb.keys:
                     self._table.unwant(key, R_STANDBY)
@@ -964,8 +966,8 @@ class Ownership:
                     self._resource_msg(now, stable=False, info=rscmsg.INFO_STANDBY, held=remaining),
                 ]
             case rscmsg.INFO_DONE if sb.phase is Phase.HANDED and sb.peer == p.name:
-                scope, failed, rid = sb.scope, self._sb_failed, sb.request_id
-                sb.fire(Input.GOT_DONE, now)
+                scope, failed, rid = sb.scope, sb.failed, sb.request_id
+                sb.fire(GotDone(), now)
                 effects = [_info(f"Other node completed standby takeover of {scope} resources.")]
                 if failed:
                     text = f"Standby [{scope}] done, but these groups failed to stop here: "
@@ -978,8 +980,7 @@ class Ownership:
                     for g in self._table.configured()
                     if g.key in keys and not g.claimed and not g.in_backoff(now)
                 ]
-                sb.fire(Input.GOT_DONE, now)
-                sb.keys = frozenset(take)
+                sb.fire(GotDone(frozenset(take)), now)
                 self._batch(sb.why, now, p.name, take, standby=True)
                 return [_info(f"standby: acquire [{m.scope}] resources from {p.name}")]
             case _:
@@ -1008,8 +1009,7 @@ class Ownership:
         if any(g.busy or g.state is GroupState.HELD for g in groups):
             return []
         released = frozenset(g.key for g in groups if not g.held)
-        self._sb_failed = frozenset(g.key for g in groups if g.held)
-        sb.fire(Input.RELEASED, now)
+        sb.fire(GroupsReleased(frozenset(g.key for g in groups if g.held)), now)
         head = rscmsg.ask_head(sb.scope, rscmsg.INFO_DONE, keys=released, why=sb.why)
         return [_info(f"Local standby process completed [{sb.scope}]."), self._wrap(head, now)]
 
@@ -1024,7 +1024,7 @@ class Ownership:
         """
         sb = self._sb
         p = self._peers.get(sb.peer or "")
-        if p is None or not (p.exact and p.heard) or p.reports <= self._sb_mark:
+        if p is None or not (p.exact and p.heard) or p.reports <= sb.mark:
             return []  # what it said before the phase began is no news about it
         left = f"{p.name} left the exchange"
         if sb.phase is Phase.HANDED:
@@ -1046,7 +1046,7 @@ class Ownership:
             return []
         scope, rid = sb.scope, sb.request_id
         failed = sb.keys - set(b.started)
-        sb.fire(Input.ACQUIRED, now)
+        sb.fire(GroupsAcquired(), now)
         self._claims = rscmsg.union(self._claims, rscmsg.mirror(scope))  # the requester's set
         effects: list[Effect] = [
             _info(f"Standby resource acquisition done [{scope}]."),
@@ -1067,7 +1067,7 @@ class Ownership:
             case _:
                 text = f"Standby [{sb.scope}] with {sb.peer} timed out in phase {sb.phase}."
         rid = sb.request_id
-        sb.fire(Input.TIMEOUT, now)
+        sb.fire(TimedOut(), now)
         return [ResourceLog("WARN", text), *self._reply(rid, False, text)]
 
     def _abort_with(self, peer: str | None, why: str, now: float) -> list[Effect]:
@@ -1075,7 +1075,7 @@ class Ownership:
         if sb.idle or (peer is not None and sb.peer != peer):
             return []
         rid, phase = sb.request_id, sb.phase
-        sb.fire(Input.ABORT, now)
+        sb.fire(Abort(), now)
         text = f"Standby exchange cancelled in phase {phase}: {why}."
         return [ResourceLog("WARN", text), *self._reply(rid, False, text)]
 

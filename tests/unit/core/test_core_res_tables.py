@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from hbmon.config.model import (
@@ -18,14 +20,15 @@ from hbmon.core.events import (
     GroupTransition,
     ProbeDone,
     ProbeGroup,
+    Scope,
     StartGroup,
     StopGroup,
     TakeoverReason,
 )
 from hbmon.core.quorum import PingComparison, keeper, recoverer, takeover_block
 from hbmon.core.resources import TRANSITIONS, GroupTable, Outcome, Trigger, backoff_s
-from hbmon.core.standby import Input, Phase, Refused, Standby
-from hbmon.errors import LocalTransitionError
+from hbmon.core.standby import Input, Phase, Standby
+from hbmon.errors import LocalTransitionError, PeerTransitionError
 
 GROUPS = tuple(ResourceGroup("alpha", (Resource(f"IPaddr::10.0.0.{i}"),)) for i in (1, 2, 3))
 K1, K2, K3 = (g.key for g in GROUPS)
@@ -131,33 +134,87 @@ def test_reconfigure_keeps_held_removed_groups_until_released() -> None:
 
 
 # ---------------------------------------------------------------- standby --
+SB_EVENTS: dict[Input, standby.StandbyEvent] = {
+    Input.REQUEST: standby.Request("beta", Scope.ALL, frozenset({K1}), TakeoverReason.STANDBY, 7),
+    Input.ASK_TAKEOVER: standby.AskTakeover("beta", Scope.FOREIGN, frozenset({K2}), 8),
+    Input.GOT_ME: standby.GotMe("beta", Scope.LOCAL, frozenset({K3}), TakeoverReason.FAILBACK, 4),
+    Input.GOT_OTHER: standby.GotOther(5),
+    Input.GOT_DONE: standby.GotDone(),
+    Input.RELEASED: standby.GroupsReleased(),
+    Input.ACQUIRED: standby.GroupsAcquired(),
+    Input.TIMEOUT: standby.TimedOut(),
+    Input.ABORT: standby.Abort(),
+}
+
+
+def test_every_standby_input_has_an_event() -> None:
+    assert set(SB_EVENTS) == set(Input)
+    assert all(ev.kind is kind for kind, ev in SB_EVENTS.items())
+
+
 def test_standby_table_walks_both_roles() -> None:
     sb = Standby()
-    assert sb.fire(Input.REQUEST, 0.0) is Phase.ASKED
+    assert sb.fire(SB_EVENTS[Input.REQUEST], 0.0) is Phase.ASKED
+    assert (sb.peer, sb.scope, sb.keys, sb.why, sb.request_id) == (
+        "beta",
+        Scope.ALL,
+        {K1},
+        TakeoverReason.STANDBY,
+        7,
+    )
     assert sb.deadline == 10.0
-    assert sb.fire(Input.GOT_OTHER, 1.0) is Phase.RELEASING
-    assert sb.deadline is None
-    assert sb.fire(Input.RELEASED, 2.0) is Phase.HANDED
-    assert sb.deadline == 3602.0
-    assert sb.fire(Input.GOT_DONE, 3.0) is Phase.IDLE
-    assert sb.fire(Input.ASK_TAKEOVER, 4.0) is Phase.TAKEOVER
-    assert sb.fire(Input.GOT_ME, 5.0) is Phase.OFFERED
-    assert sb.fire(Input.GOT_DONE, 6.0) is Phase.ACQUIRING
-    assert sb.fire(Input.ACQUIRED, 7.0) is Phase.IDLE
+    assert sb.fire(standby.GotOther(5), 1.0) is Phase.RELEASING
+    assert (sb.mark, sb.deadline) == (5, None)
+    assert sb.fire(standby.GroupsReleased(frozenset({K1})), 2.0) is Phase.HANDED
+    assert (sb.failed, sb.deadline, sb.started_at) == ({K1}, 3602.0, 0.0)
+    assert sb.fire(standby.GotDone(), 3.0) is Phase.IDLE
+    assert (sb.peer, sb.keys, sb.failed, sb.request_id, sb.started_at) == (
+        None,
+        set(),
+        set(),
+        None,
+        None,
+    )
+    assert sb.fire(SB_EVENTS[Input.ASK_TAKEOVER], 4.0) is Phase.TAKEOVER
+    assert (sb.why, sb.request_id, sb.scope) == (TakeoverReason.TAKEOVER, 8, Scope.FOREIGN)
+    me = standby.GotMe("beta", Scope.LOCAL, frozenset({K2}), TakeoverReason.TAKEOVER, 3, 8)
+    assert sb.fire(me, 5.0) is Phase.OFFERED
+    assert (sb.mark, sb.scope, sb.started_at) == (3, Scope.LOCAL, 4.0)
+    assert sb.fire(standby.GotDone(frozenset({K2, K3})), 6.0) is Phase.ACQUIRING
+    assert sb.keys == {K2, K3}
+    assert sb.fire(standby.GroupsAcquired(), 7.0) is Phase.IDLE
     assert sb.peer is None
 
 
 @pytest.mark.parametrize("phase", list(Phase))
 def test_only_listed_inputs_move_a_phase(phase: Phase) -> None:
-    for inp in Input:
-        sb = Standby(phase=phase)
+    for inp, event in SB_EVENTS.items():
+        sb = Standby(phase=phase, peer="beta", keys=frozenset({K1}))
         if (phase, inp) in standby.TRANSITIONS:
-            sb.fire(inp, 0.0)
+            sb.fire(event, 0.0)
         else:
-            with pytest.raises(Refused):
-                sb.fire(inp, 0.0)
-            assert sb.phase is phase
+            blame = PeerTransitionError if inp in standby.FROM_PEER else LocalTransitionError
+            with pytest.raises(blame, match=f"no transition from {phase} on {inp}"):
+                sb.fire(event, 0.0)
+            assert (sb.phase, sb.peer, sb.keys) == (phase, "beta", {K1})  # unchanged
     assert Standby(phase=phase).allows(Input.ABORT)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: standby.Request("", Scope.ALL, frozenset(), TakeoverReason.STANDBY),
+        lambda: standby.Request("beta", Scope.ALL, frozenset(), TakeoverReason.PEER_DEAD),
+        lambda: standby.Request("beta", Scope.ALL, frozenset({""}), TakeoverReason.STANDBY),
+        lambda: standby.AskTakeover("beta", Scope.ALL, frozenset(), request_id=-1),
+        lambda: standby.GotMe("beta", Scope.ALL, frozenset(), TakeoverReason.STANDBY, -1),
+        lambda: standby.GotOther(-2),
+        lambda: standby.GroupsReleased(frozenset({""})),
+    ],
+)
+def test_standby_events_are_checked_when_built(build: Callable[[], object]) -> None:
+    with pytest.raises(ValueError, match=r"\w+: "):
+        build()
 
 
 def test_waiting_phases_time_out_and_busy_ones_do_not() -> None:
