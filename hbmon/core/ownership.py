@@ -35,10 +35,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from hbmon.config.model import BOTH_STARTING_WAIT_MS, AutoFailback, Config
 from hbmon.core import rscmsg
+from hbmon.core.batches import Batch, Batches
 from hbmon.core.events import (
     AnnounceGroup,
     ControlOp,
@@ -106,17 +106,6 @@ R_PEER_BACK = "peer returned"
 NOT_NICE = "Standby mode only implemented when nice_failback on"
 
 
-@dataclass(slots=True)
-class Batch:
-    reason: TakeoverReason
-    trigger_at: float
-    peer: str | None
-    pending: set[str]
-    started: list[str] = field(default_factory=list)
-    mach_down: bool = False  # a takeover from a dead/leaving peer (heartbeat's mach_down)
-    standby: bool = False  # our side of a standby exchange
-
-
 def _info(text: str) -> ResourceLog:
     return ResourceLog("info", text)
 
@@ -131,11 +120,9 @@ class Ownership:
         self._verifying: set[str] = set()
         self._comm_at: float | None = None
         self._now = now
-        self._batches: list[Batch] = []
-        self._late: dict[str, tuple[TakeoverReason, str | None]] = {}  # blocked by a probe
+        self._batches = Batches()
         self._unowned: dict[str, float] = {}
         self._dual: set[str] = set()  # groups in a reported dual-ownership episode
-        self._in_use: set[str] = set()  # groups whose blocked probe was reported
         self._gave_up = False
         self._pings = (0, 0)
         # The last status_fields() and what they were built from (most beats repeat them).
@@ -172,7 +159,7 @@ class Ownership:
     def reconfigure(self, config: Config, now: float) -> list[Effect]:
         self._now = now
         for key in self._configure(config):
-            self._drop_from_batches(key)
+            self._batches.drop(key)
             self._table.unwant(key, R_REMOVED)
         return self._reconcile(now)
 
@@ -188,7 +175,7 @@ class Ownership:
             self._stages.state is Stage.RUNNING
             and not self._table.busy()
             and self._sb.idle
-            and not any(b.pending for b in self._batches)
+            and not self._batches.pending()
         )
 
     def report(self) -> Report:
@@ -300,9 +287,7 @@ class Ownership:
         # Takeovers from it that have not started yet: it is back, they are moot.
         for g in self._table:
             if g.want and not g.held and g.reason == TakeoverReason.PEER_DEAD.value:
-                self._drop_from_batches(g.key)
-                self._late.pop(g.key, None)
-                self._in_use.discard(g.key)
+                self._batches.forget(g.key)
                 self._table.unwant(g.key, R_PEER_BACK)
         return self._reconcile(now)
 
@@ -418,12 +403,9 @@ class Ownership:
         g = self._table.get(ev.key)
         match outcome:
             case Outcome.STARTED:
-                for b in self._batches:
-                    if ev.key in b.pending:
-                        b.pending.discard(ev.key)
-                        b.started.append(ev.key)
+                self._batches.started([ev.key])
             case Outcome.START_FAILED:
-                self._drop_from_batches(ev.key)
+                self._batches.drop(ev.key)
                 wait = backoff_s(g.streak) if g is not None else 0
                 effects.append(
                     ResourceLog(
@@ -454,19 +436,12 @@ class Ownership:
         effects: list[Effect] = []
         outcome = self._table.probed(ev, now, self._probe_retry)
         if outcome is Outcome.BLOCKED:
-            for b in self._batches:
-                if ev.key in b.pending:
-                    b.pending.discard(ev.key)
-                    self._late[ev.key] = (b.reason, b.peer)
-            if ev.key in self._late and ev.key not in self._in_use:
-                self._in_use.add(ev.key)
+            if self._batches.block(ev.key):
                 self._blocked[BLOCK_IN_USE] += 1
                 why = f"address of {ev.key} still answers on the service network"
                 effects.append(TakeoverBlocked((ev.key,), why + _detail(ev.detail)))
-        elif outcome is Outcome.CLEAR and ev.key in self._late:
-            reason, peer = self._late.pop(ev.key)
-            self._in_use.discard(ev.key)
-            self._batches.append(Batch(reason, now, peer, {ev.key}, mach_down=peer is not None))
+        elif outcome is Outcome.CLEAR:
+            self._batches.resume(ev.key, now)
         return effects + self._reconcile(now)
 
     def control(self, req: ControlRequest, now: float) -> list[Effect]:
@@ -496,8 +471,6 @@ class Ownership:
         for g in self._table:
             self._table.unwant(g.key, R_SHUTDOWN)
         self._batches.clear()
-        self._late.clear()
-        self._in_use.clear()
         return effects + self._reconcile(now)
 
     def expire(self, now: float) -> list[Effect]:
@@ -741,7 +714,7 @@ class Ownership:
                     resolution = f"released by {self._me}; {keep} keeps it ({rule})"
                 effects.append(OwnershipConflict(g.key, DUAL, resolution))
             if keep != self._me and g.want:
-                self._drop_from_batches(g.key)
+                self._batches.drop(g.key)
                 self._table.unwant(g.key, R_DUAL)
         return effects
 
@@ -752,7 +725,12 @@ class Ownership:
             return []
         effects: list[Effect] = []
         for g in self._table.configured():
-            if g.claimed or g.want or g.key in self._late or any(g.key in p.claimed for p in alive):
+            if (
+                g.claimed
+                or g.want
+                or self._batches.is_late(g.key)
+                or any(g.key in p.claimed for p in alive)
+            ):
                 self._unowned.pop(g.key, None)
                 continue
             eligible = [p.name for p in alive if p.exact and g.key not in p.failed]
@@ -1099,20 +1077,14 @@ class Ownership:
         silent_since: float | None = None,
     ) -> None:
         for key in keys:
-            self._drop_from_batches(key)
             self._table.want(key, reason, probe=probe, silent_since=silent_since)
-        self._batches.append(
+        self._batches.open(
             Batch(reason, now, peer, set(keys), mach_down=mach_down, standby=standby)
         )
 
-    def _drop_from_batches(self, key: str) -> None:
-        for b in self._batches:
-            b.pending.discard(key)
-
     def _finish_batches(self, now: float) -> list[Effect]:
         effects: list[Effect] = []
-        for b in [b for b in self._batches if not b.pending]:
-            self._batches.remove(b)
+        for b in self._batches.finish():
             if b.started:
                 keys = tuple(b.started)
                 done = TakeoverComplete(b.reason, keys, now - b.trigger_at, b.peer)
