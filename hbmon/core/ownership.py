@@ -41,8 +41,6 @@ from hbmon.core import rscmsg
 from hbmon.core.batches import Batch, Batches
 from hbmon.core.events import (
     AnnounceGroup,
-    ControlOp,
-    ControlReply,
     ControlRequest,
     DeathReason,
     Effect,
@@ -57,10 +55,11 @@ from hbmon.core.events import (
     TakeoverComplete,
     TakeoverReason,
 )
+from hbmon.core.exchange import StandbyExchange
 from hbmon.core.peerview import Arrival, PeerRsc
 from hbmon.core.quorum import PingComparison, keeper, recoverer, takeover_block
 from hbmon.core.resources import GroupTable, Outcome, backoff_s
-from hbmon.core.rscmsg import Report, keys_in
+from hbmon.core.rscmsg import Report
 from hbmon.core.snapshot import GroupView, TakeoverView
 from hbmon.core.stages import (
     Alone,
@@ -73,19 +72,6 @@ from hbmon.core.stages import (
     StageInput,
     Stages,
 )
-from hbmon.core.standby import (
-    Abort,
-    AskTakeover,
-    GotDone,
-    GotMe,
-    GotOther,
-    GroupsAcquired,
-    GroupsReleased,
-    Phase,
-    Request,
-    Standby,
-    TimedOut,
-)
 from hbmon.wire.message import Field, Message
 
 Wrap = Callable[[tuple[Field, ...], float], SendMessage]
@@ -97,13 +83,10 @@ BLOCK_IN_USE = "in_use"
 
 # Stop reasons (StopGroup.reason, GroupTransition.reason).
 R_VERIFY = "verifyallidle"
-R_STANDBY = "standby"
 R_DUAL = "dual owner"
 R_SHUTDOWN = "shutdown"
 R_REMOVED = "removed from configuration"
 R_PEER_BACK = "peer returned"
-
-NOT_NICE = "Standby mode only implemented when nice_failback on"
 
 
 def _info(text: str) -> ResourceLog:
@@ -115,12 +98,12 @@ class Ownership:
         self._wrap = wrap
         self._table = GroupTable(config.resources)
         self._peers: dict[str, PeerRsc] = {}
-        self._sb = Standby()
         self._stages = Stages()
         self._verifying: set[str] = set()
         self._comm_at: float | None = None
         self._now = now
         self._batches = Batches()
+        self._exchange = StandbyExchange(self, self._table, self._batches, wrap)
         self._unowned: dict[str, float] = {}
         self._dual: set[str] = set()  # groups in a reported dual-ownership episode
         self._gave_up = False
@@ -133,7 +116,6 @@ class Ownership:
         self._last: TakeoverView | None = None
         self._conflicts = {DUAL: 0, NONE: 0}
         self._blocked = {BLOCK_QUORUM: 0, BLOCK_IN_USE: 0}
-        self._controls: set[int] = set()
         # Our rsc_hold flags the way heartbeat keeps its own (i_hold_resources); they
         # speak for a set that is empty here (rscmsg.hold_scope), so heartbeat's audit
         # finds every set owned exactly once.
@@ -174,13 +156,13 @@ class Ownership:
         return (
             self._stages.state is Stage.RUNNING
             and not self._table.busy()
-            and self._sb.idle
+            and self._exchange.idle
             and not self._batches.pending()
         )
 
     def report(self) -> Report:
         t = self._table
-        phase = self._sb.phase.value
+        phase = self._exchange.phase.value
         return Report(self.stable, t.steady(), t.pending(), t.failed(self._now), phase)
 
     def status_fields(self) -> tuple[Field, ...]:
@@ -203,7 +185,7 @@ class Ownership:
     def next_deadline(self) -> float | None:
         ds: list[float | None] = [
             self._table.next_deadline(),
-            self._sb.deadline,
+            self._exchange.deadline,
             self._ping_cmp.deadline(),
         ]
         ds += [t + self._settle for t in self._unowned.values()]
@@ -253,6 +235,27 @@ class Ownership:
     def blocked_counts(self) -> tuple[tuple[str, int], ...]:
         return tuple(self._blocked.items())
 
+    # ------------------------------------------------------ for the exchange --
+    @property
+    def me(self) -> str:
+        return self._me
+
+    @property
+    def stage(self) -> Stage:
+        return self._stages.state
+
+    def peer(self, name: str) -> PeerRsc | None:
+        return self._peers.get(name)
+
+    def claim(self, scope: Scope) -> None:
+        self._claims = rscmsg.union(self._claims, scope)
+
+    def unclaim(self, scope: Scope) -> None:
+        self._claims = rscmsg.without(self._claims, scope)
+
+    def acquire_offered(self, why: TakeoverReason, now: float, peer: str, keys: list[str]) -> None:
+        self._batch(why, now, peer, keys, standby=True)
+
     # ------------------------------------------------------------- inputs --
     def active_at_start(self, keys: tuple[str, ...], now: float) -> list[Effect]:
         """heartbeat's verifyallidle, made to act: release what runs before we join."""
@@ -299,7 +302,7 @@ class Ownership:
         p.forget(now)
         if self._mode is AutoFailback.LEGACY:
             p.failback = True
-        effects = self._abort_with(name, f"{name} restarted", now)
+        effects = self._exchange.abort(name, f"{name} restarted", now)
         if self._stages.state is Stage.RUNNING:
             # Its previous life ended without a word (within deadtime, so never
             # declared dead): what it ran is unmanaged now. Take it, probe first.
@@ -331,7 +334,7 @@ class Ownership:
         p.alive, p.stable, p.failback, p.up_since = False, False, False, None
         p.heard = False  # what it said before is no longer news when it comes back
         p.claims = Scope.NONE
-        effects = self._abort_with(name, f"{name} is dead", now)
+        effects = self._exchange.abort(name, f"{name} is dead", now)
         if self._stages.state is Stage.RUNNING:
             effects += self._takeover_from(p, now, probe=True, silent_since=silent_since)
         return effects + self._reconcile(now)
@@ -357,7 +360,7 @@ class Ownership:
         self._now = now
         p.leaving, p.failback, p.stable = True, False, False
         p.claims = Scope.NONE
-        effects = self._abort_with(name, f"{name} is shutting down", now)
+        effects = self._exchange.abort(name, f"{name} is shutting down", now)
         if self._stages.allows(StageInput.PEER_LEAVING):
             self._stages.fire(PeerLeaving(name))
             effects += self._takeover_from(p, now, probe=False)
@@ -390,9 +393,9 @@ class Ownership:
             case rscmsg.ResourceMsg(info=rscmsg.INFO_SHUTDOWN):
                 effects += self.peer_leaving(name, now)
             case rscmsg.AskMsg():
-                effects += self._on_ask(p, parsed, now)
+                effects += self._exchange.on_ask(p, parsed, now)
             case rscmsg.TakeoverMsg(scope=scope):
-                effects += self._on_hb_takeover(p, scope, now)
+                effects += self._exchange.on_takeover(p, scope, now)
             case _:
                 pass
         return effects + self._reconcile(now)
@@ -446,19 +449,14 @@ class Ownership:
 
     def control(self, req: ControlRequest, now: float) -> list[Effect]:
         self._now = now
-        self._controls.add(req.request_id)
-        if req.op is ControlOp.STANDBY:
-            effects = self._control_standby(req, now)
-        else:
-            effects = self._control_takeover(req, now)
-        return effects + self._reconcile(now)
+        return self._exchange.control(req, now) + self._reconcile(now)
 
     def leave(self, now: float) -> list[Effect]:
         """Our graceful shutdown: release everything (the node sends `shutdone` once gone)."""
         if not self._stages.allows(StageInput.LEAVE):
             return []
         self._now = now
-        effects = self._abort_with(None, "shutting down", now)
+        effects = self._exchange.abort(None, "shutting down", now)
         if self._table.busy():
             effects.append(
                 ResourceLog("WARN", "Shutdown delayed until current resource activity finishes.")
@@ -475,10 +473,7 @@ class Ownership:
 
     def expire(self, now: float) -> list[Effect]:
         self._now = now
-        effects: list[Effect] = []
-        if self._sb.timed_out(now):
-            effects += self._standby_timeout(now)
-        return effects + self._reconcile(now)
+        return self._exchange.expire(now) + self._reconcile(now)
 
     # ------------------------------------------------------------ resolve --
     def _reconcile(self, now: float) -> list[Effect]:
@@ -499,7 +494,7 @@ class Ownership:
             case Stage.WAITING:
                 return self._initial(now)
             case Stage.RUNNING:
-                effects = self._standby_progress(now)
+                effects = self._exchange.progress(now)
                 effects += self._resolve_dual()
                 effects += self._quorum_retry(now)
                 if self.stable:
@@ -522,8 +517,8 @@ class Ownership:
                         _info(f"Initial resource acquisition complete ({self._initial_label})")
                     )
                     self._initial_label = None
-                if self._nice and not self._hb_peer_leaving():
-                    effects.append(self._resource_msg(now, stable=True))
+                if self.nice and not self._hb_peer_leaving():
+                    effects.append(self.resource_msg(now, stable=True))
             self._reported_stable = stable
         elif self._stages.state is Stage.LEAVING and not self._table.busy():
             held = self._table.held()
@@ -537,13 +532,13 @@ class Ownership:
                 )
             elif self._gave_up:
                 effects.append(_info("All HA resources relinquished."))
-            if self._nice and self._comm_at is not None:
-                effects.append(self._resource_msg(now, stable=False, info=rscmsg.INFO_SHUTDOWN))
+            if self.nice and self._comm_at is not None:
+                effects.append(self.resource_msg(now, stable=False, info=rscmsg.INFO_SHUTDOWN))
             self._stages.fire(Released())
         return effects
 
     @property
-    def _nice(self) -> bool:
+    def nice(self) -> bool:
         """nice_failback protocol messages (`starting`, `resource`) are ours to send."""
         return self._mode is not AutoFailback.LEGACY
 
@@ -551,7 +546,7 @@ class Ownership:
     def _announce(self, now: float) -> list[Effect]:
         self._stages.fire(Announce())
         effects: list[Effect] = []
-        if self._nice:
+        if self.nice:
             effects.append(self._wrap(rscmsg.starting_head(), now))
         return effects + self._initial(now)
 
@@ -619,9 +614,9 @@ class Ownership:
         p.stable = False
         if self._mode is AutoFailback.ON:
             p.failback = True
-        if self._stages.state is Stage.JOINING or not self._nice:
+        if self._stages.state is Stage.JOINING or not self.nice:
             return []
-        return [self._resource_msg(now, stable=self.stable)]
+        return [self.resource_msg(now, stable=self.stable)]
 
     # ----------------------------------------------------------- takeover --
     def _takeover_from(
@@ -755,7 +750,7 @@ class Ownership:
         return effects
 
     def _failback(self, now: float) -> list[Effect]:
-        if self._mode is AutoFailback.OFF or not self._sb.idle:
+        if self._mode is AutoFailback.OFF or not self._exchange.idle:
             return []
         for p in self._peers.values():
             if not (p.failback and p.healthy and p.heard and p.stable):
@@ -769,11 +764,13 @@ class Ownership:
                 if g.state is GroupState.HELD and g.preferred == p.name and g.key not in p.failed
             )
             if keys:
-                return self._go_standby(p, Scope.FOREIGN, keys, TakeoverReason.FAILBACK, None, now)
+                return self._exchange.go_standby(
+                    p, Scope.FOREIGN, keys, TakeoverReason.FAILBACK, None, now
+                )
         return []
 
     def _ping_compare(self, now: float) -> list[Effect]:
-        p = self._the_peer()
+        p = self.the_peer()
         worse = False
         if (
             self._mode is not AutoFailback.LEGACY
@@ -793,7 +790,7 @@ class Ownership:
         keys = self._movable(p)
         return [
             _info("Giving up because we have less visible ping nodes."),
-            *self._go_standby(p, Scope.ALL, keys, TakeoverReason.PING_QUORUM, None, now),
+            *self._exchange.go_standby(p, Scope.ALL, keys, TakeoverReason.PING_QUORUM, None, now),
         ]
 
     def _movable(self, p: PeerRsc) -> frozenset[str]:
@@ -803,265 +800,9 @@ class Ownership:
             if g.state is GroupState.HELD and g.key not in p.failed
         )
 
-    def _the_peer(self) -> PeerRsc | None:
+    def the_peer(self) -> PeerRsc | None:
         healthy = [p for p in self._peers.values() if p.healthy]
         return healthy[0] if len(healthy) == 1 else None
-
-    # ------------------------------------------------------------ standby --
-    def _control_standby(self, req: ControlRequest, now: float) -> list[Effect]:
-        scope = req.scope
-        if self._mode is AutoFailback.LEGACY:
-            return self._reply(req.request_id, False, NOT_NICE)
-        p = self._the_peer()
-        wanted = keys_in(scope, self._me, self._table.preferred())
-        keys = frozenset(
-            g.key
-            for g in self._table.configured()
-            if g.state is GroupState.HELD and g.key in wanted
-        )
-        if p is not None and p.exact:
-            keys -= p.failed
-        refusal = self._local_refusal(self._me, now)
-        if refusal is None and not keys:
-            return self._reply(
-                req.request_id, True, f"Nothing to do: no [{scope}] resources held here."
-            )
-        refusal = refusal or self._peer_refusal(p, self._me)
-        if refusal is not None:
-            return [_info(refusal), *self._reply(req.request_id, False, refusal)]
-        assert p is not None
-        effects: list[Effect] = [_info(f"Going standby [{scope}].")]
-        return effects + self._go_standby(
-            p, scope, keys, TakeoverReason.STANDBY, req.request_id, now
-        )
-
-    def _control_takeover(self, req: ControlRequest, now: float) -> list[Effect]:
-        scope = req.scope
-        if self._mode is AutoFailback.LEGACY:
-            return self._reply(req.request_id, False, NOT_NICE)
-        p = self._the_peer()
-        wanted = keys_in(scope, self._me, self._table.preferred())
-        keys = frozenset(
-            g.key
-            for g in self._table.configured()
-            if p is not None and g.key in wanted and g.key in p.held and not g.in_backoff(now)
-        )
-        refusal = self._local_refusal(self._me, now)
-        if refusal is None and p is not None and not keys:
-            return self._reply(
-                req.request_id, True, f"Nothing to do: {p.name} holds no [{scope}] resources."
-            )
-        refusal = refusal or self._peer_refusal(p, self._me)
-        if refusal is not None:
-            return [_info(refusal), *self._reply(req.request_id, False, refusal)]
-        assert p is not None
-        self._sb.fire(AskTakeover(p.name, rscmsg.mirror(scope), keys, req.request_id), now)
-        return [self._wrap(rscmsg.takeover_head(scope), now)]
-
-    def _refusal(self, p: PeerRsc | None, who: str, now: float) -> str | None:
-        """Why an exchange cannot start now (heartbeat's wording where it has one)."""
-        return self._local_refusal(who, now) or self._peer_refusal(p, who)
-
-    def _local_refusal(self, who: str, now: float) -> str | None:
-        if self._stages.state is Stage.LEAVING or self._stages.state is Stage.GONE:
-            return "Shutdown in progress: standby refused."
-        if not self._sb.idle:
-            return (
-                f"Standby in progress- new request from {who} ignored "
-                f"[{self._sb.seconds_left(now)} seconds left]"
-            )
-        if not self.stable:
-            return f"standby message [me] from {who} ignored.  local resources in flux."
-        return None
-
-    @staticmethod
-    def _peer_refusal(p: PeerRsc | None, who: str) -> str | None:
-        if p is None:
-            return "No other node is active: standby refused."
-        if not p.stable:
-            return f"standby message [me] from {who} ignored.  Other side is in flux."
-        return None
-
-    def _go_standby(
-        self,
-        p: PeerRsc,
-        scope: Scope,
-        keys: frozenset[str],
-        why: TakeoverReason,
-        request_id: int | None,
-        now: float,
-    ) -> list[Effect]:
-        self._sb.fire(Request(p.name, scope, keys, why, request_id), now)
-        return [
-            _info(f"{self._me} wants to go standby [{scope}]"),
-            self._wrap(rscmsg.ask_head(scope, rscmsg.INFO_ME, keys=keys, why=why), now),
-        ]
-
-    def _on_hb_takeover(self, p: PeerRsc, scope: Scope, now: float) -> list[Effect]:
-        """The peer asks for groups: we stand by with the mirrored scope (§5.4)."""
-        mine = rscmsg.mirror(scope)
-        if not self._nice:
-            return [_info(NOT_NICE)]
-        refusal = self._refusal(p, self._me, now)
-        if refusal is not None:
-            return [_info(refusal)]
-        wanted = keys_in(mine, self._me, self._table.preferred())
-        keys = frozenset(
-            g.key
-            for g in self._table.configured()
-            if g.state is GroupState.HELD and g.key in wanted and g.key not in p.failed
-        )
-        return [
-            _info(f"Going standby [{mine}]."),
-            *self._go_standby(p, mine, keys, TakeoverReason.TAKEOVER, None, now),
-        ]
-
-    def _on_ask(self, p: PeerRsc, m: rscmsg.AskMsg, now: float) -> list[Effect]:
-        sb = self._sb
-        match m.info:
-            case rscmsg.INFO_ME:
-                effects: list[Effect] = [_info(f"{p.name} wants to go standby [{m.scope}]")]
-                if not self._nice and m.why is not TakeoverReason.FAILBACK:
-                    return [*effects, _info(NOT_NICE)]  # legacy: only hbmon's failback
-                ours = sb.phase is Phase.TAKEOVER and sb.peer == p.name
-                refusal = self._offer_refusal(p, ours, now)
-                if refusal is not None:
-                    return [*effects, _info(refusal)]
-                request_id = sb.request_id if ours else None
-                why = TakeoverReason.TAKEOVER if ours else (m.why or TakeoverReason.STANDBY)
-                keys = m.keys if m.keys is not None else frozenset()
-                sb.fire(GotMe(p.name, m.scope, keys, why, p.reports, request_id), now)
-                head = rscmsg.ask_head(m.scope, rscmsg.INFO_OTHER)
-                return [*effects, self._wrap(head, now)]
-            case rscmsg.INFO_OTHER if sb.phase is Phase.ASKED and sb.peer == p.name:
-                sb.fire(GotOther(p.reports), now)
-                self._claims = rscmsg.without(self._claims, sb.scope)  # heartbeat's go_standby(ME)
-                for key in sb.keys:
-                    self._table.unwant(key, R_STANDBY)
-                remaining = self._table.held() - sb.keys
-                return [
-                    _info(f"standby: {p.name} can take our {sb.scope} resources"),
-                    self._resource_msg(now, stable=False, info=rscmsg.INFO_STANDBY, held=remaining),
-                ]
-            case rscmsg.INFO_DONE if sb.phase is Phase.HANDED and sb.peer == p.name:
-                scope, failed, rid = sb.scope, sb.failed, sb.request_id
-                sb.fire(GotDone(), now)
-                effects = [_info(f"Other node completed standby takeover of {scope} resources.")]
-                if failed:
-                    text = f"Standby [{scope}] done, but these groups failed to stop here: "
-                    return effects + self._reply(rid, False, text + ", ".join(sorted(failed)))
-                return effects + self._reply(rid, True, f"Standby [{scope}] complete.")
-            case rscmsg.INFO_DONE if sb.phase is Phase.OFFERED and sb.peer == p.name:
-                keys = m.keys if m.keys is not None else keys_in(m.scope, p.name, self._pref())
-                take = [
-                    g.key
-                    for g in self._table.configured()
-                    if g.key in keys and not g.claimed and not g.in_backoff(now)
-                ]
-                sb.fire(GotDone(frozenset(take)), now)
-                self._batch(sb.why, now, p.name, take, standby=True)
-                return [_info(f"standby: acquire [{m.scope}] resources from {p.name}")]
-            case _:
-                return []
-
-    def _offer_refusal(self, p: PeerRsc, ours: bool, now: float) -> str | None:
-        who = p.name
-        if self._stages.state is not Stage.RUNNING or self._table.busy() or self._batches:
-            return f"standby message [me] from {who} ignored.  local resources in flux."
-        if not self._sb.idle and not ours:
-            return (
-                f"Standby in progress- new request from {who} ignored "
-                f"[{self._sb.seconds_left(now)} seconds left]"
-            )
-        if not p.stable:
-            return f"standby message [me] from {who} ignored.  Other side is in flux."
-        return None
-
-    def _standby_progress(self, now: float) -> list[Effect]:
-        sb = self._sb
-        if sb.phase in (Phase.HANDED, Phase.OFFERED):
-            return self._peer_left(now)
-        if sb.phase is not Phase.RELEASING:
-            return []
-        groups = [g for k in sb.keys if (g := self._table.get(k)) is not None]
-        if any(g.busy or g.state is GroupState.HELD for g in groups):
-            return []
-        released = frozenset(g.key for g in groups if not g.held)
-        sb.fire(GroupsReleased(frozenset(g.key for g in groups if g.held)), now)
-        head = rscmsg.ask_head(sb.scope, rscmsg.INFO_DONE, keys=released, why=sb.why)
-        return [_info(f"Local standby process completed [{sb.scope}]."), self._wrap(head, now)]
-
-    def _peer_left(self, now: float) -> list[Effect]:
-        """We wait on the peer's next message, but its news shows it has moved on:
-        the message was lost (hbmon peers only; heartbeat peers: the 1 h timeout).
-
-        HANDED: the responder is idle again and holds the groups → its `done` was
-        lost; idle without them → it gave up. OFFERED: the requester released the
-        groups and waits (handed) or gave up (idle) → act on its lost `done`; it is
-        idle still holding them → it gave up.
-        """
-        sb = self._sb
-        p = self._peers.get(sb.peer or "")
-        if p is None or not (p.exact and p.heard) or p.reports <= sb.mark:
-            return []  # what it said before the phase began is no news about it
-        left = f"{p.name} left the exchange"
-        if sb.phase is Phase.HANDED:
-            if p.phase != rscmsg.IDLE:
-                return []
-            if sb.keys <= p.held:
-                return self._on_ask(p, rscmsg.AskMsg(sb.scope, rscmsg.INFO_DONE, None, None), now)
-            return self._abort_with(p.name, left, now)
-        if p.phase not in (rscmsg.IDLE, Phase.HANDED.value):
-            return []
-        if sb.keys & p.claimed:
-            return self._abort_with(p.name, left, now) if p.phase == rscmsg.IDLE else []
-        done = rscmsg.AskMsg(sb.scope, rscmsg.INFO_DONE, sb.keys, None)
-        return self._on_ask(p, done, now)
-
-    def _acquired(self, b: Batch, now: float) -> list[Effect]:
-        sb = self._sb
-        if sb.phase is not Phase.ACQUIRING or sb.peer != b.peer:
-            return []
-        scope, rid = sb.scope, sb.request_id
-        failed = sb.keys - set(b.started)
-        sb.fire(GroupsAcquired(), now)
-        self._claims = rscmsg.union(self._claims, rscmsg.mirror(scope))  # the requester's set
-        effects: list[Effect] = [
-            _info(f"Standby resource acquisition done [{scope}]."),
-            self._wrap(rscmsg.ask_head(scope, rscmsg.INFO_DONE), now),
-        ]
-        if failed:
-            text = "Takeover done, but these groups failed to start here: "
-            return effects + self._reply(rid, False, text + ", ".join(sorted(failed)))
-        return effects + self._reply(rid, True, "Takeover complete.")
-
-    def _standby_timeout(self, now: float) -> list[Effect]:
-        sb = self._sb
-        match sb.phase:
-            case Phase.ASKED:
-                text = "No reply to standby request.  Standby request cancelled."
-            case Phase.TAKEOVER:
-                text = "No reply to takeover request.  Takeover request cancelled."
-            case _:
-                text = f"Standby [{sb.scope}] with {sb.peer} timed out in phase {sb.phase}."
-        rid = sb.request_id
-        sb.fire(TimedOut(), now)
-        return [ResourceLog("WARN", text), *self._reply(rid, False, text)]
-
-    def _abort_with(self, peer: str | None, why: str, now: float) -> list[Effect]:
-        sb = self._sb
-        if sb.idle or (peer is not None and sb.peer != peer):
-            return []
-        rid, phase = sb.request_id, sb.phase
-        sb.fire(Abort(), now)
-        text = f"Standby exchange cancelled in phase {phase}: {why}."
-        return [ResourceLog("WARN", text), *self._reply(rid, False, text)]
-
-    def _reply(self, request_id: int | None, ok: bool, text: str) -> list[Effect]:
-        if request_id is None or request_id not in self._controls:
-            return []
-        self._controls.discard(request_id)
-        return [ControlReply(request_id, ok, text)]
 
     # ------------------------------------------------------------ batches --
     def _batch(
@@ -1091,20 +832,20 @@ class Ownership:
                 self._takeovers[b.reason] += 1
                 self._last = TakeoverView(b.reason, keys, now, done.duration_s, b.peer)
                 effects.append(done)
-                if b.mach_down and self._nice and not self._hb_peer_leaving():
+                if b.mach_down and self.nice and not self._hb_peer_leaving():
                     head = rscmsg.resource_head(
                         Scope.FOREIGN, stable=None, info=rscmsg.INFO_MACH_DOWN
                     )
                     effects += [self._wrap(head, now), _info("mach_down takeover complete.")]
             if b.standby:
-                effects += self._acquired(b, now)
+                effects += self._exchange.acquired(b, now)
         return effects
 
     # ----------------------------------------------------------- messages --
     def _pref(self) -> dict[str, str]:
         return self._table.preferred()
 
-    def _resource_msg(
+    def resource_msg(
         self,
         now: float,
         *,
@@ -1132,9 +873,9 @@ class Ownership:
         return any(p.leaving and p.alive and not p.exact for p in self._peers.values())
 
     def _announce_state(self, now: float) -> list[Effect]:
-        if self._stages.state is not Stage.RUNNING or not self._nice or self._hb_peer_leaving():
+        if self._stages.state is not Stage.RUNNING or not self.nice or self._hb_peer_leaving():
             return []
-        return [self._resource_msg(now, stable=self.stable)]
+        return [self.resource_msg(now, stable=self.stable)]
 
 
 def _detail(detail: str) -> str:
