@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from types import MappingProxyType
+from typing import assert_never
 
 from hbmon.config.model import BOTH_STARTING_WAIT_MS, AutoFailback, Config
 from hbmon.core import rscmsg
@@ -57,9 +59,27 @@ from hbmon.core.events import (
 )
 from hbmon.core.exchange import StandbyExchange
 from hbmon.core.peerview import Arrival, PeerRsc
-from hbmon.core.quorum import PingComparison, keeper, recoverer, takeover_block
+from hbmon.core.quorum import takeover_block
 from hbmon.core.resources import GroupTable, Outcome, backoff_s
 from hbmon.core.rscmsg import Report
+from hbmon.core.rules import (
+    DUAL,
+    NONE,
+    RULES,
+    Acquire,
+    Dual,
+    Facts,
+    FailbackDone,
+    GiveAway,
+    GroupFacts,
+    PeerFacts,
+    PingLead,
+    Release,
+    TakeOverFrom,
+    Unblock,
+    Unowned,
+    Wish,
+)
 from hbmon.core.snapshot import GroupView, TakeoverView
 from hbmon.core.stages import (
     Alone,
@@ -76,14 +96,11 @@ from hbmon.wire.message import Field, Message
 
 Wrap = Callable[[tuple[Field, ...], float], SendMessage]
 
-DUAL = "dual"
-NONE = "none"
 BLOCK_QUORUM = "quorum"
 BLOCK_IN_USE = "in_use"
 
 # Stop reasons (StopGroup.reason, GroupTransition.reason).
 R_VERIFY = "verifyallidle"
-R_DUAL = "dual owner"
 R_SHUTDOWN = "shutdown"
 R_REMOVED = "removed from configuration"
 R_PEER_BACK = "peer returned"
@@ -121,7 +138,7 @@ class Ownership:
         # finds every set owned exactly once.
         self._claims = Scope.NONE
         self._cfg = config
-        self._ping_cmp = PingComparison(0.0)
+        self._ping_lead_since: float | None = None  # the peer sees more ping nodes
         self._configure(config)
 
     # ------------------------------------------------------------- config --
@@ -133,7 +150,7 @@ class Ownership:
         self._settle = 2 * keepalive
         self._probe_retry = keepalive
         self._stickiness = config.hbmon.failback_stickiness_ms / 1000
-        self._ping_cmp.hold_s = 2 * keepalive
+        self._ping_hold = 2 * keepalive
         self._peers = {n: self._peers.get(n) or PeerRsc(n) for n in config.peers}
         self._pings = (self._pings[0], len(config.ping_nodes))
         return self._table.configure(config.resources)
@@ -186,7 +203,7 @@ class Ownership:
         ds: list[float | None] = [
             self._table.next_deadline(),
             self._exchange.deadline,
-            self._ping_cmp.deadline(),
+            None if self._ping_lead_since is None else self._ping_lead_since + self._ping_hold,
         ]
         ds += [t + self._settle for t in self._unowned.values()]
         if self._stages.state is Stage.WAITING and self._comm_at is not None:
@@ -494,15 +511,7 @@ class Ownership:
             case Stage.WAITING:
                 return self._initial(now)
             case Stage.RUNNING:
-                effects = self._exchange.progress(now)
-                effects += self._resolve_dual()
-                effects += self._quorum_retry(now)
-                if self.stable:
-                    effects += self._failback(now)
-                effects += self._ping_compare(now)
-                if self.stable:
-                    effects += self._recover(now)
-                return effects
+                return self._exchange.progress(now) + self._standing_rules(now)
             case _:
                 return []
 
@@ -665,140 +674,106 @@ class Ownership:
                 self._batch(reason, now, p.name, batch, probe=guard, mach_down=True)
         return effects
 
-    def _quorum_retry(self, now: float) -> list[Effect]:
-        effects: list[Effect] = []
-        for p in self._peers.values():
-            if not p.blocked:
-                continue
-            if p.alive:
-                p.blocked = False
-            elif takeover_block(self._cfg.hbmon.quorum_policy, *self._ping_args()) is None:
-                p.blocked = False
-                effects += self._takeover_from(p, now, probe=True)
-        return effects
-
-    def _ping_args(self) -> tuple[int, int]:
-        return self._pings[1], self._pings[0]
-
     # ------------------------------------------------------- standing rules --
-    def _resolve_dual(self) -> list[Effect]:
+    def _standing_rules(self, now: float) -> list[Effect]:
+        """Each rule of core/rules.py on a snapshot taken after the previous one's wishes."""
         effects: list[Effect] = []
-        for g in self._table.configured():
-            holders = [
-                p.name for p in self._peers.values() if p.healthy and p.heard and g.key in p.held
-            ]
-            if not holders or not g.held:
-                if g.key in self._dual and g.state is GroupState.HELD:
-                    # We kept it and the other copy is gone: point clients back here.
-                    effects.append(AnnounceGroup(g.key))
-                self._dual.discard(g.key)
-                continue
-            if g.state is not GroupState.HELD:
-                continue  # our own start or stop is still running: judge when it is done
-            keep, rule = keeper(g.preferred, [self._me, *holders])
-            if g.key not in self._dual:
-                self._dual.add(g.key)
-                self._conflicts[DUAL] += 1
-                if keep == self._me:
-                    resolution = f"kept by {keep} ({rule}); {', '.join(holders)} releases it"
-                    # The other holder's announcements (made while it could not hear
-                    # us) moved clients' ARP entries to it; claim them back now and
-                    # again once it has let go.
-                    effects.append(AnnounceGroup(g.key))
-                else:
-                    resolution = f"released by {self._me}; {keep} keeps it ({rule})"
-                effects.append(OwnershipConflict(g.key, DUAL, resolution))
-            if keep != self._me and g.want:
-                self._batches.drop(g.key)
-                self._table.unwant(g.key, R_DUAL)
+        facts: Facts | None = None
+        for rule in RULES:
+            facts = facts or self._facts(now)
+            wishes = rule(facts)
+            if wishes:
+                effects += self._apply(wishes, now)
+                facts = None
         return effects
 
-    def _recover(self, now: float) -> list[Effect]:
-        alive = [p for p in self._peers.values() if p.healthy]
-        if any(not p.stable for p in alive):
-            self._unowned.clear()
-            return []
-        effects: list[Effect] = []
-        for g in self._table.configured():
-            if (
-                g.claimed
-                or g.want
-                or self._batches.is_late(g.key)
-                or any(g.key in p.claimed for p in alive)
-            ):
-                self._unowned.pop(g.key, None)
-                continue
-            eligible = [p.name for p in alive if p.exact and g.key not in p.failed]
-            if not g.in_backoff(now) and (
-                alive or takeover_block(self._cfg.hbmon.quorum_policy, *self._ping_args()) is None
-            ):
-                eligible.append(self._me)
-            if recoverer(g.preferred, eligible) != self._me:
-                self._unowned.pop(g.key, None)
-                continue
-            since = self._unowned.setdefault(g.key, now)
-            if now < since + self._settle:
-                continue
-            del self._unowned[g.key]
-            self._conflicts[NONE] += 1
-            effects.append(
-                OwnershipConflict(
-                    g.key, NONE, f"nobody held it for {now - since:g} s; acquired by {self._me}"
+    def _facts(self, now: float) -> Facts:
+        return Facts(
+            now=now,
+            me=self._me,
+            mode=self._mode,
+            policy=self._cfg.hbmon.quorum_policy,
+            reachable=self._pings[0],
+            configured=self._pings[1],
+            stable=self.stable,
+            exchange_idle=self._exchange.idle,
+            settle_s=self._settle,
+            stickiness_s=self._stickiness,
+            ping_hold_s=self._ping_hold,
+            groups=tuple(
+                GroupFacts(
+                    g.key,
+                    g.preferred,
+                    g.state,
+                    g.held,
+                    g.want,
+                    g.claimed,
+                    g.in_backoff(now),
+                    self._batches.is_late(g.key),
                 )
-            )
-            self._batch(TakeoverReason.RECOVERY, now, None, [g.key], probe=not alive)
-        return effects
-
-    def _failback(self, now: float) -> list[Effect]:
-        if self._mode is AutoFailback.OFF or not self._exchange.idle:
-            return []
-        for p in self._peers.values():
-            if not (p.failback and p.healthy and p.heard and p.stable):
-                continue
-            if p.up_since is not None and now < p.up_since + self._stickiness:
-                continue
-            p.failback = False
-            keys = frozenset(
-                g.key
                 for g in self._table.configured()
-                if g.state is GroupState.HELD and g.preferred == p.name and g.key not in p.failed
-            )
-            if keys:
-                return self._exchange.go_standby(
-                    p, Scope.FOREIGN, keys, TakeoverReason.FAILBACK, None, now
+            ),
+            peers=tuple(
+                PeerFacts(
+                    p.name,
+                    p.alive,
+                    p.healthy,
+                    p.heard,
+                    p.stable,
+                    p.exact,
+                    p.held,
+                    p.claimed,
+                    p.failed,
+                    p.pings,
+                    p.up_since,
+                    p.failback,
+                    p.blocked,
                 )
-        return []
-
-    def _ping_compare(self, now: float) -> list[Effect]:
-        p = self.the_peer()
-        worse = False
-        if (
-            self._mode is not AutoFailback.LEGACY
-            and p is not None
-            and p.pings is not None
-            and self._pings[1] > 0
-            and self.stable
-            and p.stable
-            and p.exact
-        ):
-            keys = self._movable(p)
-            worse = bool(keys) and p.pings[0] > self._pings[0]
-        self._ping_cmp.update(worse, now)
-        if not worse or p is None or not self._ping_cmp.due(now):
-            return []
-        self._ping_cmp.reset()
-        keys = self._movable(p)
-        return [
-            _info("Giving up because we have less visible ping nodes."),
-            *self._exchange.go_standby(p, Scope.ALL, keys, TakeoverReason.PING_QUORUM, None, now),
-        ]
-
-    def _movable(self, p: PeerRsc) -> frozenset[str]:
-        return frozenset(
-            g.key
-            for g in self._table.configured()
-            if g.state is GroupState.HELD and g.key not in p.failed
+                for p in self._peers.values()
+            ),
+            dual=frozenset(self._dual),
+            unowned=MappingProxyType(dict(self._unowned)),
+            ping_lead_since=self._ping_lead_since,
         )
+
+    def _apply(self, wishes: list[Wish], now: float) -> list[Effect]:
+        effects: list[Effect] = []
+        for w in wishes:
+            match w:
+                case Release(key=key, reason=reason):
+                    self._batches.drop(key)
+                    self._table.unwant(key, reason)
+                case Acquire(reason=reason, keys=keys, probe=probe):
+                    self._batch(reason, now, None, list(keys), probe=probe)
+                case GiveAway(peer=peer, scope=scope, keys=keys, why=why):
+                    p = self._peers[peer]
+                    effects += self._exchange.go_standby(p, scope, keys, why, None, now)
+                case TakeOverFrom(peer=peer):
+                    effects += self._takeover_from(self._peers[peer], now, probe=True)
+                case Unblock(peer=peer):
+                    self._peers[peer].blocked = False
+                case FailbackDone(peer=peer):
+                    self._peers[peer].failback = False
+                case Dual(key=key, on=on):
+                    if on:
+                        self._dual.add(key)
+                    else:
+                        self._dual.discard(key)
+                case Unowned(key=key, since=since):
+                    if since is None:
+                        self._unowned.pop(key, None)
+                    else:
+                        self._unowned[key] = since
+                case PingLead(since=since):
+                    self._ping_lead_since = since
+                case OwnershipConflict(kind=kind):
+                    self._conflicts[kind] += 1
+                    effects.append(w)
+                case AnnounceGroup() | ResourceLog():
+                    effects.append(w)
+                case _:
+                    assert_never(w)
+        return effects
 
     def the_peer(self) -> PeerRsc | None:
         healthy = [p for p in self._peers.values() if p.healthy]

@@ -1,4 +1,4 @@
-"""Split-brain guard and ping-node comparison: pure decisions (spec §5.5, §5.6; design §4).
+"""Split-brain guard and who keeps or takes a group: pure decisions (spec §5.5, §5.6; design §4).
 
 Every function here answers one question from values it is given, so both
 nodes, given the same facts, reach the same answer:
@@ -6,8 +6,8 @@ nodes, given the same facts, reach the same answer:
     takeover_block   may a node that lost its peer take groups over? (quorum policy)
     keeper           two nodes hold a group: which one keeps it?
     recoverer        nobody holds a group: which node should take it?
-    PingComparison   has the peer seen strictly more ping nodes than we have,
-                     for long enough that we should give our groups to it?
+
+core/rules.py builds the standing rules of ownership from them.
 """
 
 from __future__ import annotations
@@ -51,29 +51,3 @@ def recoverer(preferred: str, eligible: Iterable[str]) -> str | None:
     if not names:
         return None
     return preferred if preferred in names else names[0]
-
-
-class PingComparison:
-    """ipfail's comparison, made continuous: we give up once the peer has seen
-    strictly more ping nodes than we have for `hold_s` without a break."""
-
-    __slots__ = ("_since", "hold_s")
-
-    def __init__(self, hold_s: float) -> None:
-        self.hold_s = hold_s
-        self._since: float | None = None
-
-    def update(self, worse: bool, now: float) -> None:
-        if not worse:
-            self._since = None
-        elif self._since is None:
-            self._since = now
-
-    def due(self, now: float) -> bool:
-        return self._since is not None and now >= self._since + self.hold_s
-
-    def reset(self) -> None:
-        self._since = None
-
-    def deadline(self) -> float | None:
-        return None if self._since is None else self._since + self.hold_s

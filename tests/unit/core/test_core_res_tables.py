@@ -1,4 +1,8 @@
-"""The pure tables: group state machine, standby exchange, quorum decisions."""
+"""The pure tables: group state machine, standby exchange, quorum decisions.
+
+The standing rules are in test_core_res_rules.py, the ownership stages in
+test_core_res_stages.py.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ from hbmon.core.events import (
     StopGroup,
     TakeoverReason,
 )
-from hbmon.core.quorum import PingComparison, keeper, recoverer, takeover_block
+from hbmon.core.quorum import keeper, recoverer, takeover_block
 from hbmon.core.resources import TRANSITIONS, GroupTable, Outcome, Trigger, backoff_s
 from hbmon.core.standby import Input, Phase, Standby
 from hbmon.errors import LocalTransitionError, PeerTransitionError
@@ -242,16 +246,3 @@ def test_keeper_and_recoverer_agree_from_both_sides() -> None:
     assert recoverer("alpha", ["beta", "alpha"]) == "alpha"
     assert recoverer("alpha", ["gamma", "beta"]) == "beta"
     assert recoverer("alpha", []) is None
-
-
-def test_ping_comparison_needs_a_continuous_lead() -> None:
-    pc = PingComparison(2.0)
-    pc.update(True, 10.0)
-    assert not pc.due(11.9)
-    assert pc.deadline() == 12.0
-    pc.update(True, 11.0)  # still worse: the clock keeps running from 10
-    assert pc.due(12.0)
-    pc.update(False, 12.5)
-    pc.update(True, 13.0)
-    assert not pc.due(14.5)
-    assert pc.due(15.0)
