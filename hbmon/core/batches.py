@@ -4,6 +4,8 @@ Every group ownership starts belongs to a batch (reason, trigger time, the
 peer it comes from). When a batch's last group has started or dropped out,
 the batch is finished and `TakeoverComplete` measures trigger → last start.
 
+`Batches` also counts the completed ones per reason and keeps the last.
+
 A group whose split-brain probe found its address still in use leaves its
 batch and waits here as *late*, keeping the batch's reason and peer; once a
 later probe finds the address free it starts as a batch of its own.
@@ -14,7 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from hbmon.core.events import TakeoverReason
+from hbmon.core.events import TakeoverComplete, TakeoverReason
+from hbmon.core.snapshot import TakeoverView
 
 
 @dataclass(slots=True)
@@ -33,12 +36,14 @@ class Batch:
 class Batches:
     """The open batches, and the groups a probe held back from theirs."""
 
-    __slots__ = ("_late", "_open", "_reported")
+    __slots__ = ("_late", "_open", "_reported", "completed", "last")
 
     def __init__(self) -> None:
         self._open: list[Batch] = []
         self._late: dict[str, tuple[TakeoverReason, str | None]] = {}
         self._reported: set[str] = set()  # late groups whose block was reported
+        self.completed = dict.fromkeys(TakeoverReason, 0)
+        self.last: TakeoverView | None = None
 
     def __bool__(self) -> bool:
         return bool(self._open)
@@ -68,6 +73,14 @@ class Batches:
         """Remove and return the batches with nothing left pending."""
         done = [b for b in self._open if not b.pending]
         self._open = [b for b in self._open if b.pending]
+        return done
+
+    def complete(self, b: Batch, now: float) -> TakeoverComplete:
+        """A finished batch that started something: count it, keep it as the last."""
+        keys = tuple(b.started)
+        done = TakeoverComplete(b.reason, keys, now - b.trigger_at, b.peer)
+        self.completed[b.reason] += 1
+        self.last = TakeoverView(b.reason, keys, now, done.duration_s, b.peer)
         return done
 
     # ----------------------------------------------------------------- late --

@@ -3,37 +3,25 @@
 `Node` feeds this the facts membership establishes (comm-up, a peer alive,
 dead, restarted, leaving, back after a partition), the peers' resource
 messages, ping counts, the executor's answers and control requests. After each
-input it settles the wish of every group, then lets the group table act:
+input it settles what every group should be, then lets the group table act.
+The parts, each in its own file:
 
-    stage JOINING   before comm-up: only groups found running are stopped
-                    (verifyallidle); nothing is announced
-          WAITING   comm-up: `starting` is out; we take our own groups once the
-                    peer's resource state is known (nice_failback, §5.3)
-          RUNNING   takeovers (peer dead / leaving), standby exchanges,
-                    failback, ping comparison and the standing rules below
-          LEAVING   our shutdown: every group released, then `resource … info=
-                    shutdown` and `gone` (the node sends `shutdone`)
+    core/stages.py     the stage table: JOINING → WAITING → RUNNING → LEAVING → GONE
+    core/takeover.py   startup and takeovers from a dead or leaving peer (pure)
+    core/rules.py      the standing rules while RUNNING: dual owner, quorum
+                       retry, failback, ping comparison, nobody owns (pure)
+    core/facts.py      the snapshot those decisions read, the wishes they return
+    core/exchange.py   the standby / takeover exchange (table in core/standby.py)
+    core/batches.py    acquisitions in flight, `TakeoverComplete` when one ends
+    core/resources.py  the per-group state machine that starts and stops groups
+    core/peerview.py   what each peer said about its groups
 
-Standing rules, re-evaluated after every input while both sides are stable
-(Patroni-resolver style: each rule reads the whole picture and yields wishes):
-
-    dual      a group held here and by the peer: the node `quorum.keeper`
-              names keeps it, the other releases it (both compute the same)
-    none      a group nobody holds: the node `quorum.recoverer` names takes it
-              after it stayed unowned for `settle` (2×keepalive)
-    failback  auto_failback on/legacy: the preferred node (re)appeared, is
-              stable and up for the stickiness: hand its groups back (standby)
-    ping      the peer sees strictly more ping nodes, for 2×keepalive: give
-              our groups to it (standby)
-    quorum    a takeover blocked by quorum runs once a ping node answers
-
-Every acquisition belongs to a batch (reason, trigger time); when the batch's
-last group has started, `TakeoverComplete` carries trigger → last start.
+This class holds the state, takes the inputs, builds the snapshot and applies
+the wishes (`_apply`, the only place a decision changes anything).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from types import MappingProxyType
 from typing import assert_never
@@ -54,22 +42,17 @@ from hbmon.core.events import (
     Scope,
     SendMessage,
     TakeoverBlocked,
-    TakeoverComplete,
     TakeoverReason,
 )
 from hbmon.core.exchange import StandbyExchange
-from hbmon.core.peerview import Arrival, PeerRsc
-from hbmon.core.quorum import takeover_block
-from hbmon.core.resources import GroupTable, Outcome, backoff_s
-from hbmon.core.rscmsg import Report
-from hbmon.core.rules import (
-    DUAL,
-    NONE,
-    RULES,
+from hbmon.core.facts import (
     Acquire,
+    Block,
+    Claim,
     Dual,
     Facts,
     FailbackDone,
+    Fire,
     GiveAway,
     GroupFacts,
     PeerFacts,
@@ -79,19 +62,15 @@ from hbmon.core.rules import (
     Unblock,
     Unowned,
     Wish,
+    info,
 )
+from hbmon.core.peerview import Arrival, PeerRsc, hb_peer_leaving
+from hbmon.core.resources import GroupTable, Outcome
+from hbmon.core.rscmsg import Report
+from hbmon.core.rules import DUAL, NONE, RULES
 from hbmon.core.snapshot import GroupView, TakeoverView
-from hbmon.core.stages import (
-    Alone,
-    Announce,
-    Leave,
-    PeerLeaving,
-    PeersKnown,
-    Released,
-    Stage,
-    StageInput,
-    Stages,
-)
+from hbmon.core.stages import Announce, Leave, PeerLeaving, Released, Stage, StageInput, Stages
+from hbmon.core.takeover import startup, takeover
 from hbmon.wire.message import Field, Message
 
 Wrap = Callable[[tuple[Field, ...], float], SendMessage]
@@ -104,33 +83,37 @@ R_VERIFY = "verifyallidle"
 R_SHUTDOWN = "shutdown"
 R_REMOVED = "removed from configuration"
 R_PEER_BACK = "peer returned"
-
-
-def _info(text: str) -> ResourceLog:
-    return ResourceLog("info", text)
+# The initial acquisition, logged once it is complete (heartbeat's names).
+INITIAL_LABEL = {StageInput.PEERS_KNOWN: "T_RESOURCES(us)", StageInput.ALONE: "mach_down"}
 
 
 class Ownership:
+    """This node's side of the resource protocol: inputs in, effects out, one deadline.
+
+    It owns the group table, what each peer said (PeerRsc), the stage, the
+    standby exchange and the batches; the decisions it takes are pure functions
+    of a `Facts` snapshot (core/takeover.py, core/rules.py).
+    """
+
     def __init__(self, config: Config, now: float, wrap: Wrap) -> None:
         self._wrap = wrap
         self._table = GroupTable(config.resources)
         self._peers: dict[str, PeerRsc] = {}
         self._stages = Stages()
-        self._verifying: set[str] = set()
+        self._verifying: set[str] = set()  # found running before we joined, being stopped
         self._comm_at: float | None = None
         self._now = now
         self._batches = Batches()
         self._exchange = StandbyExchange(self, self._table, self._batches, wrap)
-        self._unowned: dict[str, float] = {}
+        self._unowned: dict[str, float] = {}  # group -> since when nobody holds it
         self._dual: set[str] = set()  # groups in a reported dual-ownership episode
+        self._ping_lead_since: float | None = None  # the peer sees more ping nodes
         self._gave_up = False
-        self._pings = (0, 0)
+        self._pings = (0, 0)  # (reachable, configured)
         # The last status_fields() and what they were built from (most beats repeat them).
         self._status_memo: tuple[tuple[Report, int, int], tuple[Field, ...]] | None = None
         self._reported_stable = False
         self._initial_label: str | None = None
-        self._takeovers = dict.fromkeys(TakeoverReason, 0)
-        self._last: TakeoverView | None = None
         self._conflicts = {DUAL: 0, NONE: 0}
         self._blocked = {BLOCK_QUORUM: 0, BLOCK_IN_USE: 0}
         # Our rsc_hold flags the way heartbeat keeps its own (i_hold_resources); they
@@ -138,7 +121,6 @@ class Ownership:
         # finds every set owned exactly once.
         self._claims = Scope.NONE
         self._cfg = config
-        self._ping_lead_since: float | None = None  # the peer sees more ping nodes
         self._configure(config)
 
     # ------------------------------------------------------------- config --
@@ -221,30 +203,17 @@ class Ownership:
         return min((d for d in ds if d is not None and d > self._now), default=None)
 
     def views(self) -> tuple[GroupView, ...]:
-        holder: dict[str, str | None] = {}
-        for g in self._table:
-            if g.held:
-                holder[g.key] = self._me
-            else:
-                holder[g.key] = next(
-                    (p.name for p in self._peers.values() if p.healthy and g.key in p.held), None
-                )
-        views = self._table.views(self._me, holder)
-        return tuple(
-            dataclasses.replace(
-                v,
-                held_elsewhere=tuple(
-                    sorted(p.name for p in self._peers.values() if p.healthy and v.key in p.held)
-                ),
-            )
-            for v in views
-        )
+        elsewhere: dict[str, list[str]] = {}
+        for p in self._peers.values():
+            for key in p.held if p.healthy else ():
+                elsewhere.setdefault(key, []).append(p.name)
+        return self._table.views(self._me, elsewhere)
 
     def takeover_counts(self) -> tuple[tuple[TakeoverReason, int], ...]:
-        return tuple(self._takeovers.items())
+        return tuple(self._batches.completed.items())
 
     def last_takeover(self) -> TakeoverView | None:
-        return self._last
+        return self._batches.last
 
     def conflict_counts(self) -> tuple[tuple[str, int], ...]:
         return tuple(self._conflicts.items())
@@ -271,7 +240,14 @@ class Ownership:
         self._claims = rscmsg.without(self._claims, scope)
 
     def acquire_offered(self, why: TakeoverReason, now: float, peer: str, keys: list[str]) -> None:
-        self._batch(why, now, peer, keys, standby=True)
+        for key in keys:
+            self._table.want(key, why)
+        # Even with nothing to start, the batch ends the exchange when it finishes.
+        self._batches.open(Batch(why, now, peer, set(keys), standby=True))
+
+    def the_peer(self) -> PeerRsc | None:
+        healthy = [p for p in self._peers.values() if p.healthy]
+        return healthy[0] if len(healthy) == 1 else None
 
     # ------------------------------------------------------------- inputs --
     def active_at_start(self, keys: tuple[str, ...], now: float) -> list[Effect]:
@@ -301,7 +277,7 @@ class Ownership:
         if p is None:
             return []
         self._now = now
-        p.alive, p.up_since, p.blocked = True, now, False
+        p.came_back(now)
         if self._mode is AutoFailback.LEGACY:
             p.failback = True
         # Takeovers from it that have not started yet: it is back, they are moot.
@@ -323,7 +299,7 @@ class Ownership:
         if self._stages.state is Stage.RUNNING:
             # Its previous life ended without a word (within deadtime, so never
             # declared dead): what it ran is unmanaged now. Take it, probe first.
-            effects += self._takeover_from(p, now, probe=True)
+            effects += self._apply(takeover(self._facts(now), name, dead=True), now)
         return effects + self._reconcile(now)
 
     def partition_healed(self, name: str, now: float) -> list[Effect]:
@@ -348,12 +324,11 @@ class Ownership:
         if p is None:
             return []
         self._now = now
-        p.alive, p.stable, p.failback, p.up_since = False, False, False, None
-        p.heard = False  # what it said before is no longer news when it comes back
-        p.claims = Scope.NONE
+        p.died()
         effects = self._exchange.abort(name, f"{name} is dead", now)
         if self._stages.state is Stage.RUNNING:
-            effects += self._takeover_from(p, now, probe=True, silent_since=silent_since)
+            wishes = takeover(self._facts(now), name, dead=True, silent_since=silent_since)
+            effects += self._apply(wishes, now)
         return effects + self._reconcile(now)
 
     def peer_overdue(self, name: str, silent_since: float, now: float) -> list[Effect]:
@@ -375,12 +350,11 @@ class Ownership:
         if p is None or p.leaving:
             return []
         self._now = now
-        p.leaving, p.failback, p.stable = True, False, False
-        p.claims = Scope.NONE
+        p.leaves()
         effects = self._exchange.abort(name, f"{name} is shutting down", now)
         if self._stages.allows(StageInput.PEER_LEAVING):
             self._stages.fire(PeerLeaving(name))
-            effects += self._takeover_from(p, now, probe=False)
+            effects += self._apply(takeover(self._facts(now), name, dead=False), now)
         return effects + self._reconcile(now)
 
     def message(
@@ -403,7 +377,7 @@ class Ownership:
             if isinstance(parsed, rscmsg.ResourceMsg):
                 p.resource_at = now
                 if p.stable and not was_stable and self._stages.state is not Stage.JOINING:
-                    effects.append(_info("remote resource transition completed."))
+                    effects.append(info("remote resource transition completed."))
         match parsed:
             case rscmsg.Starting():
                 effects += self._on_starting(p, now)
@@ -420,34 +394,15 @@ class Ownership:
     def group_done(self, ev: GroupDone, now: float) -> list[Effect]:
         self._now = now
         effects, outcome = self._table.done(ev, now)
-        g = self._table.get(ev.key)
         match outcome:
             case Outcome.STARTED:
                 self._batches.started([ev.key])
             case Outcome.START_FAILED:
                 self._batches.drop(ev.key)
-                wait = backoff_s(g.streak) if g is not None else 0
-                effects.append(
-                    ResourceLog(
-                        "CRIT",
-                        f"Giving up resource group {ev.key}: start failed"
-                        f"{_detail(ev.detail)}; not tried here again for {wait:g} s",
-                    )
-                )
                 effects += self._announce_state(now)  # so the peer can take it
-            case Outcome.STOP_FAILED:
+            case Outcome.STOP_FAILED | Outcome.STOPPED:
                 self._verifying.discard(ev.key)
-                wait = backoff_s(g.streak) if g is not None else 0
-                effects.append(
-                    ResourceLog(
-                        "CRIT",
-                        f"Resource group {ev.key}: stop failed{_detail(ev.detail)}; "
-                        f"it counts as held here, stop retried in {wait:g} s",
-                    )
-                )
-            case Outcome.STOPPED:
-                self._verifying.discard(ev.key)
-            case None:
+            case _:
                 pass
         return effects + self._reconcile(now)
 
@@ -480,7 +435,7 @@ class Ownership:
             )
         if self._table.held() or self._table.busy():
             self._gave_up = True
-            effects.append(_info("Giving up all HA resources."))
+            effects.append(info("Giving up all HA resources."))
         self._stages.fire(Leave())
         self._claims = Scope.NONE
         for g in self._table:
@@ -509,7 +464,7 @@ class Ownership:
                     return self._announce(now)
                 return []
             case Stage.WAITING:
-                return self._initial(now)
+                return self._apply(startup(self._facts(now)), now)
             case Stage.RUNNING:
                 return self._exchange.progress(now) + self._standing_rules(now)
             case _:
@@ -521,9 +476,9 @@ class Ownership:
             stable = self.stable
             if stable and not self._reported_stable:
                 if self._initial_label is not None:
-                    effects.append(_info("local resource transition completed."))
+                    effects.append(info("local resource transition completed."))
                     effects.append(
-                        _info(f"Initial resource acquisition complete ({self._initial_label})")
+                        info(f"Initial resource acquisition complete ({self._initial_label})")
                     )
                     self._initial_label = None
                 if self.nice and not self._hb_peer_leaving():
@@ -540,7 +495,7 @@ class Ownership:
                     )
                 )
             elif self._gave_up:
-                effects.append(_info("All HA resources relinquished."))
+                effects.append(info("All HA resources relinquished."))
             if self.nice and self._comm_at is not None:
                 effects.append(self.resource_msg(now, stable=False, info=rscmsg.INFO_SHUTDOWN))
             self._stages.fire(Released())
@@ -557,67 +512,7 @@ class Ownership:
         effects: list[Effect] = []
         if self.nice:
             effects.append(self._wrap(rscmsg.starting_head(), now))
-        return effects + self._initial(now)
-
-    def _initial(self, now: float) -> list[Effect]:
-        """WAITING: take our own groups once the peer's state is known (§5.3)."""
-        alive = [p for p in self._peers.values() if p.healthy]
-        if not alive:
-            return self._take_everything(now)
-        if not all(self._peer_known(p, now) for p in alive):
-            return []
-        self._stages.fire(PeersKnown(tuple(p.name for p in alive)))
-        self._initial_label = "T_RESOURCES(us)"
-        # heartbeat's req_our_resources: our local set is ours unless the peer has it.
-        if not any(rscmsg.covers(p.claims, Scope.FOREIGN) for p in alive):
-            self._claims = rscmsg.union(self._claims, Scope.LOCAL)
-        claimed = frozenset().union(*(p.claimed for p in alive))
-        keys = [
-            g.key
-            for g in self._table.configured()
-            if g.preferred == self._me
-            and not g.claimed
-            and g.key not in claimed
-            and not g.in_backoff(now)
-        ]
-        if not keys:
-            return [_info("Local Resource acquisition completed. (none)")]
-        self._batch(TakeoverReason.STARTUP, now, None, keys)
-        return []
-
-    def _peer_known(self, p: PeerRsc, now: float) -> bool:
-        if p.exact and p.heard:
-            return True
-        wait = BOTH_STARTING_WAIT_MS / 1000
-        if p.heard and p.stable:
-            return True
-        if p.resource_at is not None:  # both starting: 10 s after its `resource`
-            return now >= p.resource_at + wait
-        return self._comm_at is not None and now >= self._comm_at + wait  # it never said
-
-    def _take_everything(self, now: float) -> list[Effect]:
-        """Comm-up with no live peer: every group is ours to take (guarded)."""
-        dead = [p for p in self._peers.values() if not p.healthy]
-        self._stages.fire(Alone(tuple(p.name for p in dead)))
-        self._initial_label = "mach_down"
-        self._claims = Scope.ALL
-        keys = [g for g in self._table.configured() if not g.claimed and not g.in_backoff(now)]
-        if not keys:
-            return []
-        why = takeover_block(self._cfg.hbmon.quorum_policy, self._pings[1], self._pings[0])
-        if why is not None:
-            for p in dead:
-                p.blocked = True
-            self._blocked[BLOCK_QUORUM] += 1
-            return [TakeoverBlocked(tuple(g.key for g in keys), why)]
-        ours = [g.key for g in keys if g.preferred == self._me]
-        theirs = [g.key for g in keys if g.preferred != self._me]
-        peer = dead[0].name if len(dead) == 1 else None
-        if ours:
-            self._batch(TakeoverReason.STARTUP, now, None, ours, probe=True)
-        if theirs:
-            self._batch(TakeoverReason.PEER_DEAD, now, peer, theirs, probe=True, mach_down=True)
-        return []
+        return effects + self._apply(startup(self._facts(now)), now)
 
     def _on_starting(self, p: PeerRsc, now: float) -> list[Effect]:
         p.stable = False
@@ -627,54 +522,7 @@ class Ownership:
             return []
         return [self.resource_msg(now, stable=self.stable)]
 
-    # ----------------------------------------------------------- takeover --
-    def _takeover_from(
-        self, p: PeerRsc, now: float, *, probe: bool, silent_since: float | None = None
-    ) -> list[Effect]:
-        """The peer is dead (probe=True) or leaving: take every group nobody else holds.
-
-        A leaving peer released its groups, so they start at once; one it still
-        said it held (a failed stop, or news older than its shutdone) is probed first.
-        """
-        self._claims = Scope.ALL  # heartbeat's takeover_from_node + req_our_resources(TRUE)
-        others = frozenset().union(
-            *(q.claimed for q in self._peers.values() if q.healthy and q is not p)
-        )
-        keys = [
-            g.key
-            for g in self._table.configured()
-            if not g.claimed and not g.in_backoff(self._now) and g.key not in others
-        ]
-        if not keys:
-            gave_up = probe and (not p.held or p.leaving) and bool(self._table.configured())
-            return [_info(f"Dead node {p.name} gave up resources.")] if gave_up else []
-        effects: list[Effect] = [_info(f"Resources being acquired from {p.name}.")]
-        if probe:
-            why = takeover_block(self._cfg.hbmon.quorum_policy, self._pings[1], self._pings[0])
-            if why is not None:
-                p.blocked = True
-                self._blocked[BLOCK_QUORUM] += 1
-                return [*effects, TakeoverBlocked(tuple(keys), why)]
-            p.blocked = False
-            self._batch(
-                TakeoverReason.PEER_DEAD,
-                now,
-                p.name,
-                keys,
-                probe=True,
-                mach_down=True,
-                silent_since=silent_since,
-            )
-            return effects
-        free = [k for k in keys if k not in p.claimed]
-        stale = [k for k in keys if k in p.claimed]
-        for batch, guard in ((free, False), (stale, True)):
-            if batch:
-                reason = TakeoverReason.SHUTDOWN
-                self._batch(reason, now, p.name, batch, probe=guard, mach_down=True)
-        return effects
-
-    # ------------------------------------------------------- standing rules --
+    # ------------------------------------------------------------- wishes --
     def _standing_rules(self, now: float) -> list[Effect]:
         """Each rule of core/rules.py on a snapshot taken after the previous one's wishes."""
         effects: list[Effect] = []
@@ -688,6 +536,7 @@ class Ownership:
         return effects
 
     def _facts(self, now: float) -> Facts:
+        late = self._batches.is_late
         return Facts(
             now=now,
             me=self._me,
@@ -697,68 +546,48 @@ class Ownership:
             configured=self._pings[1],
             stable=self.stable,
             exchange_idle=self._exchange.idle,
+            comm_at=self._comm_at,
             settle_s=self._settle,
             stickiness_s=self._stickiness,
             ping_hold_s=self._ping_hold,
-            groups=tuple(
-                GroupFacts(
-                    g.key,
-                    g.preferred,
-                    g.state,
-                    g.held,
-                    g.want,
-                    g.claimed,
-                    g.in_backoff(now),
-                    self._batches.is_late(g.key),
-                )
-                for g in self._table.configured()
-            ),
-            peers=tuple(
-                PeerFacts(
-                    p.name,
-                    p.alive,
-                    p.healthy,
-                    p.heard,
-                    p.stable,
-                    p.exact,
-                    p.held,
-                    p.claimed,
-                    p.failed,
-                    p.pings,
-                    p.up_since,
-                    p.failback,
-                    p.blocked,
-                )
-                for p in self._peers.values()
-            ),
+            groups=tuple(GroupFacts.of(g, now, late(g.key)) for g in self._table.configured()),
+            peers=tuple(PeerFacts.of(p) for p in self._peers.values()),
             dual=frozenset(self._dual),
             unowned=MappingProxyType(dict(self._unowned)),
             ping_lead_since=self._ping_lead_since,
         )
 
     def _apply(self, wishes: list[Wish], now: float) -> list[Effect]:
+        """Carry out a decision's wishes in order; notices come out as effects."""
         effects: list[Effect] = []
         for w in wishes:
             match w:
+                case Fire(event=event):
+                    self._stages.fire(event)
+                    self._initial_label = INITIAL_LABEL.get(event.kind, self._initial_label)
+                case Claim(scope=scope):
+                    self.claim(scope)
                 case Release(key=key, reason=reason):
                     self._batches.drop(key)
                     self._table.unwant(key, reason)
-                case Acquire(reason=reason, keys=keys, probe=probe):
-                    self._batch(reason, now, None, list(keys), probe=probe)
+                case Acquire():
+                    self._batch(w, now)
+                case Block(peers=peers, keys=keys, why=why):
+                    for name in peers:
+                        self._peers[name].blocked = True
+                    self._blocked[BLOCK_QUORUM] += 1
+                    effects.append(TakeoverBlocked(keys, why))
+                case Unblock(peer=peer):
+                    self._peers[peer].blocked = False
+                case TakeOverFrom(peer=peer):
+                    effects += self._apply(takeover(self._facts(now), peer, dead=True), now)
                 case GiveAway(peer=peer, scope=scope, keys=keys, why=why):
                     p = self._peers[peer]
                     effects += self._exchange.go_standby(p, scope, keys, why, None, now)
-                case TakeOverFrom(peer=peer):
-                    effects += self._takeover_from(self._peers[peer], now, probe=True)
-                case Unblock(peer=peer):
-                    self._peers[peer].blocked = False
                 case FailbackDone(peer=peer):
                     self._peers[peer].failback = False
                 case Dual(key=key, on=on):
-                    if on:
-                        self._dual.add(key)
-                    else:
-                        self._dual.discard(key)
+                    (self._dual.add if on else self._dual.discard)(key)
                 case Unowned(key=key, since=since):
                     if since is None:
                         self._unowned.pop(key, None)
@@ -775,51 +604,28 @@ class Ownership:
                     assert_never(w)
         return effects
 
-    def the_peer(self) -> PeerRsc | None:
-        healthy = [p for p in self._peers.values() if p.healthy]
-        return healthy[0] if len(healthy) == 1 else None
-
     # ------------------------------------------------------------ batches --
-    def _batch(
-        self,
-        reason: TakeoverReason,
-        now: float,
-        peer: str | None,
-        keys: list[str],
-        *,
-        probe: bool = False,
-        mach_down: bool = False,
-        standby: bool = False,
-        silent_since: float | None = None,
-    ) -> None:
-        for key in keys:
-            self._table.want(key, reason, probe=probe, silent_since=silent_since)
-        self._batches.open(
-            Batch(reason, now, peer, set(keys), mach_down=mach_down, standby=standby)
-        )
+    def _batch(self, a: Acquire, now: float) -> None:
+        """Want `a.keys` here, as one batch."""
+        for key in a.keys:
+            self._table.want(key, a.reason, probe=a.probe, silent_since=a.silent_since)
+        self._batches.open(Batch(a.reason, now, a.peer, set(a.keys), mach_down=a.mach_down))
 
     def _finish_batches(self, now: float) -> list[Effect]:
         effects: list[Effect] = []
         for b in self._batches.finish():
             if b.started:
-                keys = tuple(b.started)
-                done = TakeoverComplete(b.reason, keys, now - b.trigger_at, b.peer)
-                self._takeovers[b.reason] += 1
-                self._last = TakeoverView(b.reason, keys, now, done.duration_s, b.peer)
-                effects.append(done)
+                effects.append(self._batches.complete(b, now))
                 if b.mach_down and self.nice and not self._hb_peer_leaving():
                     head = rscmsg.resource_head(
                         Scope.FOREIGN, stable=None, info=rscmsg.INFO_MACH_DOWN
                     )
-                    effects += [self._wrap(head, now), _info("mach_down takeover complete.")]
+                    effects += [self._wrap(head, now), info("mach_down takeover complete.")]
             if b.standby:
                 effects += self._exchange.acquired(b, now)
         return effects
 
     # ----------------------------------------------------------- messages --
-    def _pref(self) -> dict[str, str]:
-        return self._table.preferred()
-
     def resource_msg(
         self,
         now: float,
@@ -835,17 +641,7 @@ class Ownership:
         return self._wrap(rscmsg.resource_head(scope, stable=stable, info=info, report=report), now)
 
     def _hb_peer_leaving(self) -> bool:
-        """The only peer is a heartbeat node between its `info=shutdown` and its end.
-
-        We took its groups at its first word; heartbeat's peer would wait for
-        `shutdone`, and until that is processed heartbeat's audit can still read
-        its own flags as set (a `resource` message of its own, looped back late),
-        so our report would log `Both machines own …`. It has nothing to learn
-        from us any more: stay quiet until it is gone or back (`starting`).
-        """
-        if any(p.healthy for p in self._peers.values()):
-            return False
-        return any(p.leaving and p.alive and not p.exact for p in self._peers.values())
+        return hb_peer_leaving(self._peers.values())
 
     def _announce_state(self, now: float) -> list[Effect]:
         if self._stages.state is not Stage.RUNNING or not self.nice or self._hb_peer_leaving():

@@ -10,7 +10,7 @@ whatever order they come (heartbeat sometimes sends a higher seq first).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -73,6 +73,20 @@ class PeerRsc:
             return Arrival.NEWEST
         return Arrival.LATE
 
+    def came_back(self, now: float) -> None:
+        """Membership sees it alive again: any takeover from it waiting on quorum is moot."""
+        self.alive, self.up_since, self.blocked = True, now, False
+
+    def died(self) -> None:
+        self.alive, self.stable, self.failback, self.up_since = False, False, False, None
+        self.heard = False  # what it said before is no longer news when it comes back
+        self.claims = Scope.NONE
+
+    def leaves(self) -> None:
+        """It announced its shutdown: it releases everything."""
+        self.leaving, self.failback, self.stable = True, False, False
+        self.claims = Scope.NONE
+
     def forget(self, now: float) -> None:
         """A new incarnation: nothing it held survives the restart."""
         self.held = self.pending = self.failed = frozenset()
@@ -101,3 +115,18 @@ class PeerRsc:
         self.held, self.pending, self.failed = r.held, r.pending, r.failed
         self.stable, self.phase, self.exact, self.heard = r.stable, r.phase, True, True
         self.reports += 1
+
+
+def hb_peer_leaving(peers: Iterable[PeerRsc]) -> bool:
+    """The only peer is a heartbeat node between its `info=shutdown` and its end.
+
+    We took its groups at its first word; heartbeat's peer would wait for
+    `shutdone`, and until that is processed heartbeat's audit can still read
+    its own flags as set (a `resource` message of its own, looped back late),
+    so our report would log `Both machines own …`. It has nothing to learn
+    from us any more: stay quiet until it is gone or back (`starting`).
+    """
+    peers = list(peers)
+    if any(p.healthy for p in peers):
+        return False
+    return any(p.leaving and p.alive and not p.exact for p in peers)

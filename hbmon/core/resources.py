@@ -16,7 +16,7 @@ Starts go in file order, stops right to left.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -29,6 +29,7 @@ from hbmon.core.events import (
     GroupTransition,
     ProbeDone,
     ProbeGroup,
+    ResourceLog,
     StartGroup,
     StopGroup,
     TakeoverReason,
@@ -272,6 +273,7 @@ class GroupTable:
         return effects
 
     def done(self, ev: GroupDone, now: float) -> tuple[list[Effect], Outcome | None]:
+        """The executor's answer: the transition (and, for a failure, a CRIT log line)."""
         g = self._groups.get(ev.key)
         expected = GroupState.STARTING if ev.op is GroupOp.START else GroupState.STOPPING
         if g is None or g.state is not expected:
@@ -287,13 +289,27 @@ class GroupTable:
             return [effect], Outcome.STOPPED
         g.streak += 1
         g.failed_op = ev.op
-        g.retry_at = now + backoff_s(g.streak)
+        wait = backoff_s(g.streak)
+        g.retry_at = now + wait
+        detail = f" ({ev.detail})" if ev.detail else ""
         if ev.op is GroupOp.START:
             g.start_failures += 1
             g.want, g.probe = False, False  # handed on; tried here again only after backoff
-            return [self._move(g, T.START_FAILED, why, now)], Outcome.START_FAILED
+            text = (
+                f"Giving up resource group {g.key}: start failed{detail}; "
+                f"not tried here again for {wait:g} s"
+            )
+            moved = self._move(g, T.START_FAILED, why, now)
+            return [moved, ResourceLog("CRIT", text)], Outcome.START_FAILED
         g.stop_failures += 1
-        return [self._move(g, T.STOP_FAILED, why, now)], Outcome.STOP_FAILED
+        text = (
+            f"Resource group {g.key}: stop failed{detail}; "
+            f"it counts as held here, stop retried in {wait:g} s"
+        )
+        return [
+            self._move(g, T.STOP_FAILED, why, now),
+            ResourceLog("CRIT", text),
+        ], Outcome.STOP_FAILED
 
     def probed(self, ev: ProbeDone, now: float, retry_s: float) -> Outcome | None:
         g = self._groups.get(ev.key)
@@ -319,17 +335,19 @@ class GroupTable:
         return GroupTransition(g.key, old, new, reason)
 
     # -------------------------------------------------------------- views --
-    def views(self, me: str, holder: dict[str, str | None]) -> tuple[GroupView, ...]:
+    def views(self, me: str, elsewhere: Mapping[str, list[str]]) -> tuple[GroupView, ...]:
+        """`elsewhere`: group -> the live peers that say they hold it, in peer order."""
         return tuple(
             GroupView(
                 key=g.key,
                 preferred=g.preferred,
                 role="local" if g.preferred == me else "foreign",
                 state=g.state,
-                holder=holder.get(g.key),
+                holder=me if g.held else next(iter(elsewhere.get(g.key, ())), None),
                 last_change_at=g.last_change_at,
                 start_failures=g.start_failures,
                 stop_failures=g.stop_failures,
+                held_elsewhere=tuple(sorted(elsewhere.get(g.key, ()))),
             )
             for g in self
         )

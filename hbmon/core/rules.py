@@ -15,193 +15,37 @@ change; it changes nothing itself, so it can be tested from any state):
     nobody      a group nobody holds: the node `quorum.recoverer` names takes
                 it after it stayed unowned for `settle_s`
 
-A rule returns `Wish`es in the order they are to happen: state changes
-(`Release`, `Acquire`, `GiveAway` …) and notices to emit as they are
-(`AnnounceGroup`, `OwnershipConflict`, `ResourceLog`).
+The snapshot and the wishes are defined in core/facts.py; startup and the
+takeover from a dead or leaving peer are decided in core/takeover.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 
-from hbmon.config.model import AutoFailback, QuorumPolicy
-from hbmon.core.events import (
-    AnnounceGroup,
-    GroupState,
-    OwnershipConflict,
-    ResourceLog,
-    Scope,
-    TakeoverReason,
+from hbmon.config.model import AutoFailback
+from hbmon.core.events import AnnounceGroup, GroupState, OwnershipConflict, Scope, TakeoverReason
+from hbmon.core.facts import (
+    Acquire,
+    Dual,
+    Facts,
+    FailbackDone,
+    GiveAway,
+    PingLead,
+    Release,
+    TakeOverFrom,
+    Unblock,
+    Unowned,
+    Wish,
+    info,
 )
-from hbmon.core.quorum import keeper, recoverer, takeover_block
+from hbmon.core.quorum import keeper, recoverer
 
 DUAL = "dual"
 NONE = "none"
 R_DUAL = "dual owner"  # the stop reason of a group the other holder keeps
 
 
-# -------------------------------------------------------------- snapshot --
-@dataclass(frozen=True, slots=True)
-class GroupFacts:
-    """A configured group as this node holds it."""
-
-    key: str
-    preferred: str
-    state: GroupState
-    held: bool  # running here as far as anyone can tell (a failed stop counts)
-    want: bool  # ownership wants it held here
-    claimed: bool  # held, or about to start here
-    backoff: bool  # a failure here is being waited out
-    late: bool  # its acquisition waits for the address to stop answering
-
-
-@dataclass(frozen=True, slots=True)
-class PeerFacts:
-    """A peer, as its messages and membership describe it."""
-
-    name: str
-    alive: bool
-    healthy: bool  # alive and not leaving
-    heard: bool  # its resource state is known for this incarnation
-    stable: bool
-    exact: bool  # an hbmon node (says exactly which groups it holds)
-    held: frozenset[str]
-    claimed: frozenset[str]  # held or about to start there
-    failed: frozenset[str]  # backing off there
-    pings: tuple[int, int] | None  # (reachable, configured) as it last said
-    up_since: float | None
-    failback: bool  # its groups go back to it once it is stable
-    blocked: bool  # our takeover from it waits for quorum
-
-
-@dataclass(frozen=True, slots=True)
-class Facts:
-    """Everything the standing rules read, frozen at one instant."""
-
-    now: float
-    me: str
-    mode: AutoFailback
-    policy: QuorumPolicy
-    reachable: int  # ping nodes answering us
-    configured: int  # ping nodes configured
-    stable: bool  # our side: running, nothing moving, no exchange
-    exchange_idle: bool
-    settle_s: float
-    stickiness_s: float
-    ping_hold_s: float
-    groups: tuple[GroupFacts, ...]  # configured groups in file order
-    peers: tuple[PeerFacts, ...]  # in configuration order
-    dual: frozenset[str]  # groups in a reported dual-ownership episode
-    unowned: Mapping[str, float]  # group -> since when nobody holds it (as we saw)
-    ping_lead_since: float | None  # since when the peer sees more ping nodes
-
-    def __post_init__(self) -> None:
-        if self.reachable < 0 or self.configured < 0:
-            raise ValueError(f"Facts: {self.reachable} of {self.configured} ping nodes")
-        names = [p.name for p in self.peers]
-        if self.me in names or len(set(names)) != len(names):
-            raise ValueError(f"Facts: peers {names} must be distinct and not {self.me}")
-
-    def quorum_block(self) -> str | None:
-        return takeover_block(self.policy, self.configured, self.reachable)
-
-    def the_peer(self) -> PeerFacts | None:
-        """The one healthy peer, None if there is none or more than one."""
-        healthy = [p for p in self.peers if p.healthy]
-        return healthy[0] if len(healthy) == 1 else None
-
-
-# ---------------------------------------------------------------- wishes --
-@dataclass(frozen=True, slots=True)
-class Release:
-    """Stop wanting `key` here (it leaves its batch); the group table stops it."""
-
-    key: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Acquire:
-    """Start `keys` here, as one batch; `probe` the addresses first."""
-
-    reason: TakeoverReason
-    keys: tuple[str, ...]
-    probe: bool = False
-
-    def __post_init__(self) -> None:
-        if not self.keys:
-            raise ValueError("Acquire of no group")
-
-
-@dataclass(frozen=True, slots=True)
-class GiveAway:
-    """Hand `keys` (our `scope`) to `peer` by a standby exchange."""
-
-    peer: str
-    scope: Scope
-    keys: frozenset[str]
-    why: TakeoverReason
-
-
-@dataclass(frozen=True, slots=True)
-class TakeOverFrom:
-    """Take over what the dead `peer` held (probing first, as at its death)."""
-
-    peer: str
-
-
-@dataclass(frozen=True, slots=True)
-class Unblock:
-    """Our takeover from `peer` no longer waits for quorum."""
-
-    peer: str
-
-
-@dataclass(frozen=True, slots=True)
-class FailbackDone:
-    """`peer` had its failback chance; it is not due again until it comes back."""
-
-    peer: str
-
-
-@dataclass(frozen=True, slots=True)
-class Dual:
-    """A dual-ownership episode of `key` begins (True) or ends (False)."""
-
-    key: str
-    on: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Unowned:
-    """Nobody holds `key` since `since`; None: forget it."""
-
-    key: str
-    since: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class PingLead:
-    """The peer sees more ping nodes since `since`; None: it does not (or it was acted on)."""
-
-    since: float | None
-
-
-Wish = (
-    Release
-    | Acquire
-    | GiveAway
-    | TakeOverFrom
-    | Unblock
-    | FailbackDone
-    | Dual
-    | Unowned
-    | PingLead
-    | AnnounceGroup
-    | OwnershipConflict
-    | ResourceLog
-)
 Rule = Callable[[Facts], list[Wish]]
 
 
@@ -297,7 +141,7 @@ def ping(f: Facts) -> list[Wish]:
         return [PingLead(since)] if since != f.ping_lead_since else []
     return [
         PingLead(None),
-        ResourceLog("info", "Giving up because we have less visible ping nodes."),
+        info("Giving up because we have less visible ping nodes."),
         GiveAway(p.name, Scope.ALL, keys, TakeoverReason.PING_QUORUM),
     ]
 

@@ -24,7 +24,7 @@ from hbmon.core.events import (
     Scope,
     TakeoverReason,
 )
-from hbmon.core.rules import (
+from hbmon.core.facts import (
     Acquire,
     Dual,
     Facts,
@@ -72,12 +72,15 @@ def peer(name: str = "beta", held: frozenset[str] = frozenset(), **kw: object) -
         name=name,
         alive=True,
         healthy=True,
+        leaving=False,
         heard=True,
         stable=True,
         exact=True,
         held=held,
         claimed=held,
         failed=frozenset(),
+        claims=Scope.NONE,
+        resource_at=None,
         pings=None,
         up_since=0.0,
         failback=False,
@@ -104,6 +107,7 @@ def facts(
         configured=0,
         stable=True,
         exchange_idle=True,
+        comm_at=0.0,
         settle_s=SETTLE,
         stickiness_s=STICKY,
         ping_hold_s=HOLD,

@@ -24,6 +24,7 @@ from hbmon.core.events import (
     GroupTransition,
     ProbeDone,
     ProbeGroup,
+    ResourceLog,
     Scope,
     StartGroup,
     StopGroup,
@@ -77,7 +78,13 @@ def test_failed_start_backs_off_and_is_handed_on() -> None:
     t.step(0.0)
     effects, outcome = t.done(GroupDone(K1, GroupOp.START, False, "exit 1"), 1.0)
     assert outcome is Outcome.START_FAILED
-    assert effects == [GroupTransition(K1, GroupState.STARTING, GroupState.FAILED, "exit 1")]
+    assert effects == [
+        GroupTransition(K1, GroupState.STARTING, GroupState.FAILED, "exit 1"),
+        ResourceLog(
+            "CRIT",
+            f"Giving up resource group {K1}: start failed (exit 1); not tried here again for 10 s",
+        ),
+    ]
     g = t.get(K1)
     assert g is not None
     assert (g.want, g.start_failures, g.held) == (False, 1, False)
