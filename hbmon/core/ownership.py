@@ -64,10 +64,10 @@ from hbmon.core.facts import (
     Wish,
     info,
 )
-from hbmon.core.peerview import Arrival, PeerRsc, hb_peer_leaving
+from hbmon.core.peerview import Arrival, News, PeerRsc, hb_peer_leaving
 from hbmon.core.resources import GroupTable, Outcome
 from hbmon.core.rscmsg import Report
-from hbmon.core.rules import DUAL, NONE, RULES
+from hbmon.core.rules import DUAL, FAILBACK_DUE, NONE, RULES
 from hbmon.core.snapshot import GroupView, TakeoverView
 from hbmon.core.stages import Announce, Leave, PeerLeaving, Released, Stage, StageInput, Stages
 from hbmon.core.takeover import startup, takeover
@@ -250,6 +250,15 @@ class Ownership:
         return healthy[0] if len(healthy) == 1 else None
 
     # ------------------------------------------------------------- inputs --
+    def _news(self, name: str, news: News, now: float) -> PeerRsc | None:
+        """Record what we learnt about peer `name` (None: not a peer of ours)."""
+        p = self._peers.get(name)
+        if p is not None:
+            self._now = now
+            p.hear(news, now)
+            p.failback = p.failback or news in FAILBACK_DUE[self._mode]
+        return p
+
     def active_at_start(self, keys: tuple[str, ...], now: float) -> list[Effect]:
         """heartbeat's verifyallidle, made to act: release what runs before we join."""
         self._now = now
@@ -273,13 +282,8 @@ class Ownership:
         return self._reconcile(now)
 
     def peer_alive(self, name: str, now: float) -> list[Effect]:
-        p = self._peers.get(name)
-        if p is None:
+        if self._news(name, News.CAME_BACK, now) is None:
             return []
-        self._now = now
-        p.came_back(now)
-        if self._mode is AutoFailback.LEGACY:
-            p.failback = True
         # Takeovers from it that have not started yet: it is back, they are moot.
         for g in self._table:
             if g.want and not g.held and g.reason == TakeoverReason.PEER_DEAD.value:
@@ -288,13 +292,8 @@ class Ownership:
         return self._reconcile(now)
 
     def peer_restarted(self, name: str, now: float) -> list[Effect]:
-        p = self._peers.get(name)
-        if p is None:
+        if self._news(name, News.RESTARTED, now) is None:
             return []
-        self._now = now
-        p.forget(now)
-        if self._mode is AutoFailback.LEGACY:
-            p.failback = True
         effects = self._exchange.abort(name, f"{name} restarted", now)
         if self._stages.state is Stage.RUNNING:
             # Its previous life ended without a word (within deadtime, so never
@@ -303,12 +302,8 @@ class Ownership:
         return effects + self._reconcile(now)
 
     def partition_healed(self, name: str, now: float) -> list[Effect]:
-        p = self._peers.get(name)
-        if p is None:
+        if self._news(name, News.HEALED, now) is None:
             return []
-        self._now = now
-        if self._mode is not AutoFailback.OFF:
-            p.failback = True  # heartbeat restarts both here; its groups go home
         # While cut off, the peer may have taken our groups and announced them, moving
         # clients' ARP entries to it. Whoever keeps a group after the heal must point
         # them back, or they stay on the releasing side until the entries expire
@@ -320,11 +315,8 @@ class Ownership:
         self, name: str, reason: DeathReason, now: float, silent_since: float | None = None
     ) -> list[Effect]:
         """`silent_since`: its last beat; an early probe in that silence spares a second one."""
-        p = self._peers.get(name)
-        if p is None:
+        if self._news(name, News.DIED, now) is None:
             return []
-        self._now = now
-        p.died()
         effects = self._exchange.abort(name, f"{name} is dead", now)
         if self._stages.state is Stage.RUNNING:
             wishes = takeover(self._facts(now), name, dead=True, silent_since=silent_since)
@@ -349,8 +341,7 @@ class Ownership:
         p = self._peers.get(name)
         if p is None or p.leaving:
             return []
-        self._now = now
-        p.leaves()
+        self._news(name, News.LEAVING, now)
         effects = self._exchange.abort(name, f"{name} is shutting down", now)
         if self._stages.allows(StageInput.PEER_LEAVING):
             self._stages.fire(PeerLeaving(name))
@@ -515,9 +506,7 @@ class Ownership:
         return effects + self._apply(startup(self._facts(now)), now)
 
     def _on_starting(self, p: PeerRsc, now: float) -> list[Effect]:
-        p.stable = False
-        if self._mode is AutoFailback.ON:
-            p.failback = True
+        self._news(p.name, News.STARTING, now)
         if self._stages.state is Stage.JOINING or not self.nice:
             return []
         return [self.resource_msg(now, stable=self.stable)]

@@ -20,6 +20,17 @@ from hbmon.core.rscmsg import IDLE, Report, ResourceMsg, StatusExt, keys_in, upd
 _SEEN_WINDOW = 512
 
 
+class News(StrEnum):
+    """What membership or the peer itself tells us about a peer's life."""
+
+    CAME_BACK = "came back"  # membership: never heard or dead, now up
+    RESTARTED = "restarted"  # a new incarnation, never declared dead
+    HEALED = "healed"  # back after a partition
+    DIED = "died"
+    LEAVING = "leaving"  # it announced its shutdown
+    STARTING = "starting"  # its `starting` message: its resources are in flux
+
+
 class Arrival(StrEnum):
     NEWEST = "newest"  # above every seq seen from this incarnation
     LATE = "late"  # a lower seq seen for the first time
@@ -73,19 +84,25 @@ class PeerRsc:
             return Arrival.NEWEST
         return Arrival.LATE
 
-    def came_back(self, now: float) -> None:
-        """Membership sees it alive again: any takeover from it waiting on quorum is moot."""
-        self.alive, self.up_since, self.blocked = True, now, False
-
-    def died(self) -> None:
-        self.alive, self.stable, self.failback, self.up_since = False, False, False, None
-        self.heard = False  # what it said before is no longer news when it comes back
-        self.claims = Scope.NONE
-
-    def leaves(self) -> None:
-        """It announced its shutdown: it releases everything."""
-        self.leaving, self.failback, self.stable = True, False, False
-        self.claims = Scope.NONE
+    def hear(self, news: News, now: float) -> None:
+        """Update what we know of it; the caller decides what the news means for us."""
+        match news:
+            case News.CAME_BACK:
+                # Any takeover from it that waits for quorum is moot now.
+                self.alive, self.up_since, self.blocked = True, now, False
+            case News.RESTARTED:
+                self.forget(now)
+            case News.DIED:
+                self.alive, self.stable, self.failback, self.up_since = False, False, False, None
+                self.heard = False  # what it said before is no longer news when it is back
+                self.claims = Scope.NONE
+            case News.LEAVING:
+                self.leaving, self.failback, self.stable = True, False, False
+                self.claims = Scope.NONE
+            case News.STARTING:
+                self.stable = False
+            case News.HEALED:
+                pass
 
     def forget(self, now: float) -> None:
         """A new incarnation: nothing it held survives the restart."""

@@ -21,7 +21,7 @@ takeover from a dead or leaving peer are decided in core/takeover.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from hbmon.config.model import AutoFailback
 from hbmon.core.events import AnnounceGroup, GroupState, OwnershipConflict, Scope, TakeoverReason
@@ -39,6 +39,7 @@ from hbmon.core.facts import (
     Wish,
     info,
 )
+from hbmon.core.peerview import News
 from hbmon.core.quorum import keeper, recoverer
 
 DUAL = "dual"
@@ -47,6 +48,14 @@ R_DUAL = "dual owner"  # the stop reason of a group the other holder keeps
 
 
 Rule = Callable[[Facts], list[Wish]]
+
+# Which news about a peer makes it due for failback (its groups go home once it is
+# stable), per auto_failback. heartbeat restarts both nodes' resources after a heal.
+FAILBACK_DUE: Mapping[AutoFailback, frozenset[News]] = {
+    AutoFailback.OFF: frozenset(),
+    AutoFailback.ON: frozenset({News.HEALED, News.STARTING}),
+    AutoFailback.LEGACY: frozenset({News.CAME_BACK, News.RESTARTED, News.HEALED}),
+}
 
 
 # ----------------------------------------------------------------- rules --
