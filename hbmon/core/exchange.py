@@ -6,13 +6,13 @@ when it may not (heartbeat's wording where it has one), which groups it moves,
 the messages each phase sends, what our groups' releases and starts mean for
 it, timeouts, aborts, and the replies to the control request that asked for it.
 
-It serves an `Ownership` (its `Host`), whose group table and batches it shares:
-as requester it releases groups in the table, as responder it opens a batch.
+It serves an `Ownership` (its `Host`), whose peers, group table and batches it
+shares: as requester it releases groups in the table, as responder it opens a batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from hbmon.core import rscmsg
@@ -73,19 +73,11 @@ class Host(Protocol):
     @property
     def stage(self) -> Stage: ...
 
-    def peer(self, name: str) -> PeerRsc | None: ...
-
-    def the_peer(self) -> PeerRsc | None:
-        """The one healthy peer, None if there is none or more than one."""
-
     def claim(self, scope: Scope) -> None:
         """Add `scope` to our rsc_hold flags."""
 
     def unclaim(self, scope: Scope) -> None:
         """Remove `scope` from our rsc_hold flags."""
-
-    def acquire_offered(self, why: TakeoverReason, now: float, peer: str, keys: list[str]) -> None:
-        """Start `keys`, handed to us by `peer`, as a batch of our side of the exchange."""
 
     def resource_msg(
         self,
@@ -100,8 +92,16 @@ class Host(Protocol):
 class StandbyExchange:
     """The one standby or takeover exchange of this node, from request to reply."""
 
-    def __init__(self, host: Host, table: GroupTable, batches: Batches, wrap: Wrap) -> None:
+    def __init__(
+        self,
+        host: Host,
+        peers: Mapping[str, PeerRsc],
+        table: GroupTable,
+        batches: Batches,
+        wrap: Wrap,
+    ) -> None:
         self._host = host
+        self._peers = peers  # the host's own, kept up to date by it
         self._table = table
         self._batches = batches
         self._wrap = wrap
@@ -130,11 +130,16 @@ class StandbyExchange:
     def expire(self, now: float) -> list[Effect]:
         return self._timeout(now) if self._sb.timed_out(now) else []
 
+    def _the_peer(self) -> PeerRsc | None:
+        """The one healthy peer, None if there is none or more than one."""
+        healthy = [p for p in self._peers.values() if p.healthy]
+        return healthy[0] if len(healthy) == 1 else None
+
     def _standby(self, req: ControlRequest, now: float) -> list[Effect]:
         scope = req.scope
         if not self._host.nice:
             return self._reply(req.request_id, False, NOT_NICE)
-        p = self._host.the_peer()
+        p = self._the_peer()
         wanted = keys_in(scope, self._host.me, self._table.preferred())
         keys = frozenset(
             g.key
@@ -161,7 +166,7 @@ class StandbyExchange:
         scope = req.scope
         if not self._host.nice:
             return self._reply(req.request_id, False, NOT_NICE)
-        p = self._host.the_peer()
+        p = self._the_peer()
         wanted = keys_in(scope, self._host.me, self._table.preferred())
         keys = frozenset(
             g.key
@@ -289,7 +294,10 @@ class StandbyExchange:
                     if g.key in keys and not g.claimed and not g.in_backoff(now)
                 ]
                 sb.fire(GotDone(frozenset(take)), now)
-                self._host.acquire_offered(sb.why, now, p.name, take)
+                for key in take:
+                    self._table.want(key, sb.why)
+                # Even with nothing to start, the batch ends the exchange when it finishes.
+                self._batches.open(Batch(sb.why, now, p.name, set(take), standby=True))
                 return [_info(f"standby: acquire [{m.scope}] resources from {p.name}")]
             case _:
                 return []
@@ -332,7 +340,7 @@ class StandbyExchange:
         idle still holding them → it gave up.
         """
         sb = self._sb
-        p = self._host.peer(sb.peer or "")
+        p = self._peers.get(sb.peer or "")
         if p is None or not (p.exact and p.heard) or p.reports <= sb.mark:
             return []  # what it said before the phase began is no news about it
         left = f"{p.name} left the exchange"

@@ -64,7 +64,7 @@ from hbmon.core.facts import (
     Wish,
     info,
 )
-from hbmon.core.peerview import Arrival, News, PeerRsc, hb_peer_leaving
+from hbmon.core.peerview import Arrival, News, PeerRsc, hb_peer_leaving, held_elsewhere
 from hbmon.core.resources import GroupTable, Outcome
 from hbmon.core.rscmsg import Report
 from hbmon.core.rules import DUAL, FAILBACK_DUE, NONE, RULES
@@ -104,7 +104,7 @@ class Ownership:
         self._comm_at: float | None = None
         self._now = now
         self._batches = Batches()
-        self._exchange = StandbyExchange(self, self._table, self._batches, wrap)
+        self._exchange = StandbyExchange(self, self._peers, self._table, self._batches, wrap)
         self._unowned: dict[str, float] = {}  # group -> since when nobody holds it
         self._dual: set[str] = set()  # groups in a reported dual-ownership episode
         self._ping_lead_since: float | None = None  # the peer sees more ping nodes
@@ -133,7 +133,9 @@ class Ownership:
         self._probe_retry = keepalive
         self._stickiness = config.hbmon.failback_stickiness_ms / 1000
         self._ping_hold = 2 * keepalive
-        self._peers = {n: self._peers.get(n) or PeerRsc(n) for n in config.peers}
+        peers = {n: self._peers.get(n) or PeerRsc(n) for n in config.peers}
+        self._peers.clear()  # in place: the exchange reads the same dict
+        self._peers.update(peers)
         self._pings = (self._pings[0], len(config.ping_nodes))
         return self._table.configure(config.resources)
 
@@ -203,11 +205,7 @@ class Ownership:
         return min((d for d in ds if d is not None and d > self._now), default=None)
 
     def views(self) -> tuple[GroupView, ...]:
-        elsewhere: dict[str, list[str]] = {}
-        for p in self._peers.values():
-            for key in p.held if p.healthy else ():
-                elsewhere.setdefault(key, []).append(p.name)
-        return self._table.views(self._me, elsewhere)
+        return self._table.views(self._me, held_elsewhere(self._peers.values()))
 
     def takeover_counts(self) -> tuple[tuple[TakeoverReason, int], ...]:
         return tuple(self._batches.completed.items())
@@ -230,24 +228,11 @@ class Ownership:
     def stage(self) -> Stage:
         return self._stages.state
 
-    def peer(self, name: str) -> PeerRsc | None:
-        return self._peers.get(name)
-
     def claim(self, scope: Scope) -> None:
         self._claims = rscmsg.union(self._claims, scope)
 
     def unclaim(self, scope: Scope) -> None:
         self._claims = rscmsg.without(self._claims, scope)
-
-    def acquire_offered(self, why: TakeoverReason, now: float, peer: str, keys: list[str]) -> None:
-        for key in keys:
-            self._table.want(key, why)
-        # Even with nothing to start, the batch ends the exchange when it finishes.
-        self._batches.open(Batch(why, now, peer, set(keys), standby=True))
-
-    def the_peer(self) -> PeerRsc | None:
-        healthy = [p for p in self._peers.values() if p.healthy]
-        return healthy[0] if len(healthy) == 1 else None
 
     # ------------------------------------------------------------- inputs --
     def _news(self, name: str, news: News, now: float) -> PeerRsc | None:
@@ -363,12 +348,9 @@ class Ownership:
         if isinstance(parsed, rscmsg.StatusExt | rscmsg.ResourceMsg) and (
             arrival is Arrival.NEWEST
         ):
-            was_stable = p.stable
-            p.apply(parsed, self._table.preferred())
-            if isinstance(parsed, rscmsg.ResourceMsg):
-                p.resource_at = now
-                if p.stable and not was_stable and self._stages.state is not Stage.JOINING:
-                    effects.append(info("remote resource transition completed."))
+            settled = p.apply(parsed, self._table.preferred(), now)
+            if settled and self._stages.state is not Stage.JOINING:
+                effects.append(info("remote resource transition completed."))
         match parsed:
             case rscmsg.Starting():
                 effects += self._on_starting(p, now)
@@ -500,10 +482,8 @@ class Ownership:
     # ------------------------------------------------------------ startup --
     def _announce(self, now: float) -> list[Effect]:
         self._stages.fire(Announce())
-        effects: list[Effect] = []
-        if self.nice:
-            effects.append(self._wrap(rscmsg.starting_head(), now))
-        return effects + self._apply(startup(self._facts(now)), now)
+        starting = [self._wrap(rscmsg.starting_head(), now)] if self.nice else []
+        return starting + self._apply(startup(self._facts(now)), now)
 
     def _on_starting(self, p: PeerRsc, now: float) -> list[Effect]:
         self._news(p.name, News.STARTING, now)

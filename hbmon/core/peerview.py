@@ -113,8 +113,19 @@ class PeerRsc:
         self.resource_at = None
         self.up_since = now
 
-    def apply(self, state: StatusExt | ResourceMsg, preferred: Mapping[str, str]) -> None:
-        """A state report from its newest message."""
+    def apply(
+        self, state: StatusExt | ResourceMsg, preferred: Mapping[str, str], now: float
+    ) -> bool:
+        """A state report from its newest message; True if a `resource` one says it
+        became stable (heartbeat logs the end of the remote transition)."""
+        was_stable = self.stable
+        self._apply(state, preferred)
+        if not isinstance(state, ResourceMsg):
+            return False
+        self.resource_at = now
+        return self.stable and not was_stable
+
+    def _apply(self, state: StatusExt | ResourceMsg, preferred: Mapping[str, str]) -> None:
         if isinstance(state, StatusExt) and state.pings is not None:
             self.pings = state.pings
         if isinstance(state, ResourceMsg) and state.scope is not None:
@@ -147,3 +158,12 @@ def hb_peer_leaving(peers: Iterable[PeerRsc]) -> bool:
     if any(p.healthy for p in peers):
         return False
     return any(p.leaving and p.alive and not p.exact for p in peers)
+
+
+def held_elsewhere(peers: Iterable[PeerRsc]) -> dict[str, list[str]]:
+    """Group -> the live peers that say they hold it, in peer order."""
+    elsewhere: dict[str, list[str]] = {}
+    for p in peers:
+        for key in p.held if p.healthy else ():
+            elsewhere.setdefault(key, []).append(p.name)
+    return elsewhere

@@ -92,12 +92,12 @@ def test_peer_flags_update_like_heartbeats_hb_upd_rsc(
 def test_peer_view_keeps_the_flags_of_an_empty_set_and_forgets_them_on_restart() -> None:
     p = PeerRsc("beta")
     pref = {"g": "beta"}
-    p.apply(rscmsg.ResourceMsg(Scope.ALL, True, None, None), pref)
+    p.apply(rscmsg.ResourceMsg(Scope.ALL, True, None, None), pref, 0.0)
     assert p.claims is A
     assert p.held == {"g"}
-    p.apply(rscmsg.ResourceMsg(Scope.LOCAL, True, None, None), pref)
+    p.apply(rscmsg.ResourceMsg(Scope.LOCAL, True, None, None), pref, 0.0)
     assert p.claims is L
-    p.apply(rscmsg.ResourceMsg(Scope.FOREIGN, None, "mach_down", None), pref)
+    p.apply(rscmsg.ResourceMsg(Scope.FOREIGN, None, "mach_down", None), pref, 0.0)
     assert p.claims is A
     p.forget(5.0)
     assert p.claims is N
