@@ -67,7 +67,7 @@ from hbmon.core.facts import (
 from hbmon.core.peerview import Arrival, News, PeerRsc, hb_peer_leaving, held_elsewhere
 from hbmon.core.resources import GroupTable, Outcome
 from hbmon.core.rscmsg import Report
-from hbmon.core.rules import DUAL, FAILBACK_DUE, NONE, RULES
+from hbmon.core.rules import DUAL, FAILBACK_DUE, NONE, RULES, Memory
 from hbmon.core.snapshot import GroupView, TakeoverView
 from hbmon.core.stages import Announce, Leave, PeerLeaving, Released, Stage, StageInput, Stages
 from hbmon.core.takeover import startup, takeover
@@ -105,9 +105,7 @@ class Ownership:
         self._now = now
         self._batches = Batches()
         self._exchange = StandbyExchange(self, self._peers, self._table, self._batches, wrap)
-        self._unowned: dict[str, float] = {}  # group -> since when nobody holds it
-        self._dual: set[str] = set()  # groups in a reported dual-ownership episode
-        self._ping_lead_since: float | None = None  # the peer sees more ping nodes
+        self._memory = Memory()  # what the standing rules remember between inputs
         self._gave_up = False
         self._pings = (0, 0)  # (reachable, configured)
         # The last status_fields() and what they were built from (most beats repeat them).
@@ -187,9 +185,8 @@ class Ownership:
         ds: list[float | None] = [
             self._table.next_deadline(),
             self._exchange.deadline,
-            None if self._ping_lead_since is None else self._ping_lead_since + self._ping_hold,
+            *self._memory.deadlines(self._settle, self._ping_hold),
         ]
-        ds += [t + self._settle for t in self._unowned.values()]
         if self._stages.state is Stage.WAITING and self._comm_at is not None:
             wait = BOTH_STARTING_WAIT_MS / 1000
             ds += [
@@ -521,9 +518,9 @@ class Ownership:
             ping_hold_s=self._ping_hold,
             groups=tuple(GroupFacts.of(g, now, late(g.key)) for g in self._table.configured()),
             peers=tuple(PeerFacts.of(p) for p in self._peers.values()),
-            dual=frozenset(self._dual),
-            unowned=MappingProxyType(dict(self._unowned)),
-            ping_lead_since=self._ping_lead_since,
+            dual=frozenset(self._memory.dual),
+            unowned=MappingProxyType(dict(self._memory.unowned)),
+            ping_lead_since=self._memory.ping_lead_since,
         )
 
     def _apply(self, wishes: list[Wish], now: float) -> list[Effect]:
@@ -555,15 +552,8 @@ class Ownership:
                     effects += self._exchange.go_standby(p, scope, keys, why, None, now)
                 case FailbackDone(peer=peer):
                     self._peers[peer].failback = False
-                case Dual(key=key, on=on):
-                    (self._dual.add if on else self._dual.discard)(key)
-                case Unowned(key=key, since=since):
-                    if since is None:
-                        self._unowned.pop(key, None)
-                    else:
-                        self._unowned[key] = since
-                case PingLead(since=since):
-                    self._ping_lead_since = since
+                case Dual() | Unowned() | PingLead():
+                    self._memory.note(w)
                 case OwnershipConflict(kind=kind):
                     self._conflicts[kind] += 1
                     effects.append(w)

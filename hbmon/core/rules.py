@@ -22,6 +22,7 @@ takeover from a dead or leaving peer are decided in core/takeover.py.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from hbmon.config.model import AutoFailback
 from hbmon.core.events import AnnounceGroup, GroupState, OwnershipConflict, Scope, TakeoverReason
@@ -56,6 +57,36 @@ FAILBACK_DUE: Mapping[AutoFailback, frozenset[News]] = {
     AutoFailback.ON: frozenset({News.HEALED, News.STARTING}),
     AutoFailback.LEGACY: frozenset({News.CAME_BACK, News.RESTARTED, News.HEALED}),
 }
+
+
+@dataclass(slots=True)
+class Memory:
+    """What the standing rules remember between inputs; only their wishes change it."""
+
+    dual: set[str] = field(default_factory=set)  # groups in a reported dual episode
+    unowned: dict[str, float] = field(default_factory=dict)  # group -> nobody holds it since
+    ping_lead_since: float | None = None  # the peer sees more ping nodes since
+
+    def note(self, w: Dual | Unowned | PingLead) -> None:
+        match w:
+            case Dual(key=key, on=True):
+                self.dual.add(key)
+            case Dual(key=key, on=False):
+                self.dual.discard(key)
+            case Unowned(key=key, since=since):
+                if since is None:
+                    self.unowned.pop(key, None)
+                else:
+                    self.unowned[key] = since
+            case PingLead(since=since):
+                self.ping_lead_since = since
+
+    def deadlines(self, settle_s: float, ping_hold_s: float) -> list[float]:
+        """When a rule may decide something new without any input."""
+        ds = [since + settle_s for since in self.unowned.values()]
+        if self.ping_lead_since is not None:
+            ds.append(self.ping_lead_since + ping_hold_s)
+        return ds
 
 
 # ----------------------------------------------------------------- rules --

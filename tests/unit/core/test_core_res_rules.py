@@ -123,22 +123,14 @@ def facts(
 def settle(rule: rules.Rule, f: Facts) -> tuple[Facts, list[Wish]]:
     """Run `rule` once and fold its bookkeeping wishes into the next snapshot."""
     wishes = rule(f)
-    dual, unowned, lead = set(f.dual), dict(f.unowned), f.ping_lead_since
+    memory = rules.Memory(set(f.dual), dict(f.unowned), f.ping_lead_since)
     for w in wishes:
-        match w:
-            case Dual(key=key, on=on):
-                (dual.add if on else dual.discard)(key)
-            case Unowned(key=key, since=since):
-                if since is None:
-                    unowned.pop(key, None)
-                else:
-                    unowned[key] = since
-            case PingLead(since=since):
-                lead = since
-            case _:
-                pass
+        if isinstance(w, Dual | Unowned | PingLead):
+            memory.note(w)
     after = f._replace(
-        dual=frozenset(dual), unowned=MappingProxyType(unowned), ping_lead_since=lead
+        dual=frozenset(memory.dual),
+        unowned=MappingProxyType(memory.unowned),
+        ping_lead_since=memory.ping_lead_since,
     )
     return after, wishes
 
