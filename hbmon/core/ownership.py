@@ -22,11 +22,10 @@ the wishes (`_apply`, the only place a decision changes anything).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from types import MappingProxyType
 from typing import assert_never
 
-from hbmon.config.model import BOTH_STARTING_WAIT_MS, AutoFailback, Config
+from hbmon.config.model import AutoFailback, Config
 from hbmon.core import rscmsg
 from hbmon.core.batches import Batch, Batches
 from hbmon.core.events import (
@@ -44,7 +43,7 @@ from hbmon.core.events import (
     TakeoverBlocked,
     TakeoverReason,
 )
-from hbmon.core.exchange import StandbyExchange
+from hbmon.core.exchange import StandbyExchange, Wrap
 from hbmon.core.facts import (
     Acquire,
     Block,
@@ -70,10 +69,8 @@ from hbmon.core.rscmsg import Report
 from hbmon.core.rules import DUAL, FAILBACK_DUE, NONE, RULES, Memory
 from hbmon.core.snapshot import GroupView, TakeoverView
 from hbmon.core.stages import Announce, Leave, PeerLeaving, Released, Stage, StageInput, Stages
-from hbmon.core.takeover import startup, takeover
+from hbmon.core.takeover import startup, startup_deadlines, takeover
 from hbmon.wire.message import Field, Message
-
-Wrap = Callable[[tuple[Field, ...], float], SendMessage]
 
 BLOCK_QUORUM = "quorum"
 BLOCK_IN_USE = "in_use"
@@ -188,11 +185,7 @@ class Ownership:
             *self._memory.deadlines(self._settle, self._ping_hold),
         ]
         if self._stages.state is Stage.WAITING and self._comm_at is not None:
-            wait = BOTH_STARTING_WAIT_MS / 1000
-            ds += [
-                self._comm_at + wait if p.resource_at is None else p.resource_at + wait
-                for p in self._peers.values()
-            ]
+            ds += startup_deadlines(self._comm_at, (p.resource_at for p in self._peers.values()))
         ds += [
             p.up_since + self._stickiness
             for p in self._peers.values()
@@ -400,9 +393,8 @@ class Ownership:
         self._now = now
         effects = self._exchange.abort(None, "shutting down", now)
         if self._table.busy():
-            effects.append(
-                ResourceLog("WARN", "Shutdown delayed until current resource activity finishes.")
-            )
+            text = "Shutdown delayed until current resource activity finishes."
+            effects.append(ResourceLog("WARN", text))
         if self._table.held() or self._table.busy():
             self._gave_up = True
             effects.append(info("Giving up all HA resources."))
@@ -455,15 +447,9 @@ class Ownership:
                     effects.append(self.resource_msg(now, stable=True))
             self._reported_stable = stable
         elif self._stages.state is Stage.LEAVING and not self._table.busy():
-            held = self._table.held()
-            if held:
-                effects.append(
-                    ResourceLog(
-                        "CRIT",
-                        "Shutting down with resource groups whose stop failed: "
-                        + ", ".join(sorted(held)),
-                    )
-                )
+            if held := ", ".join(sorted(self._table.held())):
+                text = f"Shutting down with resource groups whose stop failed: {held}"
+                effects.append(ResourceLog("CRIT", text))
             elif self._gave_up:
                 effects.append(info("All HA resources relinquished."))
             if self.nice and self._comm_at is not None:

@@ -12,6 +12,8 @@ Each reads a `Facts` snapshot and returns wishes (core/facts.py).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from hbmon.config.model import BOTH_STARTING_WAIT_MS
 from hbmon.core import rscmsg
 from hbmon.core.events import Scope, TakeoverReason
@@ -40,6 +42,11 @@ def known(p: PeerFacts, f: Facts) -> bool:
     if p.resource_at is not None:  # both starting: 10 s after its `resource`
         return f.now >= p.resource_at + BOTH_STARTING_WAIT_S
     return f.comm_at is not None and f.now >= f.comm_at + BOTH_STARTING_WAIT_S  # it never said
+
+
+def startup_deadlines(comm_at: float, resource_ats: Iterable[float | None]) -> list[float]:
+    """When WAITING stops waiting for each peer's word (`known`), given its last `resource`."""
+    return [(comm_at if at is None else at) + BOTH_STARTING_WAIT_S for at in resource_ats]
 
 
 def startup(f: Facts) -> list[Wish]:
