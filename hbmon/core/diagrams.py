@@ -1,0 +1,88 @@
+"""Draw the core's state machines from their transition tables (as h11's make-state-diagrams).
+
+    python -m hbmon.core.diagrams > docs/states.md
+
+docs/states.md is generated; tests/unit/core/test_core_diagrams.py fails when
+it no longer matches the tables, so the drawing cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from hbmon.core import resources, stages, standby
+from hbmon.core.machine import Table
+
+COMMAND = "python -m hbmon.core.diagrams > docs/states.md"
+
+
+@dataclass(frozen=True, slots=True)
+class Machine:
+    title: str
+    home: str  # where the table lives
+    about: str
+    table: Table[Any, Any]  # each machine has its own state and event enums
+
+
+MACHINES = (
+    Machine(
+        "Ownership stages",
+        "hbmon/core/stages.py",
+        "Where this node's resource ownership is, from before comm-up to after "
+        "its shutdown. One per node.",
+        stages.TABLE,
+    ),
+    Machine(
+        "Resource group",
+        "hbmon/core/resources.py",
+        "One resource group as this node holds it; ownership decides what it "
+        "wants, the table moves the group one start or stop at a time. A failed "
+        "stop counts as held; FAILED waits out a backoff before the next try.",
+        resources.TABLE,
+    ),
+    Machine(
+        "Standby exchange",
+        "hbmon/core/standby.py",
+        "heartbeat's 3-phase hb_standby / hb_takeover exchange, one at a time. "
+        "`me`, `other` and `done` are the peer's messages; every phase also "
+        "returns to idle on `abort` (peer lost, shutdown).",
+        standby.TABLE,
+    ),
+)
+
+
+def mermaid(table: Table[Any, Any]) -> list[str]:
+    """A Mermaid stateDiagram: one arrow per (from, to), labelled with its events."""
+    labels: dict[tuple[str, str], list[str]] = {}
+    for (state, kind), new in table.moves.items():
+        labels.setdefault((state.value, new.value), []).append(kind.value)
+    lines = ["stateDiagram-v2", f"    [*] --> {table.initial.value}"]
+    order = {s.value: i for i, s in enumerate(table.states())}
+    for (src, dst), kinds in sorted(labels.items(), key=lambda e: (order[e[0][0]], order[e[0][1]])):
+        lines.append(f"    {src} --> {dst}: {', '.join(kinds)}")
+    outgoing = {src for src, _ in labels}
+    lines += [f"    {s.value} --> [*]" for s in table.states() if s.value not in outgoing]
+    return lines
+
+
+def render(machines: Iterable[Machine] = MACHINES) -> str:
+    out = [
+        "# State machines of the hbmon core",
+        "",
+        "Generated from the transition tables by",
+        f"`{COMMAND}`; do not edit by hand.",
+        "Every allowed (state, event) pair is an arrow; any other event raises a",
+        "`TransitionError` (hbmon/errors.py) and leaves the state unchanged.",
+        "Node liveness (core/membership.py) is not a table yet.",
+    ]
+    for m in machines:
+        out += ["", f"## {m.title}", "", f"Table: `{m.home}`. {m.about}", "", "```mermaid"]
+        out += mermaid(m.table)
+        out += ["```"]
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    print(render(), end="")
