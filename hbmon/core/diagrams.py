@@ -20,6 +20,8 @@ COMMAND = "python -m hbmon.core.diagrams > docs/states.md"
 
 @dataclass(frozen=True, slots=True)
 class Machine:
+    """One state machine as docs/states.md shows it."""
+
     title: str
     home: str  # where the table lives
     about: str

@@ -32,6 +32,8 @@ class News(StrEnum):
 
 
 class Arrival(StrEnum):
+    """Where a peer's message stands among those of its incarnation."""
+
     NEWEST = "newest"  # above every seq seen from this incarnation
     LATE = "late"  # a lower seq seen for the first time
     AGAIN = "again"  # already handled (a copy over another medium)
@@ -39,6 +41,8 @@ class Arrival(StrEnum):
 
 @dataclass(slots=True)
 class PeerRsc:
+    """One peer's groups and resource state, as its messages and membership tell us."""
+
     name: str
     alive: bool = False
     up_since: float | None = None  # when it (re)appeared, for failback stickiness

@@ -39,6 +39,8 @@ from hbmon.core.snapshot import GroupView
 
 
 class Trigger(StrEnum):
+    """What moves a group: an operation begun, or the executor's answer to it."""
+
     START = "start"
     START_OK = "start_ok"
     START_FAILED = "start_failed"
@@ -63,6 +65,8 @@ TABLE = Table("resource group", GroupState.RELEASED, TRANSITIONS)
 
 
 class Outcome(StrEnum):
+    """What an executor's answer meant, for ownership to act on."""
+
     STARTED = "started"
     START_FAILED = "start_failed"
     STOPPED = "stopped"
@@ -72,6 +76,8 @@ class Outcome(StrEnum):
 
 
 class EarlyProbe(StrEnum):
+    """An early probe's state: sent, or what it found."""
+
     OUT = "out"
     CLEAR = "clear"
     IN_USE = "in use"

@@ -24,6 +24,8 @@ from hbmon.core.machine import Table
 
 
 class Stage(StrEnum):
+    """Where this node's resource ownership is (see the module docstring)."""
+
     JOINING = "joining"
     WAITING = "waiting"
     RUNNING = "running"
@@ -32,6 +34,8 @@ class Stage(StrEnum):
 
 
 class StageInput(StrEnum):
+    """The kinds of stage event, the columns of the table."""
+
     ANNOUNCE = "announce"  # comm-up, nothing left to verify: `starting` goes out
     PEERS_KNOWN = "peers_known"  # every live peer's groups are known: take our own
     ALONE = "alone"  # no live peer at comm-up: every group is ours to take
@@ -48,6 +52,8 @@ def _check_name(what: str, name: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Announce:
+    """Comm-up, and no group found running is still being stopped."""
+
     kind: ClassVar[StageInput] = StageInput.ANNOUNCE
 
 
@@ -81,6 +87,8 @@ class Alone:
 
 @dataclass(frozen=True, slots=True)
 class PeerLeaving:
+    """`peer` announced its shutdown."""
+
     peer: str
     kind: ClassVar[StageInput] = StageInput.PEER_LEAVING
 
@@ -90,11 +98,15 @@ class PeerLeaving:
 
 @dataclass(frozen=True, slots=True)
 class Leave:
+    """Our own shutdown begins."""
+
     kind: ClassVar[StageInput] = StageInput.LEAVE
 
 
 @dataclass(frozen=True, slots=True)
 class Released:
+    """Our shutdown has released what it could (nothing is starting or stopping)."""
+
     kind: ClassVar[StageInput] = StageInput.RELEASED
 
 

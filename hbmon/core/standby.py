@@ -32,6 +32,8 @@ from hbmon.errors import LocalTransitionError, PeerTransitionError, TransitionEr
 
 
 class Phase(StrEnum):
+    """Where the exchange is; sent to hbmon peers in our reports."""
+
     IDLE = "idle"
     ASKED = "asked"  # requester: `me` sent, waiting for `other`
     RELEASING = "releasing"  # requester: our groups are stopping
@@ -42,6 +44,8 @@ class Phase(StrEnum):
 
 
 class Input(StrEnum):
+    """The kinds of standby event, the columns of the table."""
+
     REQUEST = "request"  # we go standby
     ASK_TAKEOVER = "ask_takeover"  # we send hb_takeover
     GOT_ME = "me"
@@ -174,11 +178,15 @@ class GroupsReleased:
 
 @dataclass(frozen=True, slots=True)
 class GroupsAcquired:
+    """Our groups in scope are started (or failed to)."""
+
     kind: ClassVar[Input] = Input.ACQUIRED
 
 
 @dataclass(frozen=True, slots=True)
 class TimedOut:
+    """The phase waited for the peer too long."""
+
     kind: ClassVar[Input] = Input.TIMEOUT
 
 
