@@ -29,6 +29,13 @@ class AuthKeys:
     key_lines: tuple[int, ...] = ()  # parallel to config.keys
 
 
+def _key_number(text: bytes) -> int | None:
+    """An index as written (`+3`, `007`); None when it has more digits than any index."""
+    sign = -1 if text.startswith(b"-") else 1
+    digits = text.lstrip(b"+-").lstrip(b"0") or b"0"
+    return sign * int(digits) if len(digits) <= len(str(MAX_AUTH_INDEX)) else None
+
+
 def check_mode(mode: int, filename: str) -> list[Problem]:
     """heartbeat refuses a key file that group or others can read (write bits are not checked)."""
     if mode & (stat.S_IRGRP | stat.S_IROTH):
@@ -63,17 +70,20 @@ def parse_authkeys(data: bytes, filename: str) -> tuple[AuthKeys, list[Problem]]
             m = _AUTH_LINE.match(text)
             if m is None:
                 error(number, "Invalid auth line: expected `auth N`")
+            elif (chosen := _key_number(m.group(1))) is None:
+                error(number, f"Invalid auth line: key number out of range 0 to {MAX_AUTH_INDEX}")
             else:
-                active, active_line = int(m.group(1)), number
+                active, active_line = chosen, number
             continue
         m = _KEY_LINE.fullmatch(text)
         if m is None:
             error(number, "Auth line is invalid: expected `N method [key]`")
             continue
         index_text, method_text, key, rest = m.groups()
-        index = int(index_text)
-        if not 0 <= index <= MAX_AUTH_INDEX:
-            error(number, f"Invalid authnum [{index}]: must be 0 to {MAX_AUTH_INDEX}")
+        index = _key_number(index_text)
+        if index is None or not 0 <= index <= MAX_AUTH_INDEX:
+            shown = index if index is not None else "too many digits"
+            error(number, f"Invalid authnum [{shown}]: must be 0 to {MAX_AUTH_INDEX}")
             continue
         method = _METHODS.get(method_text)
         if method is None:

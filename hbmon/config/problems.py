@@ -20,7 +20,15 @@ class Problem:
 
     def __str__(self) -> str:
         kind = "warning: " if self.warning else ""
-        return f"{self.file}:{self.line}: {kind}{self.message}"
+        return f"{printable(self.file)}:{self.line}: {kind}{printable(self.message)}"
+
+
+def printable(text: str) -> str:
+    """`text` on one line: a control or line-break character from the input (a YAML key
+    "\\r", a U+2028 in a value) is shown escaped, never printed raw."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 @dataclass(frozen=True, slots=True)

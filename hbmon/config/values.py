@@ -63,7 +63,10 @@ def parse_time_ms(text: str) -> int:
     multiplier, divisor = scale
     # Same double arithmetic and +0.5 truncation as the C code, so values that sit
     # on a rounding edge come out exactly as heartbeat computes them.
-    return math.floor(float(number) * multiplier / divisor + 0.5)
+    ms = float(number) * multiplier / divisor + 0.5
+    if not math.isfinite(ms):
+        raise ValueError(f"[{text}]: too large")
+    return math.floor(ms)
 
 
 def parse_bool(text: str) -> bool:
@@ -82,11 +85,13 @@ def parse_atoi(text: str, low: int, high: int) -> tuple[int, bool]:
     heartbeat ignores silently and hbmon reports as a warning. No digits at all
     is an error here, where atoi() would quietly give 0.
     """
-    m = re.match(r"[+-]?\d+", text)
+    m = re.match(r"([+-]?)0*(\d+)", text)
     if m is None:
         raise ValueError(f"[{text}]: not an integer")
-    value = int(m.group())
-    if not low <= value <= high:
+    sign, digits = m.groups()
+    # More digits than the bounds have is out of range (and past what int() reads).
+    widest = max(len(str(abs(low))), len(str(abs(high))))
+    if len(digits) > widest or not low <= (value := int(sign + digits)) <= high:
         raise ValueError(f"[{text}]: must be between {low} and {high}")
     return value, m.end() == len(text)
 

@@ -49,7 +49,9 @@ Problems name the file, the YAML line and the field path:
 from __future__ import annotations
 
 import base64
+import math
 import re
+import reprlib
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
@@ -99,6 +101,7 @@ E = TypeVar("E", bound=StrEnum)
 _YAML_TIME = re.compile(r"(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|us)")
 _TIME_SCALE = {"s": 1000.0, "ms": 1.0, "us": 0.001}
 _FIELD_PART = re.compile(r"(\w+)|\[(\d+)\]")
+_PLAIN_KEY = re.compile(r"[A-Za-z_][\w-]*")
 
 
 # ------------------------------------------------------------------ write --
@@ -250,6 +253,18 @@ class _Reader:
             return []
         return value
 
+    def each(self, value: object, path: Path_, conv: Callable[[object], T]) -> list[T]:
+        """A list converted item by item; an item that does not convert is reported and left out."""
+        out: list[T] = []
+        for i, item in enumerate(self.sequence(value, path)):
+            if item is None:
+                continue
+            try:
+                out.append(conv(item))
+            except (TypeError, ValueError) as exc:
+                self.error((*path, i), str(exc))
+        return out
+
     def get(
         self, m: dict[str, object], key: str, path: Path_, conv: Callable[[object], T], default: T
     ) -> T:
@@ -277,7 +292,12 @@ class _Reader:
 def _dotted(path: Path_) -> str:
     out = ""
     for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not _PLAIN_KEY.fullmatch(part):
+            out += f"[{part!r}]"  # a key like " " or "a.b" would read as something else
+        else:
+            out += f".{part}" if out else part
     return out or "(document)"
 
 
@@ -292,18 +312,23 @@ def _str(v: object) -> str:
     return str(v)
 
 
+def _shown(v: object) -> str:
+    """A value as a message quotes it: short, and never a wall of text."""
+    return reprlib.repr(v) if not isinstance(v, str) else reprlib.repr(v)[1:-1]
+
+
 def _int(v: object) -> int:
     if isinstance(v, bool) or not isinstance(v, int):
-        raise ValueError(f"expected an integer, got {v!r}")
+        raise ValueError(f"expected an integer, got {reprlib.repr(v)}")
     return v
 
 
 def _bool(v: object) -> bool:
     if isinstance(v, bool):
         return v
-    if v in (0, 1):
+    if isinstance(v, int) and v in (0, 1):
         return bool(v)
-    raise ValueError(f"expected true or false, got {v!r}")
+    raise ValueError(f"expected true or false, got {reprlib.repr(v)}")
 
 
 def _time(v: object) -> int:
@@ -314,9 +339,14 @@ def _time(v: object) -> int:
         return v
     if isinstance(v, str):
         m = _YAML_TIME.fullmatch(v.strip())
+        ms = float(m.group(1)) * _TIME_SCALE[m.group(2)] + 0.5 if m else math.nan
+        if math.isfinite(ms):
+            return int(ms)
         if m:
-            return int(float(m.group(1)) * _TIME_SCALE[m.group(2)] + 0.5)
-    raise ValueError(f"[{v}] is not a time: use milliseconds, or a string like 2s, 500ms, 250us")
+            raise ValueError(f"[{_shown(v)}] is too large")
+    raise ValueError(
+        f"[{_shown(v)}] is not a time: use milliseconds, or a string like 2s, 500ms, 250us"
+    )
 
 
 def _secret_text(v: object) -> bytes:
@@ -351,7 +381,7 @@ def _choice(enum: type[E], aliases: dict[bool, str] | None = None) -> Callable[[
             if member.value == v:
                 return member
         names = ", ".join(e.value for e in enum)
-        raise ValueError(f"[{v}] is not one of {names}")
+        raise ValueError(f"[{_shown(v)}] is not one of {names}")
 
     return conv
 
@@ -447,9 +477,7 @@ def _ping_nodes(r: _Reader, doc: dict[str, object]) -> tuple[PingNode, ...]:
             continue
         m = r.mapping(item, p, _PING)
         name = r.required(m, "name", p, _node_name)
-        addresses = tuple(
-            _str(a) for a in r.sequence(m.get("addresses"), (*p, "addresses")) if a is not None
-        )
+        addresses = tuple(r.each(m.get("addresses"), (*p, "addresses"), _str))
         group = r.get(m, "group", p, _bool, True)
         if not isinstance(name, _Missing):
             out.append(PingNode(name=name, addresses=addresses or (name,), group=group))
@@ -492,7 +520,7 @@ def _resources(r: _Reader, doc: dict[str, object]) -> tuple[ResourceGroup, ...]:
                 continue
             rm = r.mapping(res, rp, _RESOURCE)
             agent = r.required(rm, "agent", rp, _str)
-            args = tuple(_str(a) for a in r.sequence(rm.get("args"), (*rp, "args")))
+            args = tuple(r.each(rm.get("args"), (*rp, "args"), _str))
             if not isinstance(agent, _Missing):
                 resources.append(Resource(agent=agent, args=args))
         if not isinstance(node, _Missing):
@@ -562,12 +590,20 @@ def from_yaml(
 
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data: object = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 0
         reason = getattr(exc, "problem", None) or str(exc)
         return None, [Problem(filename, line, f"YAML syntax error: {reason}")]
+    except RecursionError:
+        return None, [Problem(filename, 0, "YAML nested too deeply")]
+    try:
+        data: object = yaml.safe_load(text)
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
+        # The composed tree was fine, a value was not (a date with month 13, an
+        # integer of 5000 digits): name the line of the first scalar that fails.
+        line, reason = _unreadable(root, exc)
+        return None, [Problem(filename, line, f"YAML value cannot be read: {reason}")]
     r = _Reader(filename, root)
     if not isinstance(data, dict):
         r.error((), "expected a mapping at the top of the file")
@@ -575,7 +611,7 @@ def from_yaml(
     doc = r.mapping(data, (), _TOP)
 
     udpport = r.get(doc, "udpport", (), _int, DEFAULT_UDPPORT)
-    nodes = tuple(_node_name(n) for n in r.sequence(doc.get("nodes"), ("nodes",)) if n is not None)
+    nodes = tuple(r.each(doc.get("nodes"), ("nodes",), _node_name))
     local = (
         local_node_name(None, node)
         if node
@@ -612,6 +648,29 @@ def from_yaml(
     if has_errors(r.problems):
         return None, r.problems
     return cfg, r.problems
+
+
+def _unreadable(root: yaml.Node | None, exc: BaseException) -> tuple[int, str]:
+    """(line, reason) of the first scalar that SafeLoader cannot construct."""
+    import yaml
+
+    constructor = yaml.SafeLoader("")
+    todo = [root] if root is not None else []
+    while todo:
+        node = todo.pop(0)
+        if isinstance(node, yaml.ScalarNode):
+            try:
+                constructor.construct_object(node, deep=True)
+            except (yaml.YAMLError, ValueError) as bad:
+                reason = getattr(bad, "problem", None) or str(bad)
+                return node.start_mark.line + 1, reason.split(";")[0]
+        elif isinstance(node, yaml.SequenceNode):
+            todo.extend(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            todo.extend(n for pair in node.value for n in pair)
+    if isinstance(exc, RecursionError):
+        return 0, "nested too deeply"
+    return 0, (getattr(exc, "problem", None) or str(exc)).split(";")[0]
 
 
 def load_yaml_file(path: Path, node: str | None = None) -> tuple[Config | None, list[Problem]]:
