@@ -49,20 +49,14 @@ Problems name the file, the YAML line and the field path:
 from __future__ import annotations
 
 import base64
-import math
-import re
-import reprlib
-from collections.abc import Callable
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
-    import yaml
+    pass
 
 from hbmon.config.authkeys import check_mode
 from hbmon.config.haresources import parse_resource
-from hbmon.config.lexer import ascii_lower
 from hbmon.config.model import (
     DEFAULT_DEADTIME_MS,
     DEFAULT_HOPFUDGE,
@@ -93,15 +87,23 @@ from hbmon.config.nodename import local_node_name
 from hbmon.config.problems import Problem, has_errors
 from hbmon.config.show import medium_to_dict
 from hbmon.config.validate import check_config
+from hbmon.config.yamlread import (
+    Missing,
+    Path_,
+    Reader,
+    as_bool,
+    as_int,
+    as_str,
+    as_time,
+    choice,
+    field_path,
+    node_name,
+    secret_b64,
+    secret_text,
+    unreadable,
+)
 
-Path_ = tuple[str | int, ...]
 T = TypeVar("T")
-E = TypeVar("E", bound=StrEnum)
-
-_YAML_TIME = re.compile(r"(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|us)")
-_TIME_SCALE = {"s": 1000.0, "ms": 1.0, "us": 0.001}
-_FIELD_PART = re.compile(r"(\w+)|\[(\d+)\]")
-_PLAIN_KEY = re.compile(r"[A-Za-z_][\w-]*")
 
 
 # ------------------------------------------------------------------ write --
@@ -190,202 +192,6 @@ def to_yaml(cfg: Config) -> str:
 
 
 # ------------------------------------------------------------------- read --
-class _Missing:
-    pass
-
-
-_MISSING = _Missing()
-
-
-class _Reader:
-    """Typed access to the loaded document; every complaint carries its field path."""
-
-    def __init__(self, filename: str, root: yaml.Node | None) -> None:
-        self.filename = filename
-        self.root = root
-        self.problems: list[Problem] = []
-
-    def line_of(self, path: Path_) -> int:
-        import yaml
-
-        node = self.root
-        line = node.start_mark.line + 1 if node is not None else 0
-        for part in path:
-            child: yaml.Node | None = None
-            if isinstance(node, yaml.MappingNode) and isinstance(part, str):
-                for key, value in node.value:
-                    if isinstance(key, yaml.ScalarNode) and key.value == part:
-                        child = value
-                        break
-            elif (
-                isinstance(node, yaml.SequenceNode)
-                and isinstance(part, int)
-                and part < len(node.value)
-            ):
-                child = node.value[part]
-            if child is None:
-                break
-            node, line = child, child.start_mark.line + 1
-        return line
-
-    def error(self, path: Path_, message: str, warning: bool = False) -> None:
-        self.problems.append(
-            Problem(self.filename, self.line_of(path), f"{_dotted(path)}: {message}", warning)
-        )
-
-    # -- typed getters ------------------------------------------------------
-    def mapping(self, value: object, path: Path_, allowed: frozenset[str]) -> dict[str, object]:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            self.error(path, "expected a mapping")
-            return {}
-        for key in value:
-            if key not in allowed:
-                self.error((*path, str(key)), "unknown key")
-        return {str(k): v for k, v in value.items()}
-
-    def sequence(self, value: object, path: Path_) -> list[object]:
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            self.error(path, "expected a list")
-            return []
-        return value
-
-    def each(self, value: object, path: Path_, conv: Callable[[object], T]) -> list[T]:
-        """A list converted item by item; an item that does not convert is reported and left out."""
-        out: list[T] = []
-        for i, item in enumerate(self.sequence(value, path)):
-            if item is None:
-                continue
-            try:
-                out.append(conv(item))
-            except (TypeError, ValueError) as exc:
-                self.error((*path, i), str(exc))
-        return out
-
-    def get(
-        self, m: dict[str, object], key: str, path: Path_, conv: Callable[[object], T], default: T
-    ) -> T:
-        if key not in m or m[key] is None:
-            return default
-        try:
-            return conv(m[key])
-        except (TypeError, ValueError) as exc:
-            self.error((*path, key), str(exc))
-            return default
-
-    def required(
-        self, m: dict[str, object], key: str, path: Path_, conv: Callable[[object], T]
-    ) -> T | _Missing:
-        if key not in m or m[key] is None:
-            self.error((*path, key), "required")
-            return _MISSING
-        try:
-            return conv(m[key])
-        except (TypeError, ValueError) as exc:
-            self.error((*path, key), str(exc))
-            return _MISSING
-
-
-def _dotted(path: Path_) -> str:
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif not _PLAIN_KEY.fullmatch(part):
-            out += f"[{part!r}]"  # a key like " " or "a.b" would read as something else
-        else:
-            out += f".{part}" if out else part
-    return out or "(document)"
-
-
-def _field_path(field: str) -> Path_:
-    return tuple(int(index) if index else name for name, index in _FIELD_PART.findall(field))
-
-
-# -- converters: raise ValueError with a message that completes "<path>: …" --
-def _str(v: object) -> str:
-    if isinstance(v, bool) or not isinstance(v, str | int | float):
-        raise ValueError(f"expected a string, got {type(v).__name__}")
-    return str(v)
-
-
-def _shown(v: object) -> str:
-    """A value as a message quotes it: short, and never a wall of text."""
-    return reprlib.repr(v) if not isinstance(v, str) else reprlib.repr(v)[1:-1]
-
-
-def _int(v: object) -> int:
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise ValueError(f"expected an integer, got {reprlib.repr(v)}")
-    return v
-
-
-def _bool(v: object) -> bool:
-    if isinstance(v, bool):
-        return v
-    if isinstance(v, int) and v in (0, 1):
-        return bool(v)
-    raise ValueError(f"expected true or false, got {reprlib.repr(v)}")
-
-
-def _time(v: object) -> int:
-    """An integer is milliseconds; a string needs a unit: s, ms or us."""
-    if isinstance(v, int) and not isinstance(v, bool):
-        if v < 0:
-            raise ValueError(f"[{v}] must not be negative")
-        return v
-    if isinstance(v, str):
-        m = _YAML_TIME.fullmatch(v.strip())
-        ms = float(m.group(1)) * _TIME_SCALE[m.group(2)] + 0.5 if m else math.nan
-        if math.isfinite(ms):
-            return int(ms)
-        if m:
-            raise ValueError(f"[{_shown(v)}] is too large")
-    raise ValueError(
-        f"[{_shown(v)}] is not a time: use milliseconds, or a string like 2s, 500ms, 250us"
-    )
-
-
-def _secret_text(v: object) -> bytes:
-    # An unquoted 0777 or 1e10 would reach us as a number, not the key as typed.
-    if not isinstance(v, str):
-        raise ValueError("must be a quoted string (an unquoted number would change the key)")
-    return v.encode("utf-8")
-
-
-def _secret_b64(v: object) -> bytes:
-    if not isinstance(v, str):
-        raise ValueError("must be a base64 string")
-    try:
-        return base64.b64decode(v, validate=True)
-    except ValueError:
-        raise ValueError("is not valid base64") from None
-
-
-def _node_name(v: object) -> str:
-    name = ascii_lower(_str(v))
-    if not name or any(c.isspace() for c in name):
-        raise ValueError(f"[{name}] is not a node name")
-    return name
-
-
-def _choice(enum: type[E], aliases: dict[bool, str] | None = None) -> Callable[[object], E]:
-    def conv(v: object) -> E:
-        # YAML 1.1 reads a bare off/on as booleans; accept what the user meant.
-        if aliases and isinstance(v, bool):
-            v = aliases[v]
-        for member in enum:
-            if member.value == v:
-                return member
-        names = ", ".join(e.value for e in enum)
-        raise ValueError(f"[{_shown(v)}] is not one of {names}")
-
-    return conv
-
-
 _TOP = frozenset(
     {
         "node",
@@ -427,40 +233,40 @@ _HBMON = frozenset(
 _TLS = frozenset({"cert", "key"})
 
 
-def _timers(r: _Reader, doc: dict[str, object]) -> Timers:
+def _timers(r: Reader, doc: dict[str, object]) -> Timers:
     m = r.mapping(doc.get("timers"), ("timers",), _TIMERS)
     p: Path_ = ("timers",)
-    keepalive = r.get(m, "keepalive", p, _time, DEFAULT_KEEPALIVE_MS)
-    deadtime = r.get(m, "deadtime", p, _time, DEFAULT_DEADTIME_MS)
+    keepalive = r.get(m, "keepalive", p, as_time, DEFAULT_KEEPALIVE_MS)
+    deadtime = r.get(m, "deadtime", p, as_time, DEFAULT_DEADTIME_MS)
     return Timers(
         keepalive_ms=keepalive,
         deadtime_ms=deadtime,
-        warntime_ms=r.get(m, "warntime", p, _time, default_warntime_ms(deadtime)),
-        initdead_ms=r.get(m, "initdead", p, _time, default_initdead_ms(deadtime)),
-        deadping_ms=r.get(m, "deadping", p, _time, deadtime),
+        warntime_ms=r.get(m, "warntime", p, as_time, default_warntime_ms(deadtime)),
+        initdead_ms=r.get(m, "initdead", p, as_time, default_initdead_ms(deadtime)),
+        deadping_ms=r.get(m, "deadping", p, as_time, deadtime),
     )
 
 
-def _media(r: _Reader, doc: dict[str, object], udpport: int) -> tuple[Medium, ...]:
+def _media(r: Reader, doc: dict[str, object], udpport: int) -> tuple[Medium, ...]:
     out: list[Medium] = []
     for i, item in enumerate(r.sequence(doc.get("media"), ("media",))):
         p: Path_ = ("media", i)
         m = r.mapping(item, p, _MEDIUM)
-        kind = r.required(m, "type", p, _str)
-        iface = r.required(m, "iface", p, _str)
-        port = r.get(m, "port", p, _int, udpport)
-        if isinstance(kind, _Missing) or isinstance(iface, _Missing):
+        kind = r.required(m, "type", p, as_str)
+        iface = r.required(m, "iface", p, as_str)
+        port = r.get(m, "port", p, as_int, udpport)
+        if isinstance(kind, Missing) or isinstance(iface, Missing):
             continue
         if kind == "ucast":
-            peer = r.required(m, "peer", p, _str)
-            if not isinstance(peer, _Missing):
+            peer = r.required(m, "peer", p, as_str)
+            if not isinstance(peer, Missing):
                 out.append(UcastMedium(iface=iface, peer=peer, port=port))
         elif kind == "bcast":
             out.append(BcastMedium(iface=iface, port=port))
         elif kind == "mcast":
-            group = r.required(m, "group", p, _str)
-            ttl = r.required(m, "ttl", p, _int)
-            loop = r.required(m, "loop", p, _bool)
+            group = r.required(m, "group", p, as_str)
+            ttl = r.required(m, "ttl", p, as_int)
+            loop = r.required(m, "loop", p, as_bool)
             if isinstance(group, str) and isinstance(ttl, int) and isinstance(loop, bool):
                 out.append(McastMedium(iface=iface, group=group, port=port, ttl=ttl, loop=loop))
         else:
@@ -468,7 +274,7 @@ def _media(r: _Reader, doc: dict[str, object], udpport: int) -> tuple[Medium, ..
     return tuple(out)
 
 
-def _ping_nodes(r: _Reader, doc: dict[str, object]) -> tuple[PingNode, ...]:
+def _ping_nodes(r: Reader, doc: dict[str, object]) -> tuple[PingNode, ...]:
     out: list[PingNode] = []
     for i, item in enumerate(r.sequence(doc.get("ping_nodes"), ("ping_nodes",))):
         p: Path_ = ("ping_nodes", i)
@@ -476,42 +282,42 @@ def _ping_nodes(r: _Reader, doc: dict[str, object]) -> tuple[PingNode, ...]:
             out.append(PingNode(name=item, addresses=(item,)))
             continue
         m = r.mapping(item, p, _PING)
-        name = r.required(m, "name", p, _node_name)
-        addresses = tuple(r.each(m.get("addresses"), (*p, "addresses"), _str))
-        group = r.get(m, "group", p, _bool, True)
-        if not isinstance(name, _Missing):
+        name = r.required(m, "name", p, node_name)
+        addresses = tuple(r.each(m.get("addresses"), (*p, "addresses"), as_str))
+        group = r.get(m, "group", p, as_bool, True)
+        if not isinstance(name, Missing):
             out.append(PingNode(name=name, addresses=addresses or (name,), group=group))
     return tuple(out)
 
 
-def _auth(r: _Reader, doc: dict[str, object]) -> AuthConfig | None:
+def _auth(r: Reader, doc: dict[str, object]) -> AuthConfig | None:
     if "auth" not in doc:
         r.error(("auth",), "required: the authentication keys")
         return None
     m = r.mapping(doc.get("auth"), ("auth",), _AUTH)
-    active = r.required(m, "active", ("auth",), _int)
+    active = r.required(m, "active", ("auth",), as_int)
     keys: list[AuthKey] = []
     for i, item in enumerate(r.sequence(m.get("keys"), ("auth", "keys"))):
         p: Path_ = ("auth", "keys", i)
         k = r.mapping(item, p, _KEY)
-        index = r.required(k, "index", p, _int)
-        method = r.required(k, "method", p, _choice(AuthMethod))
-        secret = r.get(k, "secret", p, _secret_text, b"")
+        index = r.required(k, "index", p, as_int)
+        method = r.required(k, "method", p, choice(AuthMethod))
+        secret = r.get(k, "secret", p, secret_text, b"")
         if "secret_base64" in k:
-            secret = r.get(k, "secret_base64", p, _secret_b64, b"")
+            secret = r.get(k, "secret_base64", p, secret_b64, b"")
         if isinstance(index, int) and isinstance(method, AuthMethod):
             keys.append(AuthKey(index=index, method=method, secret=secret))
-    if isinstance(active, _Missing):
+    if isinstance(active, Missing):
         return None
     return AuthConfig(active=active, keys=tuple(keys))
 
 
-def _resources(r: _Reader, doc: dict[str, object]) -> tuple[ResourceGroup, ...]:
+def _resources(r: Reader, doc: dict[str, object]) -> tuple[ResourceGroup, ...]:
     out: list[ResourceGroup] = []
     for i, item in enumerate(r.sequence(doc.get("resources"), ("resources",))):
         p: Path_ = ("resources", i)
         m = r.mapping(item, p, _GROUP)
-        node = r.required(m, "node", p, _node_name)
+        node = r.required(m, "node", p, node_name)
         resources: list[Resource] = []
         for j, res in enumerate(r.sequence(m.get("resources"), (*p, "resources"))):
             rp: Path_ = (*p, "resources", j)
@@ -519,45 +325,45 @@ def _resources(r: _Reader, doc: dict[str, object]) -> tuple[ResourceGroup, ...]:
                 resources.append(parse_resource(res))
                 continue
             rm = r.mapping(res, rp, _RESOURCE)
-            agent = r.required(rm, "agent", rp, _str)
-            args = tuple(r.each(rm.get("args"), (*rp, "args"), _str))
-            if not isinstance(agent, _Missing):
+            agent = r.required(rm, "agent", rp, as_str)
+            args = tuple(r.each(rm.get("args"), (*rp, "args"), as_str))
+            if not isinstance(agent, Missing):
                 resources.append(Resource(agent=agent, args=args))
-        if not isinstance(node, _Missing):
+        if not isinstance(node, Missing):
             out.append(ResourceGroup(node=node, resources=tuple(resources), line=r.line_of(p)))
     return tuple(out)
 
 
-def _logging(r: _Reader, doc: dict[str, object]) -> LogSettings:
+def _logging(r: Reader, doc: dict[str, object]) -> LogSettings:
     base = LogSettings()
     m = r.mapping(doc.get("logging"), ("logging",), _LOGGING)
     p: Path_ = ("logging",)
-    logfile = r.get(m, "logfile", p, _str, "")
-    debugfile = r.get(m, "debugfile", p, _str, "")
+    logfile = r.get(m, "logfile", p, as_str, "")
+    debugfile = r.get(m, "debugfile", p, as_str, "")
     return LogSettings(
-        logfacility=r.get(m, "logfacility", p, _str, base.logfacility or "") or None,
+        logfacility=r.get(m, "logfacility", p, as_str, base.logfacility or "") or None,
         logfile=Path(logfile) if logfile else None,
         debugfile=Path(debugfile) if debugfile else None,
-        use_logd=r.get(m, "use_logd", p, _bool, base.use_logd),
-        debug=r.get(m, "debug", p, _int, base.debug),
+        use_logd=r.get(m, "use_logd", p, as_bool, base.use_logd),
+        debug=r.get(m, "debug", p, as_int, base.debug),
     )
 
 
-def _hbmon(r: _Reader, doc: dict[str, object]) -> HbmonSettings:
+def _hbmon(r: Reader, doc: dict[str, object]) -> HbmonSettings:
     base = HbmonSettings()
     p: Path_ = ("hbmon",)
     m = r.mapping(doc.get("hbmon"), p, _HBMON)
     tls = r.mapping(m.get("tls"), (*p, "tls"), _TLS)
-    cert = r.get(tls, "cert", (*p, "tls"), _str, "")
-    key = r.get(tls, "key", (*p, "tls"), _str, "")
-    web_config = r.get(m, "web_config", p, _str, "")
+    cert = r.get(tls, "cert", (*p, "tls"), as_str, "")
+    key = r.get(tls, "key", (*p, "tls"), as_str, "")
+    web_config = r.get(m, "web_config", p, as_str, "")
     return HbmonSettings(
-        metrics_address=r.get(m, "metrics_address", p, _str, base.metrics_address),
-        state_dir=Path(r.get(m, "state_dir", p, _str, str(base.state_dir))),
-        run_dir=Path(r.get(m, "run_dir", p, _str, str(base.run_dir))),
-        quorum_policy=r.get(m, "quorum_policy", p, _choice(QuorumPolicy), base.quorum_policy),
+        metrics_address=r.get(m, "metrics_address", p, as_str, base.metrics_address),
+        state_dir=Path(r.get(m, "state_dir", p, as_str, str(base.state_dir))),
+        run_dir=Path(r.get(m, "run_dir", p, as_str, str(base.run_dir))),
+        quorum_policy=r.get(m, "quorum_policy", p, choice(QuorumPolicy), base.quorum_policy),
         failback_stickiness_ms=r.get(
-            m, "failback_stickiness", p, _time, base.failback_stickiness_ms
+            m, "failback_stickiness", p, as_time, base.failback_stickiness_ms
         ),
         tls_cert=Path(cert) if cert else None,
         tls_key=Path(key) if key else None,
@@ -565,7 +371,7 @@ def _hbmon(r: _Reader, doc: dict[str, object]) -> HbmonSettings:
     )
 
 
-def _raw(r: _Reader, doc: dict[str, object]) -> tuple[tuple[str, str], ...]:
+def _raw(r: Reader, doc: dict[str, object]) -> tuple[tuple[str, str], ...]:
     out: list[tuple[str, str]] = []
     for i, item in enumerate(r.sequence(doc.get("raw"), ("raw",))):
         if isinstance(item, list) and len(item) == 2 and all(isinstance(x, str) for x in item):
@@ -602,20 +408,20 @@ def from_yaml(
     except (yaml.YAMLError, ValueError, RecursionError) as exc:
         # The composed tree was fine, a value was not (a date with month 13, an
         # integer of 5000 digits): name the line of the first scalar that fails.
-        line, reason = _unreadable(root, exc)
+        line, reason = unreadable(root, exc)
         return None, [Problem(filename, line, f"YAML value cannot be read: {reason}")]
-    r = _Reader(filename, root)
+    r = Reader(filename, root)
     if not isinstance(data, dict):
         r.error((), "expected a mapping at the top of the file")
         return None, r.problems
     doc = r.mapping(data, (), _TOP)
 
-    udpport = r.get(doc, "udpport", (), _int, DEFAULT_UDPPORT)
-    nodes = tuple(r.each(doc.get("nodes"), ("nodes",), _node_name))
+    udpport = r.get(doc, "udpport", (), as_int, DEFAULT_UDPPORT)
+    nodes = tuple(r.each(doc.get("nodes"), ("nodes",), node_name))
     local = (
         local_node_name(None, node)
         if node
-        else r.get(doc, "node", (), _node_name, local_node_name(None))
+        else r.get(doc, "node", (), node_name, local_node_name(None))
     )
     auth = _auth(r, doc)
     cfg = Config(
@@ -631,12 +437,14 @@ def from_yaml(
             doc,
             "auto_failback",
             (),
-            _choice(AutoFailback, {True: "on", False: "off"}),
+            choice(AutoFailback, {True: "on", False: "off"}),
             _model_default("auto_failback", AutoFailback),
         ),
-        msgfmt=r.get(doc, "msgfmt", (), _choice(WireFormat), _model_default("msgfmt", WireFormat)),
-        hopfudge=r.get(doc, "hopfudge", (), _int, DEFAULT_HOPFUDGE),
-        max_rexmit_delay_ms=r.get(doc, "max_rexmit_delay", (), _time, DEFAULT_MAX_REXMIT_DELAY_MS),
+        msgfmt=r.get(doc, "msgfmt", (), choice(WireFormat), _model_default("msgfmt", WireFormat)),
+        hopfudge=r.get(doc, "hopfudge", (), as_int, DEFAULT_HOPFUDGE),
+        max_rexmit_delay_ms=r.get(
+            doc, "max_rexmit_delay", (), as_time, DEFAULT_MAX_REXMIT_DELAY_MS
+        ),
         logging=_logging(r, doc),
         hbmon=_hbmon(r, doc),
         raw=_raw(r, doc),
@@ -644,33 +452,10 @@ def from_yaml(
     for finding in check_config(cfg):
         if auth is None and finding.field.startswith("auth"):
             continue
-        r.error(_field_path(finding.field), finding.message, finding.warning)
+        r.error(field_path(finding.field), finding.message, finding.warning)
     if has_errors(r.problems):
         return None, r.problems
     return cfg, r.problems
-
-
-def _unreadable(root: yaml.Node | None, exc: BaseException) -> tuple[int, str]:
-    """(line, reason) of the first scalar that SafeLoader cannot construct."""
-    import yaml
-
-    constructor = yaml.SafeLoader("")
-    todo = [root] if root is not None else []
-    while todo:
-        node = todo.pop(0)
-        if isinstance(node, yaml.ScalarNode):
-            try:
-                constructor.construct_object(node, deep=True)
-            except (yaml.YAMLError, ValueError) as bad:
-                reason = getattr(bad, "problem", None) or str(bad)
-                return node.start_mark.line + 1, reason.split(";")[0]
-        elif isinstance(node, yaml.SequenceNode):
-            todo.extend(node.value)
-        elif isinstance(node, yaml.MappingNode):
-            todo.extend(n for pair in node.value for n in pair)
-    if isinstance(exc, RecursionError):
-        return 0, "nested too deeply"
-    return 0, (getattr(exc, "problem", None) or str(exc)).split(";")[0]
 
 
 def load_yaml_file(path: Path, node: str | None = None) -> tuple[Config | None, list[Problem]]:
