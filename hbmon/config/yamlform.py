@@ -394,8 +394,11 @@ def from_yaml(
     """Parse the YAML form; `node` (from --node) wins over the file's `node:` key."""
     import yaml  # deferred: ~1 MiB an agent without YAML never needs
 
+    # One pass: compose the node tree (its marks give each field's line), then
+    # build the data from it, as yaml.safe_load does inside.
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        loader = yaml.SafeLoader(text)  # it already refuses a control character
+        root = loader.get_single_node()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 0
@@ -404,12 +407,14 @@ def from_yaml(
     except RecursionError:
         return None, [Problem(filename, 0, "YAML nested too deeply")]
     try:
-        data: object = yaml.safe_load(text)
+        data: object = None if root is None else loader.construct_document(root)
     except (yaml.YAMLError, ValueError, RecursionError) as exc:
-        # The composed tree was fine, a value was not (a date with month 13, an
-        # integer of 5000 digits): name the line of the first scalar that fails.
+        # The tree was fine, a value was not (a date with month 13, an integer
+        # of 5000 digits): name the line of the first scalar that fails.
         line, reason = unreadable(root, exc)
         return None, [Problem(filename, line, f"YAML value cannot be read: {reason}")]
+    finally:
+        loader.dispose()
     r = Reader(filename, root)
     if not isinstance(data, dict):
         r.error((), "expected a mapping at the top of the file")

@@ -37,17 +37,17 @@ from hbmon.config.model import Config
 from hbmon.config.problems import Problem, has_errors
 
 EXAMPLES = {
-    "hacf_bytes": 1500,
-    "hacf_soup": 1500,
+    "hacf_bytes": 1000,
+    "hacf_soup": 500,
     "authkeys_bytes": 1000,
-    "authkeys_soup": 1000,
+    "authkeys_soup": 400,
     "haresources_bytes": 1000,
-    "haresources_soup": 1000,
-    "hadir": 300,
-    "yaml_shaped": 1000,
-    "yaml_free": 500,
-    "yaml_text": 500,
-    "yaml_file": 200,
+    "haresources_soup": 400,
+    "hadir": 150,
+    "yaml_shaped": 600,
+    "yaml_free": 300,
+    "yaml_text": 300,
+    "yaml_file": 100,
 }
 
 
