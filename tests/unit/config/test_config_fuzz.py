@@ -16,6 +16,8 @@ inputs every time. `EXAMPLES` is the number of inputs per test.
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -380,3 +382,25 @@ def test_hacf_inputs_that_crashed(data: bytes, expected: str) -> None:
 def test_leading_zeros_still_read_as_heartbeat_reads_them() -> None:
     result, problems = parse_hacf(b"hopfudge " + b"0" * 5000 + b"7\n", "ha.cf")
     assert (result.hopfudge, problems) == (7, [])
+
+
+def test_config_check_prints_file_line_not_a_traceback(tmp_path: Path) -> None:
+    """`hbmon config check` on the YAML of issue 12, end to end."""
+    path = tmp_path / "hbmon.yaml"
+    path.write_text(
+        "nodes: [alpha, beta]\n"
+        "media: [{type: bcast, iface: eth0}]\n"
+        'auth: {active: 1, keys: [{index: 1, method: sha1, secret: "k"}]}\n'
+        "ping_nodes: [{name: gw, addresses: [[1]]}]\n"
+    )
+    path.chmod(0o600)
+    argv = ["config", "check", "--config", str(path), "--node", "alpha"]
+    res = subprocess.run(
+        [sys.executable, "-m", "hbmon", *argv], capture_output=True, text=True, timeout=60
+    )
+    assert res.returncode == 1
+    assert "Traceback" not in res.stderr
+    *problems, summary = res.stderr.splitlines()
+    assert problems[0] == f"{path}:4: ping_nodes[0].addresses[0]: expected a string, got list"
+    assert all(PROBLEM.fullmatch(p) and p.startswith(f"{path}:") for p in problems), problems
+    assert summary.startswith("configuration invalid: ")
