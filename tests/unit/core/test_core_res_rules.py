@@ -10,7 +10,6 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Any
 
-import factstools
 import pytest
 from factstools import facts, free, group, peer
 from hypothesis import given, settings
@@ -40,8 +39,6 @@ from hbmon.core.facts import (
     Unowned,
     Wish,
 )
-
-SETTLE, HOLD = factstools.SETTLE, factstools.HOLD
 
 
 def settle(rule: rules.Rule, f: Facts) -> tuple[Facts, list[Wish]]:
