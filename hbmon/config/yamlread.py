@@ -167,7 +167,7 @@ def as_int(v: object) -> int:
 def as_bool(v: object) -> bool:
     if isinstance(v, bool):
         return v
-    if isinstance(v, int) and v in (0, 1):
+    if v in (0, 1):
         return bool(v)
     raise ValueError(f"expected true or false, got {reprlib.repr(v)}")
 
