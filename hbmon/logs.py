@@ -133,6 +133,17 @@ IDENT = "hbmon"
 DROP_WINDOW_S = 10.0
 
 
+def _loguru_version() -> tuple[int, ...]:
+    from loguru import __version__
+
+    return tuple(int(part) for part in re.findall(r"\d+", __version__)[:2])
+
+
+# loguru >= 0.7 reopens a file that logrotate moved away (`watch`); 0.6 (Debian 12)
+# cannot, so the shipped logrotate file truncates in place (copytruncate) instead.
+_REOPEN_IF_MOVED: dict[str, bool] = {"watch": True} if _loguru_version() >= (0, 7) else {}
+
+
 # ------------------------------------------------------------------ wording --
 def _ms(seconds: float) -> int:
     return round(seconds * 1000)
@@ -658,9 +669,9 @@ class LogSink:
                     colorize=False,
                     backtrace=False,
                     diagnose=False,  # never print local variables (keys) in tracebacks
-                    watch=True,  # reopen after logrotate moved the file
                     encoding="utf-8",
                     catch=True,
+                    **_REOPEN_IF_MOVED,
                 )
             )
         except OSError as exc:
@@ -669,6 +680,10 @@ class LogSink:
     def _open_syslog(self) -> list[str]:
         facility_name = self.settings.logfacility
         if not facility_name or facility_name == "none":
+            return []
+        if self.journal:
+            # /dev/log is journald's socket too: each line would be stored twice.
+            # The journal forwards stderr lines to syslog with the unit's SyslogFacility=.
             return []
         facility = SysLogHandler.facility_names.get(facility_name.lower())
         if facility is None:

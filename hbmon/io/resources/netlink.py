@@ -8,6 +8,7 @@ with the kernel's errno, so callers never import pyroute2.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import importlib.util
 import socket
@@ -15,6 +16,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from types import ModuleType
 from typing import Any, Protocol
 
@@ -61,7 +63,46 @@ def _import_pyroute2() -> ModuleType:
     return importlib.import_module("pyroute2.iproute.linux")
 
 
-AsyncIPRoute: Any = _import_pyroute2().AsyncIPRoute
+class _ThreadedIPRoute:
+    """AsyncIPRoute's calls over the blocking IPRoute, each in a worker thread, for
+    pyroute2 < 0.9 (Debian 12 ships 0.7.2), which has no asyncio API."""
+
+    def __init__(self, sync_class: Any) -> None:
+        self._ipr = sync_class()
+
+    async def __aenter__(self) -> _ThreadedIPRoute:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._ipr.close()
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._ipr, name)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            result = await asyncio.to_thread(method, *args, **kwargs)
+            return _Replies(result) if isinstance(result, list | tuple) else result
+
+        return call
+
+
+class _Replies(list[Any]):
+    """A reply list that also iterates asynchronously, as the asyncio API's dumps do
+    (`link_lookup` answers are indexed, dumps are iterated with `async for`)."""
+
+    async def __aiter__(self) -> AsyncIterator[Any]:
+        for item in self:
+            yield item
+
+
+def _async_iproute() -> Any:
+    linux = _import_pyroute2()
+    if hasattr(linux, "AsyncIPRoute"):
+        return linux.AsyncIPRoute
+    return partial(_ThreadedIPRoute, linux.IPRoute)
+
+
+AsyncIPRoute: Any = _async_iproute()
 from pyroute2.netlink.exceptions import NetlinkError  # noqa: E402
 
 RT_TABLE_MAIN = 254
@@ -123,14 +164,14 @@ def _os_error(exc: NetlinkError) -> OSError:
 
 
 def _link(msg: Any) -> Link:
-    mac_text = msg.get("IFLA_ADDRESS") or ""
+    mac_text = msg.get_attr("IFLA_ADDRESS") or ""
     try:
         mac = bytes.fromhex(mac_text.replace(":", "")) if mac_text else b""
     except ValueError:
         mac = b""
     return Link(
         index=int(msg["index"]),
-        name=str(msg.get("IFLA_IFNAME")),
+        name=str(msg.get_attr("IFLA_IFNAME")),
         mac=mac,
         up=bool(int(msg["flags"]) & IFF_UP),
     )
@@ -173,10 +214,10 @@ class PyRoute2:
         out: list[Addr] = []
         async with self._ipr() as ipr:
             async for msg in await ipr.addr("dump"):
-                address = msg.get("IFA_ADDRESS")
+                address = msg.get_attr("IFA_ADDRESS")
                 if msg["family"] == socket.AF_INET:
                     # IFA_LOCAL is the address itself on point-to-point links.
-                    address = msg.get("IFA_LOCAL") or address
+                    address = msg.get_attr("IFA_LOCAL") or address
                 if address is None:
                     continue
                 out.append(
@@ -185,7 +226,7 @@ class PyRoute2:
                         family=int(msg["family"]),
                         address=str(address),
                         prefixlen=int(msg["prefixlen"]),
-                        label=msg.get("IFA_LABEL"),
+                        label=msg.get_attr("IFA_LABEL"),
                     )
                 )
         return out
@@ -194,11 +235,11 @@ class PyRoute2:
         out: list[Route] = []
         async with self._ipr() as ipr:
             async for msg in await ipr.route("dump", family=family):
-                table = msg.get("RTA_TABLE") or msg["table"]
+                table = msg.get_attr("RTA_TABLE") or msg["table"]
                 if table != RT_TABLE_MAIN or msg["type"] != RTN_UNICAST:
                     continue
-                dst = msg.get("RTA_DST") or ("0.0.0.0" if family == socket.AF_INET else "::")
-                oif = msg.get("RTA_OIF")
+                dst = msg.get_attr("RTA_DST") or ("0.0.0.0" if family == socket.AF_INET else "::")
+                oif = msg.get_attr("RTA_OIF")
                 out.append(
                     Route(
                         family=family,

@@ -222,6 +222,25 @@ def test_syslog_datagrams_carry_facility_priority_and_heartbeat_body(
     assert second.endswith("info: Link solr2:em1 up.")
 
 
+def test_no_syslog_copy_when_stderr_is_the_journal(sinks: list[LogSink], tmp_path: Path) -> None:
+    """Under systemd, /dev/log is journald's socket: a syslog copy would store each line
+    twice (issue 11). The journal forwards stderr to syslog with the unit's facility."""
+    path = str(tmp_path / "log.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(path)
+    server.setblocking(False)
+    try:
+        sink, buf = start(
+            sinks, settings=LogSettings(logfacility="local0"), syslog_address=path, journal=True
+        )
+        sink.log_effect(LATE)
+        with pytest.raises(BlockingIOError):
+            server.recv(9000)
+    finally:
+        server.close()
+    assert buf.getvalue().splitlines() == ["<4>WARN: Late heartbeat: Node solr2: interval 2380 ms"]
+
+
 def test_missing_dev_log_warns_once_on_stderr(sinks: list[LogSink], tmp_path: Path) -> None:
     sink, buf = start(
         sinks, settings=LogSettings(logfacility="local0"), syslog_address=str(tmp_path / "none")
