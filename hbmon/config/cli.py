@@ -29,6 +29,7 @@ from hbmon.config.hadir import HARESOURCES
 from hbmon.config.loader import YAML_SUFFIXES, load_any
 from hbmon.config.model import DEFAULT_CONFIG_DIR, DEFAULT_INIT_DIR, DEFAULT_OCF_ROOT, Config
 from hbmon.config.problems import Problem, has_errors
+from hbmon.config.sandbox import sandbox_need
 from hbmon.config.show import config_to_dict, config_to_text
 from hbmon.config.yamlform import to_yaml
 
@@ -160,6 +161,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         f" warntime {t.warntime_ms}ms, deadtime {t.deadtime_ms}ms,"
         f" initdead {t.initdead_ms}ms; {warnings} warning(s)"
     )
+    print(sandbox_need(cfg).describe())
     return 0
 
 

@@ -36,9 +36,33 @@ def test_check_reference_pair(
     assert run(["config", "check", "--config-dir", str(d), "--node", node]) == 0
     out, err = capsys.readouterr()
     assert out.startswith(f"configuration OK: node {node}, 2 nodes, 1 ping nodes")
-    assert out.count("\n") == 1
+    # The reference pair only moves an address: the hardened unit runs it.
+    assert out.splitlines()[1] == (
+        "systemd: the hardened hbmon.service runs these resources"
+        " (addresses and systemd units only)"
+    )
+    assert out.count("\n") == 2
     assert all(": warning: " in line for line in err.splitlines())
     assert SECRET not in out + err
+
+
+def test_check_names_the_resources_that_need_the_classic_drop_in(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    d = solr_dir(tmp_path, "solr1")
+    (d / "haresources").write_text(
+        "# v1 stack\n"
+        "solr2 IPaddr2::10.1.201.80/24/em1 systemd:solr\n"
+        "solr1 IPaddr::10.1.201.81 Filesystem::/dev/drbd0::/data::ext4 apache\n"
+    )
+    assert run(["config", "check", "--config-dir", str(d), "--node", "solr1"]) == 0
+    out, _ = capsys.readouterr()
+    assert out.splitlines()[1] == (
+        "systemd: Filesystem::/dev/drbd0::/data::ext4 (line 3), apache (line 3) run as"
+        " scripts: install /usr/share/hbmon/systemd/classic-resources.conf into"
+        " /etc/systemd/system/hbmon.service.d/ (classic resources; the hardened unit"
+        " would refuse them)"
+    )
 
 
 def test_check_invalid_exit_1_problems_on_stderr(

@@ -11,7 +11,7 @@ import pytest
 from deliv_tools import DOCS, ROOT, need, run
 
 UNIT = ROOT / "systemd" / "hbmon.service"
-EXEC = "/usr/local/bin/hbmon"
+EXEC = "/usr/bin/hbmon"
 MAX_EXPOSURE = 3.0
 
 

@@ -1,0 +1,54 @@
+"""Which systemd sandbox a configuration's resources can run in.
+
+The shipped hbmon.service is hardened for address-only clusters: hbmon moves
+IPaddr/IPaddr2 addresses itself (netlink, capabilities CAP_NET_*), and
+`systemd:UNIT` resources start services in units of their own. Any other
+resource is a script (resource.d, /etc/init.d, a resource agent) that may mount
+file systems, write pid files, start daemons or use setuid helpers, which the
+hardened unit forbids: those need the classic-resources drop-in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hbmon.config.model import Config
+
+# Agents the hardened unit runs: hbmon's own address handling and systemd units.
+HARDENED_AGENTS = frozenset({"IPaddr", "IPaddr2"})
+SYSTEMD_PREFIX = "systemd:"
+DROP_IN = "/usr/share/hbmon/systemd/classic-resources.conf"
+DROP_IN_DIR = "/etc/systemd/system/hbmon.service.d/"
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxNeed:
+    """`scripts`: (haresources line, resource) pairs the hardened unit cannot run."""
+
+    scripts: tuple[tuple[int, str], ...]
+
+    @property
+    def hardened(self) -> bool:
+        return not self.scripts
+
+    def describe(self) -> str:
+        if self.hardened:
+            return (
+                "systemd: the hardened hbmon.service runs these resources"
+                " (addresses and systemd units only)"
+            )
+        listed = ", ".join(f"{r} (line {line})" for line, r in self.scripts)
+        return (
+            f"systemd: {listed} run as scripts: install {DROP_IN} into {DROP_IN_DIR}"
+            " (classic resources; the hardened unit would refuse them)"
+        )
+
+
+def sandbox_need(cfg: Config) -> SandboxNeed:
+    scripts = tuple(
+        (group.line, str(res))
+        for group in cfg.resources
+        for res in group.resources
+        if res.agent not in HARDENED_AGENTS and not res.agent.startswith(SYSTEMD_PREFIX)
+    )
+    return SandboxNeed(scripts)
