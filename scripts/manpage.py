@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hbmon import __version__  # noqa: E402
-from hbmon.cli import build_parser  # noqa: E402
+from hbmon import __version__
+from hbmon.cli import build_parser
 
 DESCRIPTION = """\
 hbmon is a failover agent for a pair of Linux servers that share floating

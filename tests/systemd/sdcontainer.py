@@ -67,7 +67,7 @@ def cgroup2_root() -> Path:
     """Where a cgroup2 hierarchy is mounted: /sys/fs/cgroup (unified) or
     /sys/fs/cgroup/unified (hybrid, as on this CI machine)."""
     for candidate in (Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/unified")):
-        if (candidate / "cgroup.procs").exists() and (candidate / "cgroup.subtree_control").exists():
+        if all((candidate / f).exists() for f in ("cgroup.procs", "cgroup.subtree_control")):
             return candidate
     raise RuntimeError("no cgroup2 hierarchy mounted (needed for systemd in a container)")
 

@@ -116,9 +116,7 @@ class Layer:
 def layers() -> dict[str, Layer]:
     deps = hbmon_depends()
     minbase = Layer("minbase", None)
-    boot = Layer(
-        "boot", minbase, packages=BOOT_PACKAGES, download_only=deps, masked=MASKED
-    )
+    boot = Layer("boot", minbase, packages=BOOT_PACKAGES, download_only=deps, masked=MASKED)
     cluster = Layer(
         "cluster",
         boot,
