@@ -7,6 +7,7 @@ Three layers, each built from the one before and cached under
   minimal Debian 12.
 * `boot`: minbase + systemd and dbus: the smallest root that boots. Its apt
   cache already holds every .deb that hbmon's Depends (debian/control) pull in,
+  Recommends included as apt's default,
   so a container without network installs the package with apt as a fresh
   machine would (tests/systemd/test_package_install.py).
 * `cluster`: boot + hbmon's dependencies, heartbeat (disabled: the migration and
@@ -46,7 +47,7 @@ SOURCES = (
     f"deb http://deb.debian.org/debian-security {SUITE}-security main\n"
 )
 # Bump when the build steps below change meaning.
-LAYOUT = 3
+LAYOUT = 4
 
 BOOT_PACKAGES = ("systemd", "dbus")
 # What the cluster tests use beyond hbmon's Depends: heartbeat (coexistence),
@@ -164,10 +165,11 @@ def _build(layer: Layer, target: Path, parent: Path | None) -> None:
     policy.chmod(0o755)
     try:
         shutil.copy("/etc/resolv.conf", target / "etc/resolv.conf")
-        apt = "apt-get -y -qq --no-install-recommends -o Dpkg::Use-Pty=0"
+        apt = "apt-get -y -qq -o Dpkg::Use-Pty=0"
         if layer.packages:
-            _chroot(target, f"{apt} install {' '.join(layer.packages)} >/dev/null")
+            _chroot(target, f"{apt} --no-install-recommends install {' '.join(layer.packages)}")
         if layer.download_only:
+            # With Recommends, as `apt install ./hbmon_*.deb` on a fresh machine.
             _chroot(target, f"{apt} install --download-only {' '.join(layer.download_only)}")
         if layer.masked:
             _chroot(target, f"systemctl mask {' '.join(layer.masked)} >/dev/null 2>&1")
