@@ -69,7 +69,16 @@ class Cluster:
     nodes: dict[str, Container] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, rootfs: Path, deb: Path, extra_files: dict[str, str] | None = None) -> Cluster:
+    def create(
+        cls,
+        rootfs: Path,
+        deb: Path,
+        extra_files: dict[str, str] | None = None,
+        files: dict[str, Path] | None = None,
+        dirs: tuple[str, ...] = (),
+    ) -> Cluster:
+        """`extra_files`: path -> text (init.d scripts made executable); `files`:
+        path -> a host file copied in; `dirs`: directories made before boot."""
         lab = Lab(timers=TIMERS, client=True).up()
         cluster = cls(lab)
         try:
@@ -84,6 +93,10 @@ class Cluster:
                 c.write("/etc/systemd/system/hbmon.service.d/50-test-timers.conf", TEST_DROP_IN)
                 for path, text in (extra_files or {}).items():
                     c.write(path, text, 0o755 if "/init.d/" in path else 0o644)
+                for path, src in (files or {}).items():
+                    c.copy_in(src, path)
+                for path in dirs:
+                    (c.root / path.lstrip("/")).mkdir(parents=True, exist_ok=True)
                 c.boot()
                 c.run("apt-get", "install", "-y", "-q", DEB_IN_CONTAINER, check=True, timeout=300)
         except BaseException:

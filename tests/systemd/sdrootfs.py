@@ -51,8 +51,9 @@ LAYOUT = 4
 
 BOOT_PACKAGES = ("systemd", "dbus")
 # What the cluster tests use beyond hbmon's Depends: heartbeat (coexistence),
-# procps (pgrep in checks), e2fsprogs/util-linux (mkfs, losetup: Filesystem).
-CLUSTER_PACKAGES = ("heartbeat", "procps", "e2fsprogs", "util-linux")
+# procps (pgrep in checks), e2fsprogs, util-linux, kmod (mkfs, mount, modprobe: the
+# Filesystem agent).
+CLUSTER_PACKAGES = ("heartbeat", "procps", "e2fsprogs", "util-linux", "kmod")
 # Units that have no business in a test container (no console, no timers firing
 # apt mid-test); logd (cluster-glue) is heartbeat's log daemon, unused by hbmon.
 MASKED = (
