@@ -9,7 +9,9 @@ trap 'echo "setup.sh: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
 mode="${1:-demo}"; shift || true
 
-apt_needed=(iproute2 python3 python3-venv python3-pip ca-certificates)
+# Every program the code calls is in scripts/external-commands.txt with its package;
+# tests/unit/test_external_commands.py checks that each package is installed here.
+apt_needed=(iproute2 python3 python3-minimal python3-venv python3-pip ca-certificates)
 if [ "$mode" = test ]; then
   # promtool (prometheus) checks the metrics exposition; nftables and tcpdump serve the fault tests.
   # prometheus-alertmanager (amtool, the e2e alert path) and systemd (systemd-analyze, absent
@@ -26,6 +28,13 @@ if [ "$mode" = test ]; then
   # package depends on resource-agents); the agent tests mount an ext4 loop device
   # (Filesystem needs modprobe from kmod and fuser from psmisc).
   apt_needed+=(resource-agents e2fsprogs mount kmod psmisc)
+  # Test certificates, pgrep/sysctl, the bench's revision.
+  apt_needed+=(openssl procps git)
+  # The package and the systemd container tests (tests/systemd): scripts/build-deb.sh's
+  # build dependencies (debian/control), debootstrap for the cached Debian 12 roots,
+  # lintian (mount, e2fsprogs, kmod above serve the Filesystem tests too).
+  apt_needed+=(apt dpkg-dev debhelper dh-python pybuild-plugin-pyproject python3-all
+    python3-setuptools python3-wheel debootstrap lintian)
 fi
 missing=()
 for p in "${apt_needed[@]}"; do
