@@ -33,7 +33,7 @@ from enum import Enum
 from logging.handlers import SysLogHandler
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Literal, TextIO, assert_never
+from typing import TYPE_CHECKING, Any, Literal, TextIO, assert_never
 
 from loguru import logger
 
@@ -134,14 +134,15 @@ DROP_WINDOW_S = 10.0
 
 
 def _loguru_version() -> tuple[int, ...]:
-    from loguru import __version__
+    import loguru
 
-    return tuple(int(part) for part in re.findall(r"\d+", __version__)[:2])
+    text = str(getattr(loguru, "__version__", "0"))  # not in loguru's type stubs
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:2])
 
 
 # loguru >= 0.7 reopens a file that logrotate moved away (`watch`); 0.6 (Debian 12)
 # cannot, so the shipped logrotate file truncates in place (copytruncate) instead.
-_REOPEN_IF_MOVED: dict[str, bool] = {"watch": True} if _loguru_version() >= (0, 7) else {}
+_REOPEN_IF_MOVED: dict[str, Any] = {"watch": True} if _loguru_version() >= (0, 7) else {}
 
 
 # ------------------------------------------------------------------ wording --
