@@ -1,0 +1,119 @@
+"""hbmon-heartbeat-compat: heartbeat's cl_status, hb_standby and hb_takeover at
+heartbeat's paths, only where heartbeat is not installed (debian/README.Debian).
+
+apt keeps one owner of those paths: installing the compat package removes
+heartbeat (the last migration step), installing heartbeat again removes the
+compat package (a rollback); hbmon itself stays installed throughout.
+
+The launchers come from compat/ (the cl_status work); a checkout without them
+gets stand-ins here, so the packaging is tested either way.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import require_tools
+from sdcluster import node_config
+from sdcontainer import Container
+
+from hbmon.lab import Lab
+
+pytestmark = [pytest.mark.netns, pytest.mark.systemd]
+
+ROOT = Path(__file__).resolve().parents[2]
+LAUNCHERS = {
+    "cl_status": "/usr/bin/cl_status",
+    "hb_standby": "/usr/share/heartbeat/hb_standby",
+    "hb_takeover": "/usr/share/heartbeat/hb_takeover",
+}
+STAND_IN = '#!/bin/sh\n# stand-in launcher of test_compat_package.py\nexec hbmon "$@"\n'
+
+
+@pytest.fixture(scope="module")
+def debs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """hbmon and hbmon-heartbeat-compat built from a copy of the tree."""
+    require_tools("dpkg-buildpackage", "git")
+    tree = tmp_path_factory.mktemp("tree") / "hbmon"
+    files = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT, capture_output=True, check=True,
+    ).stdout.split(b"\0")  # fmt: skip
+    for name in filter(None, files):
+        src = ROOT / name.decode()
+        if src.is_file():
+            (tree / name.decode()).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, tree / name.decode())
+    for launcher in LAUNCHERS:
+        target = tree / "compat" / launcher
+        if not target.exists():
+            target.parent.mkdir(exist_ok=True)
+            target.write_text(STAND_IN)
+            target.chmod(0o755)
+    res = subprocess.run(
+        [str(tree / "scripts" / "build-deb.sh")], capture_output=True, text=True, timeout=900
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = {p.name.split("_")[0]: p for p in (tree / "dist").glob("*.deb")}
+    assert set(out) == {"hbmon", "hbmon-heartbeat-compat"}
+    return out
+
+
+def owner(c: Container, path: str) -> str:
+    return c.run("dpkg-query", "-S", path).stdout.split(":")[0]
+
+
+def installed(c: Container, pkg: str) -> bool:
+    out = c.run("dpkg-query", "-W", "-f=${Status}", pkg).stdout
+    return out == "install ok installed"
+
+
+def test_compat_package_takes_heartbeats_place_and_gives_it_back(
+    rootfs: dict[str, Path], debs: dict[str, Path], workdir: Path
+) -> None:
+    with Lab() as lab:
+        c = Container("solr1", rootfs["cluster"], workdir, netns=lab.nodes["solr1"].ns)
+        try:
+            c.prepare()
+            for path, (text, mode) in node_config("solr1").items():
+                c.write(path, text, mode)
+            c.copy_in(debs["hbmon"], "/var/tmp/hbmon.deb")
+            c.copy_in(debs["hbmon-heartbeat-compat"], "/var/tmp/compat.deb")
+            c.boot()
+            assert installed(c, "heartbeat")
+            c.run("apt-get", "install", "-y", "-q", "/var/tmp/hbmon.deb", check=True)
+            assert {owner(c, p) for p in LAUNCHERS.values()} == {"heartbeat"}
+
+            c.run("apt-get", "install", "-y", "-q", "/var/tmp/compat.deb", check=True)
+            assert not installed(c, "heartbeat")
+            assert installed(c, "hbmon")
+            assert {owner(c, p) for p in LAUNCHERS.values()} == {"hbmon-heartbeat-compat"}
+
+            # Rollback: heartbeat again (from the apt cache: the container has no network;
+            # without Recommends, as the container was built).
+            rollback = ("apt-get", "install", "-y", "-q", "--no-install-recommends", "heartbeat")
+            c.run(*rollback, check=True, timeout=300)
+            assert not installed(c, "hbmon-heartbeat-compat")
+            assert installed(c, "hbmon")
+            assert {owner(c, p) for p in LAUNCHERS.values()} == {"heartbeat"}
+        finally:
+            c.shutdown()
+
+
+def test_lintian_is_clean_for_the_compat_package(debs: dict[str, Path]) -> None:
+    require_tools("lintian")
+    res = subprocess.run(
+        [
+            "lintian", "--pedantic", "--display-experimental",
+            "--fail-on", "error,warning,info,pedantic,experimental",
+            str(debs["hbmon-heartbeat-compat"]),
+        ],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    tags = [ln for ln in res.stdout.splitlines() if re.match(r"^[EWIPX]: ", ln)]
+    assert tags == []
+    assert res.returncode == 0, res.stdout + res.stderr
