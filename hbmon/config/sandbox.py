@@ -3,7 +3,8 @@
 The shipped hbmon.service is hardened for address-only clusters: hbmon moves
 IPaddr/IPaddr2 addresses itself (netlink, capabilities CAP_NET_*), and
 `systemd:UNIT` resources start services in units of their own. Any other
-resource is a script (resource.d, /etc/init.d, a resource agent) that may mount
+resource is a script (resource.d, /etc/init.d, an OCF agent of resource-agents
+such as Filesystem) that may mount
 file systems, write pid files, start daemons or use setuid helpers, which the
 hardened unit forbids: those need the classic-resources drop-in.
 """
@@ -38,9 +39,11 @@ class SandboxNeed:
                 " (addresses and systemd units only)"
             )
         listed = ", ".join(f"{r} (line {line})" for line, r in self.scripts)
+        verb = "runs as a script" if len(self.scripts) == 1 else "run as scripts"
         return (
-            f"systemd: {listed} run as scripts: install {DROP_IN} into {DROP_IN_DIR}"
-            " (classic resources; the hardened unit would refuse them)"
+            f"systemd: {listed} {verb}: install {DROP_IN} into {DROP_IN_DIR}"
+            " (the hardened unit would refuse what scripts do: mounts, pid files under"
+            " /run, daemons, setuid helpers)"
         )
 
 

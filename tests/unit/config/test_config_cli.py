@@ -52,16 +52,20 @@ def test_check_names_the_resources_that_need_the_classic_drop_in(
     d = solr_dir(tmp_path, "solr1")
     (d / "haresources").write_text(
         "# v1 stack\n"
-        "solr2 IPaddr2::10.1.201.80/24/em1 systemd:solr\n"
-        "solr1 IPaddr::10.1.201.81 Filesystem::/dev/drbd0::/data::ext4 apache\n"
+        "solr2 IPaddr2::10.1.201.80/24/em1 systemd:systemd-journald\n"
+        "solr1 IPaddr::10.1.201.81 sitectl::start\n"
     )
+    script = d / "resource.d" / "sitectl"
+    script.parent.mkdir()
+    script.write_text("#!/bin/sh\nexit 0\n")
+    script.chmod(0o755)
     assert run(["config", "check", "--config-dir", str(d), "--node", "solr1"]) == 0
     out, _ = capsys.readouterr()
     assert out.splitlines()[1] == (
-        "systemd: Filesystem::/dev/drbd0::/data::ext4 (line 3), apache (line 3) run as"
-        " scripts: install /usr/share/hbmon/systemd/classic-resources.conf into"
-        " /etc/systemd/system/hbmon.service.d/ (classic resources; the hardened unit"
-        " would refuse them)"
+        "systemd: sitectl::start (line 3) runs as a script: install"
+        " /usr/share/hbmon/systemd/classic-resources.conf into"
+        " /etc/systemd/system/hbmon.service.d/ (the hardened unit would refuse what"
+        " scripts do: mounts, pid files under /run, daemons, setuid helpers)"
     )
 
 
