@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import sdrootfs
 from netns_helpers import require_netns
+from sdcontainer import reap_stale_cgroups
 
 ROOT = Path(__file__).resolve().parents[2]
 MEASURED: dict[str, object] = {}
@@ -51,6 +52,7 @@ def require_tools(*tools: str) -> None:
 def rootfs() -> dict[str, Path]:
     require_netns()
     require_tools("debootstrap", "nsenter", "unshare", "chroot")
+    reap_stale_cgroups()
     out: dict[str, Path] = {}
     for name, layer in sdrootfs.layers().items():
         cached = (layer.path / ".complete").exists()

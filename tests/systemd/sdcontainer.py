@@ -70,6 +70,18 @@ def cgroup2_root() -> Path:
     raise RuntimeError("no cgroup2 hierarchy mounted (needed for systemd in a container)")
 
 
+def reap_stale_cgroups() -> None:
+    """Remove the empty cgroups of test runs that died without cleaning up."""
+    try:
+        root = cgroup2_root()
+    except RuntimeError:
+        return
+    for path in root.glob("hbmon-test-*-*"):
+        pid = path.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            _rmdir_tree(path)  # fails harmlessly while a process is still inside
+
+
 def _rmdir_tree(path: Path) -> None:
     """Remove a cgroup directory and its children, deepest first."""
     if not path.exists():
