@@ -5,12 +5,13 @@ apt keeps one owner of those paths: installing the compat package removes
 heartbeat (the last migration step), installing heartbeat again removes the
 compat package (a rollback); hbmon itself stays installed throughout.
 
-The launchers come from compat/ (the cl_status work); a checkout without them
-gets stand-ins here, so the packaging is tested either way.
+The launchers come from compat/ (hbmon.compat); a checkout without them gets
+stand-ins here, so the packaging is tested either way, and the real ones are run.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from conftest import require_tools
+from netns_helpers import wait_until
 from sdcluster import node_config
 from sdcontainer import Container
 
@@ -36,7 +38,13 @@ STAND_IN = '#!/bin/sh\n# stand-in launcher of test_compat_package.py\nexec hbmon
 
 @pytest.fixture(scope="module")
 def debs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """hbmon and hbmon-heartbeat-compat built from a copy of the tree."""
+    """hbmon and hbmon-heartbeat-compat built from a copy of the tree (or the pair
+    next to $HBMON_TEST_DEB)."""
+    given = os.environ.get("HBMON_TEST_DEB")
+    if given:
+        found = {p.name.split("_")[0]: p for p in Path(given).parent.glob("*.deb")}
+        if "hbmon-heartbeat-compat" in found:
+            return {"hbmon": Path(given), "hbmon-heartbeat-compat": found["hbmon-heartbeat-compat"]}
     require_tools("dpkg-buildpackage", "git")
     tree = tmp_path_factory.mktemp("tree") / "hbmon"
     files = subprocess.run(
@@ -75,6 +83,7 @@ def installed(c: Container, pkg: str) -> bool:
 def test_compat_package_takes_heartbeats_place_and_gives_it_back(
     rootfs: dict[str, Path], debs: dict[str, Path], workdir: Path
 ) -> None:
+    stand_ins = not all((ROOT / "compat" / name).exists() for name in LAUNCHERS)
     with Lab() as lab:
         c = Container("solr1", rootfs["cluster"], workdir, netns=lab.nodes["solr1"].ns)
         try:
@@ -92,6 +101,16 @@ def test_compat_package_takes_heartbeats_place_and_gives_it_back(
             assert not installed(c, "heartbeat")
             assert installed(c, "hbmon")
             assert {owner(c, p) for p in LAUNCHERS.values()} == {"hbmon-heartbeat-compat"}
+            if not stand_ins:
+                # heartbeat's command, at heartbeat's path, answered by the agent.
+                stopped = c.run("cl_status", "hbstatus")
+                assert stopped.stdout.strip() == "Heartbeat is stopped on this machine."
+                assert stopped.returncode != 0
+                c.run("systemctl", "start", "--no-block", "hbmon", check=True)
+                wait_until(lambda: c.run("cl_status", "hbstatus").returncode == 0, 60, "cl_status")
+                running = c.run("cl_status", "hbstatus").stdout.strip()
+                assert running == "Heartbeat is running on this machine."
+                c.run("systemctl", "stop", "hbmon", check=True)
 
             # Rollback: heartbeat again (from the apt cache: the container has no network;
             # without Recommends, as the container was built).
