@@ -58,9 +58,9 @@ from hbmon.core.events import (
 from hbmon.core.node import Node
 from hbmon.errors import StartupError, WireError
 from hbmon.io.deadline import DeadlineTimer
+from hbmon.io.media import Media
 from hbmon.io.ping import Pinger
 from hbmon.io.resources.executor import ResourceExecutor
-from hbmon.io.transport import Transport
 from hbmon.logs import LogSink
 from hbmon.metrics import Metrics, on_loop
 from hbmon.metrics_http import Endpoint, Server
@@ -68,7 +68,7 @@ from hbmon.sdnotify import SdNotifier
 from hbmon.status import snapshot_to_dict
 from hbmon.webconfig import for_settings
 from hbmon.wire.auth import Signer
-from hbmon.wire.codec import decode, encode
+from hbmon.wire.codec import decode
 
 LOADAVG_PATH = Path("/proc/loadavg")
 LOADAVG_PERIOD_S = 5.0
@@ -107,7 +107,7 @@ class Engine:
         self._overrides = overrides or (lambda c: c)
         self._server = metrics_server
         self._signer = Signer(config.auth)
-        self._transport = Transport(config.media)
+        self._media = Media(config.media)
         self._resources = ResourceExecutor(
             config,
             config_dir=config_path if config_path.is_dir() else None,
@@ -141,11 +141,11 @@ class Engine:
             wall_epoch=time.time() - now,
         )
         self._node = node
-        await self._transport.open(self._on_datagram)
+        await self._media.open(self._on_datagram)
         try:
             await self._control.start()
         except StartupError:
-            self._transport.close()
+            self._media.close()
             raise
         self._metrics.set_snapshot_source(on_loop(loop, lambda: node.snapshot(loop.time())))
         self._feed_loadavg()
@@ -190,7 +190,7 @@ class Engine:
                 fut.set_result(ControlReply(0, False, "hbmon is shutting down"))
         await self._control.close()
         await self._resources.close()
-        self._transport.close()
+        self._media.close()
 
     async def _watchdog_loop(self, interval: float) -> None:
         while True:
@@ -262,7 +262,7 @@ class Engine:
                 case NodeTransition() | GroupTransition():
                     changed = True
                 case SendMessage(message=message):
-                    self._transport.send(encode(message, self._signer, self._config.msgfmt))
+                    self._media.send(message, self._signer, self._config.msgfmt)
                 case StartGroup(key=key):
                     self._spawn(self._group_op(key, GroupOp.START))
                 case StopGroup(key=key):
@@ -407,15 +407,15 @@ class Engine:
                 self._metrics.record_reload(False)
                 return
         if new.media != old.media:
-            transport = Transport(new.media)
+            media = Media(new.media)
             try:
-                await transport.open(self._on_datagram)
+                await media.open(self._on_datagram, previous=self._media)
             except StartupError as exc:  # keep the old media if the new ones cannot open
                 logger.error("Configuration reload refused: {}", exc)
                 self._metrics.record_reload(False)
                 return
-            self._transport.close()
-            self._transport = transport
+            self._media.close()
+            self._media = media
         self._config = new
         self._signer = Signer(new.auth)
         self._resources.reconfigure(new)

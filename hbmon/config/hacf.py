@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from hbmon.config.accept import Accepted, respawn_label
+from hbmon.config.directives import API_CLIENTS, DIRECTIVES, Support, unsupported_note
 from hbmon.config.lexer import (
     Line,
     ascii_lower,
@@ -19,14 +21,26 @@ from hbmon.config.lexer import (
     split_values,
     split_words,
 )
-from hbmon.config.limits import MAX_DEBUG, MAX_HOPFUDGE, MAX_PORT, MCAST_MAX_TTL
+from hbmon.config.limits import (
+    MAX_DEBUG,
+    MAX_HOPFUDGE,
+    MAX_PORT,
+    MCAST6_MAX_HOPS,
+    MCAST_MAX_TTL,
+    SERIAL_BAUDS,
+)
 from hbmon.config.model import (
+    DEFAULT_BAUD,
     DEFAULT_UDPPORT,
     AutoFailback,
     BcastMedium,
+    Mcast6Medium,
     McastMedium,
     Medium,
     PingNode,
+    RespawnClient,
+    SerialMedium,
+    Ucast6Medium,
     UcastMedium,
     WireFormat,
 )
@@ -35,6 +49,9 @@ from hbmon.config.values import (
     SYSLOG_FACILITIES,
     is_ipv4,
     is_ipv4_multicast,
+    is_ipv6,
+    is_ipv6_multicast_for_heartbeat,
+    is_ipv6_unicast_for_heartbeat,
     parse_atoi,
     parse_bool,
     parse_time_ms,
@@ -66,37 +83,22 @@ class HaCf:
     use_logd: bool | None = None
     debug: int | None = None
     raw: tuple[tuple[str, str], ...] = ()
+    respawn: tuple[RespawnClient, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    # Unsupported directives run without because hbmon-accept lists them.
+    accepted: frozenset[str] = frozenset()
     # Last line on which each directive appeared, to place cross-field problems.
     lines: Mapping[str, int] = field(default_factory=dict)
 
 
-# Directives heartbeat knows that hbmon accepts without acting on them
-# (spec §1.2 "accept and ignore", plus the pacemaker-era knobs).
-_IGNORED = frozenset(
-    {
-        "baud",
-        "realtime",
-        "rtprio",
-        "watchdog",
-        "compression",
-        "compression_threshold",
-        "traditional_compression",
-        "coredumps",
-        "coreroot",
-        "log_badpack",
-        "syslogmsgfmt",
-        "memreserve",
-        "cluster",
-        "quorum_server",
-        "use_apphbd",
-        "normalpoll",
-        "crm_daemon_dir",
-        "crmd_spawns_pengine",
-        "record_config_changes",
-        "record_pengine_inputs",
-        "enable_config_writes",
-    }
-)
+# Directives hbmon accepts without acting on them (directives.py says why),
+# except those with a handler of their own below.
+_IGNORED = frozenset(d.name for d in DIRECTIVES if d.support is Support.TUNING) - {
+    "apiauth",
+    "uuidfrom",
+    "hbgenmethod",
+    "conn_logd_time",
+}
 _IGNORED_BOOLEANS = frozenset(
     {
         "realtime",
@@ -104,7 +106,6 @@ _IGNORED_BOOLEANS = frozenset(
         "log_badpack",
         "syslogmsgfmt",
         "traditional_compression",
-        "use_apphbd",
         "normalpoll",
         "crmd_spawns_pengine",
         "record_config_changes",
@@ -112,17 +113,20 @@ _IGNORED_BOOLEANS = frozenset(
         "enable_config_writes",
     }
 )
-# heartbeat media plugins hbmon does not implement: refusing beats silently
-# losing a path or a ping node.
-_UNSUPPORTED = {
-    "ucast6": "IPv6 unicast media are not supported by hbmon",
-    "mcast6": "IPv6 multicast media are not supported by hbmon",
-    "ping6": "IPv6 ping nodes are not supported by hbmon",
-    "openais": "the openais medium is not supported by hbmon",
-}
 # Directives whose value is the rest of the line (spec §1.1).
 _WHOLE_LINE = frozenset(
-    {"ucast", "mcast", "ping_group", "apiauth", "respawn", "stonith", "stonith_host", "failfast"}
+    {
+        "ucast",
+        "mcast",
+        "ucast6",
+        "mcast6",
+        "ping_group",
+        "apiauth",
+        "respawn",
+        "stonith",
+        "stonith_host",
+        "failfast",
+    }
 )
 # Single-valued directives: a repeat silently overrides in heartbeat; we say so.
 _SCALAR = frozenset(
@@ -151,10 +155,12 @@ _SCALAR = frozenset(
 
 
 class _Parser:
-    """One pass over one file; holds the state that ordering rules need (udpport)."""
+    """One pass over one file; holds the state that ordering rules need (udpport, baud)."""
 
-    def __init__(self, filename: str) -> None:
+    def __init__(self, filename: str, accepted: Accepted) -> None:
         self.filename = filename
+        self.accepted = accepted
+        self.accepted_used: set[str] = set()
         self.problems: list[Problem] = []
         self.values: dict[str, object] = {}
         self.lines: dict[str, int] = {}
@@ -164,7 +170,15 @@ class _Parser:
         self.ping_nodes: list[PingNode] = []
         self.ping_lines: list[int] = []
         self.raw: list[tuple[str, str]] = []
+        self.respawn: list[RespawnClient] = []
+        self.env: list[tuple[str, str]] = []
         self.port = DEFAULT_UDPPORT
+        # heartbeat's ucast6 plugin reads udpport once, at its first line.
+        self.ucast6_port: int | None = None
+        # heartbeat's serial plugin reads baud once, when the first serial line loads it.
+        self.baud = DEFAULT_BAUD
+        self.baud_line = 0
+        self.first_serial_line = 0
         self.first_media_line = 0
         self.crm_line = 0
         self.line = 0
@@ -178,7 +192,10 @@ class _Parser:
             "conn_logd_time": self._time("conn_logd_time"),
             "udpport": self._udpport,
             "bcast": self._bcast,
+            "udp": self._udp,
             "ping": self._ping,
+            "ping6": self._ping6,
+            "baud": self._baud,
             "hopfudge": self._int("hopfudge", 0, MAX_HOPFUDGE),
             "debug": self._int("debug", 0, MAX_DEBUG),
             "max_rexmit_delay": self._int("max_rexmit_delay", 1, 2**31 - 1),
@@ -196,16 +213,24 @@ class _Parser:
             "hbgenmethod": self._choice("hbgenmethod", ("file", "time")),
             "serial": self._serial,
             "env": self._env,
+            "watchdog": self._unsupported_value("watchdog"),
+            "use_apphbd": self._use_apphbd,
         }
         self.line_handlers: dict[str, Callable[[str], bool]] = {
             "ucast": self._ucast,
             "mcast": self._mcast,
+            "ucast6": self._ucast6,
+            "mcast6": self._mcast6,
             "ping_group": self._ping_group,
             "apiauth": self._apiauth,
             "respawn": self._respawn,
-            "stonith": self._stonith,
-            "stonith_host": self._stonith,
-            "failfast": self._respawn,
+            "stonith": self._unsupported_line("stonith"),
+            "stonith_host": self._unsupported_line("stonith_host"),
+            "failfast": self._unsupported_line("failfast"),
+            # Media plugins hbmon does not have (nor does Debian's heartbeat).
+            **{
+                name: self._unsupported_line(name) for name in ("hbaping", "rds", "tipc", "openais")
+            },
         }
 
     # ------------------------------------------------------------ reporting --
@@ -215,6 +240,20 @@ class _Parser:
 
     def warn(self, message: str) -> None:
         self.problems.append(Problem(self.filename, self.line, message, warning=True))
+
+    def unsupported(self, label: str, lost: str) -> bool:
+        """A directive hbmon does not implement: an error unless hbmon-accept lists it.
+
+        Returns True when accepted (the caller goes on without it)."""
+        where = self.accepted.where(label)
+        if where is None:
+            return self.error(
+                f"{label} is not supported by hbmon: {lost}"
+                f" (to run without it anyway, list [{label}] in {self.accepted.filename})"
+            )
+        self.accepted_used.add(label)
+        self.warn(f"{label} is not supported by hbmon: {lost} (accepted in {where})")
+        return True
 
     # --------------------------------------------------------------- driver --
     def parse(self, data: bytes) -> HaCf:
@@ -229,9 +268,6 @@ class _Parser:
     def _directive(self, line: Line) -> None:
         self.line = line.number
         directive, rest = split_directive(line.text)
-        if directive in _UNSUPPORTED:
-            self.error(f"{directive}: {_UNSUPPORTED[directive]}")
-            return
         if directive in _SCALAR and directive in self.lines:
             self.warn(
                 f"{directive} given again (first on line {self.lines[directive]});"
@@ -300,6 +336,9 @@ class _Parser:
             use_logd=use_logd if isinstance(use_logd, bool) else None,
             debug=get_int("debug"),
             raw=tuple(self.raw),
+            respawn=tuple(self.respawn),
+            env=tuple(self.env),
+            accepted=frozenset(self.accepted_used),
             lines=dict(self.lines),
         )
 
@@ -493,12 +532,68 @@ class _Parser:
         )
 
     def _serial(self, value: str) -> bool:
-        self.warn(f"serial medium [{value}] is not supported by hbmon and is ignored")
+        if not value.startswith("/"):
+            return self.error(f"Serial port not full pathname [{value}] in config file")
+        if any(isinstance(m, SerialMedium) and m.device == value for m in self.media):
+            return self.error(f"serial port [{value}] listed more than once")
+        if not self.first_serial_line:
+            self.first_serial_line = self.line
+        self._add_medium(SerialMedium(device=value, baud=self.baud))
+        return True
+
+    def _baud(self, value: str) -> bool:
+        if self.baud_line:
+            return self.error(f"Baudrate multiply specified (first on line {self.baud_line})")
+        self.baud_line = self.line
+        try:
+            baud, _ = parse_atoi(value, 0, 2**31 - 1)
+        except ValueError:
+            baud = 0
+        if baud not in SERIAL_BAUDS:
+            return self.error(
+                f"invalid baudrate [{value}] specified; use one of"
+                f" {', '.join(str(b) for b in SERIAL_BAUDS)}"
+            )
+        if self.first_serial_line:
+            # heartbeat's serial plugin read the speed when its first line loaded it.
+            self.warn(
+                f"baudrate setting must precede media statements: baud {baud} does not apply"
+                f" to the serial media above it (first on line {self.first_serial_line});"
+                f" they run at {self.baud}"
+            )
+            return True
+        self.baud = baud
         return True
 
     def _env(self, value: str) -> bool:
-        if "=" not in value.strip("="):
+        name, eq, text = value.partition("=")
+        if not eq or not name:
             return self.error(f"env: invalid nvpair [{value}]; expected NAME=value")
+        self.env.append((name, text))
+        return True
+
+    def _unsupported_value(self, key: str) -> Callable[[str], bool]:
+        def handle(value: str) -> bool:
+            return self.unsupported(key, unsupported_note(key))
+
+        return handle
+
+    def _use_apphbd(self, value: str) -> bool:
+        try:
+            on = parse_bool(value)
+        except ValueError as exc:
+            return self.error(f"Invalid use_apphbd {exc}")
+        return self.unsupported("use_apphbd", unsupported_note("use_apphbd")) if on else True
+
+    def _udp(self, value: str) -> bool:
+        self.warn("directive 'udp' replaced by 'bcast'")
+        return self._bcast(value)
+
+    def _ping6(self, value: str) -> bool:
+        if not is_ipv6(value):
+            return self.error(f"ping6: [{value}] is not an IPv6 address")
+        self.ping_nodes.append(PingNode(name=value, addresses=(value,)))
+        self.ping_lines.append(self.line)
         return True
 
     # -------------------------------------------------- whole-line handlers --
@@ -554,6 +649,68 @@ class _Parser:
         self._add_medium(McastMedium(iface=dev, group=group, port=port, ttl=ttl, loop=loop == 1))
         return True
 
+    def _ucast6(self, rest: str) -> bool:
+        words = split_words(rest)
+        if not words:
+            return self.error("ucast6 statement without device")
+        dev = words[0]
+        if len(words) < 2:
+            return self.error(f"ucast6 [{dev}] missing ucast6 address")
+        peer = words[1]
+        if not is_ipv6_unicast_for_heartbeat(peer, allow_scope=True):
+            return self.error(
+                f"ucast6 [{dev}] bad addr [{peer}]: not an IPv6 unicast address"
+                " (hbmon does not resolve host names)"
+            )
+        if len(words) > 2:
+            self.warn(f"ucast6: [{dev}] text after the target address is ignored")
+        if self.ucast6_port is None:
+            self.ucast6_port = self.port
+        elif self.ucast6_port != self.port:
+            self.warn(
+                f"ucast6 [{dev}]: heartbeat reads udpport once, at the first ucast6 line:"
+                f" this medium uses port {self.ucast6_port}, not {self.port}"
+            )
+        self._add_medium(Ucast6Medium(iface=dev, peer=peer, port=self.ucast6_port))
+        return True
+
+    def _mcast6(self, rest: str) -> bool:
+        words = split_words(rest)
+        if not words:
+            return self.error("mcast6 statement without device")
+        dev = words[0]
+        names = ("mcast6 address", "port", "hops", "loop")
+        if len(words) < 5:
+            return self.error(f"mcast6 [{dev}] missing {names[len(words) - 1]}")
+        group, port_text, hops_text, loop_text = words[1:5]
+        ok = True
+        port = hops = loop = 0
+        if not is_ipv6_multicast_for_heartbeat(group):
+            ok = self.error(
+                f"mcast6 [{dev}] bad addr [{group}]: heartbeat takes an IPv6 multicast group"
+                " of link, admin, site or organization scope"
+            )
+        try:
+            port, _ = parse_atoi(port_text, 1, MAX_PORT)
+        except ValueError:
+            ok = self.error(f"mcast6 [{dev}] bad port [{port_text}]")
+        try:
+            hops, _ = parse_atoi(hops_text, 0, MCAST6_MAX_HOPS)
+        except ValueError:
+            ok = self.error(
+                f"mcast6 [{dev}] bad hops [{hops_text}]: heartbeat accepts 0 to {MCAST6_MAX_HOPS}"
+            )
+        try:
+            loop, _ = parse_atoi(loop_text, 0, 1)
+        except ValueError:
+            ok = self.error(f"mcast6 [{dev}] bad loop [{loop_text}]: use 0 or 1")
+        if not ok:
+            return False
+        if len(words) > 5:
+            self.warn(f"mcast6 [{dev}] text after the loop value is ignored")
+        self._add_medium(Mcast6Medium(iface=dev, group=group, port=port, hops=hops, loop=loop == 1))
+        return True
+
     def _ping_group(self, rest: str) -> bool:
         words = split_words(rest)
         if not words:
@@ -569,27 +726,53 @@ class _Parser:
         return True
 
     def _apiauth(self, rest: str) -> bool:
-        if not split_words(rest):
+        # heartbeat's set_api_authorization: a client name, then uid= and/or gid= lists.
+        words = split_words(rest)
+        if not words:
             return self.error("Invalid apiauth directive []: missing client name")
+        seen: set[str] = set()
+        for word in words[1:]:
+            key = word[:4]
+            if key not in ("uid=", "gid="):
+                return self.error(f"Invalid apiauth directive [{rest}]: missing uid or gid")
+            if key in seen:
+                return self.error(f"Invalid apiauth directive [{rest}]: duplicate {key[:3]} list")
+            seen.add(key)
+        if not seen:
+            return self.error(f"Invalid apiauth directive [{rest}]: give uid= or gid=")
         return True
 
     def _respawn(self, rest: str) -> bool:
-        words = split_words(rest)
-        if len(words) < 2:
+        # heartbeat keeps the command as written (it goes to `sh -c`).
+        user, command = split_directive(rest)
+        if not user or not command:
             return self.error(f"Invalid respawn directive [{rest}]: expected USER /PATH [ARGS]")
-        command = words[1]
-        if not command.startswith("/"):
-            return self.error(f"Client child command [{command}] is not full path")
-        if command.rsplit("/", 1)[-1] != "ipfail":
-            self.warn(f"respawn client [{command}] is accepted but not run by hbmon")
+        client = RespawnClient(user=user, command=command)
+        if not client.path.startswith("/"):
+            return self.error(f"Client child command [{client.path}] is not full path")
+        lost = API_CLIENTS.get(client.program)
+        if lost is not None:
+            label = respawn_label(client.program)
+            self.unsupported(
+                label,
+                f"{client.program} signs on to heartbeat's client API, which hbmon does not"
+                f" have, so it is not run: {lost}",
+            )
+            return True
+        self.respawn.append(client)
         return True
 
-    def _stonith(self, rest: str) -> bool:
-        self.warn("STONITH is not supported by hbmon; this directive is ignored")
-        return True
+    def _unsupported_line(self, key: str) -> Callable[[str], bool]:
+        def handle(rest: str) -> bool:
+            return self.unsupported(key, unsupported_note(key))
+
+        return handle
 
 
-def parse_hacf(data: bytes, filename: str) -> tuple[HaCf, list[Problem]]:
-    parser = _Parser(filename)
+def parse_hacf(
+    data: bytes, filename: str, accepted: Accepted | None = None
+) -> tuple[HaCf, list[Problem]]:
+    """`accepted`: what hbmon-accept lists (nothing when absent)."""
+    parser = _Parser(filename, accepted if accepted is not None else Accepted())
     result = parser.parse(data)
     return result, parser.problems

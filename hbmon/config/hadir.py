@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from hbmon.config.accept import ACCEPT_FILE, Accepted, parse_accept
 from hbmon.config.authkeys import AuthKeys, check_mode, parse_authkeys
 from hbmon.config.hacf import HaCf, parse_hacf
 from hbmon.config.haresources import parse_haresources
@@ -53,6 +54,16 @@ def _read(path: Path, what: str, problems: list[Problem]) -> bytes | None:
     except OSError as exc:
         problems.append(Problem(str(path), 0, f"Cannot open {what} [{path}]: {exc.strerror}"))
         return None
+
+
+def _read_accept(path: Path, problems: list[Problem]) -> Accepted:
+    """hbmon-accept beside ha.cf (optional): the unsupported directives accepted knowingly."""
+    if not path.exists():
+        return Accepted(str(path))
+    data = _read(path, "accept file", problems)
+    accepted, found = parse_accept(data or b"", str(path))
+    problems += found
+    return accepted
 
 
 def timers_from(hacf: HaCf) -> Timers:
@@ -99,6 +110,8 @@ def build_config(
         resources=resources,
         logging=_logging_from(hacf),
         raw=hacf.raw,
+        respawn=hacf.respawn,
+        env=hacf.env,
     )
     # Only what ha.cf wrote replaces the model's defaults.
     optional: dict[str, Any] = {
@@ -145,10 +158,12 @@ def load_ha_dir(config_dir: Path, node: str | None = None) -> tuple[Config | Non
     authkeys_path = config_dir / AUTHKEYS
     haresources_path = config_dir / HARESOURCES
 
+    accepted = _read_accept(config_dir / ACCEPT_FILE, problems)
     hacf_data = _read(hacf_path, "config file", problems)
-    hacf, hacf_problems = parse_hacf(hacf_data or b"", str(hacf_path))
+    hacf, hacf_problems = parse_hacf(hacf_data or b"", str(hacf_path), accepted)
     if hacf_data is not None:
         problems += hacf_problems
+        problems += accepted.unused(hacf.accepted)
 
     auth = AuthKeys(None)
     auth_data = _read(authkeys_path, "keyfile", problems)

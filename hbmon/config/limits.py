@@ -11,3 +11,7 @@ MAX_HOPFUDGE = 255
 MAX_DEBUG = 255
 # heartbeat warns when initdead is below this (config.c init_config).
 INITDEAD_WARN_BELOW_MS = 10000
+# heartbeat's StringToBaud: the only line speeds its serial medium sets.
+SERIAL_BAUDS = (9600, 19200, 38400, 57600, 115200, 230400, 460800)
+# mcast6's hop limit, checked as heartbeat checks it (> 4 refused).
+MCAST6_MAX_HOPS = 4

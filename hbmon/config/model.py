@@ -83,6 +83,22 @@ SCRIPT_OUTPUT_LIMIT = 65536  # bytes of stdout/stderr kept per call
 # with doubling backoff, never a reboot).
 STOP_RETRIES = 3
 STOP_RETRY_BACKOFF_MS = 250
+# Serial media: heartbeat's default line speed (heartbeat.h DEFAULTBAUD), and
+# where UUCP-style line locks (heartbeat's devlock) are looked for.
+DEFAULT_BAUD = 19200
+UUCP_LOCK_DIR = Path("/var/lock")
+# respawn clients, as heartbeat supervises them (heartbeat.c ManagedChildDied):
+# a client that exits with this code is not restarted; one that dies within
+# RESPAWN_SHORT_RUN_MS of its start more than RESPAWN_MAX_SHORT_RUNS times in a
+# row is "respawning too fast" and left stopped; after a short run the next
+# start waits RESPAWN_SHORT_RUN_DELAY_MS (heartbeat's sleep(1)).
+RESPAWN_NO_RESTART_EXIT = 100
+RESPAWN_SHORT_RUN_MS = 30_000
+RESPAWN_MAX_SHORT_RUNS = 10
+RESPAWN_SHORT_RUN_DELAY_MS = 1000
+# At shutdown each client gets SIGTERM, then SIGKILL after this (hbmon; heartbeat
+# waits for ever).
+RESPAWN_STOP_GRACE_MS = 10_000
 
 
 def default_warntime_ms(deadtime_ms: int) -> int:
@@ -185,7 +201,50 @@ class McastMedium:
         return "mcast"
 
 
-Medium = UcastMedium | BcastMedium | McastMedium
+@dataclass(frozen=True, slots=True)
+class Ucast6Medium:
+    iface: str
+    peer: str  # IPv6 address, optionally with a `%scope` suffix
+    port: int
+
+    @property
+    def kind(self) -> str:
+        return "ucast6"
+
+
+@dataclass(frozen=True, slots=True)
+class Mcast6Medium:
+    iface: str
+    group: str  # IPv6 multicast group
+    port: int
+    hops: int
+    loop: bool
+
+    @property
+    def kind(self) -> str:
+        return "mcast6"
+
+
+@dataclass(frozen=True, slots=True)
+class SerialMedium:
+    """A serial line (null-modem cable) to the peer: heartbeat's `serial DEVICE`."""
+
+    device: str  # full path, e.g. /dev/ttyS0
+    baud: int = DEFAULT_BAUD
+
+    @property
+    def iface(self) -> str:
+        """The link's name: the device path, as heartbeat names a serial link
+        (`Link solr2:/dev/ttyS0 dead.`, `cl_status listhblinks`)."""
+        return self.device
+
+    @property
+    def kind(self) -> str:
+        return "serial"
+
+
+UdpMedium = UcastMedium | BcastMedium | McastMedium | Ucast6Medium | Mcast6Medium
+Medium = UdpMedium | SerialMedium
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +254,22 @@ class PingNode:
     name: str
     addresses: tuple[str, ...]
     group: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RespawnClient:
+    """`respawn USER COMMAND…`: a program heartbeat starts at comm-up and keeps running."""
+
+    user: str
+    command: str  # the rest of the line; run as `sh -c "exec COMMAND"`, as heartbeat does
+
+    @property
+    def path(self) -> str:
+        return self.command.split()[0]
+
+    @property
+    def program(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +363,10 @@ class Config:
     hbmon: HbmonSettings = HbmonSettings()
     # Directive values exactly as written (for `cl_status hbparameter`).
     raw: tuple[tuple[str, str], ...] = ()
+    respawn: tuple[RespawnClient, ...] = ()
+    # `env NAME=value`: HA_NAME=value in the environment of respawn clients and
+    # resource scripts, as heartbeat sets it in its own.
+    env: tuple[tuple[str, str], ...] = ()
 
     @property
     def peers(self) -> tuple[str, ...]:

@@ -8,9 +8,12 @@ from __future__ import annotations
 from hbmon.config.model import (
     BcastMedium,
     Config,
+    Mcast6Medium,
     McastMedium,
     Medium,
     ResourceGroup,
+    SerialMedium,
+    Ucast6Medium,
     UcastMedium,
 )
 
@@ -31,6 +34,19 @@ def medium_to_dict(m: Medium) -> dict[str, object]:
                 "ttl": m.ttl,
                 "loop": m.loop,
             }
+        case Ucast6Medium():
+            return {"type": "ucast6", "iface": m.iface, "peer": m.peer, "port": m.port}
+        case Mcast6Medium():
+            return {
+                "type": "mcast6",
+                "iface": m.iface,
+                "group": m.group,
+                "port": m.port,
+                "hops": m.hops,
+                "loop": m.loop,
+            }
+        case SerialMedium():
+            return {"type": "serial", "device": m.device, "baud": m.baud}
 
 
 def _group(g: ResourceGroup) -> dict[str, object]:
@@ -70,6 +86,9 @@ def config_to_dict(cfg: Config) -> dict[str, object]:
             "verify_indexes": [k.index for k in cfg.auth.keys],
         },
         "resources": [_group(g) for g in cfg.resources],
+        "respawn": [{"user": c.user, "command": c.command} for c in cfg.respawn],
+        # Names only: a value may be a secret meant for a script.
+        "env": [f"HA_{name}" for name, _ in cfg.env],
         "logging": {
             "logfacility": log.logfacility,
             "logfile": str(log.logfile) if log.logfile else None,
@@ -108,4 +127,6 @@ def config_to_text(cfg: Config) -> str:
         lines.append("link:          " + " ".join(f"{k}={v}" for k, v in medium_to_dict(m).items()))
     for g in cfg.resources:
         lines.append(f"resources:     {g.node}: {' '.join(str(r) for r in g.resources)}")
+    for c in cfg.respawn:
+        lines.append(f"respawn:       {c.user}: {c.command}")
     return "\n".join(lines) + "\n"

@@ -16,7 +16,9 @@ from hbmon.config.limits import (
     MAX_DEBUG,
     MAX_HOPFUDGE,
     MAX_PORT,
+    MCAST6_MAX_HOPS,
     MCAST_MAX_TTL,
+    SERIAL_BAUDS,
 )
 from hbmon.config.model import (
     AuthConfig,
@@ -24,13 +26,24 @@ from hbmon.config.model import (
     AutoFailback,
     BcastMedium,
     Config,
+    Mcast6Medium,
     McastMedium,
     Medium,
+    RespawnClient,
+    SerialMedium,
     Timers,
+    Ucast6Medium,
     UcastMedium,
 )
 from hbmon.config.problems import Finding
-from hbmon.config.values import SYSLOG_FACILITIES, is_ipv4, is_ipv4_multicast
+from hbmon.config.values import (
+    SYSLOG_FACILITIES,
+    is_ipv4,
+    is_ipv4_multicast,
+    is_ipv6,
+    is_ipv6_multicast_for_heartbeat,
+    is_ipv6_unicast_for_heartbeat,
+)
 
 
 def check_config(cfg: Config) -> list[Finding]:
@@ -38,6 +51,7 @@ def check_config(cfg: Config) -> list[Finding]:
     findings += _check_membership(cfg)
     findings += _check_timers(cfg.timers)
     findings += _check_media(cfg.udpport, cfg.media)
+    findings += _check_respawn(cfg.respawn)
     findings += _check_auth(cfg.auth)
     findings += _check_resources(cfg)
     findings += _check_misc(cfg)
@@ -63,11 +77,12 @@ def _check_membership(cfg: Config) -> list[Finding]:
                 Finding(f"ping_nodes[{i}].addresses", f"ping node [{ping.name}] has no hosts")
             )
         for j, address in enumerate(ping.addresses):
-            if not is_ipv4(address):
+            # ping and ping_group take IPv4, ping6 IPv6 (one address, no group).
+            if not (is_ipv4(address) or (not ping.group and is_ipv6(address))):
                 out.append(
                     Finding(
                         f"ping_nodes[{i}].addresses[{j}]",
-                        f"ping node [{ping.name}]: [{address}] is not an IPv4 address",
+                        f"ping node [{ping.name}]: [{address}] is not an IP address",
                     )
                 )
         if not ping.group and ping.addresses != (ping.name,):
@@ -147,7 +162,7 @@ def _check_media(udpport: int, media: tuple[Medium, ...]) -> list[Finding]:
         where = f"media[{i}]"
         if not m.iface:
             out.append(Finding(f"{where}.iface", f"{m.kind}: missing device"))
-        if not 1 <= m.port <= MAX_PORT:
+        if not isinstance(m, SerialMedium) and not 1 <= m.port <= MAX_PORT:
             out.append(Finding(f"{where}.port", f"{m.kind} [{m.iface}] bad port [{m.port}]"))
         match m:
             case UcastMedium():
@@ -169,8 +184,49 @@ def _check_media(udpport: int, media: tuple[Medium, ...]) -> list[Finding]:
                             f" {MCAST_MAX_TTL}",
                         )
                     )
+            case Ucast6Medium():
+                if not is_ipv6_unicast_for_heartbeat(m.peer, allow_scope=True):
+                    out.append(Finding(f"{where}.peer", f"ucast6 [{m.iface}] bad addr [{m.peer}]"))
+            case Mcast6Medium():
+                if not is_ipv6_multicast_for_heartbeat(m.group):
+                    out.append(
+                        Finding(f"{where}.group", f"mcast6 [{m.iface}] bad addr [{m.group}]")
+                    )
+                if not 0 <= m.hops <= MCAST6_MAX_HOPS:
+                    out.append(
+                        Finding(
+                            f"{where}.hops",
+                            f"mcast6 [{m.iface}] bad hops [{m.hops}]: heartbeat accepts 0 to"
+                            f" {MCAST6_MAX_HOPS}",
+                        )
+                    )
+            case SerialMedium():
+                if not m.device.startswith("/"):
+                    out.append(
+                        Finding(
+                            f"{where}.device",
+                            f"Serial port not full pathname [{m.device}] in config file",
+                        )
+                    )
+                if m.baud not in SERIAL_BAUDS:
+                    out.append(Finding(f"{where}.baud", f"invalid baudrate [{m.baud}] specified"))
             case BcastMedium():
                 pass
+    return out
+
+
+def _check_respawn(clients: tuple[RespawnClient, ...]) -> list[Finding]:
+    out: list[Finding] = []
+    for i, c in enumerate(clients):
+        if not c.user or any(ch.isspace() for ch in c.user):
+            out.append(Finding(f"respawn[{i}].user", f"Invalid uid [{c.user}] for client child"))
+        if not c.command.startswith("/"):
+            out.append(
+                Finding(
+                    f"respawn[{i}].command",
+                    f"Client child command [{c.command}] is not full path",
+                )
+            )
     return out
 
 

@@ -106,3 +106,39 @@ def is_ipv4(text: str) -> bool:
 
 def is_ipv4_multicast(text: str) -> bool:
     return is_ipv4(text) and ipaddress.IPv4Address(text).is_multicast
+
+
+def _ipv6(text: str) -> ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.IPv6Address(text)
+    except ValueError:
+        return None
+
+
+def is_ipv6(text: str) -> bool:
+    """A numeric IPv6 address, as inet_pton reads it (ping6.c; no `%scope`)."""
+    return _ipv6(text) is not None and "%" not in text
+
+
+def is_ipv6_unicast_for_heartbeat(text: str, *, allow_scope: bool) -> bool:
+    """An address heartbeat's ucast6 (with `%scope`) or ping6 takes: IPv6, numeric,
+    neither multicast, unspecified nor loopback (ucast6.c is_valid_ucast6_addr)."""
+    addr, _, scope = text.partition("%")
+    if scope and not allow_scope:
+        return False
+    ip = _ipv6(addr)
+    return ip is not None and not (ip.is_multicast or ip.is_unspecified or ip.is_loopback)
+
+
+# mcast6.c is_valid_mcast6_addr: the scopes heartbeats may use (link, admin,
+# site, organization); interface-local, global and reserved ones are refused.
+_MCAST6_SCOPES = frozenset({0x2, 0x4, 0x5, 0x8})
+
+
+def is_ipv6_multicast_for_heartbeat(text: str) -> bool:
+    ip = _ipv6(text)
+    if ip is None or not ip.is_multicast:
+        return False
+    raw = ip.packed
+    flags_ok = raw[1] & 0xE0 == 0
+    return flags_ok and raw[1] & 0x0F in _MCAST6_SCOPES and any(raw[2:])

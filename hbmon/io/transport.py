@@ -1,9 +1,11 @@
-"""UDP heartbeat media: one socket per ucast/bcast/mcast line, bound to its interface.
+"""UDP heartbeat media: one socket per ucast/bcast/mcast(6) line, bound to its interface.
 
 Heartbeat sends every message on every medium and receives on `udpport` of each
 medium's interface (spec §4.1). Each socket here is bound with SO_BINDTODEVICE,
 so a packet is attributed to the interface it really arrived on; that is what
-makes per-link (`iface/peer`) health possible.
+makes per-link (`iface/peer`) health possible. IPv6 sockets (ucast6, mcast6)
+are IPv6-only, so an IPv4 and an IPv6 medium on one interface and port never
+take each other's datagrams.
 """
 
 from __future__ import annotations
@@ -11,12 +13,20 @@ from __future__ import annotations
 import asyncio
 import errno
 import fcntl
+import ipaddress
 import socket
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from hbmon.config.model import BcastMedium, McastMedium, Medium, UcastMedium
+from hbmon.config.model import (
+    BcastMedium,
+    Mcast6Medium,
+    McastMedium,
+    Ucast6Medium,
+    UcastMedium,
+    UdpMedium,
+)
 from hbmon.errors import StartupError
 
 # Large enough for heartbeat's biggest message (256 KiB) in one read.
@@ -27,7 +37,7 @@ LIMITED_BROADCAST = "255.255.255.255"
 Receiver = Callable[[str, bytes, str], None]  # (iface, datagram, source address)
 
 
-def describe(medium: Medium) -> str:
+def describe(medium: UdpMedium) -> str:
     match medium:
         case UcastMedium(iface=iface, peer=peer):
             return f"ucast {iface} {peer}"
@@ -35,9 +45,33 @@ def describe(medium: Medium) -> str:
             return f"bcast {iface}"
         case McastMedium(iface=iface, group=group, port=port, ttl=ttl, loop=loop):
             return f"mcast {iface} {group} {port} {ttl} {int(loop)}"
+        case Ucast6Medium(iface=iface, peer=peer):
+            return f"ucast6 {iface} {peer}"
+        case Mcast6Medium(iface=iface, group=group, port=port, hops=hops, loop=loop):
+            return f"mcast6 {iface} {group} {port} {hops} {int(loop)}"
 
 
-def interface_index(iface: str, medium: Medium) -> int:
+def family(medium: UdpMedium) -> socket.AddressFamily:
+    return socket.AF_INET6 if isinstance(medium, Ucast6Medium | Mcast6Medium) else socket.AF_INET
+
+
+def ipv6_destination(address: str, port: int, ifindex: int) -> tuple[str, int, int, int]:
+    """sockaddr_in6 for a ucast6 peer or mcast6 group: a link-local (or link-scope
+    multicast) address gets the medium's interface as its scope, as heartbeat's
+    ucast6 does; an explicit `%scope` must name that interface."""
+    addr, _, scope = address.partition("%")
+    ip = ipaddress.IPv6Address(addr)
+    scoped = ip.is_link_local or (ip.is_multicast and ip.packed[1] & 0x0F == 0x2)
+    if scope:
+        given = int(scope) if scope.isdigit() else socket.if_nametoindex(scope)
+        if given != ifindex:
+            raise StartupError(
+                f"{address}: scope {scope} is not the medium's interface (index {ifindex})"
+            )
+    return (addr, port, 0, ifindex if scoped or scope else 0)
+
+
+def interface_index(iface: str, medium: UdpMedium) -> int:
     try:
         return socket.if_nametoindex(iface)
     except OSError:
@@ -58,18 +92,21 @@ def broadcast_address(sock: socket.socket, iface: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
-    medium: Medium
+    medium: UdpMedium
     sock: socket.socket
-    destination: tuple[str, int]
+    destination: tuple[str, int] | tuple[str, int, int, int]
 
 
-def open_endpoint(medium: Medium) -> Endpoint:
+def open_endpoint(medium: UdpMedium) -> Endpoint:
     """Create and bind the socket for one medium; StartupError with the reason if we can't."""
-    interface_index(medium.iface, medium)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    ifindex = interface_index(medium.iface, medium)
+    sock = socket.socket(family(medium), socket.SOCK_DGRAM)
+    dest: tuple[str, int] | tuple[str, int, int, int]
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, medium.iface.encode())
+        if sock.family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         match medium:
             case UcastMedium(peer=peer, port=port):
                 sock.bind(("0.0.0.0", port))
@@ -87,6 +124,17 @@ def open_endpoint(medium: Medium) -> Endpoint:
                 sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, int(loop))
                 sock.bind(("0.0.0.0", port))
                 dest = (group, port)
+            case Ucast6Medium(peer=peer, port=port):
+                dest = ipv6_destination(peer, port, ifindex)
+                sock.bind(("::", port))
+            case Mcast6Medium(group=group, port=port, hops=hops, loop=loop):
+                mreq6 = socket.inet_pton(socket.AF_INET6, group) + struct.pack("@I", ifindex)
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq6)
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, ifindex)
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, hops)
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, int(loop))
+                sock.bind(("::", port))
+                dest = ipv6_destination(group, port, ifindex)
         sock.setblocking(False)
     except PermissionError:
         sock.close()
@@ -108,17 +156,21 @@ def open_endpoint(medium: Medium) -> Endpoint:
     return Endpoint(medium, sock, dest)
 
 
-def probe_port(medium: Medium) -> None:
+def probe_port(medium: UdpMedium) -> None:
     """Refuse a port another program holds on this interface (heartbeat itself, say).
 
     The media sockets set SO_REUSEADDR so several media can share an interface;
     that would also let us bind silently next to a foreign owner, so probe first
     without it.
     """
-    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe = socket.socket(family(medium), socket.SOCK_DGRAM)
     try:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, medium.iface.encode())
-        probe.bind(("0.0.0.0", medium.port))
+        if probe.family == socket.AF_INET6:
+            probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            probe.bind(("::", medium.port))
+        else:
+            probe.bind(("0.0.0.0", medium.port))
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise StartupError(
@@ -155,7 +207,7 @@ def _factory(protocol: _MediumProtocol) -> Callable[[], _MediumProtocol]:
 class Transport:
     """All media of one node. `send` puts a datagram on every medium."""
 
-    def __init__(self, media: tuple[Medium, ...]) -> None:
+    def __init__(self, media: tuple[UdpMedium, ...]) -> None:
         self._media = media
         self._endpoints: list[tuple[Endpoint, asyncio.DatagramTransport]] = []
         self.send_errors = 0
@@ -163,9 +215,9 @@ class Transport:
     async def open(self, receiver: Receiver) -> None:
         loop = asyncio.get_running_loop()
         endpoints = []
-        for iface, port in sorted({(m.iface, m.port) for m in self._media}):
-            medium = next(m for m in self._media if (m.iface, m.port) == (iface, port))
-            interface_index(iface, medium)
+        for key in sorted({(family(m), m.iface, m.port) for m in self._media}):
+            medium = next(m for m in self._media if (family(m), m.iface, m.port) == key)
+            interface_index(medium.iface, medium)
             probe_port(medium)
         try:
             for medium in self._media:

@@ -341,7 +341,6 @@ respawn hacluster /usr/lib/heartbeat/ipfail
 apiauth ipfail gid=haclient uid=hacluster
 realtime on
 rtprio 5
-watchdog /dev/watchdog
 compression bz2
 coredumps true
 coreroot /var/lib/heartbeat/cores
@@ -363,7 +362,8 @@ baud 19200
         (b"hbgenmethod clock", "Invalid hbgenmethod directive [clock]; use file or time"),
         (b"respawn hacluster ipfail", "Client child command [ipfail] is not full path"),
         (b"realtime sometimes", "Invalid realtime [sometimes]"),
-        (b"ucast6 eth0 fe80::1", "ucast6: IPv6 unicast media are not supported by hbmon"),
+        (b"ucast6 eth0 ff02::1", "ucast6 [eth0] bad addr [ff02::1]"),
+        (b"watchdog /dev/watchdog", "watchdog is not supported by hbmon: heartbeat pets"),
     ],
 )
 def test_bad_accepted_directives(line: bytes, message: str) -> None:
@@ -371,10 +371,11 @@ def test_bad_accepted_directives(line: bytes, message: str) -> None:
     assert errors(problems)[0].startswith(f"ha.cf:1: {message}")
 
 
-def test_respawn_other_than_ipfail_warns_not_run() -> None:
-    _, problems = parse(b"respawn root /usr/bin/thing\nlogfile /x\n")
-    assert warnings(problems) == [
-        "ha.cf:1: warning: respawn client [/usr/bin/thing] is accepted but not run by hbmon"
+def test_respawn_keeps_the_command_as_written() -> None:
+    hacf, problems = parse(b"respawn root  /usr/bin/thing -a  'x  y'\nlogfile /x\n")
+    assert problems == []
+    assert [(c.user, c.command, c.program) for c in hacf.respawn] == [
+        ("root", "/usr/bin/thing -a  'x  y'", "thing")
     ]
 
 

@@ -1,0 +1,78 @@
+"""Every heartbeat medium of one node: the UDP sockets and the serial lines.
+
+heartbeat sends each message on every medium (spec §4.1). UDP media carry it in
+the configured wire format; a serial line always carries heartbeat's classic
+frame (hbmon.wire.serialframe), so the message is encoded once per format in use.
+Both kinds report what arrives to the same receiver, named by link (`iface`,
+or the device path for a serial line), so membership treats them alike.
+"""
+
+from __future__ import annotations
+
+from hbmon.config.model import Medium, SerialMedium, UdpMedium, WireFormat
+from hbmon.errors import StartupError
+from hbmon.io.serial import SerialPort
+from hbmon.io.transport import Receiver, Transport
+from hbmon.wire.auth import Signer
+from hbmon.wire.codec import encode
+from hbmon.wire.message import Message
+from hbmon.wire.serialframe import to_serial
+
+
+class Media:
+    def __init__(self, media: tuple[Medium, ...]) -> None:
+        udp: tuple[UdpMedium, ...] = tuple(m for m in media if not isinstance(m, SerialMedium))
+        self.udp = Transport(udp)
+        self.serial = [SerialPort(m) for m in media if isinstance(m, SerialMedium)]
+        self._has_udp = bool(udp)
+
+    async def open(self, receiver: Receiver, previous: Media | None = None) -> None:
+        """Open every medium; StartupError (and nothing left open) if one cannot be.
+
+        With `previous` (a reload), a serial line configured the same way is taken
+        over open, and one whose settings changed is closed first: a tty is locked
+        by whoever has it open, so it cannot be opened twice.
+        """
+        await self.udp.open(receiver)
+        taken: list[SerialPort] = []
+        try:
+            for i, port in enumerate(self.serial):
+                kept = previous.hand_over(port.medium) if previous is not None else None
+                if kept is not None:
+                    self.serial[i] = kept
+                else:
+                    port.open(receiver)
+                taken.append(self.serial[i])
+        except StartupError:
+            for port in taken:
+                port.close()
+            self.udp.close()
+            raise
+
+    def hand_over(self, medium: SerialMedium) -> SerialPort | None:
+        """Give an open line with exactly these settings to a new Media; close one
+        on the same device with other settings."""
+        for port in list(self.serial):
+            if port.medium == medium and port.is_open:
+                self.serial.remove(port)
+                return port
+            if port.medium.device == medium.device:
+                port.close()
+        return None
+
+    def send(self, message: Message, signer: Signer, fmt: WireFormat) -> None:
+        if self._has_udp:
+            self.udp.send(encode(message, signer, fmt))
+        if self.serial:
+            frame = to_serial(encode(message, signer, WireFormat.CLASSIC))
+            for port in self.serial:
+                port.send(frame)
+
+    @property
+    def send_errors(self) -> int:
+        return self.udp.send_errors + sum(p.writes_dropped for p in self.serial)
+
+    def close(self) -> None:
+        self.udp.close()
+        for port in self.serial:
+            port.close()
