@@ -144,6 +144,12 @@ class Lab:
     # A client namespace on the bridge (the benchmark probes the VIP from it);
     # last, so the positional order of the other fields is unchanged.
     client: bool = False
+    # A null-modem cable between the nodes: a socat pty pair (`{tty}` in `media`
+    # is the node's end). The lab keeps both ends open itself, so socat lives on
+    # while an agent restarts.
+    serial: bool = False
+    _socat: subprocess.Popen[bytes] | None = None
+    _tty_fds: list[int] = field(default_factory=list)
 
     @property
     def gw_ns(self) -> str:
@@ -183,8 +189,29 @@ class Lab:
         _ip("-n", ns, "addr", "add", f"{ip}/{PREFIX_LEN}", "dev", "em1")
         _ip("-n", ns, "link", "set", "em1", "up")
 
+    def tty(self, name: str) -> Path:
+        """Node `name`'s end of the serial cable."""
+        return self.root / f"tty-{name}"
+
+    def _serial_cable(self) -> None:
+        ends = [self.tty(name) for name in NODE_IPS]
+        self._socat = subprocess.Popen(
+            ["socat", *(f"pty,raw,echo=0,link={end}" for end in ends)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while not all(end.exists() for end in ends):
+            if self._socat.poll() is not None or time.monotonic() > deadline:
+                err = self._socat.stderr.read() if self._socat.stderr else b""
+                raise RuntimeError(f"socat pty pair did not start: {err.decode(errors='replace')}")
+            time.sleep(0.02)
+        for end in ends:
+            self._tty_fds.append(os.open(end, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK))
+
     def up(self) -> Lab:
         try:
+            if self.serial:
+                self._serial_cable()
             self._add_ns(self.gw_ns)
             _ip("-n", self.gw_ns, "link", "add", "br0", "type", "bridge")
             _ip("-n", self.gw_ns, "link", "set", "br0", "up")
@@ -238,7 +265,10 @@ class Lab:
         peer = next(n for n in NODE_IPS if n != name)
         media = None
         if self.media is not None:
-            media = tuple(m.format(peer=NODE_IPS[peer], peer2=NODE_IPS2[peer]) for m in self.media)
+            media = tuple(
+                m.format(peer=NODE_IPS[peer], peer2=NODE_IPS2[peer], tty=self.tty(name))
+                for m in self.media
+            )
         (config_dir / "ha.cf").write_text(
             scale_config((src / "ha.cf").read_text(), self.timers, log_dir, media, self.directives)
         )
@@ -268,6 +298,13 @@ class Lab:
                     os.kill(int(pid), 9)
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
         self._namespaces.clear()
+        for fd in self._tty_fds:
+            os.close(fd)
+        self._tty_fds.clear()
+        if self._socat is not None:
+            self._socat.terminate()
+            self._socat.wait(5)
+            self._socat = None
         shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> Lab:
@@ -285,6 +322,23 @@ class Lab:
 
     def link_set(self, node: str, iface: str, up: bool) -> None:
         _ip("-n", self.nodes[node].ns, "link", "set", iface, "up" if up else "down")
+
+    def cut_between_nodes(self, on: bool, iface: str = "em1") -> None:
+        """Drop every frame a node receives on `iface` from the other node (nftables
+        netdev ingress inside each node's namespace): the nodes no longer hear each
+        other there, yet both still reach the gateway. `on=False` removes the rules."""
+        macs = {name: iface_mac(node.ns, iface) for name, node in self.nodes.items()}
+        for name, node in self.nodes.items():
+            peer = next(m for n, m in macs.items() if n != name)
+            rules = "add table netdev hbmlabcut\ndelete table netdev hbmlabcut\n"
+            if on:
+                rules += (
+                    "table netdev hbmlabcut {\n  chain peer {\n"
+                    f'    type filter hook ingress device "{iface}" priority 0;\n'
+                    f"    ether saddr {peer} drop\n  }}\n}}\n"
+                )
+            subprocess.run(["ip", "netns", "exec", node.ns, "nft", "-f", "-"], input=rules,
+                           text=True, check=True, capture_output=True)  # fmt: skip
 
     # ------------------------------------------------------------- agents --
     def agent_command(self, name: str, *extra: str) -> list[str]:
