@@ -59,6 +59,7 @@ from hbmon.core.node import Node
 from hbmon.errors import StartupError, WireError
 from hbmon.io.deadline import DeadlineTimer
 from hbmon.io.media import Media
+from hbmon.io.respawn import ProcessSpawner, Supervisor
 from hbmon.io.ping import Pinger
 from hbmon.io.resources.executor import ResourceExecutor
 from hbmon.logs import LogSink
@@ -108,6 +109,8 @@ class Engine:
         self._server = metrics_server
         self._signer = Signer(config.auth)
         self._media = Media(config.media)
+        Supervisor.check(config.respawn)
+        self._respawn = Supervisor(config.respawn, config.env, ProcessSpawner(), time.monotonic)
         self._resources = ResourceExecutor(
             config,
             config_dir=config_path if config_path.is_dir() else None,
@@ -178,6 +181,8 @@ class Engine:
         return tuple(found)
 
     async def _close(self) -> None:
+        # After the groups are released, as heartbeat stops its clients.
+        await self._respawn.stop()
         if self._timer is not None:
             self._timer.cancel()
         if self._pinger is not None:
@@ -258,6 +263,7 @@ class Engine:
                 case CommUp():
                     # READY after comm-up: a unit ordered after hbmon sees a joined node.
                     self._sd.ready()
+                    self._respawn.start()  # heartbeat starts its clients at comm-up
                     changed = True
                 case NodeTransition() | GroupTransition():
                     changed = True
@@ -416,6 +422,8 @@ class Engine:
                 return
             self._media.close()
             self._media = media
+        if (new.respawn, new.env) != (old.respawn, old.env):
+            logger.warning("respawn/env lines changed: they apply when hbmon next starts")
         self._config = new
         self._signer = Signer(new.auth)
         self._resources.reconfigure(new)

@@ -148,6 +148,8 @@ class Lab:
     # is the node's end). The lab keeps both ends open itself, so socat lives on
     # while an agent restarts.
     serial: bool = False
+    # Lines added at the end of ha.cf (`{root}` is the lab's folder).
+    extra_lines: tuple[str, ...] = ()
     _socat: subprocess.Popen[bytes] | None = None
     _tty_fds: list[int] = field(default_factory=list)
 
@@ -269,9 +271,11 @@ class Lab:
                 m.format(peer=NODE_IPS[peer], peer2=NODE_IPS2[peer], tty=self.tty(name))
                 for m in self.media
             )
-        (config_dir / "ha.cf").write_text(
-            scale_config((src / "ha.cf").read_text(), self.timers, log_dir, media, self.directives)
+        hacf = scale_config(
+            (src / "ha.cf").read_text(), self.timers, log_dir, media, self.directives
         )
+        hacf += "".join(line.format(root=self.root) + "\n" for line in self.extra_lines)
+        (config_dir / "ha.cf").write_text(hacf)
         haresources = self.haresources
         if haresources is None:
             haresources = map_addresses((src / "haresources").read_text())

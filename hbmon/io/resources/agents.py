@@ -84,6 +84,8 @@ class Context:
     config_dir: Path
     # The executor's, so a script is named in one warning however many agents ask.
     disagreements: scripts.StatusDisagreements = field(default_factory=scripts.StatusDisagreements)
+    # ha.cf's `env` lines, for the scripts' environment.
+    ha_env: tuple[tuple[str, str], ...] = ()
 
 
 # ---------------------------------------------------------------- address --
@@ -222,7 +224,7 @@ class ScriptAgent:
         argv = [str(path), *self.resource.args, op]
         if op != "status":
             logger.info(f"Running {' '.join(argv)}")
-        env = scripts.clean_env(self._ctx.config_dir)
+        env = scripts.clean_env(self._ctx.config_dir, self._ctx.ha_env)
         return await self._ctx.io.run(argv, timeout_ms / 1000, env)
 
     async def start(self) -> Outcome:
@@ -289,7 +291,7 @@ class SystemdAgent:
         argv = scripts.systemctl_argv(path, op, self.unit)
         if op != "status":
             logger.info(f"Running {' '.join(argv)}")
-        env = scripts.clean_env(self._ctx.config_dir)
+        env = scripts.clean_env(self._ctx.config_dir, self._ctx.ha_env)
         return await self._ctx.io.run(argv, timeout_ms / 1000, env)
 
     async def start(self) -> Outcome:

@@ -200,7 +200,11 @@ class ResourceExecutor:
 
     def _context(self) -> Context:
         return Context(
-            self._io, self._config.hbmon.resources, self._config_dir, self._disagreements
+            self._io,
+            self._config.hbmon.resources,
+            self._config_dir,
+            self._disagreements,
+            self._config.env,
         )
 
     def _note_all(self) -> None:

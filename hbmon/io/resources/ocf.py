@@ -110,7 +110,7 @@ class OcfAgent:
     async def _run(self, target: OcfTarget, action: str, timeout_ms: int) -> RunResult:
         if action != target.call.status_action:
             logger.info(f"Running OCF {target.path} {action} for {self.resource}")
-        env = scripts.clean_env(self._ctx.config_dir)
+        env = scripts.clean_env(self._ctx.config_dir, self._ctx.ha_env)
         env.update(target.call.environment(self._ctx.io.ocf_root))
         return await self._ctx.io.run(self.argv(target, action), timeout_ms / 1000, env)
 

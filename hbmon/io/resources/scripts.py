@@ -81,16 +81,22 @@ def last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
-def clean_env(config_dir: Path) -> dict[str, str]:
-    """The environment every script gets: nothing inherited from the daemon."""
-    return {
-        "PATH": SCRIPT_PATH,
-        "LANG": "C",
-        "LC_ALL": "C",
-        "HOME": "/",
-        "HA_DIR": str(config_dir),
-        "HA_RESOURCEDIR": str(config_dir / RESOURCE_DIR),
-    }
+def clean_env(config_dir: Path, ha_env: tuple[tuple[str, str], ...] = ()) -> dict[str, str]:
+    """The environment every script gets: nothing inherited from the daemon, except
+    ha.cf's `env NAME=value` lines as HA_NAME=value (heartbeat sets them in its own
+    environment, which its scripts inherit)."""
+    env = {f"HA_{name}": value for name, value in ha_env}
+    env.update(
+        {
+            "PATH": SCRIPT_PATH,
+            "LANG": "C",
+            "LC_ALL": "C",
+            "HOME": "/",
+            "HA_DIR": str(config_dir),
+            "HA_RESOURCEDIR": str(config_dir / RESOURCE_DIR),
+        }
+    )
+    return env
 
 
 def locate(name: str, config_dir: Path, init_dir: Path) -> Path | None:
