@@ -59,9 +59,9 @@ from hbmon.core.node import Node
 from hbmon.errors import StartupError, WireError
 from hbmon.io.deadline import DeadlineTimer
 from hbmon.io.media import Media
-from hbmon.io.respawn import ProcessSpawner, Supervisor
 from hbmon.io.ping import Pinger
 from hbmon.io.resources.executor import ResourceExecutor
+from hbmon.io.respawn import ProcessSpawner, Supervisor
 from hbmon.logs import LogSink
 from hbmon.metrics import Metrics, on_loop
 from hbmon.metrics_http import Endpoint, Server
