@@ -230,3 +230,15 @@ def unsupported_note(name: str) -> str:
     if d.support is not Support.UNSUPPORTED:
         raise ValueError(f"{name} is not an unsupported directive")
     return d.note
+
+
+def markdown_table() -> str:
+    """The classification as the Markdown table in docs/hacf-directives.md."""
+    rows = ["| directive | heartbeat declares it in | hbmon | note |", "|---|---|---|---|"]
+    for d in sorted(DIRECTIVES, key=lambda d: (list(Support).index(d.support), d.name)):
+        rows.append(f"| `{d.name}` | {d.origin.value} | {d.support.value} | {d.note} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")
