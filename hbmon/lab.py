@@ -51,6 +51,14 @@ NODE_IPS = {"solr1": f"{NET}.49", "solr2": f"{NET}.50"}
 # A second, direct path between the nodes (TEST-NET-3), when asked for.
 NET2 = "203.0.113"
 NODE_IPS2 = {"solr1": f"{NET2}.49", "solr2": f"{NET2}.50"}
+# IPv6, when asked for (the documentation prefix 2001:db8::/32): em1 and the gateway
+# in one /64, em2 in another.
+NET6 = "2001:db8:94::"
+NET6_2 = "2001:db8:95::"
+PREFIX6_LEN = 64
+NODE_IPS6 = {"solr1": f"{NET6}49", "solr2": f"{NET6}50"}
+NODE_IPS6_2 = {"solr1": f"{NET6_2}49", "solr2": f"{NET6_2}50"}
+GATEWAY_IP6 = f"{NET6}fe"
 CLONE_NEWNET = 0x40000000
 METRICS_PORT = 9694
 
@@ -148,6 +156,8 @@ class Lab:
     # is the node's end). The lab keeps both ends open itself, so socat lives on
     # while an agent restarts.
     serial: bool = False
+    # IPv6 addresses beside the IPv4 ones (`{peer6}`, `{peer6_2}` in `media`).
+    ipv6: bool = False
     # Lines added at the end of ha.cf (`{root}` is the lab's folder).
     extra_lines: tuple[str, ...] = ()
     _socat: subprocess.Popen[bytes] | None = None
@@ -189,6 +199,9 @@ class Lab:
         )
         _ip("-n", self.gw_ns, "link", "set", port, "master", "br0", "up")
         _ip("-n", ns, "addr", "add", f"{ip}/{PREFIX_LEN}", "dev", "em1")
+        ip6 = next((NODE_IPS6[n] for n, v4 in NODE_IPS.items() if v4 == ip), None)
+        if self.ipv6 and ip6 is not None:
+            _ip("-n", ns, "-6", "addr", "add", f"{ip6}/{PREFIX6_LEN}", "dev", "em1", "nodad")
         _ip("-n", ns, "link", "set", "em1", "up")
 
     def tty(self, name: str) -> Path:
@@ -222,6 +235,9 @@ class Lab:
             _ip("-n", self.gw_ns, "link", "add", "gwport", "type", "veth", "peer", "name", "gw0")
             _ip("-n", self.gw_ns, "link", "set", "gwport", "master", "br0", "up")
             _ip("-n", self.gw_ns, "addr", "add", f"{GATEWAY_IP}/{PREFIX_LEN}", "dev", "gw0")
+            if self.ipv6:
+                _ip("-n", self.gw_ns, "-6", "addr", "add", f"{GATEWAY_IP6}/{PREFIX6_LEN}",
+                    "dev", "gw0", "nodad")  # fmt: skip
             _ip("-n", self.gw_ns, "link", "set", "gw0", "up")
             for i, (name, ip) in enumerate(NODE_IPS.items(), start=1):
                 ns = f"{self.prefix}-n{i}"
@@ -246,6 +262,9 @@ class Lab:
                 )
                 for name, ns in zip(NODE_IPS, (n1, n2), strict=True):
                     _ip("-n", ns, "addr", "add", f"{NODE_IPS2[name]}/{PREFIX_LEN}", "dev", "em2")
+                    if self.ipv6:
+                        _ip("-n", ns, "-6", "addr", "add", f"{NODE_IPS6_2[name]}/{PREFIX6_LEN}",
+                            "dev", "em2", "nodad")  # fmt: skip
                     _ip("-n", ns, "link", "set", "em2", "up")
             if self.outsider:
                 self._add_ns(self.outsider_ns)
@@ -268,7 +287,14 @@ class Lab:
         media = None
         if self.media is not None:
             media = tuple(
-                m.format(peer=NODE_IPS[peer], peer2=NODE_IPS2[peer], tty=self.tty(name))
+                m.format(
+                    peer=NODE_IPS[peer],
+                    peer2=NODE_IPS2[peer],
+                    peer6=NODE_IPS6[peer],
+                    peer6_2=NODE_IPS6_2[peer],
+                    gw6=GATEWAY_IP6,
+                    tty=self.tty(name),
+                )
                 for m in self.media
             )
         hacf = scale_config(

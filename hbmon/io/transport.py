@@ -187,13 +187,47 @@ def probe_port(medium: UdpMedium) -> None:
         probe.close()
 
 
+class CopyFilter:
+    """Drops the copy of a message that a second medium on the same interface brings.
+
+    Links are named by interface, as heartbeat names them, so `ucast em1 <v4>` and
+    `ucast6 em1 <v6>` are one link that hears every message twice. The core takes
+    a second copy on one link for a replay; the expected copy from the link's
+    other medium is dropped here instead, silently. A copy the same medium brings
+    twice still goes on, and the core judges it.
+    """
+
+    KEEP = 256  # recent messages remembered per shared interface
+
+    def __init__(self, media: tuple[UdpMedium, ...]) -> None:
+        ifaces = [m.iface for m in media]
+        self._shared = {i for i in ifaces if ifaces.count(i) > 1}
+        self._recent: dict[str, dict[int, int]] = {}
+
+    def first(self, medium: int, iface: str, data: bytes) -> bool:
+        if iface not in self._shared:
+            return True
+        recent = self._recent.setdefault(iface, {})
+        key = hash(data)
+        seen_by = recent.get(key)
+        if seen_by is None:
+            recent[key] = medium
+            if len(recent) > self.KEEP:
+                del recent[next(iter(recent))]
+            return True
+        return seen_by == medium
+
+
 class _MediumProtocol(asyncio.DatagramProtocol):
-    def __init__(self, iface: str, receiver: Receiver) -> None:
+    def __init__(self, index: int, iface: str, receiver: Receiver, copies: CopyFilter) -> None:
+        self._index = index
         self._iface = iface
         self._receiver = receiver
+        self._copies = copies
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
-        self._receiver(self._iface, data, str(addr[0]))
+        if self._copies.first(self._index, self._iface, data):
+            self._receiver(self._iface, data, str(addr[0]))
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable from a peer that is not listening yet: normal at start.
@@ -226,8 +260,9 @@ class Transport:
             for ep in endpoints:
                 ep.sock.close()
             raise
-        for ep in endpoints:
-            protocol = _MediumProtocol(ep.medium.iface, receiver)
+        copies = CopyFilter(self._media)
+        for index, ep in enumerate(endpoints):
+            protocol = _MediumProtocol(index, ep.medium.iface, receiver, copies)
             transport, _ = await loop.create_datagram_endpoint(_factory(protocol), sock=ep.sock)
             self._endpoints.append((ep, transport))
 
