@@ -31,4 +31,4 @@ def test_memory_is_bounded() -> None:
     for i in range(10 * CopyFilter.KEEP):
         f.first(0, "em1", b"%d" % i)
     assert f.first(1, "em1", b"0")  # long forgotten: passed on
-    assert not f.first(0, "em1", b"%d" % (10 * CopyFilter.KEEP - 1))
+    assert not f.first(1, "em1", b"%d" % (10 * CopyFilter.KEEP - 1))  # recent: remembered
