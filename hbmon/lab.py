@@ -180,6 +180,14 @@ class Lab:
         _ip("netns", "add", name)
         self._namespaces.append(name)
         _ip("-n", name, "link", "set", "lo", "up")
+        if self.ipv6:
+            # A link taken down (a fault test) keeps its IPv6 addresses, as its IPv4 ones.
+            for scope in ("all", "default"):
+                subprocess.run(
+                    ["ip", "netns", "exec", name,
+                     "sysctl", "-qw", f"net.ipv6.conf.{scope}.keep_addr_on_down=1"],
+                    check=True, capture_output=True,
+                )  # fmt: skip
 
     def _attach(self, ns: str, port: str, ip: str) -> None:
         """A veth from the gateway's bridge into `ns`, named em1 there."""

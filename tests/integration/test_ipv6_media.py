@@ -1,9 +1,11 @@
 """IPv6 media beside IPv4 ones: `ucast em1 <v4>` and `ucast6 em1 <v6>` (one link, em1,
 as heartbeat names links by interface) plus `mcast6 em2 ff02::694 …` on the direct
-link. Addresses are the lab's own (2001:db8:94::/64, 2001:db8:95::/64).
+link, and the gateway as a `ping6` node beside its IPv4 `ping` node. Addresses are
+the lab's own (2001:db8:94::/64, 2001:db8:95::/64).
 
 Dropping every IPv4 heartbeat between the nodes leaves em1 up on ucast6; taking em1
-down leaves the peer alive on mcast6; neither is ever a dead declaration.
+down leaves the peer alive on mcast6; neither is ever a dead declaration. The ping6
+node answers ICMPv6 echoes, and goes dead with the gateway.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 from netns_helpers import Pair, require_netns, wait_until
 
-from hbmon.lab import Lab
+from hbmon.lab import GATEWAY_IP, GATEWAY_IP6, Lab
 
 pytestmark = pytest.mark.netns
 
@@ -30,6 +32,7 @@ def v6_pair() -> Iterator[Pair]:
         media=("ucast em1 {peer}", "ucast6 em1 {peer6}", f"mcast6 em2 {MCAST6} 694 1 0"),
         second_link=True,
         ipv6=True,
+        extra_lines=(f"ping6 {GATEWAY_IP6}",),
     ).up()
     pair = Pair(lab)
     try:
@@ -145,3 +148,33 @@ def test_with_em1_down_the_peer_lives_on_mcast6(v6_pair: Pair) -> None:
         pair.lab.link_set("solr2", "em1", up=True)
     wait_until(lambda: link_up(pair, "solr1", "em1") == 1, timeout=DEADTIME + 5, what="em1 back")
     assert dead_declarations(pair) == dead0
+
+
+def ping_up(pair: Pair, viewer: str, node: str) -> float | None:
+    m = pair.try_metrics(viewer)
+    return None if m is None else m.get("hbmon_ping_node_up", node=node)
+
+
+def test_the_ping6_node_answers_and_dies_with_the_gateway(v6_pair: Pair) -> None:
+    pair = v6_pair
+    for viewer in pair.lab.nodes:
+        for node in (GATEWAY_IP, GATEWAY_IP6):
+            wait_until(
+                lambda v=viewer, n=node: ping_up(pair, v, n) == 1,
+                timeout=15,
+                what=f"{viewer}: ping node {node} up",
+            )
+    assert pair.metrics("solr1").get("hbmon_ping_reachable_nodes") == 2
+    assert (pair.metrics("solr1").get("hbmon_ping_replies_total", node=GATEWAY_IP6) or 0) > 0
+    pair.lab.gateway_down()
+    try:
+        wait_until(
+            lambda: ping_up(pair, "solr1", GATEWAY_IP6) == 0,
+            timeout=DEADTIME + 4,
+            what="ping6 node dead with the gateway down",
+        )
+    finally:
+        pair.lab.gateway_up()
+    wait_until(
+        lambda: ping_up(pair, "solr1", GATEWAY_IP6) == 1, timeout=DEADTIME + 6, what="ping6 back"
+    )
