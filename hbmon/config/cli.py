@@ -141,10 +141,31 @@ def check_host_resources(cfg: Config, path: Path) -> list[Problem]:
     )
 
 
+def check_host_media_and_clients(cfg: Config, path: Path) -> list[Problem]:
+    """What `hbmon run` would refuse on this host, as heartbeat refuses it at start:
+    a serial device that is missing, not a tty or locked; a respawn user that does
+    not exist or a command that is not executable."""
+    from hbmon.config.model import SerialMedium
+    from hbmon.errors import StartupError
+    from hbmon.io.respawn import client_problems
+    from hbmon.io.serial import check_device
+
+    source = str(path) if path.suffix in YAML_SUFFIXES else str(path / "ha.cf")
+    out = [Problem(source, 0, text) for text in client_problems(cfg.respawn)]
+    for medium in cfg.media:
+        if isinstance(medium, SerialMedium):
+            try:
+                check_device(medium)
+            except StartupError as exc:
+                out.append(Problem(source, 0, str(exc)))
+    return out
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     cfg, problems = _load(args)
     if cfg is not None:
-        missing = check_host_resources(cfg, args.config or args.config_dir or DEFAULT_CONFIG_DIR)
+        path = args.config or args.config_dir or DEFAULT_CONFIG_DIR
+        missing = check_host_resources(cfg, path) + check_host_media_and_clients(cfg, path)
         for p in missing:
             print(p, file=sys.stderr)
         problems = [*problems, *missing]

@@ -297,3 +297,33 @@ def test_convert_refuses_a_terminal(tmp_path: Path) -> None:
     assert res.returncode == 1
     assert b"not writing the authkeys secret to a terminal" in res.stderr
     assert SECRET.encode() not in shown
+
+
+def test_check_refuses_what_run_would_on_this_host_serial_and_respawn(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # heartbeat refuses these at start: a serial port that is missing or not a tty,
+    # a respawn user that does not exist, a command that is not executable.
+    not_a_tty = tmp_path / "plain-file"
+    not_a_tty.write_text("")
+    hacf = (
+        b"node alpha\nlogfile /x\nucast eth0 10.0.0.2\n"
+        b"serial /dev/hbmon-test-no-such-tty\nserial " + str(not_a_tty).encode() + b"\n"
+        b"respawn hbmon-test-no-such-user /bin/true\n"
+        b"respawn nobody /hbmon/test/no/such/program\n"
+        b"respawn hacluster /usr/lib/heartbeat/ipfail\n"
+    )
+    d = make_dir(tmp_path, hacf=hacf, haresources=b"")
+    assert run(["config", "check", "--config-dir", str(d), "--node", "alpha"]) == 1
+    _, err = capsys.readouterr()
+    lines = [line for line in err.splitlines() if ": warning: " not in line]
+    assert lines == [
+        f"{d}/ha.cf:0: respawn /bin/true: Invalid uid [hbmon-test-no-such-user] specified"
+        " for client child",
+        f"{d}/ha.cf:0: Client child command [/hbmon/test/no/such/program] is not executable",
+        f"{d}/ha.cf:0: medium `serial /dev/hbmon-test-no-such-tty (19200 baud)`: Nonexistent"
+        " serial port: No such file or directory",
+        f"{d}/ha.cf:0: medium `serial {not_a_tty} (19200 baud)`: Serial port [{not_a_tty}]"
+        " not a char device",
+        "configuration invalid: 4 error(s)",
+    ]
