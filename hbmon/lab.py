@@ -181,13 +181,16 @@ class Lab:
         self._namespaces.append(name)
         _ip("-n", name, "link", "set", "lo", "up")
         if self.ipv6:
-            # A link taken down (a fault test) keeps its IPv6 addresses, as its IPv4 ones.
+            # A link taken down (a fault test) keeps its IPv6 addresses, as its IPv4
+            # ones; and link-local addresses are usable at once (no duplicate address
+            # detection), so link-scope multicast can be sent from the first beat.
             for scope in ("all", "default"):
-                subprocess.run(
-                    ["ip", "netns", "exec", name,
-                     "sysctl", "-qw", f"net.ipv6.conf.{scope}.keep_addr_on_down=1"],
-                    check=True, capture_output=True,
-                )  # fmt: skip
+                for setting in ("keep_addr_on_down=1", "accept_dad=0"):
+                    subprocess.run(
+                        ["ip", "netns", "exec", name,
+                         "sysctl", "-qw", f"net.ipv6.conf.{scope}.{setting}"],
+                        check=True, capture_output=True,
+                    )  # fmt: skip
 
     def _attach(self, ns: str, port: str, ip: str) -> None:
         """A veth from the gateway's bridge into `ns`, named em1 there."""
