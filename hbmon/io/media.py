@@ -33,7 +33,7 @@ class Media:
         over open, and one whose settings changed is closed first: a tty is locked
         by whoever has it open, so it cannot be opened twice.
         """
-        await self.udp.open(receiver)
+        await self.udp.open(receiver, ours=previous.udp.bound() if previous is not None else None)
         taken: list[SerialPort] = []
         try:
             for i, port in enumerate(self.serial):

@@ -246,10 +246,16 @@ class Transport:
         self._endpoints: list[tuple[Endpoint, asyncio.DatagramTransport]] = []
         self.send_errors = 0
 
-    async def open(self, receiver: Receiver) -> None:
+    def bound(self) -> set[tuple[int, str, int]]:
+        """(family, iface, port) of every socket this transport holds open."""
+        return {(family(ep.medium), ep.medium.iface, ep.medium.port) for ep, _ in self._endpoints}
+
+    async def open(self, receiver: Receiver, ours: set[tuple[int, str, int]] | None = None) -> None:
+        """Open every medium. `ours`: ports our previous transport holds (a reload),
+        which the probe for a foreign owner must not mistake for one."""
         loop = asyncio.get_running_loop()
         endpoints = []
-        for key in sorted({(family(m), m.iface, m.port) for m in self._media}):
+        for key in sorted({(family(m), m.iface, m.port) for m in self._media} - (ours or set())):
             medium = next(m for m in self._media if (family(m), m.iface, m.port) == key)
             interface_index(medium.iface, medium)
             probe_port(medium)

@@ -10,6 +10,7 @@ condition of the HbmonLinkDown alert, `hbmon_link_up == 0`).
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Iterator
 
@@ -126,3 +127,31 @@ def test_an_ethernet_cut_is_survived_on_the_serial_link(serial_pair: Pair) -> No
     assert holder(pair) == ["solr2"]
     delta = {k: after[k] - before[k] for k in before}
     print(f"\n{CUT_RUNS} Ethernet cuts of {CUT_S:g} s with the serial link alive: {delta}")
+
+
+def test_a_reload_that_changes_other_media_keeps_the_serial_line_open(serial_pair: Pair) -> None:
+    """The tty is locked by whoever holds it open: a reload must hand the open line
+    over, not open it a second time."""
+    pair = serial_pair
+    wait_until(lambda: both_links_up(pair), timeout=20, what="both links up")
+    node = pair.lab.nodes["solr1"]
+    hacf = node.config_dir / "ha.cf"
+    hacf.write_text(hacf.read_text().replace("serial ", "bcast em1\nserial ", 1))
+    pair.procs["solr1"].send_signal(signal.SIGHUP)
+    wait_until(
+        lambda: "Configuration reloaded." in [r.get("message") for r in pair.log_records("solr1")],
+        timeout=10, what="solr1 reloaded",
+    )  # fmt: skip
+    messages = [str(r.get("message")) for r in pair.log_records("solr1")]
+    assert not any("reload refused" in m for m in messages)
+    assert sum(m.startswith("Starting serial heartbeat on tty") for m in messages) == 1
+    # The line still carries beats: em1 cut, the peer stays alive on it.
+    pair.lab.cut_between_nodes(True)
+    try:
+        wait_until(
+            lambda: links(pair.try_metrics("solr1"), pair, "solr2") == (0, 1),
+            timeout=DEADTIME + 3, what="em1 dead, serial up after the reload",
+        )  # fmt: skip
+        assert pair.metrics("solr1").get("hbmon_node_state", node="solr2", state="active") == 1
+    finally:
+        pair.lab.cut_between_nodes(False)
