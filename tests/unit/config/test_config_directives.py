@@ -7,8 +7,10 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from hbmon.config.accept import ACCEPT_FILE, parse_accept
+from hbmon.config.accept import ACCEPT_FILE, acceptable, parse_accept
 from hbmon.config.directives import API_CLIENTS, BY_NAME, DIRECTIVES, Support, markdown_table
 from hbmon.config.hacf import parse_hacf
 from hbmon.config.hadir import load_ha_dir
@@ -215,3 +217,13 @@ def test_the_docs_table_is_the_generated_one() -> None:
     m = re.search(r"<!-- generated: [^>]*-->\n(.*)<!-- end generated -->", doc, re.S)
     assert m is not None
     assert m.group(1) == markdown_table(), "run: python -m hbmon.config.directives"
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.binary(max_size=400) | st.text(max_size=200).map(str.encode))
+def test_any_accept_file_gives_problems_never_a_traceback(data: bytes) -> None:
+    accepted, problems = parse_accept(data, "acc")
+    for p in problems:
+        assert p.file == "acc"
+        assert 1 <= p.line <= data.count(b"\n") + 1
+    assert all(acceptable(label) for label in accepted.lines)

@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 from hbmon.config import hacf as hacf_module
 from hbmon.config import yamlform
 from hbmon.config.authkeys import parse_authkeys
+from hbmon.config.directives import BY_NAME as DIRECTIVE_TABLE
 from hbmon.config.hacf import parse_hacf
 from hbmon.config.haresources import parse_haresources
 from hbmon.config.loader import load_any
@@ -95,7 +96,7 @@ HACF_DIRECTIVES = sorted(
         *hacf_module._SCALAR,
         *hacf_module._WHOLE_LINE,
         *hacf_module._IGNORED,
-        *hacf_module._UNSUPPORTED,
+        *DIRECTIVE_TABLE,  # every heartbeat directive, whatever hbmon makes of it
         "node",
         "udpport",
         "bcast",
