@@ -15,6 +15,9 @@ Written by `hbmon config convert`, read with yaml.safe_load. Layout::
       - {type: ucast, iface: em1, peer: 10.1.201.50, port: 694}
       - {type: bcast, iface: eth1}
       - {type: mcast, iface: eth2, group: 239.0.0.1, port: 694, ttl: 1, loop: false}
+      - {type: ucast6, iface: em1, peer: "2001:db8::50"}
+      - {type: mcast6, iface: em2, group: "ff02::694", port: 694, hops: 1, loop: false}
+      - {type: serial, device: /dev/ttyS0, baud: 19200}   # the link is named by the device
     ping_nodes:
       - 10.1.201.254                                   # a `ping` node, named by its address
       - {name: gw, addresses: [10.0.0.1, 10.0.0.2], group: true}   # a `ping_group`
@@ -39,6 +42,9 @@ Written by `hbmon config convert`, read with yaml.safe_load. Layout::
       failback_stickiness: 0s
       tls: {cert: null, key: null}
     raw: [[keepalive, "2"], …]  # ha.cf values as written, kept for `cl_status hbparameter`
+    respawn:                   # ha.cf's respawn lines (only when there are any)
+      - {user: hacluster, command: /usr/lib/heartbeat/ipfail}
+    env: {ALERT: ops@example.org}   # ha.cf's env lines: HA_ALERT for clients and scripts
 
 The file embeds the authentication secrets, so it is a secret itself: like
 authkeys it must not be group- or other-readable (checked by `load_yaml_file`).
@@ -58,6 +64,7 @@ if TYPE_CHECKING:
 from hbmon.config.authkeys import check_mode
 from hbmon.config.haresources import parse_resource
 from hbmon.config.model import (
+    DEFAULT_BAUD,
     DEFAULT_DEADTIME_MS,
     DEFAULT_HOPFUDGE,
     DEFAULT_KEEPALIVE_MS,
@@ -71,13 +78,17 @@ from hbmon.config.model import (
     Config,
     HbmonSettings,
     LogSettings,
+    Mcast6Medium,
     McastMedium,
     Medium,
     PingNode,
     QuorumPolicy,
     Resource,
     ResourceGroup,
+    RespawnClient,
+    SerialMedium,
     Timers,
+    Ucast6Medium,
     UcastMedium,
     WireFormat,
     default_initdead_ms,
@@ -183,6 +194,11 @@ def to_yaml(cfg: Config) -> str:
         },
         "raw": [[k, v] for k, v in cfg.raw],
     }
+    # Only when used: a converted config without them reads as before.
+    if cfg.respawn:
+        doc["respawn"] = [{"user": c.user, "command": c.command} for c in cfg.respawn]
+    if cfg.env:
+        doc["env"] = dict(cfg.env)
     header = "# hbmon configuration. It contains the authentication secrets: keep it mode 0600.\n"
     # ASCII output: PyYAML writes line-break characters such as U+0085 raw when
     # allow_unicode is on, and reads them back as line breaks.
@@ -209,10 +225,15 @@ _TOP = frozenset(
         "logging",
         "hbmon",
         "raw",
+        "respawn",
+        "env",
     }
 )
 _TIMERS = frozenset({"keepalive", "deadtime", "warntime", "initdead", "deadping"})
-_MEDIUM = frozenset({"type", "iface", "peer", "group", "port", "ttl", "loop"})
+_MEDIUM = frozenset(
+    {"type", "iface", "peer", "group", "port", "ttl", "loop", "hops", "device", "baud"}
+)
+_RESPAWN = frozenset({"user", "command"})
 _PING = frozenset({"name", "addresses", "group"})
 _AUTH = frozenset({"active", "keys"})
 _KEY = frozenset({"index", "method", "secret", "secret_base64"})
@@ -253,14 +274,21 @@ def _media(r: Reader, doc: dict[str, object], udpport: int) -> tuple[Medium, ...
         p: Path_ = ("media", i)
         m = r.mapping(item, p, _MEDIUM)
         kind = r.required(m, "type", p, as_str)
+        if kind == "serial":
+            device = r.required(m, "device", p, as_str)
+            baud = r.get(m, "baud", p, as_int, DEFAULT_BAUD)
+            if not isinstance(device, Missing):
+                out.append(SerialMedium(device=device, baud=baud))
+            continue
         iface = r.required(m, "iface", p, as_str)
         port = r.get(m, "port", p, as_int, udpport)
         if isinstance(kind, Missing) or isinstance(iface, Missing):
             continue
-        if kind == "ucast":
+        if kind in ("ucast", "ucast6"):
             peer = r.required(m, "peer", p, as_str)
             if not isinstance(peer, Missing):
-                out.append(UcastMedium(iface=iface, peer=peer, port=port))
+                unicast = UcastMedium if kind == "ucast" else Ucast6Medium
+                out.append(unicast(iface=iface, peer=peer, port=port))
         elif kind == "bcast":
             out.append(BcastMedium(iface=iface, port=port))
         elif kind == "mcast":
@@ -269,8 +297,46 @@ def _media(r: Reader, doc: dict[str, object], udpport: int) -> tuple[Medium, ...
             loop = r.required(m, "loop", p, as_bool)
             if isinstance(group, str) and isinstance(ttl, int) and isinstance(loop, bool):
                 out.append(McastMedium(iface=iface, group=group, port=port, ttl=ttl, loop=loop))
+        elif kind == "mcast6":
+            group = r.required(m, "group", p, as_str)
+            hops = r.required(m, "hops", p, as_int)
+            loop = r.required(m, "loop", p, as_bool)
+            if isinstance(group, str) and isinstance(hops, int) and isinstance(loop, bool):
+                out.append(Mcast6Medium(iface=iface, group=group, port=port, hops=hops, loop=loop))
         else:
-            r.error((*p, "type"), f"[{kind}] is not one of ucast, bcast, mcast")
+            r.error(
+                (*p, "type"), f"[{kind}] is not one of ucast, bcast, mcast, ucast6, mcast6, serial"
+            )
+    return tuple(out)
+
+
+def _respawn(r: Reader, doc: dict[str, object]) -> tuple[RespawnClient, ...]:
+    out: list[RespawnClient] = []
+    for i, item in enumerate(r.sequence(doc.get("respawn"), ("respawn",))):
+        p: Path_ = ("respawn", i)
+        m = r.mapping(item, p, _RESPAWN)
+        user = r.required(m, "user", p, as_str)
+        command = r.required(m, "command", p, as_str)
+        if isinstance(user, str) and isinstance(command, str):
+            out.append(RespawnClient(user=user, command=command))
+    return tuple(out)
+
+
+def _env(r: Reader, doc: dict[str, object]) -> tuple[tuple[str, str], ...]:
+    """`env: {NAME: value}`: ha.cf's `env NAME=value` lines."""
+    value = doc.get("env")
+    m = r.mapping(
+        value,
+        ("env",),
+        frozenset(str(k) for k in value) if isinstance(value, dict) else frozenset(),
+    )
+    out: list[tuple[str, str]] = []
+    for name in m:
+        text = r.get(m, name, ("env",), as_str, "")
+        if not name or "=" in name:
+            r.error(("env", name), "a variable name, without '='")
+        else:
+            out.append((name, text))
     return tuple(out)
 
 
@@ -453,6 +519,8 @@ def from_yaml(
         logging=_logging(r, doc),
         hbmon=_hbmon(r, doc),
         raw=_raw(r, doc),
+        respawn=_respawn(r, doc),
+        env=_env(r, doc),
     )
     for finding in check_config(cfg):
         if auth is None and finding.field.startswith("auth"):

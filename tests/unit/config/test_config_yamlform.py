@@ -10,6 +10,7 @@ from cfgtools import SECRET, solr_dir
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hbmon.config.limits import SERIAL_BAUDS
 from hbmon.config.loader import load_any, load_config
 from hbmon.config.model import (
     AuthConfig,
@@ -20,13 +21,17 @@ from hbmon.config.model import (
     Config,
     HbmonSettings,
     LogSettings,
+    Mcast6Medium,
     McastMedium,
     Medium,
     PingNode,
     QuorumPolicy,
     Resource,
     ResourceGroup,
+    RespawnClient,
+    SerialMedium,
     Timers,
+    Ucast6Medium,
     UcastMedium,
     WireFormat,
 )
@@ -129,6 +134,40 @@ def test_mcast_ttl_5_refused_in_yaml() -> None:
     assert p.line > 0
 
 
+def test_serial_ipv6_respawn_and_env_in_yaml() -> None:
+    media = [
+        {"type": "serial", "device": "/dev/ttyS0"},
+        {"type": "ucast6", "iface": "em1", "peer": "2001:db8::50"},
+        {"type": "mcast6", "iface": "em2", "group": "ff02::694", "hops": 1, "loop": False},
+    ]
+    text = minimal(
+        media=media,
+        respawn=[{"user": "nobody", "command": "/usr/bin/x --y"}],
+        env={"ALERT": "ops@example.org"},
+    )
+    cfg, problems = from_yaml(text, F, None)
+    assert cfg is not None, problems
+    assert cfg.media == (
+        SerialMedium("/dev/ttyS0", 19200),
+        Ucast6Medium("em1", "2001:db8::50", 694),
+        Mcast6Medium("em2", "ff02::694", 694, 1, False),
+    )
+    assert cfg.respawn == (RespawnClient("nobody", "/usr/bin/x --y"),)
+    assert cfg.env == (("ALERT", "ops@example.org"),)
+    bad = minimal(
+        media=[{"type": "serial"}, {"type": "mcast6", "iface": "em2", "group": "ff0e::1",
+                                    "hops": 1, "loop": False}],
+        env={"A=B": "x"},
+    )  # fmt: skip
+    cfg, problems = from_yaml(bad, F, None)
+    assert cfg is None
+    assert sorted(p.message for p in problems if not p.warning) == [
+        "env['A=B']: a variable name, without '='",
+        "media[0].device: required",
+        "media[1].group: mcast6 [em2] bad addr [ff0e::1]",
+    ]
+
+
 def test_structural_errors_collected() -> None:
     text = minimal(
         colour="blue",
@@ -199,6 +238,7 @@ def test_yaml_file_must_be_private(tmp_path: Path) -> None:
 _name = st.from_regex(r"[a-z][a-z0-9-]{0,8}", fullmatch=True)
 _ip = st.ip_addresses(v=4).map(str)
 _mcast_ip = st.ip_addresses(network="224.0.0.0/4").map(str)
+_ip6 = st.ip_addresses(network="2001:db8::/32").map(str)
 _port = st.integers(1, 65535)
 _path = _name.map(lambda n: Path("/var/lib") / n)
 _word = st.from_regex(r"[A-Za-z0-9_./=-]{1,12}", fullmatch=True)
@@ -227,9 +267,24 @@ def configs(draw: st.DrawFn) -> Config:
             ttl=st.integers(0, 4),
             loop=st.booleans(),
         ),
+        st.builds(Ucast6Medium, iface=_name, peer=_ip6, port=_port),
+        st.builds(
+            Mcast6Medium,
+            iface=_name,
+            group=st.integers(1, 0xFFFF).map(lambda n: f"ff02::{n:x}"),
+            port=_port,
+            hops=st.integers(0, 4),
+            loop=st.booleans(),
+        ),
+        st.builds(
+            SerialMedium,
+            device=_name.map(lambda n: f"/dev/{n}"),
+            baud=st.sampled_from(SERIAL_BAUDS),
+        ),
     )
     ping_ips = draw(st.lists(_ip, max_size=3, unique=True))
     groups = draw(st.lists(st.lists(_ip, min_size=1, max_size=3), max_size=2))
+    ping_ips += draw(st.lists(_ip6, max_size=2, unique=True))
     ping_nodes = tuple(PingNode(ip, (ip,)) for ip in ping_ips) + tuple(
         PingNode(f"pg-{i}", tuple(g), group=True) for i, g in enumerate(groups)
     )
@@ -285,6 +340,25 @@ def configs(draw: st.DrawFn) -> Config:
             tls_key=tls[1] if tls else None,
         ),
         raw=tuple(draw(st.lists(st.tuples(_name, st.text(max_size=20)), max_size=4))),
+        respawn=tuple(
+            draw(
+                st.lists(
+                    st.builds(
+                        RespawnClient, user=_name, command=_word.map(lambda w: f"/usr/bin/{w} -x")
+                    ),
+                    max_size=2,
+                )
+            )
+        ),
+        env=tuple(
+            draw(
+                st.lists(
+                    st.tuples(st.from_regex(r"[A-Z_][A-Z0-9_]{0,8}", fullmatch=True), _word),
+                    max_size=3,
+                    unique_by=lambda kv: kv[0],
+                )
+            )
+        ),
     )
 
 
