@@ -155,16 +155,16 @@ def test_serial_ipv6_respawn_and_env_in_yaml() -> None:
     assert cfg.respawn == (RespawnClient("nobody", "/usr/bin/x --y"),)
     assert cfg.env == (("ALERT", "ops@example.org"),)
     bad = minimal(
-        media=[{"type": "serial"}, {"type": "mcast6", "iface": "em2", "group": "ff0e::1",
-                                    "hops": 1, "loop": False}],
+        media=[{"type": "mcast6", "iface": "em2", "group": "ff0e::1", "hops": 1,
+                "loop": False}, {"type": "serial"}],
         env={"A=B": "x"},
     )  # fmt: skip
     cfg, problems = from_yaml(bad, F, None)
     assert cfg is None
     assert sorted(p.message for p in problems if not p.warning) == [
         "env['A=B']: a variable name, without '='",
-        "media[0].device: required",
-        "media[1].group: mcast6 [em2] bad addr [ff0e::1]",
+        "media[0].group: mcast6 [em2] bad addr [ff0e::1]",
+        "media[1].device: required",
     ]
 
 
