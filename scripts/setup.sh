@@ -35,6 +35,8 @@ if [ "$mode" = test ]; then
   # lintian (mount, e2fsprogs, kmod above serve the Filesystem tests too).
   apt_needed+=(apt dpkg-dev debhelper dh-python pybuild-plugin-pyproject python3-all
     python3-setuptools python3-wheel debootstrap lintian)
+  # socat's pty pairs stand in for the null-modem cable of the serial-medium tests.
+  apt_needed+=(socat)
 fi
 missing=()
 for p in "${apt_needed[@]}"; do
