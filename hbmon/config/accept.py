@@ -51,11 +51,16 @@ class Accepted:
 
     filename: str = ACCEPT_FILE
     lines: dict[str, int] = field(default_factory=dict)
+    # `hbmon watch`: heartbeat itself runs the cluster and does what it says;
+    # hbmon only observes, so nothing is lost and every such directive is accepted.
+    watching: bool = False
 
     def where(self, label: str) -> str | None:
-        """`FILE:LINE` of the entry accepting `label`, None if it is not accepted."""
+        """Why `label` is accepted (`FILE:LINE` of its entry), None if it is not."""
         line = self.lines.get(label)
-        return None if line is None else f"{self.filename}:{line}"
+        if line is not None:
+            return f"accepted in {self.filename}:{line}"
+        return "heartbeat does it; hbmon watch only observes" if self.watching else None
 
     def unused(self, used: Iterable[str]) -> list[Problem]:
         seen = set(used)

@@ -252,7 +252,7 @@ class _Parser:
                 f" (to run without it anyway, list [{label}] in {self.accepted.filename})"
             )
         self.accepted_used.add(label)
-        self.warn(f"{label} is not supported by hbmon: {lost} (accepted in {where})")
+        self.warn(f"{label} is not supported by hbmon: {lost} ({where})")
         return True
 
     # --------------------------------------------------------------- driver --

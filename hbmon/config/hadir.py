@@ -152,13 +152,19 @@ def _locate(f: Finding, src: _Sources, cfg: Config) -> Problem:
     return Problem(file, line, f.message, f.warning)
 
 
-def load_ha_dir(config_dir: Path, node: str | None = None) -> tuple[Config | None, list[Problem]]:
+def load_ha_dir(
+    config_dir: Path, node: str | None = None, *, watching: bool = False
+) -> tuple[Config | None, list[Problem]]:
+    """`watching`: for `hbmon watch`, beside a running heartbeat that does what the
+    directives hbmon lacks say: those are warnings, not errors."""
     problems: list[Problem] = []
     hacf_path = config_dir / HACF
     authkeys_path = config_dir / AUTHKEYS
     haresources_path = config_dir / HARESOURCES
 
     accepted = _read_accept(config_dir / ACCEPT_FILE, problems)
+    if watching:
+        accepted = dataclasses.replace(accepted, watching=True)
     hacf_data = _read(hacf_path, "config file", problems)
     hacf, hacf_problems = parse_hacf(hacf_data or b"", str(hacf_path), accepted)
     if hacf_data is not None:

@@ -16,14 +16,21 @@ from hbmon.config.yamlform import load_yaml_file
 YAML_SUFFIXES = frozenset({".yaml", ".yml"})
 
 
-def load_config(config_dir: Path, node: str | None = None) -> tuple[Config | None, list[Problem]]:
-    """Load an unchanged heartbeat directory (ha.cf, authkeys, haresources)."""
-    return load_ha_dir(Path(config_dir), node)
+def load_config(
+    config_dir: Path, node: str | None = None, *, watching: bool = False
+) -> tuple[Config | None, list[Problem]]:
+    """Load an unchanged heartbeat directory (ha.cf, authkeys, haresources).
+
+    `watching` (hbmon watch): directives hbmon does not implement are warnings, since
+    heartbeat, not hbmon, runs the cluster."""
+    return load_ha_dir(Path(config_dir), node, watching=watching)
 
 
-def load_any(path: Path, node: str | None = None) -> tuple[Config | None, list[Problem]]:
+def load_any(
+    path: Path, node: str | None = None, *, watching: bool = False
+) -> tuple[Config | None, list[Problem]]:
     """Load an ha.d directory, or hbmon's YAML form when `path` ends in .yaml/.yml."""
     path = Path(path)
     if path.suffix in YAML_SUFFIXES:
         return load_yaml_file(path, node)
-    return load_config(path, node)
+    return load_config(path, node, watching=watching)

@@ -46,7 +46,7 @@ def run(
     poll_interval: float = POLL_INTERVAL_S,
     web_config: Path | None = None,
 ) -> int:
-    cfg, problems = load_any(config_path, node)
+    cfg, problems = load_any(config_path, node, watching=True)
     for p in problems:
         print(p, file=sys.stderr)
     if cfg is None:
@@ -168,7 +168,7 @@ class Watcher:
         if src is None:
             return
         logger.info("Re-reading the web config from {} (SIGHUP)", src.config_path)
-        cfg, problems = load_any(src.config_path, src.node)
+        cfg, problems = load_any(src.config_path, src.node, watching=True)
         for p in problems:
             (logger.warning if p.warning else logger.error)("{}", p)
         if cfg is None:

@@ -227,3 +227,16 @@ def test_any_accept_file_gives_problems_never_a_traceback(data: bytes) -> None:
         assert p.file == "acc"
         assert 1 <= p.line <= data.count(b"\n") + 1
     assert all(acceptable(label) for label in accepted.lines)
+
+
+def test_hbmon_watch_beside_heartbeat_takes_them_as_warnings(tmp_path: Path) -> None:
+    # heartbeat runs the cluster and does what they say: watching loses nothing.
+    d = _ha_dir(tmp_path, BASE + "stonith_host * null a b\nwatchdog /dev/watchdog\n", None)
+    assert load_ha_dir(d, "a")[0] is None
+    cfg, problems = load_ha_dir(d, "a", watching=True)
+    assert cfg is not None
+    assert [str(p) for p in problems] == [
+        f"{d / 'ha.cf'}:{n}: warning: {name} is not supported by hbmon: {BY_NAME[name].note}"
+        " (heartbeat does it; hbmon watch only observes)"
+        for n, name in ((7, "stonith_host"), (8, "watchdog"))
+    ]
