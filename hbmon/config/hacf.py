@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from hbmon.config.accept import Accepted, respawn_label
 from hbmon.config.directives import API_CLIENTS, DIRECTIVES, Support, unsupported_note
+from hbmon.config.hacfmedia import MediaLines
 from hbmon.config.lexer import (
     Line,
     ascii_lower,
@@ -24,34 +25,17 @@ from hbmon.config.lexer import (
 from hbmon.config.limits import (
     MAX_DEBUG,
     MAX_HOPFUDGE,
-    MAX_PORT,
-    MCAST6_MAX_HOPS,
-    MCAST_MAX_TTL,
-    SERIAL_BAUDS,
 )
 from hbmon.config.model import (
-    DEFAULT_BAUD,
-    DEFAULT_UDPPORT,
     AutoFailback,
-    BcastMedium,
-    Mcast6Medium,
-    McastMedium,
     Medium,
     PingNode,
     RespawnClient,
-    SerialMedium,
-    Ucast6Medium,
-    UcastMedium,
     WireFormat,
 )
 from hbmon.config.problems import Problem
 from hbmon.config.values import (
     SYSLOG_FACILITIES,
-    is_ipv4,
-    is_ipv4_multicast,
-    is_ipv6,
-    is_ipv6_multicast_for_heartbeat,
-    is_ipv6_unicast_for_heartbeat,
     parse_atoi,
     parse_bool,
     parse_time_ms,
@@ -155,7 +139,7 @@ _SCALAR = frozenset(
 
 
 class _Parser:
-    """One pass over one file; holds the state that ordering rules need (udpport, baud)."""
+    """One pass over one file (media and ping lines: `MediaLines`)."""
 
     def __init__(self, filename: str, accepted: Accepted) -> None:
         self.filename = filename
@@ -165,21 +149,10 @@ class _Parser:
         self.values: dict[str, object] = {}
         self.lines: dict[str, int] = {}
         self.nodes: list[str] = []
-        self.media: list[Medium] = []
-        self.media_lines: list[int] = []
-        self.ping_nodes: list[PingNode] = []
-        self.ping_lines: list[int] = []
+        self.m = MediaLines(self)
         self.raw: list[tuple[str, str]] = []
         self.respawn: list[RespawnClient] = []
         self.env: list[tuple[str, str]] = []
-        self.port = DEFAULT_UDPPORT
-        # heartbeat's ucast6 plugin reads udpport once, at its first line.
-        self.ucast6_port: int | None = None
-        # heartbeat's serial plugin reads baud once, when the first serial line loads it.
-        self.baud = DEFAULT_BAUD
-        self.baud_line = 0
-        self.first_serial_line = 0
-        self.first_media_line = 0
         self.crm_line = 0
         self.line = 0
         self.option_handlers: dict[str, Callable[[str], bool]] = {
@@ -190,12 +163,12 @@ class _Parser:
             "deadping": self._time("deadping"),
             "warntime": self._time("warntime", positive=True),
             "conn_logd_time": self._time("conn_logd_time"),
-            "udpport": self._udpport,
-            "bcast": self._bcast,
-            "udp": self._udp,
-            "ping": self._ping,
-            "ping6": self._ping6,
-            "baud": self._baud,
+            "udpport": self.m.udpport,
+            "bcast": self.m.bcast,
+            "udp": self.m.udp,
+            "ping": self.m.ping,
+            "ping6": self.m.ping6,
+            "baud": self.m.baud,
             "hopfudge": self._int("hopfudge", 0, MAX_HOPFUDGE),
             "debug": self._int("debug", 0, MAX_DEBUG),
             "max_rexmit_delay": self._int("max_rexmit_delay", 1, 2**31 - 1),
@@ -211,17 +184,17 @@ class _Parser:
             "pacemaker": self._crm,
             "uuidfrom": self._choice("uuidfrom", ("file", "nodename")),
             "hbgenmethod": self._choice("hbgenmethod", ("file", "time")),
-            "serial": self._serial,
+            "serial": self.m.serial,
             "env": self._env,
             "watchdog": self._unsupported_value("watchdog"),
             "use_apphbd": self._use_apphbd,
         }
         self.line_handlers: dict[str, Callable[[str], bool]] = {
-            "ucast": self._ucast,
-            "mcast": self._mcast,
-            "ucast6": self._ucast6,
-            "mcast6": self._mcast6,
-            "ping_group": self._ping_group,
+            "ucast": self.m.ucast,
+            "mcast": self.m.mcast,
+            "ucast6": self.m.ucast6,
+            "mcast6": self.m.mcast6,
+            "ping_group": self.m.ping_group,
             "apiauth": self._apiauth,
             "respawn": self._respawn,
             "stonith": self._unsupported_line("stonith"),
@@ -321,11 +294,11 @@ class _Parser:
             warntime_ms=get_int("warntime"),
             initdead_ms=get_int("initdead"),
             deadping_ms=get_int("deadping"),
-            udpport=get_int("udpport"),
-            media=tuple(self.media),
-            media_lines=tuple(self.media_lines),
-            ping_nodes=tuple(self.ping_nodes),
-            ping_lines=tuple(self.ping_lines),
+            udpport=self.m.udpport_given,
+            media=tuple(self.m.media),
+            media_lines=tuple(self.m.media_lines),
+            ping_nodes=tuple(self.m.ping_nodes),
+            ping_lines=tuple(self.m.ping_lines),
             auto_failback=auto_failback if isinstance(auto_failback, AutoFailback) else None,
             msgfmt=msgfmt if isinstance(msgfmt, WireFormat) else None,
             hopfudge=get_int("hopfudge"),
@@ -414,39 +387,6 @@ class _Parser:
 
         return handle
 
-    def _udpport(self, value: str) -> bool:
-        try:
-            port, exact = parse_atoi(value, 1, MAX_PORT)
-        except ValueError as exc:
-            return self.error(f"invalid port {exc}")
-        if not exact:
-            self.warn(f"udpport [{value}] read as {port}; the text after the number is ignored")
-        if self.media:
-            self.warn(
-                f"udpport setting must precede media statements: port {port} does not apply"
-                f" to the media above it (first on line {self.first_media_line})"
-            )
-        self.port = port
-        self.values["udpport"] = port
-        return True
-
-    def _add_medium(self, medium: Medium) -> None:
-        if not self.media:
-            self.first_media_line = self.line
-        self.media.append(medium)
-        self.media_lines.append(self.line)
-
-    def _bcast(self, value: str) -> bool:
-        self._add_medium(BcastMedium(iface=value, port=self.port))
-        return True
-
-    def _ping(self, value: str) -> bool:
-        if not is_ipv4(value):
-            return self.error(f"ping: [{value}] is not an IPv4 address")
-        self.ping_nodes.append(PingNode(name=value, addresses=(value,)))
-        self.ping_lines.append(self.line)
-        return True
-
     def _auto_failback(self, value: str) -> bool:
         if value.lower() == "legacy":
             self.values["auto_failback"] = AutoFailback.LEGACY
@@ -531,40 +471,6 @@ class _Parser:
             " only; set it off"
         )
 
-    def _serial(self, value: str) -> bool:
-        if not value.startswith("/"):
-            return self.error(f"Serial port not full pathname [{value}] in config file")
-        if any(isinstance(m, SerialMedium) and m.device == value for m in self.media):
-            return self.error(f"serial port [{value}] listed more than once")
-        if not self.first_serial_line:
-            self.first_serial_line = self.line
-        self._add_medium(SerialMedium(device=value, baud=self.baud))
-        return True
-
-    def _baud(self, value: str) -> bool:
-        if self.baud_line:
-            return self.error(f"Baudrate multiply specified (first on line {self.baud_line})")
-        self.baud_line = self.line
-        try:
-            baud, _ = parse_atoi(value, 0, 2**31 - 1)
-        except ValueError:
-            baud = 0
-        if baud not in SERIAL_BAUDS:
-            return self.error(
-                f"invalid baudrate [{value}] specified; use one of"
-                f" {', '.join(str(b) for b in SERIAL_BAUDS)}"
-            )
-        if self.first_serial_line:
-            # heartbeat's serial plugin read the speed when its first line loaded it.
-            self.warn(
-                f"baudrate setting must precede media statements: baud {baud} does not apply"
-                f" to the serial media above it (first on line {self.first_serial_line});"
-                f" they run at {self.baud}"
-            )
-            return True
-        self.baud = baud
-        return True
-
     def _env(self, value: str) -> bool:
         name, eq, text = value.partition("=")
         if not eq or not name:
@@ -585,146 +491,7 @@ class _Parser:
             return self.error(f"Invalid use_apphbd {exc}")
         return self.unsupported("use_apphbd", unsupported_note("use_apphbd")) if on else True
 
-    def _udp(self, value: str) -> bool:
-        self.warn("directive 'udp' replaced by 'bcast'")
-        return self._bcast(value)
-
-    def _ping6(self, value: str) -> bool:
-        if not is_ipv6(value):
-            return self.error(f"ping6: [{value}] is not an IPv6 address")
-        self.ping_nodes.append(PingNode(name=value, addresses=(value,)))
-        self.ping_lines.append(self.line)
-        return True
-
     # -------------------------------------------------- whole-line handlers --
-    def _ucast(self, rest: str) -> bool:
-        words = split_words(rest)
-        if not words:
-            return self.error("ucast: missing device and target IP address")
-        dev = words[0]
-        if len(words) < 2:
-            return self.error(f"ucast: [{dev}] missing target IP address/hostname")
-        peer = words[1]
-        if not is_ipv4(peer):
-            return self.error(
-                f"ucast: [{dev}] target [{peer}] is not an IPv4 address"
-                " (hbmon does not resolve host names)"
-            )
-        if len(words) > 2:
-            self.warn(f"ucast: [{dev}] text after the target address is ignored")
-        self._add_medium(UcastMedium(iface=dev, peer=peer, port=self.port))
-        return True
-
-    def _mcast(self, rest: str) -> bool:
-        words = split_words(rest)
-        if not words:
-            return self.error("mcast: missing device")
-        dev = words[0]
-        names = ("mcast address", "port", "ttl", "loop")
-        if len(words) < 5:
-            return self.error(f"mcast [{dev}] missing {names[len(words) - 1]}")
-        group, port_text, ttl_text, loop_text = words[1:5]
-        ok = True
-        port = ttl = loop = 0
-        if not is_ipv4_multicast(group):
-            ok = self.error(f"mcast [{dev}] bad addr [{group}]: not an IPv4 multicast address")
-        try:
-            port, _ = parse_atoi(port_text, 1, MAX_PORT)
-        except ValueError:
-            ok = self.error(f"mcast [{dev}] bad port [{port_text}]")
-        try:
-            ttl, _ = parse_atoi(ttl_text, 0, MCAST_MAX_TTL)
-        except ValueError:
-            ok = self.error(
-                f"mcast [{dev}] bad ttl [{ttl_text}]: heartbeat accepts 0 to {MCAST_MAX_TTL}"
-            )
-        try:
-            loop, _ = parse_atoi(loop_text, 0, 1)
-        except ValueError:
-            ok = self.error(f"mcast [{dev}] bad loop [{loop_text}]: use 0 or 1")
-        if not ok:
-            return False
-        if len(words) > 5:
-            self.warn(f"mcast [{dev}] text after the loop value is ignored")
-        self._add_medium(McastMedium(iface=dev, group=group, port=port, ttl=ttl, loop=loop == 1))
-        return True
-
-    def _ucast6(self, rest: str) -> bool:
-        words = split_words(rest)
-        if not words:
-            return self.error("ucast6 statement without device")
-        dev = words[0]
-        if len(words) < 2:
-            return self.error(f"ucast6 [{dev}] missing ucast6 address")
-        peer = words[1]
-        if not is_ipv6_unicast_for_heartbeat(peer, allow_scope=True):
-            return self.error(
-                f"ucast6 [{dev}] bad addr [{peer}]: not an IPv6 unicast address"
-                " (hbmon does not resolve host names)"
-            )
-        if len(words) > 2:
-            self.warn(f"ucast6: [{dev}] text after the target address is ignored")
-        if self.ucast6_port is None:
-            self.ucast6_port = self.port
-        elif self.ucast6_port != self.port:
-            self.warn(
-                f"ucast6 [{dev}]: heartbeat reads udpport once, at the first ucast6 line:"
-                f" this medium uses port {self.ucast6_port}, not {self.port}"
-            )
-        self._add_medium(Ucast6Medium(iface=dev, peer=peer, port=self.ucast6_port))
-        return True
-
-    def _mcast6(self, rest: str) -> bool:
-        words = split_words(rest)
-        if not words:
-            return self.error("mcast6 statement without device")
-        dev = words[0]
-        names = ("mcast6 address", "port", "hops", "loop")
-        if len(words) < 5:
-            return self.error(f"mcast6 [{dev}] missing {names[len(words) - 1]}")
-        group, port_text, hops_text, loop_text = words[1:5]
-        ok = True
-        port = hops = loop = 0
-        if not is_ipv6_multicast_for_heartbeat(group):
-            ok = self.error(
-                f"mcast6 [{dev}] bad addr [{group}]: heartbeat takes an IPv6 multicast group"
-                " of link, admin, site or organization scope"
-            )
-        try:
-            port, _ = parse_atoi(port_text, 1, MAX_PORT)
-        except ValueError:
-            ok = self.error(f"mcast6 [{dev}] bad port [{port_text}]")
-        try:
-            hops, _ = parse_atoi(hops_text, 0, MCAST6_MAX_HOPS)
-        except ValueError:
-            ok = self.error(
-                f"mcast6 [{dev}] bad hops [{hops_text}]: heartbeat accepts 0 to {MCAST6_MAX_HOPS}"
-            )
-        try:
-            loop, _ = parse_atoi(loop_text, 0, 1)
-        except ValueError:
-            ok = self.error(f"mcast6 [{dev}] bad loop [{loop_text}]: use 0 or 1")
-        if not ok:
-            return False
-        if len(words) > 5:
-            self.warn(f"mcast6 [{dev}] text after the loop value is ignored")
-        self._add_medium(Mcast6Medium(iface=dev, group=group, port=port, hops=hops, loop=loop == 1))
-        return True
-
-    def _ping_group(self, rest: str) -> bool:
-        words = split_words(rest)
-        if not words:
-            return self.error("ping_group: missing group name")
-        name, hosts = ascii_lower(words[0]), words[1:]
-        if not hosts:
-            return self.error(f"ping_group [{name}] has no hosts")
-        bad = [h for h in hosts if not is_ipv4(h)]
-        if bad:
-            return self.error(f"ping_group [{name}]: [{bad[0]}] is not an IPv4 address")
-        self.ping_nodes.append(PingNode(name=name, addresses=tuple(hosts), group=True))
-        self.ping_lines.append(self.line)
-        return True
-
     def _apiauth(self, rest: str) -> bool:
         # heartbeat's set_api_authorization: a client name, then uid= and/or gid= lists.
         words = split_words(rest)
