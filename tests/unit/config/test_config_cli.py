@@ -327,3 +327,24 @@ def test_check_refuses_what_run_would_on_this_host_serial_and_respawn(
         " not a char device",
         "configuration invalid: 4 error(s)",
     ]
+
+
+def test_serial_media_and_respawn_clients_need_the_classic_drop_in(tmp_path: Path) -> None:
+    from hbmon.config.sandbox import sandbox_need
+
+    d = make_dir(
+        tmp_path,
+        hacf=b"node alpha\nlogfile /x\nucast eth0 10.0.0.2\nserial /dev/ttyS0\n"
+        b"respawn nobody /usr/bin/thing -v\nrespawn hacluster /usr/lib/heartbeat/ipfail\n",
+        haresources=b"",
+    )
+    cfg, problems = load_config(d, "alpha")
+    assert cfg is not None, problems
+    need = sandbox_need(cfg)
+    assert not need.hardened
+    assert need.describe() == (
+        "systemd: serial /dev/ttyS0, respawn nobody /usr/bin/thing: install"
+        " /usr/share/hbmon/systemd/classic-resources.conf into"
+        " /etc/systemd/system/hbmon.service.d/ (the hardened unit hides serial devices"
+        " and cannot run a client as another user)"
+    )
