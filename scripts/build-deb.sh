@@ -61,18 +61,11 @@ if [ -n "${HBMON_DEB_VERSION:-}" ]; then
   mv "$src/debian/changelog.new" "$src/debian/changelog"
 fi
 
-# hbmon-heartbeat-compat carries cl_status, hb_standby and hb_takeover; it is
-# built once their launchers are in compat/ (debian/control: Build-Profiles).
-profiles=""
-for f in cl_status hb_standby hb_takeover; do
-  [ -e "$src/compat/$f" ] || profiles="pkg.hbmon.nocompat"
-done
-
-echo "build-deb: building hbmon $version${profiles:+ (profile $profiles)}" >&2
+echo "build-deb: building hbmon $version" >&2
 # A clean environment: Debian's own python3 and tools, whatever the caller's PATH
 # (a virtualenv or pyenv python3 would build against other libraries).
 (cd "$src" && env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME="$work" LC_ALL=C.UTF-8 \
-  DEB_BUILD_PROFILES="$profiles" dpkg-buildpackage -b -us -uc >"$work/build.log" 2>&1) || {
+  dpkg-buildpackage -b -us -uc >"$work/build.log" 2>&1) || {
   tail -40 "$work/build.log" >&2
   exit 1
 }

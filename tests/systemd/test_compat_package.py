@@ -5,15 +5,12 @@ apt keeps one owner of those paths: installing the compat package removes
 heartbeat (the last migration step), installing heartbeat again removes the
 compat package (a rollback); hbmon itself stays installed throughout.
 
-The launchers come from compat/ (hbmon.compat); a checkout without them gets
-stand-ins here, so the packaging is tested either way, and the real ones are run.
+The launchers come from compat/ (hbmon.compat); the installed ones are run.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -33,42 +30,14 @@ LAUNCHERS = {
     "hb_standby": "/usr/share/heartbeat/hb_standby",
     "hb_takeover": "/usr/share/heartbeat/hb_takeover",
 }
-STAND_IN = '#!/bin/sh\n# stand-in launcher of test_compat_package.py\nexec hbmon "$@"\n'
 
 
 @pytest.fixture(scope="module")
-def debs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """hbmon and hbmon-heartbeat-compat built from a copy of the tree (or the pair
-    next to $HBMON_TEST_DEB)."""
-    given = os.environ.get("HBMON_TEST_DEB")
-    if given:
-        found = {p.name.split("_")[0]: p for p in Path(given).parent.glob("*.deb")}
-        if "hbmon-heartbeat-compat" in found:
-            return {"hbmon": Path(given), "hbmon-heartbeat-compat": found["hbmon-heartbeat-compat"]}
-    require_tools("dpkg-buildpackage", "git")
-    tree = tmp_path_factory.mktemp("tree") / "hbmon"
-    files = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, capture_output=True, check=True,
-    ).stdout.split(b"\0")  # fmt: skip
-    for name in filter(None, files):
-        src = ROOT / name.decode()
-        if src.is_file():
-            (tree / name.decode()).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, tree / name.decode())
-    for launcher in LAUNCHERS:
-        target = tree / "compat" / launcher
-        if not target.exists():
-            target.parent.mkdir(exist_ok=True)
-            target.write_text(STAND_IN)
-            target.chmod(0o755)
-    res = subprocess.run(
-        [str(tree / "scripts" / "build-deb.sh")], capture_output=True, text=True, timeout=900
-    )
-    assert res.returncode == 0, res.stderr[-3000:]
-    out = {p.name.split("_")[0]: p for p in (tree / "dist").glob("*.deb")}
-    assert set(out) == {"hbmon", "hbmon-heartbeat-compat"}
-    return out
+def debs(hbmon_deb: Path) -> dict[str, Path]:
+    """hbmon and hbmon-heartbeat-compat, which build-deb.sh writes side by side."""
+    compat = hbmon_deb.with_name(hbmon_deb.name.replace("hbmon_", "hbmon-heartbeat-compat_", 1))
+    assert compat.is_file(), f"no {compat.name} next to {hbmon_deb}"
+    return {"hbmon": hbmon_deb, "hbmon-heartbeat-compat": compat}
 
 
 def owner(c: Container, path: str) -> str:
@@ -83,7 +52,6 @@ def installed(c: Container, pkg: str) -> bool:
 def test_compat_package_takes_heartbeats_place_and_gives_it_back(
     rootfs: dict[str, Path], debs: dict[str, Path], workdir: Path
 ) -> None:
-    stand_ins = not all((ROOT / "compat" / name).exists() for name in LAUNCHERS)
     with Lab() as lab:
         c = Container("solr1", rootfs["cluster"], workdir, netns=lab.nodes["solr1"].ns)
         try:
@@ -101,16 +69,15 @@ def test_compat_package_takes_heartbeats_place_and_gives_it_back(
             assert not installed(c, "heartbeat")
             assert installed(c, "hbmon")
             assert {owner(c, p) for p in LAUNCHERS.values()} == {"hbmon-heartbeat-compat"}
-            if not stand_ins:
-                # heartbeat's command, at heartbeat's path, answered by the agent.
-                stopped = c.run("cl_status", "hbstatus")
-                assert stopped.stdout.strip() == "Heartbeat is stopped on this machine."
-                assert stopped.returncode != 0
-                c.run("systemctl", "start", "--no-block", "hbmon", check=True)
-                wait_until(lambda: c.run("cl_status", "hbstatus").returncode == 0, 60, "cl_status")
-                running = c.run("cl_status", "hbstatus").stdout.strip()
-                assert running == "Heartbeat is running on this machine."
-                c.run("systemctl", "stop", "hbmon", check=True)
+            # heartbeat's command, at heartbeat's path, answered by the agent.
+            stopped = c.run("cl_status", "hbstatus")
+            assert stopped.stdout.strip() == "Heartbeat is stopped on this machine."
+            assert stopped.returncode != 0
+            c.run("systemctl", "start", "--no-block", "hbmon", check=True)
+            wait_until(lambda: c.run("cl_status", "hbstatus").returncode == 0, 60, "cl_status")
+            running = c.run("cl_status", "hbstatus").stdout.strip()
+            assert running == "Heartbeat is running on this machine."
+            c.run("systemctl", "stop", "hbmon", check=True)
 
             # Rollback: heartbeat again (from the apt cache: the container has no network;
             # without Recommends, as the container was built).
