@@ -196,6 +196,19 @@ def test_every_dashboard_query_returns_data(tmp_path: Path) -> None:
         reloads = f'hbmon_config_reloads_total{{instance="{survivor}", result="success"}} == 1'
         wait_until(lambda: prom.query(reloads), 15, "the reload counted")
 
+        # -- the histogram panels (RTT, intervals) have rates to show before the peer
+        # dies and its beats stop: a loaded machine scrapes late, so wait for them.
+        buckets = [
+            substitute(t["expr"])
+            for d in dashboards()
+            for p in panels(d)
+            for t in p.get("targets", [])
+            if "hbmon_heartbeat_" in t["expr"] and "_bucket" in t["expr"] and not t.get("instant")
+        ]
+        assert buckets
+        for expr in buckets:
+            wait_until(lambda e=expr: finite(prom.query_range(e, t_start)), 60, f"data for {expr}")
+
         # -- the owner crashes: peer dead, takeover, the page
         agents[victim].kill()
         lab.link_set(victim, "em1", up=False)
