@@ -74,15 +74,16 @@ MASKED = (
 
 
 def hbmon_depends(control: Path = CONTROL) -> tuple[str, ...]:
-    """The package names of the hbmon binary package's Depends (no substvars)."""
+    """The package names of the hbmon binary package's Depends and Recommends (apt
+    installs both by default; no substvars)."""
     text = control.read_text()
     stanza = next(s for s in text.split("\n\n") if re.search(r"^Package: hbmon$", s, re.M))
-    m = re.search(r"^Depends:(.*(?:\n[ \t].*)*)", stanza, re.M)
-    assert m, "debian/control: hbmon has no Depends"
+    fields = re.findall(r"^(?:Depends|Recommends):(.*(?:\n[ \t].*)*)", stanza, re.M)
+    assert fields, "debian/control: hbmon has no Depends"
     names = []
-    for item in m.group(1).split(","):
+    for item in ",".join(fields).split(","):
         name = item.strip().split()[0] if item.strip() else ""
-        if name and not name.startswith("${"):
+        if name and not name.startswith("${") and not name.startswith("#"):
             names.append(name)
     return tuple(sorted(names))
 
