@@ -160,6 +160,14 @@ def test_never_touches_a_running_heartbeat(
                 "activating",
                 "active",
             )
+            # heartbeat's stop finished before hbmon's first start (After=heartbeat.service):
+            # run together, hbmon found port 694 taken and failed until the start limit.
+            hb = c.show("heartbeat", "InactiveEnterTimestampMonotonic")
+            hm = c.show("hbmon", "ExecMainStartTimestampMonotonic", "NRestarts")
+            assert hm["NRestarts"] == "0"
+            assert int(hm["ExecMainStartTimestampMonotonic"]) >= int(
+                hb["InactiveEnterTimestampMonotonic"]
+            )
         finally:
             c.shutdown()
 
