@@ -41,6 +41,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from hbmon.config.model import Config
+from hbmon.core import liveness
 from hbmon.core.events import (
     BeatReceived,
     Effect,
@@ -81,10 +82,10 @@ NODE_STATES: tuple[NodeStatus, ...] = (
     NodeStatus.ACTIVE,
     NodeStatus.DEAD,
 )
-# Node transitions pre-created at 0 per peer: every from→to among NODE_STATES except
-# back to `init` (a node heard once is never "never heard" again).
-_PRECREATED_TRANSITIONS: tuple[tuple[NodeStatus, NodeStatus], ...] = tuple(
-    (a, b) for a in NODE_STATES for b in NODE_STATES if a != b and b != NodeStatus.INIT
+# Node transitions pre-created at 0 per peer: every (from, to, reason) the liveness
+# table allows (core/liveness.py).
+_PRECREATED_TRANSITIONS: tuple[tuple[str, str, str], ...] = tuple(
+    (a.value, b.value, r.value) for a, b, r in liveness.changes()
 )
 
 
@@ -478,8 +479,8 @@ def _render_snapshot(snap: Snapshot, config: Config) -> Iterator[Metric]:
 
     transitions = CounterMetricFamily(
         "hbmon_node_transitions_total",
-        "Node state changes seen, including flaps between scrapes.",
-        labels=["node", "from", "to"],
+        "Node state changes seen, including flaps between scrapes, by reason.",
+        labels=["node", "from", "to", "reason"],
     )
     last_change = GaugeMetricFamily(
         "hbmon_node_last_transition_timestamp_seconds",
@@ -529,13 +530,11 @@ def _render_snapshot(snap: Snapshot, config: Config) -> Iterator[Metric]:
         "hbmon_peer_generation", "The peer's generation (`hg`) as last seen.", labels=["node"]
     )
     for p in snap.peers:
-        counts: dict[tuple[str, str], int] = {
-            (a.value, b.value): 0 for a, b in _PRECREATED_TRANSITIONS
-        }
-        for a, b, n in p.transitions:
-            counts[(a.value, b.value)] = counts.get((a.value, b.value), 0) + n
-        for (a_s, b_s), n in sorted(counts.items()):
-            transitions.add_metric([p.name, a_s, b_s], n)
+        counts = dict.fromkeys(_PRECREATED_TRANSITIONS, 0)
+        for a, b, r, n in p.transitions:
+            counts[(a.value, b.value, r.value)] = n
+        for change, n in sorted(counts.items()):
+            transitions.add_metric([p.name, *change], n)
         if p.last_transition_at is not None:
             last_change.add_metric([p.name], snap.wall(p.last_transition_at))
         late.add_metric([p.name, Threshold.WARNTIME.value], p.late_warntime)
@@ -551,8 +550,8 @@ def _render_snapshot(snap: Snapshot, config: Config) -> Iterator[Metric]:
         if p.generation is not None:
             generation.add_metric([p.name], p.generation)
     for name in extra_peers:
-        for a, b in _PRECREATED_TRANSITIONS:
-            transitions.add_metric([name, a.value, b.value], 0)
+        for change in _PRECREATED_TRANSITIONS:
+            transitions.add_metric([name, *change], 0)
         for th in Threshold:
             late.add_metric([name, th.value], 0)
         for fam in (lost, reordered, restarts, heals):

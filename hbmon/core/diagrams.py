@@ -8,11 +8,11 @@ it no longer matches the tables, so the drawing cannot drift from the code.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from hbmon.core import resources, stages, standby
+from hbmon.core import liveness, resources, stages, standby
 from hbmon.core.machine import Table
 
 COMMAND = "python -m hbmon.core.diagrams > docs/states.md"
@@ -26,9 +26,39 @@ class Machine:
     home: str  # where the table lives
     about: str
     table: Table[Any, Any]  # each machine has its own state and event enums
+    notes: Callable[[], list[str]] | None = None  # markdown drawn below the diagram
+
+
+def node_reasons() -> list[str]:
+    """Which reasons each node change may carry (liveness.REASONS), as a table."""
+    rows: dict[tuple[str, str], list[str]] = {}
+    for old, new, reason in liveness.changes():
+        rows.setdefault((old.value, new.value), []).append(reason.value)
+    out = ["| from | to | reason |", "|---|---|---|"]
+    out += [f"| {a} | {b} | {', '.join(rs)} |" for (a, b), rs in rows.items()]
+    return out
 
 
 MACHINES = (
+    Machine(
+        "Node liveness",
+        "hbmon/core/liveness.py",
+        "A peer as this node sees it, one per configured peer. `status_up` and "
+        "`status_active` are its new status messages (by their `st`); `silent` is "
+        "its dead interval passing without one, `never_heard` initdead passing "
+        "before the first. Each change also carries a reason (heard, status, "
+        "restarted, returned, timeout, initdead, shutdown), the `reason` label of "
+        "`hbmon_node_transitions_total`.",
+        liveness.NODE_TABLE,
+        node_reasons,
+    ),
+    Machine(
+        "Link liveness",
+        "hbmon/core/liveness.py",
+        "One (peer, interface) path; `silent` is the peer's dead interval passing "
+        "without a packet on it.",
+        liveness.LINK_TABLE,
+    ),
     Machine(
         "Ownership stages",
         "hbmon/core/stages.py",
@@ -77,12 +107,13 @@ def render(machines: Iterable[Machine] = MACHINES) -> str:
         f"`{COMMAND}`; do not edit by hand.",
         "Every allowed (state, event) pair is an arrow; any other event raises a",
         "`TransitionError` (hbmon/errors.py) and leaves the state unchanged.",
-        "Node liveness (core/membership.py) is not a table yet.",
     ]
     for m in machines:
         out += ["", f"## {m.title}", "", f"Table: `{m.home}`. {m.about}", "", "```mermaid"]
         out += mermaid(m.table)
         out += ["```"]
+        if m.notes is not None:
+            out += ["", *m.notes()]
     return "\n".join(out) + "\n"
 
 

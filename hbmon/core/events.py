@@ -35,9 +35,23 @@ class Threshold(StrEnum):
 
 class DeathReason(StrEnum):
     TIMEOUT = "timeout"  # no status within the dead interval
-    LATE = "late"  # a status arrived later than deadtime (spec §4.5, 3.0.5+)
     SHUTDOWN = "shutdown"  # the peer said `shutdone`
     INITDEAD = "initdead"  # never heard before initdead expired
+
+
+class TransitionReason(StrEnum):
+    """Why a peer's status changed (the `reason` label of hbmon_node_transitions_total).
+
+    The rows of core/liveness.py say which reason each change may carry.
+    """
+
+    HEARD = "heard"  # its first status, or the first after it said goodbye
+    STATUS = "status"  # a new status with another `st`
+    RESTARTED = "restarted"  # a new incarnation (a higher generation)
+    RETURNED = "returned"  # back with the same generation after we declared it dead
+    TIMEOUT = DeathReason.TIMEOUT.value
+    SHUTDOWN = DeathReason.SHUTDOWN.value
+    INITDEAD = DeathReason.INITDEAD.value
 
 
 class GroupState(StrEnum):
@@ -181,7 +195,7 @@ class NodeTransition:
     node: str
     old: NodeStatus
     new: NodeStatus
-    reason: str
+    reason: TransitionReason
 
 
 @dataclass(frozen=True, slots=True)

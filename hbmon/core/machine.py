@@ -8,6 +8,7 @@ that fires them:
     core/stages.py      ownership stages (joining … gone)
     core/resources.py   one resource group (released, starting, held …)
     core/standby.py     the 3-phase standby / takeover exchange
+    core/liveness.py    a peer (init, up, active, dead) and a link (up, dead)
 
 `python -m hbmon.core.diagrams` draws docs/states.md from them.
 """
@@ -32,6 +33,9 @@ class Table(Generic[S, K]):
     name: str
     initial: S
     moves: Mapping[tuple[S, K], S]
+    # The states this machine uses, when it shares its enum with others (node
+    # liveness uses NodeStatus, whose PING is the ping nodes'); default: all.
+    used: tuple[S, ...] = ()
 
     def allows(self, state: S, kind: K) -> bool:
         return (state, kind) in self.moves
@@ -44,4 +48,4 @@ class Table(Generic[S, K]):
         return new
 
     def states(self) -> list[S]:
-        return list(type(self.initial))
+        return list(self.used) if self.used else list(type(self.initial))

@@ -1,10 +1,12 @@
 """Peer and link liveness: late and dead beats, initdead, partition heal (§4.3–4.5, §5.1).
 
-Peers move INIT → UP/ACTIVE (the `st` they advertise) → DEAD and back. Links are
-(peer, iface) pairs, DEAD until first heard. Liveness is deadline-driven, not
-scanned: a peer is dead exactly at its last new status + its dead interval
-(its advertised `dt`; initdead for everyone before comm-up), a link at its last
-packet + the same interval.
+Peers move INIT → UP/ACTIVE (the `st` they advertise) → DEAD and back; links
+are (peer, iface) pairs, DEAD until first heard. Which move each event makes
+is the tables' business (core/liveness.py); this class turns packets and
+deadlines into those events. Liveness is deadline-driven, not scanned: a peer
+is dead exactly at its last new status + its dead interval (its advertised
+`dt`; initdead for everyone before comm-up), a link at its last packet + the
+same interval.
 
 A silence is counted late the moment it reaches warntime (and again when it
 reaches deadtime), not when the late beat finally arrives: the count is what
@@ -44,18 +46,24 @@ from hbmon.core.events import (
     PeerSilent,
     ShutdownNotice,
     Threshold,
+    TransitionReason,
+)
+from hbmon.core.liveness import (
+    LINK_TABLE,
+    NODE_TABLE,
+    Death,
+    Heard,
+    LinkInput,
+    NeverHeard,
+    NodeEvent,
+    SaidGoodbye,
+    Silent,
+    next_status,
 )
 from hbmon.core.seqtrack import Duplicate, Filled, Fresh, Replay, SeqTracker
 from hbmon.core.snapshot import LinkView, PeerView
 from hbmon.errors import DropReason
 from hbmon.wire.message import Message
-
-# Reasons carried by NodeTransition (log lines and the `reason` metric label).
-HEARD = "heard"
-STATUS = "status"
-RESTARTED = "restarted"
-RETURNED = "returned after partition"
-SHUTDOWN = "shutdown"
 
 STATUS_TYPE = "status"
 SHUTDONE_TYPE = "shutdone"
@@ -87,7 +95,10 @@ class Peer:
     last_transition_at: float | None = None
     death_reason: DeathReason | None = None
     dead_generation: int | None = None
-    transitions: dict[tuple[NodeStatus, NodeStatus], int] = field(default_factory=dict)
+    # (from, to, reason) -> how often
+    transitions: dict[tuple[NodeStatus, NodeStatus, TransitionReason], int] = field(
+        default_factory=dict
+    )
     late_warntime: int = 0  # silences that reached warntime
     late_deadtime: int = 0  # ...that reached deadtime
     # Thresholds the current silence (since last_status_at) was already counted for.
@@ -252,16 +263,12 @@ class Membership:
         for peer in self.peers.values():
             d = self._peer_deadline(peer)
             if d is not None and d <= now:
-                reason = (
-                    DeathReason.INITDEAD if peer.status is NodeStatus.INIT else DeathReason.TIMEOUT
-                )
-                effects += self._declare_dead(peer, reason, now)
+                death = NeverHeard() if peer.status is NodeStatus.INIT else Silent()
+                effects += self._declare_dead(peer, death, now)
         for link in self.links.values():
             d = self._link_deadline(link)
             if d is not None and d <= now:
-                link.status = LinkStatus.DEAD
-                link.transitions += 1
-                effects.append(LinkTransition(link.node, link.iface, LinkStatus.DEAD))
+                effects += self._move_link(link, LinkInput.SILENT)
         for peer in self.peers.values():
             lost = peer.seq.expire(now, self.timing.grace)
             if lost:
@@ -354,7 +361,6 @@ class Membership:
         now: float,
     ) -> list[Effect]:
         effects: list[Effect] = []
-        new = NodeStatus.ACTIVE if msg.get("st") == NodeStatus.ACTIVE else NodeStatus.UP
         dt_ms = msg.get_hex("dt")
         peer.advertised_dt = dt_ms / 1000 if dt_ms else None
         prev = peer.last_status_at
@@ -368,28 +374,26 @@ class Membership:
         peer.last_status_at = now
 
         old = peer.status
-        reason = RESTARTED if restarted else STATUS
+        reason = TransitionReason.RESTARTED if restarted else TransitionReason.STATUS
         if old is NodeStatus.INIT:
-            reason = HEARD
+            reason = TransitionReason.HEARD
         elif old is NodeStatus.DEAD:
-            reason = HEARD
+            reason = TransitionReason.HEARD
             if peer.death_reason is DeathReason.SHUTDOWN:
                 # It said goodbye: the silence since was not a late beat.
                 interval = None
             if peer.dead_generation is not None and hg > peer.dead_generation:
-                reason = RESTARTED
-            elif peer.dead_generation == hg and peer.death_reason in (
-                DeathReason.TIMEOUT,
-                DeathReason.LATE,
-            ):
-                reason = RETURNED
+                reason = TransitionReason.RESTARTED
+            elif peer.dead_generation == hg and peer.death_reason is DeathReason.TIMEOUT:
+                reason = TransitionReason.RETURNED
                 peer.partition_heals += 1
                 effects.append(PartitionHealed(peer.name))
             peer.death_reason = None
             peer.dead_generation = None
-        if new is not old:
-            effects.append(self._transition(peer, new, reason, now))
-        if reason == RESTARTED:
+        heard = Heard(msg.get("st") == NodeStatus.ACTIVE, reason)
+        if (change := self._fire(peer, heard, now)) is not None:
+            effects.append(change)
+        if reason is TransitionReason.RESTARTED:
             # A new incarnation: the gap since the previous one's last beat is a
             # restart, not a late heartbeat.
             interval = None
@@ -406,8 +410,9 @@ class Membership:
     def _shutdone(self, peer: Peer, now: float) -> list[Effect]:
         effects: list[Effect] = [ShutdownNotice(peer.name)]
         peer.silence_counted.update(Threshold)  # an announced silence is not late
-        if peer.status is not NodeStatus.DEAD:
-            effects += self._declare_dead(peer, DeathReason.SHUTDOWN, now)
+        goodbye = SaidGoodbye()
+        if NODE_TABLE.allows(peer.status, goodbye.kind):  # not if it is dead already
+            effects += self._declare_dead(peer, goodbye, now)
         return effects
 
     # ----------------------------------------------------------- helpers --
@@ -417,32 +422,41 @@ class Membership:
             if peer.status is NodeStatus.INIT:
                 peer.added_at = now
 
-    def _declare_dead(self, peer: Peer, reason: DeathReason, now: float) -> list[Effect]:
-        peer.death_reason = reason
+    def _declare_dead(self, peer: Peer, death: Death, now: float) -> list[Effect]:
+        last_heard = peer.last_status_at
+        change = self._fire(peer, death, now)
+        peer.death_reason = death.death
         peer.dead_generation = peer.seq.generation
-        return [
-            NodeDead(peer.name, reason, peer.last_status_at),
-            self._transition(peer, NodeStatus.DEAD, reason.value, now),
-        ]
+        return [NodeDead(peer.name, death.death, last_heard), *([change] if change else [])]
 
     @staticmethod
-    def _transition(peer: Peer, new: NodeStatus, reason: str, now: float) -> NodeTransition:
+    def _fire(peer: Peer, event: NodeEvent, now: float) -> NodeTransition | None:
+        """Move `peer` by the table; the transition, or None if its status stays."""
         old = peer.status
+        new = next_status(old, event)
+        if new is old:
+            return None
         peer.status = new
         peer.last_transition_at = now
-        peer.transitions[(old, new)] = peer.transitions.get((old, new), 0) + 1
-        return NodeTransition(peer.name, old, new, reason)
+        key = (old, new, event.reason)
+        peer.transitions[key] = peer.transitions.get(key, 0) + 1
+        return NodeTransition(peer.name, old, new, event.reason)
 
     def _refresh_link(self, node: str, iface: str, now: float) -> list[Effect]:
         link = self.links.get((node, iface))
         if link is None:  # a medium the config did not name; track it anyway
             link = self.links[(node, iface)] = Link(node, iface)
         link.last_heard_at = now
-        if link.status is LinkStatus.UP:
+        return self._move_link(link, LinkInput.PACKET)
+
+    @staticmethod
+    def _move_link(link: Link, kind: LinkInput) -> list[Effect]:
+        new = LINK_TABLE.next(link.status, kind)
+        if new is link.status:
             return []
-        link.status = LinkStatus.UP
+        link.status = new
         link.transitions += 1
-        return [LinkTransition(node, iface, LinkStatus.UP)]
+        return [LinkTransition(link.node, link.iface, new)]
 
     @staticmethod
     def _drop(
@@ -461,7 +475,7 @@ class Membership:
                 last_heard_at=p.last_status_at,
                 dead_interval_s=self.dead_interval(p),
                 last_transition_at=p.last_transition_at,
-                transitions=tuple((a, b, n) for (a, b), n in p.transitions.items()),
+                transitions=tuple((a, b, r, n) for (a, b, r), n in p.transitions.items()),
                 late_warntime=p.late_warntime,
                 late_deadtime=p.late_deadtime,
                 lost_packets=p.lost,

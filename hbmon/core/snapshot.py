@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hbmon.core.events import GroupState, LinkStatus, NodeStatus, TakeoverReason
+from hbmon.core.events import GroupState, LinkStatus, NodeStatus, TakeoverReason, TransitionReason
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +34,8 @@ class PeerView:
     last_heard_at: float | None  # monotonic time of its last new status
     dead_interval_s: float  # advertised `dt`, or initdead before comm up
     last_transition_at: float | None
-    transitions: tuple[tuple[NodeStatus, NodeStatus, int], ...]  # (from, to, count)
+    # (from, to, reason, count) for every change seen
+    transitions: tuple[tuple[NodeStatus, NodeStatus, TransitionReason, int], ...]
     late_warntime: int  # silences that reached warntime, counted as they reached it
     late_deadtime: int  # ...deadtime
     lost_packets: int

@@ -43,15 +43,16 @@ DEADTIME = 2.0
 
 
 def metric(text: str, name: str, **labels: str) -> float | None:
-    """The value of the one sample `name{labels…}` (labels: a subset) or None."""
+    """The sum of the samples `name{labels…}` (labels: a subset), None if there is none."""
+    total: float | None = None
     for line in text.splitlines():
         m = re.match(r"^([a-zA-Z_:][\w:]*)(\{(.*)\})? (\S+)$", line)
         if not m or m.group(1) != name:
             continue
         have = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(3) or ""))
         if all(have.get(k) == v for k, v in labels.items()):
-            return float(m.group(4))
-    return None
+            total = (total or 0.0) + float(m.group(4))
+    return total
 
 
 class BridgeTap:

@@ -40,6 +40,7 @@ from hbmon.core.events import (
     ShutdownComplete,
     ShutdownNotice,
     Threshold,
+    TransitionReason,
 )
 from hbmon.core.snapshot import Snapshot
 from hbmon.errors import DropReason
@@ -90,7 +91,7 @@ def test_dead_exactly_at_last_beat_plus_deadtime() -> None:
     ]
     assert sim.effects(A, NodeTransition)[-1] == (
         arrival(30) + 10,
-        NodeTransition(B, NodeStatus.ACTIVE, NodeStatus.DEAD, "timeout"),
+        NodeTransition(B, NodeStatus.ACTIVE, NodeStatus.DEAD, TransitionReason.TIMEOUT),
     )
     assert link_times(sim, A, LinkStatus.DEAD) == {
         "eth0": [arrival(30) + 10],
@@ -135,7 +136,7 @@ def test_initdead_before_comm_up() -> None:
     sim.run_until(25)
     assert sim.effects(A, NodeDead) == [(20.0, NodeDead(B, DeathReason.INITDEAD, None))]
     assert sim.effects(A, NodeTransition) == [
-        (20.0, NodeTransition(B, NodeStatus.INIT, NodeStatus.DEAD, "initdead"))
+        (20.0, NodeTransition(B, NodeStatus.INIT, NodeStatus.DEAD, TransitionReason.INITDEAD))
     ]
     assert sim.times(A, CommUp) == [20.0]
     assert sim.effects(A, LocalStatusChanged) == [
@@ -160,8 +161,8 @@ def test_comm_up_when_the_peer_is_first_heard() -> None:
     sts = [(d.at, d.message.get("st")) for d in sim.sent(A)]
     assert sts[:5] == [(0.0, "init"), (1.0, "up"), (2.0, "up"), (3.0, "up"), (4.0, "active")]
     assert sim.effects(A, NodeTransition) == [
-        (3.5 + DELAY, NodeTransition(B, NodeStatus.INIT, NodeStatus.UP, "heard")),
-        (4.5 + DELAY, NodeTransition(B, NodeStatus.UP, NodeStatus.ACTIVE, "status")),
+        (3.5 + DELAY, NodeTransition(B, NodeStatus.INIT, NodeStatus.UP, TransitionReason.HEARD)),
+        (4.5 + DELAY, NodeTransition(B, NodeStatus.UP, NodeStatus.ACTIVE, TransitionReason.STATUS)),
     ]
 
 
@@ -210,9 +211,15 @@ def test_peer_restart_within_deadtime() -> None:
     assert sim.effects(A, NodeDead) == []
     assert sim.effects(A, PartitionHealed) == []
     assert sim.effects(A, NodeTransition)[-2:] == [
-        (12.0 + DELAY, NodeTransition(B, NodeStatus.ACTIVE, NodeStatus.UP, "restarted")),
+        (
+            12.0 + DELAY,
+            NodeTransition(B, NodeStatus.ACTIVE, NodeStatus.UP, TransitionReason.RESTARTED),
+        ),
         # beta heard alpha's status of t=12 at 12 + DELAY: comm-up, so its status of 13 is active
-        (13.0 + DELAY, NodeTransition(B, NodeStatus.UP, NodeStatus.ACTIVE, "status")),
+        (
+            13.0 + DELAY,
+            NodeTransition(B, NodeStatus.UP, NodeStatus.ACTIVE, TransitionReason.STATUS),
+        ),
     ]
     peer = sim.nodes[A].snapshot(30).peer(B)
     assert peer is not None
@@ -229,9 +236,10 @@ def test_peer_restart_after_death_is_not_a_partition() -> None:
     assert sim.times(A, NodeDead) == [arrival(10) + 10]
     assert sim.effects(A, PeerRestarted) == [(25.0 + DELAY, PeerRestarted(B, 100, 101))]
     assert sim.effects(A, PartitionHealed) == []
-    assert (25.0 + DELAY, NodeTransition(B, NodeStatus.DEAD, NodeStatus.UP, "restarted")) in (
-        sim.effects(A, NodeTransition)
-    )
+    assert (
+        25.0 + DELAY,
+        NodeTransition(B, NodeStatus.DEAD, NodeStatus.UP, TransitionReason.RESTARTED),
+    ) in (sim.effects(A, NodeTransition))
     # The silence between the two incarnations is a restart, not a late heartbeat.
     assert sim.effects(A, LateBeat) == []
 
@@ -250,7 +258,7 @@ def test_partition_then_heal() -> None:
         assert sim.effects(me, PartitionHealed) == [(arrival(31), PartitionHealed(other))]
         assert (
             arrival(31),
-            NodeTransition(other, NodeStatus.DEAD, NodeStatus.ACTIVE, "returned after partition"),
+            NodeTransition(other, NodeStatus.DEAD, NodeStatus.ACTIVE, TransitionReason.RETURNED),
         ) in sim.effects(me, NodeTransition)
         assert sim.effects(me, LateBeat) == [
             (arrival(31), LateBeat(other, 21.0, Threshold.DEADTIME))
@@ -267,11 +275,11 @@ def test_partition_then_heal() -> None:
         peer = sim.nodes[me].snapshot(40).peer(other)
         assert peer is not None
         assert peer.partition_heals == 1
-        assert dict(((a, b), n) for a, b, n in peer.transitions) == {
-            (NodeStatus.INIT, NodeStatus.UP): 1,
-            (NodeStatus.UP, NodeStatus.ACTIVE): 1,
-            (NodeStatus.ACTIVE, NodeStatus.DEAD): 1,
-            (NodeStatus.DEAD, NodeStatus.ACTIVE): 1,
+        assert {(a, b, r): n for a, b, r, n in peer.transitions} == {
+            (NodeStatus.INIT, NodeStatus.UP, TransitionReason.HEARD): 1,
+            (NodeStatus.UP, NodeStatus.ACTIVE, TransitionReason.STATUS): 1,
+            (NodeStatus.ACTIVE, NodeStatus.DEAD, TransitionReason.TIMEOUT): 1,
+            (NodeStatus.DEAD, NodeStatus.ACTIVE, TransitionReason.RETURNED): 1,
         }
 
 

@@ -47,6 +47,16 @@ def test_a_changed_table_changes_the_drawing() -> None:
 
 def test_one_diagram_per_machine() -> None:
     text = diagrams.render()
-    assert text.count("```mermaid") == len(diagrams.MACHINES) == 3
-    for title in ("Ownership stages", "Resource group", "Standby exchange"):
+    assert text.count("```mermaid") == len(diagrams.MACHINES) == 5
+    titles = ("Node liveness", "Link liveness", "Ownership stages", "Resource group")
+    for title in (*titles, "Standby exchange"):
         assert f"\n## {title}\n" in text
+
+
+def test_a_machine_draws_only_the_states_it_uses() -> None:
+    """Node liveness shares NodeStatus with the ping nodes; `ping` is not one of its states."""
+    lines = diagrams.mermaid(diagrams.MACHINES[0].table)
+    assert diagrams.MACHINES[0].title == "Node liveness"
+    assert not any("ping" in line for line in lines)
+    assert "    [*] --> init" in lines
+    assert "    dead --> active: status_active" in lines

@@ -30,6 +30,7 @@ from hbmon.core.events import (
     Shutdown,
     ShutdownComplete,
     ShutdownNotice,
+    TransitionReason,
 )
 from hbmon.core.node import Node
 from hbmon.core.snapshot import Snapshot
@@ -120,7 +121,7 @@ def test_first_status_from_peer_brings_it_up_and_comm_up() -> None:
     effects = node.handle(pkt(status(st="init", seq=1)), 0.25)
     assert effects == [
         LinkTransition("beta", "eth0", LinkStatus.UP),
-        NodeTransition("beta", NodeStatus.INIT, NodeStatus.UP, "heard"),
+        NodeTransition("beta", NodeStatus.INIT, NodeStatus.UP, TransitionReason.HEARD),
         BeatReceived("beta", "eth0", None, 1),
         CommUp(),
         LocalStatusChanged(NodeStatus.ACTIVE),
@@ -265,7 +266,7 @@ def test_restart_resets_seq_tracking() -> None:
     e = node.handle(pkt(status(seq=1, hg=8, st="init")), 1.0)
     assert of_type(e, PeerRestarted) == [PeerRestarted("beta", 7, 8)]
     assert of_type(e, NodeTransition) == [
-        NodeTransition("beta", NodeStatus.ACTIVE, NodeStatus.UP, "restarted")
+        NodeTransition("beta", NodeStatus.ACTIVE, NodeStatus.UP, TransitionReason.RESTARTED)
     ]
     peer = node.snapshot(1.0).peer("beta")
     assert peer is not None
@@ -279,7 +280,7 @@ def test_shutdone_marks_peer_dead_at_once() -> None:
     assert e == [
         ShutdownNotice("beta"),
         NodeDead("beta", DeathReason.SHUTDOWN, 0.5),
-        NodeTransition("beta", NodeStatus.ACTIVE, NodeStatus.DEAD, "shutdown"),
+        NodeTransition("beta", NodeStatus.ACTIVE, NodeStatus.DEAD, TransitionReason.SHUTDOWN),
     ]
     # its copy over the second medium is a duplicate: link only, no second notice
     assert node.handle(pkt(shutdone(seq=2), iface="eth1"), 0.8) == [
@@ -301,7 +302,7 @@ def test_shutdown_sends_shutdone_then_stops() -> None:
     assert node.handle(pkt(status(seq=1)), 11.0) == []
     assert node.on_timer(20.0) == [
         NodeDead("beta", DeathReason.INITDEAD, None),
-        NodeTransition("beta", NodeStatus.INIT, NodeStatus.DEAD, "initdead"),
+        NodeTransition("beta", NodeStatus.INIT, NodeStatus.DEAD, TransitionReason.INITDEAD),
     ]
     assert node.next_deadline() is None
     snap = node.snapshot(21.0)

@@ -132,8 +132,8 @@ def _counters(s: Snapshot) -> dict[tuple[str, ...], int]:
         out[("reordered", p.name)] = p.reordered_packets
         out[("restarts", p.name)] = p.restarts
         out[("heals", p.name)] = p.partition_heals
-        for a, b, n in p.transitions:
-            out[("tr", p.name, a, b)] = n
+        for a, b, r, n in p.transitions:
+            out[("tr", p.name, a, b, r)] = n
     for lk in s.links:
         out[("link", lk.node, lk.iface)] = lk.transitions
     for pn in s.ping_nodes:

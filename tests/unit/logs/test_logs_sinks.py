@@ -27,6 +27,7 @@ from hbmon.core.events import (
     PacketDropped,
     PartitionHealed,
     Threshold,
+    TransitionReason,
 )
 from hbmon.errors import DropReason
 from hbmon.logs import DropLimiter, LogSink, log_effect, setup, stream_is_journal
@@ -162,7 +163,9 @@ def test_logfile_and_debugfile_use_heartbeats_format(sinks: list[LogSink], tmp_p
     settings = LogSettings(logfile=tmp_path / "ha-log", debugfile=tmp_path / "d" / "ha-debug")
     sink, _ = start(sinks, settings=settings)
     sink.log_effect(LATE)
-    sink.log_effect(NodeTransition("solr2", NodeStatus.ACTIVE, NodeStatus.DEAD, "timeout"))
+    sink.log_effect(
+        NodeTransition("solr2", NodeStatus.ACTIVE, NodeStatus.DEAD, TransitionReason.TIMEOUT)
+    )
     sink.log_effect(NodeDead("solr2", DeathReason.TIMEOUT, 1.0))
     sink.close()
     logfile = (tmp_path / "ha-log").read_text().splitlines()

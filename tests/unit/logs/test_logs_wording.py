@@ -33,6 +33,7 @@ from hbmon.core.events import (
     ShutdownComplete,
     ShutdownNotice,
     Threshold,
+    TransitionReason,
 )
 from hbmon.errors import DropReason
 from hbmon.logs import describe, event_name, redact
@@ -72,12 +73,12 @@ SEEN_IN_CAPTURE: list[tuple[Effect, str | None, tuple[str, str]]] = [
     (LinkTransition("solr2", "em1", LinkStatus.DEAD), None, ("info", "Link solr2:em1 dead.")),
     (LinkTransition("solr2", "em1", LinkStatus.UP), None, ("info", "Link solr2:em1 up.")),
     (
-        NodeTransition("solr2", NodeStatus.INIT, NodeStatus.UP, "heard"),
+        NodeTransition("solr2", NodeStatus.INIT, NodeStatus.UP, TransitionReason.HEARD),
         None,
         ("info", "Status update for node solr2: status up"),
     ),
     (
-        NodeTransition("solr2", NodeStatus.UP, NodeStatus.ACTIVE, "st"),
+        NodeTransition("solr2", NodeStatus.UP, NodeStatus.ACTIVE, TransitionReason.STATUS),
         None,
         ("info", "Status update for node solr2: status active"),
     ),
@@ -162,7 +163,9 @@ def test_reordering_is_not_called_loss() -> None:
 
 
 def test_dead_transition_is_debug_because_node_dead_carries_the_line() -> None:
-    d = describe(NodeTransition("solr2", NodeStatus.ACTIVE, NodeStatus.DEAD, "timeout"))
+    d = describe(
+        NodeTransition("solr2", NodeStatus.ACTIVE, NodeStatus.DEAD, TransitionReason.TIMEOUT)
+    )
     assert d == ("debug", "node solr2: status active -> dead (timeout)")
 
 

@@ -17,7 +17,7 @@ from hbmon.config.model import (
     Timers,
     UcastMedium,
 )
-from hbmon.core.events import LinkStatus, NodeStatus
+from hbmon.core.events import LinkStatus, NodeStatus, TransitionReason
 from hbmon.core.snapshot import LinkView, PeerView, PingAddressView, PingNodeView, Snapshot
 from hbmon.metrics import Metrics
 
@@ -51,7 +51,10 @@ def peer(**kw: object) -> PeerView:
         last_heard_at=99.5,
         dead_interval_s=3.0,
         last_transition_at=20.0,
-        transitions=((NodeStatus.INIT, NodeStatus.UP, 1), (NodeStatus.UP, NodeStatus.ACTIVE, 1)),
+        transitions=(
+            (NodeStatus.INIT, NodeStatus.UP, TransitionReason.HEARD, 1),
+            (NodeStatus.UP, NodeStatus.ACTIVE, TransitionReason.STATUS, 1),
+        ),
         late_warntime=0,
         late_deadtime=0,
         lost_packets=0,

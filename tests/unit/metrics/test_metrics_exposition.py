@@ -33,6 +33,7 @@ from hbmon.core.events import (
     RttMeasured,
     SendMessage,
     Threshold,
+    TransitionReason,
 )
 from hbmon.core.snapshot import LinkView
 from hbmon.errors import DropReason
@@ -96,7 +97,14 @@ def test_configured_peer_missing_from_snapshot_still_has_zero_counters() -> None
     assert value(s, "hbmon_heartbeat_lost_total", node="solr2") == 0
     assert value(s, "hbmon_link_transitions_total", node="solr2", link="em1/solr2") == 0
     assert (
-        value(s, "hbmon_node_transitions_total", node="solr2", **{"from": "up", "to": "dead"}) == 0
+        value(
+            s,
+            "hbmon_node_transitions_total",
+            node="solr2",
+            reason="timeout",
+            **{"from": "up", "to": "dead"},
+        )
+        == 0
     )
 
 
@@ -106,7 +114,11 @@ def test_peer_counters_timestamps_and_age() -> None:
         reordered_packets=2,
         restarts=1,
         partition_heals=1,
-        transitions=((NodeStatus.ACTIVE, NodeStatus.DEAD, 2), (NodeStatus.DEAD, NodeStatus.UP, 2)),
+        transitions=(
+            (NodeStatus.ACTIVE, NodeStatus.DEAD, TransitionReason.TIMEOUT, 2),
+            (NodeStatus.DEAD, NodeStatus.UP, TransitionReason.RETURNED, 1),
+            (NodeStatus.DEAD, NodeStatus.UP, TransitionReason.RESTARTED, 1),
+        ),
     )
     s = scrape(make_metrics(snap=snapshot(peers=(p,))))
     assert value(s, "hbmon_heartbeat_lost_total", node="solr2") == 4
@@ -114,9 +126,18 @@ def test_peer_counters_timestamps_and_age() -> None:
     assert value(s, "hbmon_peer_restarts_total", node="solr2") == 1
     assert value(s, "hbmon_partition_heals_total", node="solr2") == 1
     tr = "hbmon_node_transitions_total"
-    assert value(s, tr, node="solr2", **{"from": "active", "to": "dead"}) == 2
-    assert value(s, tr, node="solr2", **{"from": "dead", "to": "up"}) == 2
-    assert value(s, tr, node="solr2", **{"from": "init", "to": "up"}) == 0  # pre-created
+    active_dead = {"from": "active", "to": "dead"}
+    dead_up = {"from": "dead", "to": "up"}
+    assert value(s, tr, node="solr2", reason="timeout", **active_dead) == 2
+    assert value(s, tr, node="solr2", reason="shutdown", **active_dead) == 0  # pre-created
+    assert value(s, tr, node="solr2", reason="returned", **dead_up) == 1
+    assert value(s, tr, node="solr2", reason="restarted", **dead_up) == 1
+    assert value(s, tr, node="solr2", reason="heard", **dead_up) == 0
+    assert value(s, tr, node="solr2", reason="heard", **{"from": "init", "to": "up"}) == 0
+    # Only what the liveness table can produce: nobody is ever "heard" into death.
+    reasons = {(lb["from"], lb["to"], lb["reason"]) for lb in label_sets(s, tr)}
+    assert ("up", "dead", "heard") not in reasons
+    assert len(reasons) == 18
     assert value(s, "hbmon_peer_heartbeat_age_seconds", node="solr2") == pytest.approx(0.5)
     assert value(s, "hbmon_peer_last_heartbeat_timestamp_seconds", node="solr2") == pytest.approx(
         EPOCH + 99.5
