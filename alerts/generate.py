@@ -301,7 +301,9 @@ Page while the peer is still dead and a group is still unowned here.""",
 
 
 def security_rules(p: Params) -> list[Rule]:
-    dropped = p.sel("hbmon_packets_dropped_total", 'reason=~"auth_failed|replay"')
+    # Every cause of a failed authentication is `auth_…` (auth_missing, auth_malformed,
+    # auth_unknown_key, auth_mismatch: hbmon/errors.py DropReason).
+    dropped = p.sel("hbmon_packets_dropped_total", 'reason=~"auth_.+|replay"')
     return [
         Rule(
             "HbmonAuthFailures",

@@ -771,8 +771,9 @@ def heartbeat() -> db.Dashboard:
             ),
             graph(
                 "Dropped packets (authentication, replay, malformed)",
-                "hbmon_packets_dropped_total per interface and reason; auth_failed and replay "
-                "are forged, replayed or misconfigured traffic.",
+                "hbmon_packets_dropped_total per interface and reason; auth_* (missing, "
+                "malformed, unknown_key, mismatch) and replay are forged, replayed or "
+                "misconfigured traffic.",
                 (12, 8),
                 q(
                     "sum by (instance, iface, reason) "

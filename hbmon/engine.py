@@ -238,7 +238,7 @@ class Engine:
             decoded = decode(data)
             self._signer.verify(decoded)
         except WireError as exc:
-            self._handle(PacketRejected(iface=iface, reason=exc.reason, source=source))
+            self._handle(PacketRejected(iface, exc.reason, source, str(exc)))
             return
         self._handle(PacketIn(iface=iface, message=decoded.message, source=source))
 

@@ -4,7 +4,8 @@
     ├── ConfigError          ours: the configuration is unusable (carries every problem)
     ├── WireError            theirs: a datagram we drop; `reason` is its DropReason
     │   ├── MalformedPacket  not a heartbeat message (framing, lengths, missing fields)
-    │   └── BadAuth          signature missing, unknown key index, or digest mismatch
+    │   └── BadAuth          signature missing or malformed, unknown key index, or
+    │                        digest mismatch (one DropReason each)
     ├── StartupError         the host refuses what we need (interface, port, privileges)
     └── TransitionError      a state machine was given an event its table does not allow
         ├── LocalTransitionError  ours: our own code fired it (a bug here)
@@ -22,10 +23,26 @@ from enum import StrEnum
 
 
 class DropReason(StrEnum):
+    """Why a datagram was dropped (the `reason` label of hbmon_packets_dropped_total)."""
+
     MALFORMED = "malformed"
-    AUTH_FAILED = "auth_failed"
+    AUTH_MISSING = "auth_missing"  # unsigned: no auth field, or a netstring without trailer
+    AUTH_MALFORMED = "auth_malformed"  # a signature that is not `N hex`
+    AUTH_UNKNOWN_KEY = "auth_unknown_key"  # signed with a key index authkeys does not define
+    AUTH_MISMATCH = "auth_mismatch"  # the digest does not match: another key, or altered
     UNKNOWN_NODE = "unknown_node"
     REPLAY = "replay"
+
+
+# The causes of a failed authentication.
+AUTH_FAILURES = frozenset(
+    {
+        DropReason.AUTH_MISSING,
+        DropReason.AUTH_MALFORMED,
+        DropReason.AUTH_UNKNOWN_KEY,
+        DropReason.AUTH_MISMATCH,
+    }
+)
 
 
 class HbmonError(Exception):
@@ -45,7 +62,13 @@ class MalformedPacket(WireError):
 
 
 class BadAuth(WireError):
-    reason = DropReason.AUTH_FAILED
+    """A signature that does not verify; `reason` says which of AUTH_FAILURES it is."""
+
+    def __init__(self, reason: DropReason, detail: str) -> None:
+        if reason not in AUTH_FAILURES:
+            raise ValueError(f"BadAuth: {reason!r} is not an authentication failure")
+        super().__init__(detail)
+        self.reason = reason
 
 
 class StartupError(HbmonError):

@@ -75,7 +75,7 @@ from hbmon.core.events import (
     TakeoverComplete,
     Threshold,
 )
-from hbmon.errors import DropReason
+from hbmon.errors import AUTH_FAILURES, DropReason
 
 if TYPE_CHECKING:
     from loguru import Message, Record
@@ -169,7 +169,7 @@ def _drop_line(e: PacketDropped) -> str:
             return f"should_drop_message: attempted replay attack [{who}]?{tail} ({origin})"
         case DropReason.UNKNOWN_NODE:
             return f"process_status_message: bad node [{who}] in message ({origin})"
-        case DropReason.AUTH_FAILED:
+        case r if r in AUTH_FAILURES:
             # heartbeat prints both digests here; hbmon never prints digests or keys.
             tail = f": {detail}" if detail else ""
             return f"authtoken does not match, message from [{who}] dropped ({origin}){tail}"

@@ -113,6 +113,7 @@ class PacketRejected:
     iface: str
     reason: DropReason
     source: str = ""
+    detail: str = ""  # the wire layer's words (never a digest or key)
 
 
 @dataclass(frozen=True, slots=True)

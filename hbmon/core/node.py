@@ -138,8 +138,8 @@ class Node:
         match event:
             case PacketIn(iface=iface, message=message, source=source):
                 effects += self._packet(iface, message, source, now)
-            case PacketRejected(iface=iface, reason=reason, source=source):
-                effects.append(PacketDropped(reason, iface, source, None))
+            case PacketRejected(iface=iface, reason=reason, source=source, detail=detail):
+                effects.append(PacketDropped(reason, iface, source, None, detail))
             case PingResult():
                 observed = self._pings.observe(event, now)
                 effects += observed + self._route(observed, now)

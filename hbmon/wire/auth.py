@@ -20,7 +20,7 @@ import hmac
 from typing import TYPE_CHECKING, assert_never
 
 from hbmon.config.model import AuthConfig, AuthKey, AuthMethod, WireFormat
-from hbmon.errors import BadAuth, ConfigError
+from hbmon.errors import BadAuth, ConfigError, DropReason
 from hbmon.wire.message import AUTH_FIELD, FT_STRING, Field, Message
 
 if TYPE_CHECKING:
@@ -134,12 +134,10 @@ class Signer:
         token = decoded.message.get_bytes(AUTH_FIELD)
         if decoded.fmt is WireFormat.NETSTRING:
             if decoded.trailer is None:
-                raise BadAuth("netstring packet without trailer signature")
+                raise BadAuth(DropReason.AUTH_MISSING, "netstring packet without trailer signature")
             self._check(decoded.trailer.encode("ascii", "replace"), decoded.signed, "trailer")
-        elif decoded.fmt is not WireFormat.CLASSIC:
-            raise BadAuth("unknown wire format")
         if token is None:
-            raise BadAuth("no auth field")
+            raise BadAuth(DropReason.AUTH_MISSING, "no auth field")
         self._check(token, auth_input(decoded.message), "auth field")
 
     def _check(self, token: bytes, data: bytes, what: str) -> None:
@@ -150,11 +148,13 @@ class Signer:
             or len(index_text) > _MAX_INDEX_DIGITS
             or not got.isascii()
         ):
-            raise BadAuth(f"{what}: malformed signature")
+            raise BadAuth(DropReason.AUTH_MALFORMED, f"{what}: malformed signature")
         index = int(index_text)
         key = self._auth.key(index)
         if key is None:
-            raise BadAuth(f"{what}: unknown key index {index}")
+            raise BadAuth(DropReason.AUTH_UNKNOWN_KEY, f"{what}: unknown key index {index}")
         want = digest(key.method, key.secret, data).encode("ascii")
         if not hmac.compare_digest(want, got):
-            raise BadAuth(f"{what}: {key.method} digest mismatch (key {index})")
+            raise BadAuth(
+                DropReason.AUTH_MISMATCH, f"{what}: {key.method} digest mismatch (key {index})"
+            )

@@ -185,7 +185,7 @@ def test_forged_and_replayed_packets_are_dropped_without_state_change(pair: Pair
                 sender.sendto(payload, (n1.ip, UDPPORT))
     finally:
         sender.close()
-    expected = {"replay": 6, "auth_failed": 3, "unknown_node": 3, "malformed": 3}
+    expected = {"replay": 6, "auth_mismatch": 3, "unknown_node": 3, "malformed": 3}
     wait_until(
         lambda: all(
             drops(pair.metrics("solr1"), r) - drops(before, r) >= n for r, n in expected.items()

@@ -20,7 +20,7 @@ import pytest
 from netns_helpers import Pair, require_netns, wait_until
 
 from hbmon.config.model import AuthConfig, AuthKey, AuthMethod, WireFormat
-from hbmon.errors import BadAuth, MalformedPacket, WireError
+from hbmon.errors import AUTH_FAILURES, BadAuth, DropReason, MalformedPacket, WireError
 from hbmon.lab import VIP, Lab, has_address, socket_in_namespace
 from hbmon.wire.auth import Signer
 from hbmon.wire.codec import decode, encode
@@ -84,13 +84,14 @@ def _replace(msg: Message, **values: bytes) -> Message:
 
 def _expected_reason(payload: bytes) -> str:
     """What the agent must count this as: the codec and signer decide malformed and
-    auth_failed; whatever passes both is a genuine old packet, i.e. a replay."""
+    the cause of an authentication failure; whatever passes both is a genuine old packet,
+    i.e. a replay."""
     try:
         Signer(RIGHT).verify(decode(payload))
     except MalformedPacket:
         return "malformed"
-    except BadAuth:
-        return "auth_failed"
+    except BadAuth as exc:
+        return exc.reason.value
     except WireError as exc:  # pragma: no cover - every WireError is one of the two
         raise AssertionError(exc) from None
     return "replay"
@@ -123,7 +124,7 @@ def _send_all(pair: Pair, payloads: list[bytes]) -> dict[str, int]:
     )  # fmt: skip
     time.sleep(0.3)
     after = pair.metrics("solr1")
-    for reason in ("malformed", "auth_failed", "replay", "unknown_node"):
+    for reason in (r.value for r in DropReason):
         assert _drops(after, reason) - _drops(before, reason) == expected.get(reason, 0), reason
     assert after.get("hbmon_node_state", node="solr2", state="active") == 1
     for name in STATE_COUNTERS:
@@ -144,7 +145,7 @@ def test_truncated_packets_are_dropped_as_malformed_or_bad_auth(pair: Pair) -> N
     expected = _send_all(pair, payloads)
     # Truncation is caught by the framing, or, inside the trailer, by the signature.
     assert expected.get("malformed", 0) >= 8, expected
-    assert expected.get("auth_failed", 0) >= 1, expected
+    assert sum(expected.get(r, 0) for r in AUTH_FAILURES) >= 1, expected
 
 
 def test_largest_udp_datagrams_are_dropped_unparsed_or_unverified(pair: Pair) -> None:
@@ -163,7 +164,7 @@ def test_largest_udp_datagrams_are_dropped_unparsed_or_unverified(pair: Pair) ->
     lying = b"###\n" + b"262143:(0)t=" + b"x" * (MAX_UDP4 - 16)
     junk = b"\xff" * MAX_UDP4
     expected = _send_all(pair, [forged, lying[:MAX_UDP4], junk])
-    assert expected == {"auth_failed": 1, "malformed": 2}
+    assert expected == {"auth_mismatch": 1, "malformed": 2}
     # Anything over 256 KiB (heartbeat's MAXMSG) cannot even leave as one UDP/IPv4
     # datagram; the decoder's own limit is tested in test_decoder_fuzz.py.
     sock = socket_in_namespace(pair.lab.outsider_ns, socket.AF_INET, socket.SOCK_DGRAM)
@@ -195,4 +196,4 @@ def test_wrong_generations_are_refused(pair: Pair) -> None:
         gen(hg + 10**6, seq + 1, WRONG),
     ]
     expected = _send_all(pair, payloads)
-    assert expected == {"replay": 2, "auth_failed": 2}
+    assert expected == {"replay": 2, "auth_mismatch": 2}

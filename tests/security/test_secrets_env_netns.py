@@ -112,9 +112,13 @@ def test_the_secret_appears_nowhere(pair: Pair, tmp_path: Path) -> None:
             sender.sendto(p, (n1.ip, 694))
     finally:
         sender.close()
-    wait_until(lambda: (pair.metrics("solr1").get("hbmon_packets_dropped_total",
-                                                  reason="auth_failed") or 0) >= 9,
-               timeout=5, what="auth failures counted")  # fmt: skip
+
+    def failures(reason: str) -> float:
+        return pair.metrics("solr1").get("hbmon_packets_dropped_total", reason=reason) or 0
+
+    # The wrong secret and the wrong method mismatch; key 2 is not in authkeys.
+    wait_until(lambda: failures("auth_mismatch") >= 6 and failures("auth_unknown_key") >= 3,
+               timeout=5, what="auth failures counted by cause")  # fmt: skip
     # A reload refused for a bad authkeys line that carries the secret.
     keys = n1.config_dir / "authkeys"
     keys.write_text(f"auth 1\n1 sha9 {SECRET}\n")

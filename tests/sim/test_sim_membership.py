@@ -406,7 +406,7 @@ def test_tampered_and_unknown_are_dropped_by_reason() -> None:
     sim.run_until(3.5)
     drops = [(e.reason, e.iface, e.node) for _, e in sim.effects(A, PacketDropped)]
     assert drops == [
-        (DropReason.AUTH_FAILED, "eth1", None),
+        (DropReason.AUTH_MISMATCH, "eth1", None),
         (DropReason.UNKNOWN_NODE, "eth0", "gamma"),
     ]
 

@@ -155,11 +155,11 @@ def test_unknown_node_and_malformed_are_dropped_and_counted() -> None:
     (noseq,) = node.handle(pkt(other("resource", seq=None)), 0.5)
     assert isinstance(noseq, PacketDropped)
     assert noseq.reason is DropReason.MALFORMED
-    node.handle(PacketRejected("eth1", DropReason.AUTH_FAILED, "10.9.9.9"), 0.6)
+    node.handle(PacketRejected("eth1", DropReason.AUTH_MISMATCH, "10.9.9.9"), 0.6)
     snap = node.snapshot(0.6)
     assert drops(snap, "eth0", DropReason.UNKNOWN_NODE) == 1
     assert drops(snap, "eth0", DropReason.MALFORMED) == 2
-    assert drops(snap, "eth1", DropReason.AUTH_FAILED) == 1
+    assert drops(snap, "eth1", DropReason.AUTH_MISMATCH) == 1
     assert snap.peer("beta").status is NodeStatus.INIT  # type: ignore[union-attr]
 
 

@@ -25,6 +25,8 @@ from deliv_tools import (
     series_names,
 )
 
+from hbmon.errors import AUTH_FAILURES, DropReason
+
 REQUIRED = {
     "HbmonHeartbeatLate",
     "HbmonPeerDead",
@@ -301,8 +303,11 @@ def test_heartbeat_late_pages_on_the_counter_and_on_the_silence() -> None:
 
 def test_security_alert_covers_auth_and_replay() -> None:
     a = alert("HbmonAuthFailures")
-    assert 'reason=~"auth_failed|replay"' in a["expr"]
+    assert 'reason=~"auth_.+|replay"' in a["expr"]
     assert a["labels"].get("category") == "security"
+    # Prometheus anchors a label regex at both ends.
+    covered = {r for r in DropReason if re.fullmatch("auth_.+|replay", r.value)}
+    assert covered == AUTH_FAILURES | {DropReason.REPLAY}
 
 
 # ------------------------------------------------------------ Alertmanager --

@@ -301,7 +301,7 @@ def test_limiter_memory_is_bounded_under_spoofed_sources() -> None:
 
 def test_drop_lines_are_rate_limited_with_suppressed_count(sinks: list[LogSink]) -> None:
     sink, buf = start(sinks)
-    drop = PacketDropped(DropReason.AUTH_FAILED, "em1", "192.168.79.50", "solr2")
+    drop = PacketDropped(DropReason.AUTH_MISMATCH, "em1", "192.168.79.50", "solr2")
     for t in (0.0, 1.0, 2.0, 9.0):
         sink.log_effect(drop, now=t)
     sink.log_effect(drop, now=10.5)
@@ -323,7 +323,7 @@ def test_auth_failure_never_logs_the_key(sinks: list[LogSink], tmp_path: Path) -
     secret = "0832bedde820a9bcf6858c0ff6e5e82a"  # the fixture cluster's sha1 key
     sink, buf = start(sinks, fmt="json", settings=LogSettings(logfile=tmp_path / "ha-log"))
     sink.log_effect(
-        PacketDropped(DropReason.AUTH_FAILED, "em1", "192.168.79.50", "solr2", f"key {secret}"),
+        PacketDropped(DropReason.AUTH_MISMATCH, "em1", "192.168.79.50", "solr2", f"key {secret}"),
         now=0.0,
     )
     sink.close()

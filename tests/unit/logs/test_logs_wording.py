@@ -184,7 +184,7 @@ def test_dead_transition_is_debug_because_node_dead_carries_the_line() -> None:
             "process_status_message: bad node [othercluster1] in message (from 10.9.9.9 on em1)",
         ),
         (
-            PacketDropped(DropReason.AUTH_FAILED, "em1", "192.168.79.50", "solr2"),
+            PacketDropped(DropReason.AUTH_MISMATCH, "em1", "192.168.79.50", "solr2"),
             "authtoken does not match, message from [solr2] dropped (from 192.168.79.50 on em1)",
         ),
         (
@@ -201,7 +201,7 @@ def test_auth_failure_line_never_shows_digests() -> None:
     digest = "4b1e0a7a41b5c8d3e9f0a1b2c3d4e5f6a7b8c9d0"  # a sha1 hex digest
     b64 = "c2VjcmV0LWtleS1tYXRlcmlhbC1oZXJlLTEyMzQ="
     e = PacketDropped(
-        DropReason.AUTH_FAILED, "em1", "192.168.79.50", "solr2", f"got {digest} want {b64}"
+        DropReason.AUTH_MISMATCH, "em1", "192.168.79.50", "solr2", f"got {digest} want {b64}"
     )
     _, text = describe(e) or ("", "")
     assert text.startswith("authtoken does not match")

@@ -182,9 +182,9 @@ def test_drops_every_reason_at_zero_from_start_and_counts_from_snapshot() -> Non
     reasons = {sm.labels["reason"] for sm in s["hbmon_packets_dropped_total"]}
     assert reasons == {r.value for r in DropReason}
     assert all(sm.value == 0 for sm in s["hbmon_packets_dropped_total"])
-    snap = snapshot(dropped=(("em1", "auth_failed", 7), ("eth9", "replay", 1)))
+    snap = snapshot(dropped=(("em1", "auth_unknown_key", 7), ("eth9", "replay", 1)))
     s = scrape(make_metrics(snap=snap))
-    assert value(s, "hbmon_packets_dropped_total", iface="em1", reason="auth_failed") == 7
+    assert value(s, "hbmon_packets_dropped_total", iface="em1", reason="auth_unknown_key") == 7
     assert value(s, "hbmon_packets_dropped_total", iface="em1", reason="replay") == 0
     assert value(s, "hbmon_packets_dropped_total", iface="eth9", reason="replay") == 1
 
@@ -345,7 +345,7 @@ def test_promtool_check_metrics_is_clean() -> None:
     m.set_snapshot_source(
         lambda: snapshot(
             peers=(peer(late_warntime=2),),
-            dropped=(("em1", "auth_failed", 1),),
+            dropped=(("em1", "auth_mismatch", 1),),
         )
     )
     m.observe(BeatReceived(node="solr2", iface="em1", interval_s=0.51, seq=7))

@@ -27,4 +27,4 @@ def test_core_snapshot_renders_and_every_effect_is_describable() -> None:
     assert value(s, "hbmon_node_state", node="solr1", state="active") == 1
     assert value(s, "hbmon_heartbeat_late_total", node="solr2", threshold="warntime") == 0
     assert value(s, "hbmon_heartbeats_sent_total") >= 1
-    assert value(s, "hbmon_packets_dropped_total", iface="em1", reason="auth_failed") == 0
+    assert value(s, "hbmon_packets_dropped_total", iface="em1", reason="auth_mismatch") == 0

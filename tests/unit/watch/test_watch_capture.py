@@ -23,7 +23,7 @@ from hbmon.core.events import (
     TakeoverReason,
 )
 from hbmon.core.rscmsg import INFO_DONE, INFO_MACH_DOWN, ask_head, resource_head, takeover_head
-from hbmon.errors import DropReason
+from hbmon.errors import AUTH_FAILURES, DropReason
 from hbmon.lab import EXAMPLE_DIR
 from hbmon.watch.exporter import WatchMetrics
 from hbmon.watch.frames import FILTER_LEN, Datagram, Fragment, bpf_program, parse
@@ -153,7 +153,7 @@ def test_a_real_heartbeat_pair_seen_through_the_observer() -> None:
         steady = sorted(gaps)[len(gaps) // 2]
         assert steady == pytest.approx(0.5, abs=0.05), node  # median gap = the capture's keepalive
     assert snap.generation == snap.peer("solr1").generation  # type: ignore[union-attr]
-    assert all(n == 0 for _, reason, n in snap.dropped if reason == "auth_failed")
+    assert all(n == 0 for _, reason, n in snap.dropped if reason in AUTH_FAILURES)
 
 
 def signed(cfg: Config, head: tuple[Field, ...], src: str, seq: int, hg: int = 5) -> bytes:
@@ -205,7 +205,15 @@ def test_forged_and_garbage_datagrams_are_counted_by_reason() -> None:
     obs.datagram("em1", b"junk", "198.51.100.66:694", 1.0)
     obs.datagram("em1", status(cfg, "intruder", 1), "198.51.100.66:694", 1.0)
     counts = {reason: n for iface, reason, n in obs.snapshot(1.0).dropped if iface == "em1"}
-    assert counts == {"auth_failed": 1, "malformed": 1, "unknown_node": 1, "replay": 0}
+    assert counts == {
+        "auth_missing": 0,
+        "auth_malformed": 0,
+        "auth_unknown_key": 0,
+        "auth_mismatch": 1,
+        "malformed": 1,
+        "unknown_node": 1,
+        "replay": 0,
+    }
     assert obs.snapshot(1.0).peer("solr2").status is NodeStatus.INIT  # type: ignore[union-attr]
     obs.rejected("em1", DropReason.MALFORMED)
     counts = {reason: n for iface, reason, n in obs.snapshot(1.0).dropped if iface == "em1"}
@@ -270,7 +278,7 @@ def test_the_exported_metrics_are_the_agents_for_every_node_without_agent_only_o
     assert 'hbmon_node_state{node="solr1",state="init"} 1.0' in text
     assert 'hbmon_heartbeat_late_total{node="solr1",threshold="warntime"} 0.0' in text
     assert 'hbmon_heartbeat_interval_seconds_count{node="solr2"} 0.0' in text
-    assert 'hbmon_packets_dropped_total{iface="em1",reason="auth_failed"} 0.0' in text
+    assert 'hbmon_packets_dropped_total{iface="em1",reason="auth_mismatch"} 0.0' in text
     assert 'hbmon_watch_captured_datagrams_total{direction="in",iface="em1"} 1.0' in text
     for absent in ("hbmon_heartbeats_sent_total", "hbmon_heartbeat_rtt_seconds",
                    "hbmon_resource_group_held", "hbmon_ping_reachable_nodes"):  # fmt: skip

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hbmon.config.model import AuthConfig, AuthKey, AuthMethod, WireFormat
-from hbmon.errors import BadAuth, ConfigError
+from hbmon.errors import AUTH_FAILURES, BadAuth, ConfigError, DropReason
 from hbmon.wire.auth import Signer, auth_input, crc32_msb, digest
 from hbmon.wire.codec import Decoded, decode, encode
 from hbmon.wire.message import Field, Message
@@ -93,8 +93,9 @@ def test_wrong_key_fails_both_signatures(capture: str) -> None:
         "md5": AuthKey(1, AuthMethod.MD5, b"hbmon-md5-kez"),
         "crc": AuthKey(1, AuthMethod.SHA1, b"crc"),
     }[capture]
-    with pytest.raises(BadAuth, match="trailer"):
+    with pytest.raises(BadAuth, match="trailer") as info:
         Signer(AuthConfig(1, (wrong,))).verify(d)
+    assert info.value.reason is DropReason.AUTH_MISMATCH
 
 
 def test_hex_decoded_sha1_key_is_wrong() -> None:
@@ -105,8 +106,9 @@ def test_hex_decoded_sha1_key_is_wrong() -> None:
 
 def test_unknown_key_index() -> None:
     other = AuthKey(2, AuthMethod.SHA1, SHA1_KEY.secret)
-    with pytest.raises(BadAuth, match="unknown key index 1"):
+    with pytest.raises(BadAuth, match="unknown key index 1") as info:
         Signer(AuthConfig(2, (other,))).verify(_first("sha1"))
+    assert info.value.reason is DropReason.AUTH_UNKNOWN_KEY
 
 
 def _resign_trailer(d: Decoded, inner: bytes, signer: Signer) -> Decoded:
@@ -139,8 +141,9 @@ def test_missing_inner_auth_field() -> None:
     signer = Signer(hb_captures.auth_config("sha1"))
     body = b"###\n11:(0)t=status,12:(0)src=solr1,%%%\n"
     d = decode(body + b"%d:%b," % (42, signer.sign(body).encode()))
-    with pytest.raises(BadAuth, match="no auth field"):
+    with pytest.raises(BadAuth, match="no auth field") as info:
         signer.verify(d)
+    assert info.value.reason is DropReason.AUTH_MISSING
 
 
 @pytest.mark.parametrize(
@@ -148,8 +151,29 @@ def test_missing_inner_auth_field() -> None:
 )
 def test_malformed_tokens(token: str) -> None:
     m = Message.build(("t", "x"), ("src", "a"), ("auth", token))
-    with pytest.raises(BadAuth):
+    with pytest.raises(BadAuth) as info:
         Signer(hb_captures.auth_config("sha1")).verify(Decoded(m, WireFormat.CLASSIC, b"", None))
+    # `1  00` is key 1 and the digest " 00": well-formed, and wrong.
+    want = DropReason.AUTH_MISMATCH if token == "1  00" else DropReason.AUTH_MALFORMED
+    assert info.value.reason is want
+
+
+def test_a_netstring_packet_without_trailer_is_unsigned() -> None:
+    d = _first("sha1")
+    with pytest.raises(BadAuth, match="without trailer") as info:
+        Signer(hb_captures.auth_config("sha1")).verify(Decoded(d.message, d.fmt, d.signed, None))
+    assert info.value.reason is DropReason.AUTH_MISSING
+
+
+def test_bad_auth_is_only_for_authentication_failures() -> None:
+    assert {r.value for r in AUTH_FAILURES} == {
+        "auth_missing",
+        "auth_malformed",
+        "auth_unknown_key",
+        "auth_mismatch",
+    }
+    with pytest.raises(ValueError, match="not an authentication failure"):
+        BadAuth(DropReason.REPLAY, "a replay is no bad signature")
 
 
 # ------------------------------------------------------------------ keys --
