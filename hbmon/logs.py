@@ -42,6 +42,7 @@ from hbmon.core.events import (
     AnnounceGroup,
     BeatReceived,
     CommUp,
+    ConflictKind,
     ControlReply,
     Effect,
     GroupState,
@@ -69,6 +70,7 @@ from hbmon.core.events import (
     SendMessage,
     ShutdownComplete,
     ShutdownNotice,
+    StandbyRefused,
     StartGroup,
     StopGroup,
     TakeoverBlocked,
@@ -236,8 +238,8 @@ def describe(effect: Effect, *, local_node: str | None = None) -> tuple[HbLevel,
         case ShutdownComplete():
             who = f"{local_node} " if local_node else ""
             return "info", f"{who}Heartbeat shutdown complete."
-        case GroupTransition(key=key, new=new, reason=reason):
-            return _group_line(key, new, reason)
+        case GroupTransition(key=key, new=new, reason=reason, detail=detail):
+            return _group_line(key, new, detail or (reason.value if reason else ""))
         case TakeoverComplete(reason=reason, keys=keys, duration_s=duration, peer=peer):
             src = f" from {peer}" if peer else ""
             return (
@@ -248,11 +250,15 @@ def describe(effect: Effect, *, local_node: str | None = None) -> tuple[HbLevel,
         case TakeoverBlocked(keys=keys, why=why):
             return "CRIT", f"Not taking over [{', '.join(keys)}]: {why}"
         case OwnershipConflict(key=key, kind=kind, resolution=resolution):
-            if kind == "dual":
+            if kind is ConflictKind.DUAL:
                 return "ERROR", f"Both machines own resource group {key}: {resolution}"
             return "ERROR", f"No one owns resource group {key}: {resolution}"
         case ResourceLog(level=level, text=text):
             return _hb_level_or_info(level), text
+        case StandbyRefused(text=text):
+            return "info", text
+        case ControlReply(logged=True):
+            return None  # the refusal, timeout or abort that ended it is logged
         case ControlReply(ok=ok, message=message):
             return ("info" if ok else "WARN"), message
         case (

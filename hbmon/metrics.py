@@ -26,7 +26,8 @@ import threading
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING
+from enum import StrEnum
+from typing import TYPE_CHECKING, TypeVar
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
@@ -44,11 +45,14 @@ from hbmon.config.model import Config
 from hbmon.core import liveness
 from hbmon.core.events import (
     BeatReceived,
+    BlockReason,
+    ConflictKind,
     Effect,
     GroupState,
     LinkStatus,
     NodeStatus,
     PingObserved,
+    RefusalReason,
     RttMeasured,
     SendMessage,
     TakeoverComplete,
@@ -714,29 +718,39 @@ def _render_groups(snap: Snapshot) -> Iterator[Metric]:
         "Groups found held by both nodes (dual) or by none (none), each resolved.",
         labels=["kind"],
     )
-    kinds = {"dual": 0, "none": 0}
-    for kind, n in snap.conflicts:
-        kinds[kind] = n
-    for kind, n in sorted(kinds.items()):
-        conflicts.add_metric([kind], n)
-    yield conflicts
+    yield _by_reason(conflicts, ConflictKind, snap.conflicts)
     blocked = CounterMetricFamily(
         "hbmon_takeovers_blocked_total",
         "Takeovers not done: `quorum` (no ping node answers) or `in_use` (the group's "
         "address still answers, so its owner may be hung rather than dead).",
         labels=["reason"],
     )
-    whys = {"quorum": 0, "in_use": 0}
-    for why, n in snap.takeovers_blocked:
-        whys[why] = n
-    for why, n in sorted(whys.items()):
-        blocked.add_metric([why], n)
-    yield blocked
+    yield _by_reason(blocked, BlockReason, snap.takeovers_blocked)
+    refusals = CounterMetricFamily(
+        "hbmon_standby_refusals_total",
+        "Standby and takeover requests refused (ours or the peer's), by reason.",
+        labels=["reason"],
+    )
+    yield _by_reason(refusals, RefusalReason, snap.refusals)
     yield _gauge(
         "hbmon_resources_stable",
         "1 when no resource transition is in progress here (heartbeat's isstable).",
         int(snap.resources_stable),
     )
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def _by_reason(
+    family: CounterMetricFamily, reasons: type[E], counts: Iterable[tuple[E, int]]
+) -> CounterMetricFamily:
+    """`family` with one sample per member of `reasons`, 0 unless `counts` has it."""
+    by = dict.fromkeys(reasons, 0)
+    by.update(counts)
+    for reason, n in sorted(by.items()):
+        family.add_metric([reason.value], n)
+    return family
 
 
 # ---------------------------------------------------------- snapshot source --

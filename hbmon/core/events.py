@@ -82,6 +82,49 @@ class TakeoverReason(StrEnum):
     RECOVERY = "recovery"  # a group nobody held (after a failure or a blocked takeover)
 
 
+class StopReason(StrEnum):
+    """Why a group is stopped here (StopGroup, GroupTransition, the log line)."""
+
+    VERIFY = "verifyallidle"  # found running before we joined (heartbeat's verifyallidle)
+    SHUTDOWN = "shutdown"  # our own shutdown
+    REMOVED = "removed from configuration"
+    PEER_BACK = "peer returned"  # a takeover from a peer that is alive again after all
+    STANDBY = "standby"  # handed to the peer by a standby exchange
+    DUAL_OWNER = "dual owner"  # the other holder keeps it (core/quorum.py keeper)
+
+
+GroupReason = TakeoverReason | StopReason
+
+
+class BlockReason(StrEnum):
+    """Why a takeover was not done (the `reason` label of hbmon_takeovers_blocked_total)."""
+
+    QUORUM = "quorum"  # no ping node answers: we may be the one cut off
+    IN_USE = "in_use"  # the group's address still answers: its owner may be hung, not dead
+
+
+class ConflictKind(StrEnum):
+    """An ownership conflict found (the `kind` label of hbmon_ownership_conflicts_total)."""
+
+    DUAL = "dual"  # a group held here and by a peer
+    NONE = "none"  # a group nobody holds
+
+
+class RefusalReason(StrEnum):
+    """Why a standby or takeover was refused (hbmon_standby_refusals_total{reason}).
+
+    Our own requests (hbmon standby|takeover) and the peer's (`me`, hb_takeover)
+    alike; each refusal is one log line in heartbeat's wording where it has one.
+    """
+
+    NOT_NICE = "not_nice_failback"  # auto_failback legacy: heartbeat has no standby then
+    SHUTTING_DOWN = "shutting_down"
+    BUSY = "exchange_busy"  # another exchange is under way
+    LOCAL_IN_FLUX = "local_in_flux"  # our groups are moving
+    PEER_IN_FLUX = "peer_in_flux"  # the peer's groups are moving
+    NO_PEER = "no_peer"  # no single healthy peer to hand to or take from
+
+
 class Scope(StrEnum):
     """heartbeat's rsc_hold / standby argument, from the requester's point of view."""
 
@@ -348,7 +391,7 @@ class StopGroup:
     """Stop the group's resources right to left."""
 
     key: str
-    reason: str
+    reason: StopReason
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,6 +417,9 @@ class ControlReply:
     request_id: int
     ok: bool
     message: str
+    # Its words are in the log already (the refusal, timeout or abort that ended the
+    # request), so the reply is not logged a second time.
+    logged: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,7 +427,8 @@ class GroupTransition:
     key: str
     old: GroupState
     new: GroupState
-    reason: str
+    reason: GroupReason | None  # why it is started or stopped; None: found running
+    detail: str = ""  # the executor's words about a failure
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,19 +444,28 @@ class TakeoverComplete:
 
 @dataclass(frozen=True, slots=True)
 class TakeoverBlocked:
-    """We did not take groups we otherwise would have (quorum lost, address in use…)."""
+    """We did not take groups we otherwise would have (quorum lost, address in use)."""
 
     keys: tuple[str, ...]
-    why: str
+    reason: BlockReason
+    why: str  # the details, for the log line
 
 
 @dataclass(frozen=True, slots=True)
 class OwnershipConflict:
-    """Both nodes held a group (kind "dual") or nobody did ("none"), and what was done."""
+    """Both nodes held a group (DUAL) or nobody did (NONE), and what was done."""
 
     key: str
-    kind: str
+    kind: ConflictKind
     resolution: str
+
+
+@dataclass(frozen=True, slots=True)
+class StandbyRefused:
+    """A standby or takeover refused, ours or the peer's (logged once, counted by reason)."""
+
+    reason: RefusalReason
+    text: str  # heartbeat's wording where it has one
 
 
 @dataclass(frozen=True, slots=True)
@@ -450,5 +506,6 @@ Effect = (
     | TakeoverComplete
     | TakeoverBlocked
     | OwnershipConflict
+    | StandbyRefused
     | ResourceLog
 )

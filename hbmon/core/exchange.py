@@ -2,7 +2,8 @@
 
 `core/standby.py` is the protocol's table (which input moves which phase);
 this is the conduct around it: when an exchange may start and the refusals
-when it may not (heartbeat's wording where it has one), which groups it moves,
+when it may not (a `StandbyRefused` each, with its `RefusalReason` and
+heartbeat's wording where it has one, counted here), which groups it moves,
 the messages each phase sends, what our groups' releases and starts mean for
 it, timeouts, aborts, and the replies to the control request that asked for it.
 
@@ -23,9 +24,12 @@ from hbmon.core.events import (
     ControlRequest,
     Effect,
     GroupState,
+    RefusalReason,
     ResourceLog,
     Scope,
     SendMessage,
+    StandbyRefused,
+    StopReason,
     TakeoverReason,
 )
 from hbmon.core.peerview import PeerRsc
@@ -49,7 +53,6 @@ from hbmon.wire.message import Field
 
 Wrap = Callable[[tuple[Field, ...], float], SendMessage]
 
-R_STANDBY = "standby"
 NOT_NICE = "Standby mode only implemented when nice_failback on"
 
 
@@ -107,6 +110,7 @@ class StandbyExchange:
         self._wrap = wrap
         self._sb = Standby()
         self._controls: set[int] = set()  # control requests not answered yet
+        self.refusals = dict.fromkeys(RefusalReason, 0)
 
     @property
     def idle(self) -> bool:
@@ -138,7 +142,7 @@ class StandbyExchange:
     def _standby(self, req: ControlRequest, now: float) -> list[Effect]:
         scope = req.scope
         if not self._host.nice:
-            return self._reply(req.request_id, False, NOT_NICE)
+            return self._refuse(self._not_nice(), req.request_id)
         p = self._the_peer()
         wanted = keys_in(scope, self._host.me, self._table.preferred())
         keys = frozenset(
@@ -154,9 +158,8 @@ class StandbyExchange:
                 req.request_id, True, f"Nothing to do: no [{scope}] resources held here."
             )
         refusal = refusal or self._peer_refusal(p, self._host.me)
-        if refusal is not None:
-            return [_info(refusal), *self._reply(req.request_id, False, refusal)]
-        assert p is not None
+        if refusal is not None or p is None:
+            return self._refuse(refusal or self._no_peer(), req.request_id)
         effects: list[Effect] = [_info(f"Going standby [{scope}].")]
         return effects + self.go_standby(
             p, scope, keys, TakeoverReason.STANDBY, req.request_id, now
@@ -165,7 +168,7 @@ class StandbyExchange:
     def _takeover(self, req: ControlRequest, now: float) -> list[Effect]:
         scope = req.scope
         if not self._host.nice:
-            return self._reply(req.request_id, False, NOT_NICE)
+            return self._refuse(self._not_nice(), req.request_id)
         p = self._the_peer()
         wanted = keys_in(scope, self._host.me, self._table.preferred())
         keys = frozenset(
@@ -179,35 +182,58 @@ class StandbyExchange:
                 req.request_id, True, f"Nothing to do: {p.name} holds no [{scope}] resources."
             )
         refusal = refusal or self._peer_refusal(p, self._host.me)
-        if refusal is not None:
-            return [_info(refusal), *self._reply(req.request_id, False, refusal)]
-        assert p is not None
+        if refusal is not None or p is None:
+            return self._refuse(refusal or self._no_peer(), req.request_id)
         self._sb.fire(AskTakeover(p.name, rscmsg.mirror(scope), keys, req.request_id), now)
         return [self._wrap(rscmsg.takeover_head(scope), now)]
 
-    def _refusal(self, p: PeerRsc | None, who: str, now: float) -> str | None:
-        """Why an exchange cannot start now (heartbeat's wording where it has one)."""
+    # ------------------------------------------------------------- refusals --
+    def _refusal(self, p: PeerRsc | None, who: str, now: float) -> StandbyRefused | None:
+        """Why an exchange cannot start now, None if it can."""
         return self._local_refusal(who, now) or self._peer_refusal(p, who)
 
-    def _local_refusal(self, who: str, now: float) -> str | None:
+    def _local_refusal(self, who: str, now: float) -> StandbyRefused | None:
         if self._host.stage is Stage.LEAVING or self._host.stage is Stage.GONE:
-            return "Shutdown in progress: standby refused."
+            text = "Shutdown in progress: standby refused."
+            return StandbyRefused(RefusalReason.SHUTTING_DOWN, text)
         if not self._sb.idle:
-            return (
-                f"Standby in progress- new request from {who} ignored "
-                f"[{self._sb.seconds_left(now)} seconds left]"
-            )
+            return self._busy(who, now)
         if not self._host.stable:
-            return f"standby message [me] from {who} ignored.  local resources in flux."
+            return self._local_flux(who)
         return None
 
-    @staticmethod
-    def _peer_refusal(p: PeerRsc | None, who: str) -> str | None:
+    def _peer_refusal(self, p: PeerRsc | None, who: str) -> StandbyRefused | None:
         if p is None:
-            return "No other node is active: standby refused."
+            return self._no_peer()
         if not p.stable:
-            return f"standby message [me] from {who} ignored.  Other side is in flux."
+            text = f"standby message [me] from {who} ignored.  Other side is in flux."
+            return StandbyRefused(RefusalReason.PEER_IN_FLUX, text)
         return None
+
+    def _busy(self, who: str, now: float) -> StandbyRefused:
+        text = (
+            f"Standby in progress- new request from {who} ignored "
+            f"[{self._sb.seconds_left(now)} seconds left]"
+        )
+        return StandbyRefused(RefusalReason.BUSY, text)
+
+    @staticmethod
+    def _local_flux(who: str) -> StandbyRefused:
+        text = f"standby message [me] from {who} ignored.  local resources in flux."
+        return StandbyRefused(RefusalReason.LOCAL_IN_FLUX, text)
+
+    @staticmethod
+    def _no_peer() -> StandbyRefused:
+        return StandbyRefused(RefusalReason.NO_PEER, "No other node is active: standby refused.")
+
+    @staticmethod
+    def _not_nice() -> StandbyRefused:
+        return StandbyRefused(RefusalReason.NOT_NICE, NOT_NICE)
+
+    def _refuse(self, refusal: StandbyRefused, request_id: int | None = None) -> list[Effect]:
+        """One log line (the refusal), one count, and the reply that waits for it."""
+        self.refusals[refusal.reason] += 1
+        return [refusal, *self._reply(request_id, False, refusal.text, logged=True)]
 
     def go_standby(
         self,
@@ -229,10 +255,10 @@ class StandbyExchange:
         """The peer asks for groups: we stand by with the mirrored scope (§5.4)."""
         mine = rscmsg.mirror(scope)
         if not self._host.nice:
-            return [_info(NOT_NICE)]
+            return self._refuse(self._not_nice())
         refusal = self._refusal(p, self._host.me, now)
         if refusal is not None:
-            return [_info(refusal)]
+            return self._refuse(refusal)
         wanted = keys_in(mine, self._host.me, self._table.preferred())
         keys = frozenset(
             g.key
@@ -251,11 +277,11 @@ class StandbyExchange:
             case rscmsg.INFO_ME:
                 effects: list[Effect] = [_info(f"{p.name} wants to go standby [{m.scope}]")]
                 if not self._host.nice and m.why is not TakeoverReason.FAILBACK:
-                    return [*effects, _info(NOT_NICE)]  # legacy: only hbmon's failback
+                    return [*effects, *self._refuse(self._not_nice())]  # legacy: only failback
                 ours = sb.phase is Phase.TAKEOVER and sb.peer == p.name
                 refusal = self._offer_refusal(p, ours, now)
                 if refusal is not None:
-                    return [*effects, _info(refusal)]
+                    return [*effects, *self._refuse(refusal)]
                 request_id = sb.request_id if ours else None
                 why = TakeoverReason.TAKEOVER if ours else (m.why or TakeoverReason.STANDBY)
                 keys = m.keys if m.keys is not None else frozenset()
@@ -266,7 +292,7 @@ class StandbyExchange:
                 sb.fire(GotOther(p.reports), now)
                 self._host.unclaim(sb.scope)  # heartbeat's go_standby(ME)
                 for key in sb.keys:
-                    self._table.unwant(key, R_STANDBY)
+                    self._table.unwant(key, StopReason.STANDBY)
                 remaining = self._table.held() - sb.keys
                 return [
                     _info(f"standby: {p.name} can take our {sb.scope} resources"),
@@ -302,18 +328,13 @@ class StandbyExchange:
             case _:
                 return []
 
-    def _offer_refusal(self, p: PeerRsc, ours: bool, now: float) -> str | None:
+    def _offer_refusal(self, p: PeerRsc, ours: bool, now: float) -> StandbyRefused | None:
         who = p.name
         if self._host.stage is not Stage.RUNNING or self._table.busy() or self._batches:
-            return f"standby message [me] from {who} ignored.  local resources in flux."
+            return self._local_flux(who)
         if not self._sb.idle and not ours:
-            return (
-                f"Standby in progress- new request from {who} ignored "
-                f"[{self._sb.seconds_left(now)} seconds left]"
-            )
-        if not p.stable:
-            return f"standby message [me] from {who} ignored.  Other side is in flux."
-        return None
+            return self._busy(who, now)
+        return self._peer_refusal(p, who)
 
     def progress(self, now: float) -> list[Effect]:
         """After every input: our release finished (send `done`), or the peer moved on."""
@@ -386,7 +407,7 @@ class StandbyExchange:
                 text = f"Standby [{sb.scope}] with {sb.peer} timed out in phase {sb.phase}."
         rid = sb.request_id
         sb.fire(TimedOut(), now)
-        return [ResourceLog("WARN", text), *self._reply(rid, False, text)]
+        return [ResourceLog("WARN", text), *self._reply(rid, False, text, logged=True)]
 
     def abort(self, peer: str | None, why: str, now: float) -> list[Effect]:
         """Cancel the exchange with `peer` (any exchange if None): it died, left, restarted."""
@@ -396,10 +417,12 @@ class StandbyExchange:
         rid, phase = sb.request_id, sb.phase
         sb.fire(Abort(), now)
         text = f"Standby exchange cancelled in phase {phase}: {why}."
-        return [ResourceLog("WARN", text), *self._reply(rid, False, text)]
+        return [ResourceLog("WARN", text), *self._reply(rid, False, text, logged=True)]
 
-    def _reply(self, request_id: int | None, ok: bool, text: str) -> list[Effect]:
+    def _reply(
+        self, request_id: int | None, ok: bool, text: str, *, logged: bool = False
+    ) -> list[Effect]:
         if request_id is None or request_id not in self._controls:
             return []
         self._controls.discard(request_id)
-        return [ControlReply(request_id, ok, text)]
+        return [ControlReply(request_id, ok, text, logged)]

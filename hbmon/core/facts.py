@@ -24,6 +24,7 @@ from hbmon.core.events import (
     OwnershipConflict,
     ResourceLog,
     Scope,
+    StopReason,
     TakeoverReason,
 )
 from hbmon.core.peerview import PeerRsc
@@ -150,7 +151,7 @@ class Release:
     """Stop wanting `key` here (it leaves its batch); the group table stops it."""
 
     key: str
-    reason: str
+    reason: StopReason
 
 
 @dataclass(frozen=True, slots=True)

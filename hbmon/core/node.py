@@ -227,6 +227,7 @@ class Node:
             last_takeover=self._own.last_takeover(),
             conflicts=self._own.conflict_counts(),
             takeovers_blocked=self._own.blocked_counts(),
+            refusals=self._own.refusal_counts(),
         )
 
     # ------------------------------------------------------------ internal --

@@ -30,6 +30,8 @@ from hbmon.core import rscmsg
 from hbmon.core.batches import Batch, Batches
 from hbmon.core.events import (
     AnnounceGroup,
+    BlockReason,
+    ConflictKind,
     ControlRequest,
     DeathReason,
     Effect,
@@ -37,9 +39,11 @@ from hbmon.core.events import (
     GroupState,
     OwnershipConflict,
     ProbeDone,
+    RefusalReason,
     ResourceLog,
     Scope,
     SendMessage,
+    StopReason,
     TakeoverBlocked,
     TakeoverReason,
 )
@@ -66,20 +70,12 @@ from hbmon.core.facts import (
 from hbmon.core.peerview import Arrival, News, PeerRsc, hb_peer_leaving, held_elsewhere
 from hbmon.core.resources import GroupTable, Outcome
 from hbmon.core.rscmsg import Report
-from hbmon.core.rules import DUAL, FAILBACK_DUE, NONE, RULES, Memory
+from hbmon.core.rules import FAILBACK_DUE, RULES, Memory
 from hbmon.core.snapshot import GroupView, TakeoverView
 from hbmon.core.stages import Announce, Leave, PeerLeaving, Released, Stage, StageInput, Stages
 from hbmon.core.takeover import startup, startup_deadlines, takeover
 from hbmon.wire.message import Field, Message
 
-BLOCK_QUORUM = "quorum"
-BLOCK_IN_USE = "in_use"
-
-# Stop reasons (StopGroup.reason, GroupTransition.reason).
-R_VERIFY = "verifyallidle"
-R_SHUTDOWN = "shutdown"
-R_REMOVED = "removed from configuration"
-R_PEER_BACK = "peer returned"
 # The initial acquisition, logged once it is complete (heartbeat's names).
 INITIAL_LABEL = {StageInput.PEERS_KNOWN: "T_RESOURCES(us)", StageInput.ALONE: "mach_down"}
 
@@ -109,8 +105,8 @@ class Ownership:
         self._status_memo: tuple[tuple[Report, int, int], tuple[Field, ...]] | None = None
         self._reported_stable = False
         self._initial_label: str | None = None
-        self._conflicts = {DUAL: 0, NONE: 0}
-        self._blocked = {BLOCK_QUORUM: 0, BLOCK_IN_USE: 0}
+        self._conflicts = dict.fromkeys(ConflictKind, 0)
+        self._blocked = dict.fromkeys(BlockReason, 0)
         # Our rsc_hold flags the way heartbeat keeps its own (i_hold_resources); they
         # speak for a set that is empty here (rscmsg.hold_scope), so heartbeat's audit
         # finds every set owned exactly once.
@@ -138,7 +134,7 @@ class Ownership:
         self._now = now
         for key in self._configure(config):
             self._batches.drop(key)
-            self._table.unwant(key, R_REMOVED)
+            self._table.unwant(key, StopReason.REMOVED)
         return self._reconcile(now)
 
     # ------------------------------------------------------------ queries --
@@ -203,11 +199,14 @@ class Ownership:
     def last_takeover(self) -> TakeoverView | None:
         return self._batches.last
 
-    def conflict_counts(self) -> tuple[tuple[str, int], ...]:
+    def conflict_counts(self) -> tuple[tuple[ConflictKind, int], ...]:
         return tuple(self._conflicts.items())
 
-    def blocked_counts(self) -> tuple[tuple[str, int], ...]:
+    def blocked_counts(self) -> tuple[tuple[BlockReason, int], ...]:
         return tuple(self._blocked.items())
+
+    def refusal_counts(self) -> tuple[tuple[RefusalReason, int], ...]:
+        return tuple(self._exchange.refusals.items())
 
     # ------------------------------------------------------ for the exchange --
     @property
@@ -242,7 +241,7 @@ class Ownership:
             effects.append(ResourceLog("CRIT", f"Resource {key} is active, and should not be!"))
             if self._stages.state is Stage.JOINING and self._table.adopt(key, now):
                 self._verifying.add(key)
-                self._table.unwant(key, R_VERIFY)
+                self._table.unwant(key, StopReason.VERIFY)
         return effects + self._reconcile(now)
 
     def comm_up(self, now: float) -> list[Effect]:
@@ -261,9 +260,9 @@ class Ownership:
             return []
         # Takeovers from it that have not started yet: it is back, they are moot.
         for g in self._table:
-            if g.want and not g.held and g.reason == TakeoverReason.PEER_DEAD.value:
+            if not g.held and g.start_reason is TakeoverReason.PEER_DEAD:
                 self._batches.forget(g.key)
-                self._table.unwant(g.key, R_PEER_BACK)
+                self._table.unwant(g.key, StopReason.PEER_BACK)
         return self._reconcile(now)
 
     def peer_restarted(self, name: str, now: float) -> list[Effect]:
@@ -375,9 +374,10 @@ class Ownership:
         outcome = self._table.probed(ev, now, self._probe_retry)
         if outcome is Outcome.BLOCKED:
             if self._batches.block(ev.key):
-                self._blocked[BLOCK_IN_USE] += 1
+                self._blocked[BlockReason.IN_USE] += 1
                 why = f"address of {ev.key} still answers on the service network"
-                effects.append(TakeoverBlocked((ev.key,), why + _detail(ev.detail)))
+                blocked = TakeoverBlocked((ev.key,), BlockReason.IN_USE, why + _detail(ev.detail))
+                effects.append(blocked)
         elif outcome is Outcome.CLEAR:
             self._batches.resume(ev.key, now)
         return effects + self._reconcile(now)
@@ -401,7 +401,7 @@ class Ownership:
         self._stages.fire(Leave())
         self._claims = Scope.NONE
         for g in self._table:
-            self._table.unwant(g.key, R_SHUTDOWN)
+            self._table.unwant(g.key, StopReason.SHUTDOWN)
         self._batches.clear()
         return effects + self._reconcile(now)
 
@@ -527,8 +527,8 @@ class Ownership:
                 case Block(peers=peers, keys=keys, why=why):
                     for name in peers:
                         self._peers[name].blocked = True
-                    self._blocked[BLOCK_QUORUM] += 1
-                    effects.append(TakeoverBlocked(keys, why))
+                    self._blocked[BlockReason.QUORUM] += 1
+                    effects.append(TakeoverBlocked(keys, BlockReason.QUORUM, why))
                 case Unblock(peer=peer):
                     self._peers[peer].blocked = False
                 case TakeOverFrom(peer=peer):

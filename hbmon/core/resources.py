@@ -25,6 +25,7 @@ from hbmon.core.events import (
     Effect,
     GroupDone,
     GroupOp,
+    GroupReason,
     GroupState,
     GroupTransition,
     ProbeDone,
@@ -32,6 +33,7 @@ from hbmon.core.events import (
     ResourceLog,
     StartGroup,
     StopGroup,
+    StopReason,
     TakeoverReason,
 )
 from hbmon.core.machine import Table
@@ -97,8 +99,9 @@ class Group:
     preferred: str
     index: int
     state: GroupState = GroupState.RELEASED
-    want: bool = False
-    reason: str = ""  # why it is wanted / unwanted (TakeoverReason value or stop reason)
+    # Why ownership wants it held here (None: it does not), and why it last let it go.
+    start_reason: TakeoverReason | None = None
+    stop_reason: StopReason | None = None
     probe: bool = False  # probe before the next start
     probing: bool = False  # a ProbeGroup is out
     blocked: bool = False  # the last probe found the address in use
@@ -113,6 +116,11 @@ class Group:
     # is that peer's last beat (the silence it probed in), `early` its result.
     early_since: float | None = None
     early: EarlyProbe | None = None
+
+    @property
+    def want(self) -> bool:
+        """Ownership wants it held here."""
+        return self.start_reason is not None
 
     @property
     def busy(self) -> bool:
@@ -206,7 +214,8 @@ class GroupTable:
         g = self._groups.get(key)
         if g is None or g.state is not GroupState.RELEASED:
             return False
-        g.state, g.want, g.reason, g.last_change_at = GroupState.HELD, False, "", now
+        g.state, g.last_change_at = GroupState.HELD, now
+        g.start_reason, g.stop_reason = None, StopReason.VERIFY
         return True
 
     def want(
@@ -225,7 +234,7 @@ class GroupTable:
         adopted instead of sending a second.
         """
         g = self._groups[key]
-        g.want, g.reason = True, reason.value
+        g.start_reason, g.stop_reason = reason, None
         if g.held:
             return
         g.probe = probe
@@ -246,11 +255,11 @@ class GroupTable:
             effects.append(ProbeGroup(g.key))
         return effects
 
-    def unwant(self, key: str, reason: str) -> None:
+    def unwant(self, key: str, reason: StopReason) -> None:
         g = self._groups[key]
         if g.want or g.held:
-            g.reason = reason
-        g.want, g.probe, g.blocked = False, False, False
+            g.stop_reason = reason
+        g.start_reason, g.probe, g.blocked = None, False, False
         if g.state is not GroupState.FAILED:
             g.retry_at = None
 
@@ -259,7 +268,8 @@ class GroupTable:
         """Start or stop whatever differs from the wish and is free to move."""
         effects: list[Effect] = []
         for g in self:
-            if not g.want or g.busy or g.state not in (GroupState.RELEASED, GroupState.FAILED):
+            start = g.start_reason
+            if start is None or g.busy or g.state not in (GroupState.RELEASED, GroupState.FAILED):
                 continue
             if g.retry_at is not None and g.retry_at > now:
                 continue  # backing off, or waiting to probe again
@@ -267,15 +277,17 @@ class GroupTable:
                 g.probing = True
                 effects.append(ProbeGroup(g.key))
                 continue
-            effects.append(self._move(g, T.START, g.reason, now))
-            effects.append(StartGroup(g.key, TakeoverReason(g.reason)))
+            effects.append(self._move(g, T.START, start, now))
+            effects.append(StartGroup(g.key, start))
         for g in reversed(list(self)):
-            if g.want or g.busy or not g.held:
+            # Held and not wanted: `unwant` (or `adopt`) said why.
+            stop = g.stop_reason
+            if g.want or g.busy or not g.held or stop is None:
                 continue
             if g.in_backoff(now):
                 continue
-            effects.append(self._move(g, T.STOP, g.reason, now))
-            effects.append(StopGroup(g.key, g.reason))
+            effects.append(self._move(g, T.STOP, stop, now))
+            effects.append(StopGroup(g.key, stop))
         return effects
 
     def done(self, ev: GroupDone, now: float) -> tuple[list[Effect], Outcome | None]:
@@ -284,12 +296,12 @@ class GroupTable:
         expected = GroupState.STARTING if ev.op is GroupOp.START else GroupState.STOPPING
         if g is None or g.state is not expected:
             return [], None  # stray or duplicate answer
-        why = ev.detail or g.reason
+        why: GroupReason | None = g.start_reason if ev.op is GroupOp.START else g.stop_reason
         if ev.ok:
             g.streak, g.failed_op, g.retry_at = 0, None, None
             if ev.op is GroupOp.START:
-                return [self._move(g, T.START_OK, g.reason, now)], Outcome.STARTED
-            effect = self._move(g, T.STOP_OK, g.reason, now)
+                return [self._move(g, T.START_OK, why, now)], Outcome.STARTED
+            effect = self._move(g, T.STOP_OK, why, now)
             if g.removed:
                 del self._groups[g.key]
             return [effect], Outcome.STOPPED
@@ -300,12 +312,12 @@ class GroupTable:
         detail = f" ({ev.detail})" if ev.detail else ""
         if ev.op is GroupOp.START:
             g.start_failures += 1
-            g.want, g.probe = False, False  # handed on; tried here again only after backoff
+            g.start_reason, g.probe = None, False  # handed on; tried here only after backoff
             text = (
                 f"Giving up resource group {g.key}: start failed{detail}; "
                 f"not tried here again for {wait:g} s"
             )
-            moved = self._move(g, T.START_FAILED, why, now)
+            moved = self._move(g, T.START_FAILED, why, now, ev.detail)
             return [moved, ResourceLog("CRIT", text)], Outcome.START_FAILED
         g.stop_failures += 1
         text = (
@@ -313,7 +325,7 @@ class GroupTable:
             f"it counts as held here, stop retried in {wait:g} s"
         )
         return [
-            self._move(g, T.STOP_FAILED, why, now),
+            self._move(g, T.STOP_FAILED, why, now, ev.detail),
             ResourceLog("CRIT", text),
         ], Outcome.STOP_FAILED
 
@@ -335,10 +347,12 @@ class GroupTable:
         return Outcome.CLEAR
 
     @staticmethod
-    def _move(g: Group, trigger: Trigger, reason: str, now: float) -> GroupTransition:
+    def _move(
+        g: Group, trigger: Trigger, reason: GroupReason | None, now: float, detail: str = ""
+    ) -> GroupTransition:
         new = TABLE.next(g.state, trigger)
         old, g.state, g.last_change_at = g.state, new, now
-        return GroupTransition(g.key, old, new, reason)
+        return GroupTransition(g.key, old, new, reason, detail)
 
     # -------------------------------------------------------------- views --
     def views(self, me: str, elsewhere: Mapping[str, list[str]]) -> tuple[GroupView, ...]:

@@ -25,7 +25,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from hbmon.config.model import AutoFailback
-from hbmon.core.events import AnnounceGroup, GroupState, OwnershipConflict, Scope, TakeoverReason
+from hbmon.core.events import (
+    AnnounceGroup,
+    ConflictKind,
+    GroupState,
+    OwnershipConflict,
+    Scope,
+    StopReason,
+    TakeoverReason,
+)
 from hbmon.core.facts import (
     Acquire,
     Dual,
@@ -42,11 +50,6 @@ from hbmon.core.facts import (
 )
 from hbmon.core.peerview import News
 from hbmon.core.quorum import keeper, recoverer
-
-DUAL = "dual"
-NONE = "none"
-R_DUAL = "dual owner"  # the stop reason of a group the other holder keeps
-
 
 Rule = Callable[[Facts], list[Wish]]
 
@@ -115,9 +118,9 @@ def dual_owner(f: Facts) -> list[Wish]:
                 wishes.append(AnnounceGroup(g.key))
             else:
                 resolution = f"released by {f.me}; {keep} keeps it ({rule})"
-            wishes.append(OwnershipConflict(g.key, DUAL, resolution))
+            wishes.append(OwnershipConflict(g.key, ConflictKind.DUAL, resolution))
         if keep != f.me and g.want:
-            wishes.append(Release(g.key, R_DUAL))
+            wishes.append(Release(g.key, StopReason.DUAL_OWNER))
     return wishes
 
 
@@ -213,7 +216,7 @@ def nobody(f: Facts) -> list[Wish]:
         held = f"nobody held it for {f.now - since:g} s; acquired by {f.me}"
         wishes += [
             *forget,
-            OwnershipConflict(g.key, NONE, held),
+            OwnershipConflict(g.key, ConflictKind.NONE, held),
             Acquire(TakeoverReason.RECOVERY, (g.key,), probe=not alive),
         ]
     return wishes

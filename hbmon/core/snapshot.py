@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hbmon.core.events import GroupState, LinkStatus, NodeStatus, TakeoverReason, TransitionReason
+from hbmon.core.events import (
+    BlockReason,
+    ConflictKind,
+    GroupState,
+    LinkStatus,
+    NodeStatus,
+    RefusalReason,
+    TakeoverReason,
+    TransitionReason,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,9 +114,9 @@ class Snapshot:
     resources_stable: bool = True
     takeovers: tuple[tuple[TakeoverReason, int], ...] = ()  # every reason present from start
     last_takeover: TakeoverView | None = None
-    conflicts: tuple[tuple[str, int], ...] = ()  # (kind, count): "dual", "none"
-    # (why, count): takeovers not done, "quorum" (no ping node) or "in_use" (probe answered)
-    takeovers_blocked: tuple[tuple[str, int], ...] = ()
+    conflicts: tuple[tuple[ConflictKind, int], ...] = ()
+    takeovers_blocked: tuple[tuple[BlockReason, int], ...] = ()  # takeovers not done, by why
+    refusals: tuple[tuple[RefusalReason, int], ...] = ()  # standby / takeover refused, by why
 
     def peer(self, name: str) -> PeerView | None:
         for p in self.peers:

@@ -8,7 +8,7 @@ heartbeat included, gets its `node`-labelled series. Rendering then drops:
 * the watcher's imaginary node (`hbmon_node_state{node="(watch)"}`);
 * what only an agent has: messages sent, heartbeat RTT (heartbeat sends no
   `hbecho`), ICMP ping RTTs, failover durations, resource operations,
-  ownership-conflict resolution (the config reload series stay: SIGHUP
+  ownership-conflict resolution, standby refusals (the config reload series stay: SIGHUP
   re-reads the watcher's web config);
 * owner and ping-node state while `cl_status` is not available (rendered
   values would be guesses, and `hbmon_ping_reachable_nodes 0` would page).
@@ -37,6 +37,7 @@ AGENT_ONLY = frozenset(
         "hbmon_resource_operation_duration_seconds",
         "hbmon_resource_operation_failures",
         "hbmon_ownership_conflicts",
+        "hbmon_standby_refusals",
         "hbmon_ping_rtt_seconds",
         "hbmon_ping_last_rtt_seconds",
         "hbmon_ping_replies",

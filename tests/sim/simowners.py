@@ -16,7 +16,7 @@ from hbmon.config.model import (
     Resource,
     ResourceGroup,
 )
-from hbmon.core.events import ResourceLog, SendMessage
+from hbmon.core.events import ResourceLog, SendMessage, StandbyRefused
 
 A, B = "alpha", "beta"
 VIP_A = "IPaddr::10.0.0.10/24/eth0"  # alpha's group
@@ -52,7 +52,8 @@ def rpair(**kw: object) -> Sim:
 
 
 def lines(sim: Sim, name: str) -> list[str]:
-    return [e.text for _, e in sim.effects(name, ResourceLog)]
+    """The resource protocol's log lines (ResourceLog and refusals), in order."""
+    return [e.text for _, e in sim.effects(name, ResourceLog | StandbyRefused)]
 
 
 def line_times(sim: Sim, name: str, text: str) -> list[float]:

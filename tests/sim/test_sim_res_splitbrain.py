@@ -11,6 +11,7 @@ from simowners import VIP_A, VIP_B, A, B, feed_pings, lines, ping_addr, rpair
 from hbmon.config.model import QuorumPolicy
 from hbmon.core.events import (
     AnnounceGroup,
+    BlockReason,
     GroupState,
     GroupTransition,
     OwnershipConflict,
@@ -46,7 +47,9 @@ def test_probe_blocks_takeover_while_the_address_answers() -> None:
     sim.kill(B)  # the agent dies, VIP_B stays up on beta's machine
     sim.run_until(25)
     why = f"address of {VIP_B} still answers on the service network (answered by beta)"
-    assert sim.effects(A, TakeoverBlocked) == [(DEAD_AT + PROBE, TakeoverBlocked((VIP_B,), why))]
+    assert sim.effects(A, TakeoverBlocked) == [
+        (DEAD_AT + PROBE, TakeoverBlocked((VIP_B,), BlockReason.IN_USE, why))
+    ]
     # probed early (in use), at the deadline, then again every keepalive; never started
     probes = [t for t, _ in sim.effects(A, ProbeGroup)]
     assert probes[:4] == [DEAD_AT - 0.2, DEAD_AT, DEAD_AT + PROBE + 1, DEAD_AT + 2 * (PROBE + 1)]
@@ -102,7 +105,9 @@ def test_isolated_node_does_not_take_over_and_does_once_a_ping_node_answers() ->
         "no ping node reachable (0 of 1) and the peer is unreachable: "
         "we may be the one cut off (quorum_policy freeze)"
     )
-    assert sim.effects(A, TakeoverBlocked) == [(DEAD_AT, TakeoverBlocked((VIP_B,), why))]
+    assert sim.effects(A, TakeoverBlocked) == [
+        (DEAD_AT, TakeoverBlocked((VIP_B,), BlockReason.QUORUM, why))
+    ]
     assert blocked(sim, A) == {"quorum": 1, "in_use": 0}
     assert [e for _, e in sim.effects(A, StartGroup) if e.key == VIP_B] == []
     assert sim.holders(VIP_A) == {A}  # it keeps what it holds

@@ -159,7 +159,7 @@ def test_legacy_refuses_standby_with_heartbeats_words() -> None:
         rid = sim.request(A, op, Scope.ALL)
         assert replies(sim, A)[-1] == (
             T0,
-            ControlReply(rid, False, "Standby mode only implemented when nice_failback on"),
+            ControlReply(rid, False, "Standby mode only implemented when nice_failback on", True),
         )
     assert sent_types(sim, A, since=T0) == []
 
@@ -172,7 +172,7 @@ def test_refused_while_our_resources_are_in_flux() -> None:
     sim.run_until(1.0)  # alpha still starting its group
     rid = sim.request(A, ControlOp.STANDBY, Scope.ALL)
     text = "standby message [me] from alpha ignored.  local resources in flux."
-    assert replies(sim, A) == [(1.0, ControlReply(rid, False, text))]
+    assert replies(sim, A) == [(1.0, ControlReply(rid, False, text, logged=True))]
 
 
 def test_refused_while_the_other_side_is_in_flux() -> None:
@@ -183,7 +183,7 @@ def test_refused_while_the_other_side_is_in_flux() -> None:
     sim.run_until(T0 + 1.5)
     rid = sim.request(A, ControlOp.STANDBY, Scope.ALL)
     text = "standby message [me] from alpha ignored.  Other side is in flux."
-    assert replies(sim, A) == [(T0 + 1.5, ControlReply(rid, False, text))]
+    assert replies(sim, A) == [(T0 + 1.5, ControlReply(rid, False, text, logged=True))]
     assert text in lines(sim, A)
 
 
@@ -193,7 +193,7 @@ def test_second_request_during_an_exchange_is_refused() -> None:
     sim.run_until(T0 + 0.1)
     second = sim.request(A, ControlOp.TAKEOVER, Scope.ALL)
     text = "Standby in progress- new request from alpha ignored [10 seconds left]"
-    assert replies(sim, A) == [(T0 + 0.1, ControlReply(second, False, text))]
+    assert replies(sim, A) == [(T0 + 0.1, ControlReply(second, False, text, logged=True))]
     sim.run_until(T0 + 5)
     assert [(r.request_id, r.ok) for _, r in replies(sim, A)] == [(second, False), (first, True)]
 
@@ -208,7 +208,7 @@ def test_no_reply_cancels_after_10_s() -> None:
     rid = sim.request(A, ControlOp.STANDBY, Scope.ALL)
     sim.run_until(T0 + 30)
     text = "No reply to standby request.  Standby request cancelled."
-    assert replies(sim, A) == [(T0 + 10, ControlReply(rid, False, text))]
+    assert replies(sim, A) == [(T0 + 10, ControlReply(rid, False, text, logged=True))]
     assert holding(sim) == {VIP_A: {A}, VIP_B: {B}}  # nothing moved
     # and the next request works again once messages flow
     sim.shaper = None
@@ -227,7 +227,7 @@ def test_takeover_without_reply_cancels_after_10_s() -> None:
     rid = sim.request(B, ControlOp.TAKEOVER, Scope.ALL)
     sim.run_until(T0 + 30)
     text = "No reply to takeover request.  Takeover request cancelled."
-    assert replies(sim, B) == [(T0 + 10, ControlReply(rid, False, text))]
+    assert replies(sim, B) == [(T0 + 10, ControlReply(rid, False, text, logged=True))]
 
 
 def test_peer_death_during_standby_replies_once_with_the_reason() -> None:

@@ -14,6 +14,8 @@ from coretools import UUIDS, WALL_EPOCH, make_config, status
 from hbmon.config.model import AutoFailback, Resource, ResourceGroup
 from hbmon.core import rscmsg
 from hbmon.core.events import (
+    BlockReason,
+    ConflictKind,
     ControlOp,
     ControlReply,
     ControlRequest,
@@ -21,10 +23,12 @@ from hbmon.core.events import (
     GroupDone,
     GroupOp,
     PacketIn,
+    RefusalReason,
     ResourceLog,
     Scope,
     SendMessage,
     Shutdown,
+    StandbyRefused,
     StartGroup,
     TakeoverReason,
 )
@@ -136,7 +140,17 @@ def test_peer_in_flux_refuses_our_standby_locally() -> None:
     node.handle(beta.resource(Scope.LOCAL, stable=False), 1.0)  # beta busy
     e = node.handle(ControlRequest(7, ControlOp.STANDBY, Scope.ALL), 1.1)
     text = "standby message [me] from alpha ignored.  Other side is in flux."
-    assert [x for x in e if isinstance(x, ControlReply)] == [ControlReply(7, False, text)]
+    assert [x for x in e if isinstance(x, StandbyRefused)] == [
+        StandbyRefused(RefusalReason.PEER_IN_FLUX, text)
+    ]
+    # The reply carries the same words: logged once, by the refusal.
+    assert [x for x in e if isinstance(x, ControlReply)] == [
+        ControlReply(7, False, text, logged=True)
+    ]
+    assert [x for x in e if isinstance(x, ResourceLog) and x.text == text] == []
+    refusals = dict(node.snapshot(1.1).refusals)
+    assert refusals[RefusalReason.PEER_IN_FLUX] == 1
+    assert sum(refusals.values()) == 1
 
 
 def test_requests_after_shutdown_still_get_their_one_reply() -> None:
@@ -147,7 +161,7 @@ def test_requests_after_shutdown_still_get_their_one_reply() -> None:
     node.handle(Shutdown(), 2.0)  # releasing VIP_A
     e = node.handle(ControlRequest(1, ControlOp.TAKEOVER, Scope.ALL), 2.1)
     assert [x for x in e if isinstance(x, ControlReply)] == [
-        ControlReply(1, False, "Shutdown in progress: standby refused.")
+        ControlReply(1, False, "Shutdown in progress: standby refused.", logged=True)
     ]
     e = node.handle(GroupDone(VIP_A, GroupOp.STOP, True), 2.5)
     assert kinds(e) == ["resource/none/shutdown", "shutdone"]
@@ -163,6 +177,14 @@ def test_snapshot_lists_every_reason_and_conflict_kind_from_the_start() -> None:
     assert all(n == 0 for _, n in snap.takeovers)
     assert dict(snap.conflicts) == {"dual": 0, "none": 0}
     assert dict(snap.takeovers_blocked) == {"quorum": 0, "in_use": 0}
+    assert dict(snap.refusals) == dict.fromkeys(RefusalReason, 0)
+    assert [type(k) for k, _ in (*snap.conflicts, *snap.takeovers_blocked, *snap.refusals)] == [
+        ConflictKind,
+        ConflictKind,
+        BlockReason,
+        BlockReason,
+        *[RefusalReason] * len(RefusalReason),
+    ]
     assert snap.last_takeover is None
     assert [g.key for g in snap.groups] == [VIP_A, VIP_B]
     assert snap.rsc_hold == "none"

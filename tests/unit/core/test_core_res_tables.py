@@ -79,7 +79,9 @@ def test_failed_start_backs_off_and_is_handed_on() -> None:
     effects, outcome = t.done(GroupDone(K1, GroupOp.START, False, "exit 1"), 1.0)
     assert outcome is Outcome.START_FAILED
     assert effects == [
-        GroupTransition(K1, GroupState.STARTING, GroupState.FAILED, "exit 1"),
+        GroupTransition(
+            K1, GroupState.STARTING, GroupState.FAILED, TakeoverReason.PEER_DEAD, "exit 1"
+        ),
         ResourceLog(
             "CRIT",
             f"Giving up resource group {K1}: start failed (exit 1); not tried here again for 10 s",

@@ -9,9 +9,14 @@ import pytest
 
 from hbmon.core.events import (
     BeatReceived,
+    BlockReason,
     CommUp,
+    ConflictKind,
+    ControlReply,
     DeathReason,
     Effect,
+    GroupState,
+    GroupTransition,
     LateBeat,
     LinkStatus,
     LinkTransition,
@@ -19,6 +24,7 @@ from hbmon.core.events import (
     NodeDead,
     NodeStatus,
     NodeTransition,
+    OwnershipConflict,
     PacketDropped,
     PacketsLost,
     PacketsMissing,
@@ -28,10 +34,15 @@ from hbmon.core.events import (
     PeerSilent,
     PingObserved,
     PingTransition,
+    RefusalReason,
     RttMeasured,
     SendMessage,
     ShutdownComplete,
     ShutdownNotice,
+    StandbyRefused,
+    StopReason,
+    TakeoverBlocked,
+    TakeoverReason,
     Threshold,
     TransitionReason,
 )
@@ -232,3 +243,37 @@ def test_event_names_are_snake_case() -> None:
     assert event_name(LateBeat("x", 1.0, Threshold.WARNTIME)) == "late_beat"
     assert event_name(CommUp()) == "comm_up"
     assert event_name(PacketsMissing("x", 1, 1, 3)) == "packets_missing"
+
+
+# ------------------------------------------------------------------- reasons --
+def test_a_refusal_is_one_line_and_its_reply_adds_none() -> None:
+    text = "standby message [me] from alpha ignored.  Other side is in flux."
+    assert describe(StandbyRefused(RefusalReason.PEER_IN_FLUX, text)) == ("info", text)
+    assert describe(ControlReply(7, False, text, logged=True)) is None
+    # A reply whose words nothing else logged is logged itself.
+    assert describe(ControlReply(7, True, "Standby [all] complete.")) == (
+        "info",
+        "Standby [all] complete.",
+    )
+
+
+def test_group_lines_name_the_reason_or_the_failure() -> None:
+    stop = GroupTransition("g", GroupState.HELD, GroupState.STOPPING, StopReason.DUAL_OWNER)
+    assert describe(stop) == ("info", "Releasing resource group g (dual owner)")
+    start = GroupTransition("g", GroupState.RELEASED, GroupState.STARTING, TakeoverReason.FAILBACK)
+    assert describe(start) == ("info", "Taking over resource group g (failback)")
+    failed = GroupTransition(
+        "g", GroupState.STARTING, GroupState.FAILED, TakeoverReason.PEER_DEAD, "exit 1"
+    )
+    assert describe(failed) == ("CRIT", "Resource group g failed (exit 1)")
+    found = GroupTransition("g", GroupState.STOPPING, GroupState.RELEASED, None)
+    assert describe(found) == ("info", "Released resource group g")
+
+
+def test_conflicts_and_blocks_by_kind() -> None:
+    dual = OwnershipConflict("g", ConflictKind.DUAL, "kept by alpha")
+    assert describe(dual) == ("ERROR", "Both machines own resource group g: kept by alpha")
+    none = OwnershipConflict("g", ConflictKind.NONE, "acquired by alpha")
+    assert describe(none) == ("ERROR", "No one owns resource group g: acquired by alpha")
+    blocked = TakeoverBlocked(("g",), BlockReason.IN_USE, "address of g still answers")
+    assert describe(blocked) == ("CRIT", "Not taking over [g]: address of g still answers")

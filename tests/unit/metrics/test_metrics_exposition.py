@@ -26,10 +26,12 @@ from prometheus_client.samples import Sample
 from hbmon.config.model import BcastMedium, PingNode, Timers
 from hbmon.core.events import (
     BeatReceived,
+    BlockReason,
     LateBeat,
     LinkStatus,
     NodeStatus,
     PingObserved,
+    RefusalReason,
     RttMeasured,
     SendMessage,
     Threshold,
@@ -418,6 +420,24 @@ def test_blocked_takeovers_are_counted_by_reason_from_zero() -> None:
     s = scrape(make_metrics(snap=snapshot()))
     assert value(s, "hbmon_takeovers_blocked_total", reason="quorum") == 0
     assert value(s, "hbmon_takeovers_blocked_total", reason="in_use") == 0
-    s = scrape(make_metrics(snap=snapshot(takeovers_blocked=(("quorum", 0), ("in_use", 2)))))
+    blocked = ((BlockReason.QUORUM, 0), (BlockReason.IN_USE, 2))
+    s = scrape(make_metrics(snap=snapshot(takeovers_blocked=blocked)))
     assert value(s, "hbmon_takeovers_blocked_total", reason="in_use") == 2
     assert value(s, "hbmon_takeovers_blocked_total", reason="quorum") == 0
+
+
+def test_refusals_are_counted_by_reason_from_zero() -> None:
+    s = scrape(make_metrics(snap=snapshot()))
+    assert {sm.labels["reason"] for sm in s["hbmon_standby_refusals_total"]} == {
+        "not_nice_failback",
+        "shutting_down",
+        "exchange_busy",
+        "local_in_flux",
+        "peer_in_flux",
+        "no_peer",
+    }
+    assert all(sm.value == 0 for sm in s["hbmon_standby_refusals_total"])
+    snap = snapshot(refusals=((RefusalReason.NO_PEER, 3),))
+    s = scrape(make_metrics(snap=snap))
+    assert value(s, "hbmon_standby_refusals_total", reason="no_peer") == 3
+    assert value(s, "hbmon_standby_refusals_total", reason="exchange_busy") == 0
