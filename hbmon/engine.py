@@ -69,7 +69,7 @@ from hbmon.sdnotify import SdNotifier
 from hbmon.status import snapshot_to_dict
 from hbmon.webconfig import for_settings
 from hbmon.wire.auth import Signer
-from hbmon.wire.codec import decode
+from hbmon.wire.codec import Decoder
 
 LOADAVG_PATH = Path("/proc/loadavg")
 LOADAVG_PERIOD_S = 5.0
@@ -108,6 +108,7 @@ class Engine:
         self._overrides = overrides or (lambda c: c)
         self._server = metrics_server
         self._signer = Signer(config.auth)
+        self._decoder = Decoder()
         self._media = Media(config.media)
         Supervisor.check(config.respawn)
         self._respawn = Supervisor(config.respawn, config.env, ProcessSpawner(), time.monotonic)
@@ -235,7 +236,7 @@ class Engine:
     # --------------------------------------------------------------- events --
     def _on_datagram(self, iface: str, data: bytes, source: str) -> None:
         try:
-            decoded = decode(data)
+            decoded = self._decoder.decode(data)
             self._signer.verify(decoded)
         except WireError as exc:
             self._handle(PacketRejected(iface, exc.reason, source, str(exc)))
@@ -268,7 +269,7 @@ class Engine:
                 case NodeTransition() | GroupTransition():
                     changed = True
                 case SendMessage(message=message):
-                    self._media.send(message, self._signer, self._config.msgfmt)
+                    self._media.send(message, self._signer.sign, self._config.msgfmt)
                 case StartGroup(key=key):
                     self._spawn(self._group_op(key, GroupOp.START))
                 case StopGroup(key=key):

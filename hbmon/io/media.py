@@ -13,8 +13,7 @@ from hbmon.config.model import Medium, SerialMedium, UdpMedium, WireFormat
 from hbmon.errors import StartupError
 from hbmon.io.serial import SerialPort
 from hbmon.io.transport import Receiver, Transport
-from hbmon.wire.auth import Signer
-from hbmon.wire.codec import encode
+from hbmon.wire.codec import Encoder, Sign
 from hbmon.wire.message import Message
 from hbmon.wire.serialframe import to_serial
 
@@ -25,6 +24,7 @@ class Media:
         self.udp = Transport(udp)
         self.serial = [SerialPort(m) for m in media if isinstance(m, SerialMedium)]
         self._has_udp = bool(udp)
+        self._encoder = Encoder()
 
     async def open(self, receiver: Receiver, previous: Media | None = None) -> None:
         """Open every medium; StartupError (and nothing left open) if one cannot be.
@@ -60,11 +60,11 @@ class Media:
                 port.close()
         return None
 
-    def send(self, message: Message, signer: Signer, fmt: WireFormat) -> None:
+    def send(self, message: Message, sign: Sign, fmt: WireFormat) -> None:
         if self._has_udp:
-            self.udp.send(encode(message, signer, fmt))
+            self.udp.send(self._encoder.encode(message, sign, fmt))
         if self.serial:
-            frame = to_serial(encode(message, signer, WireFormat.CLASSIC))
+            frame = to_serial(self._encoder.encode(message, sign, WireFormat.CLASSIC))
             for port in self.serial:
                 port.send(frame)
 

@@ -50,7 +50,7 @@ from hbmon.core.rscmsg import (
 from hbmon.core.snapshot import GroupView, PingNodeView, Snapshot, TakeoverView
 from hbmon.errors import DropReason, WireError
 from hbmon.wire.auth import Signer
-from hbmon.wire.codec import decode
+from hbmon.wire.codec import Decoder
 from hbmon.wire.message import Message
 
 # The imaginary node whose peers are all cluster nodes. Not a valid node name
@@ -84,6 +84,7 @@ class Observer:
         self._membership = Membership(self._view, now)
         self._drops = DropCounters(self._membership.ifaces)
         self._signer = Signer(config.auth)
+        self._decoder = Decoder()
         self._wall_epoch = wall_epoch
         self._started_at = now
         self._comm_up = False
@@ -103,7 +104,7 @@ class Observer:
         """One captured heartbeat datagram (either direction) on `iface`."""
         effects: list[Notice] = list(self.on_timer(now))
         try:
-            decoded = decode(payload)
+            decoded = self._decoder.decode(payload)
             self._signer.verify(decoded)
         except WireError as exc:
             drop = PacketDropped(exc.reason, iface, source, None, str(exc))

@@ -10,21 +10,20 @@ A signature on the wire is the text ``"N hex"``: key index, space, digest.
 Netstring packets carry two (the inner `auth` field over `auth_input`, and the
 trailer over the raw body); both must verify. Classic packets carry the field.
 Every configured key verifies; only the active one (``auth N``) signs.
+The bytes each signature covers come from the codec (hbmon/wire/codec.py):
+`sign` is the callable its encoder takes, `verify` reads a `Decoded`.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
-from typing import TYPE_CHECKING, assert_never
+from typing import assert_never
 
 from hbmon.config.model import AuthConfig, AuthKey, AuthMethod, WireFormat
 from hbmon.errors import BadAuth, ConfigError, DropReason
-from hbmon.wire.message import AUTH_FIELD, FT_STRING, Field, Message
-
-if TYPE_CHECKING:
-    from hbmon.wire.codec import Decoded
+from hbmon.wire.classic import auth_input
+from hbmon.wire.message import AUTH_FIELD, Decoded
 
 _CRC_POLY = 0x04C11DB7
 _MASK32 = 0xFFFFFFFF
@@ -69,39 +68,6 @@ def digest(method: AuthMethod, secret: bytes, data: bytes) -> str:
             assert_never(method)
 
 
-def classic_line(f: Field) -> bytes:
-    """One field as classic text: ``name=value\\n``, or ``(T)name=<base64>\\n``."""
-    name = f.name.encode("utf-8")
-    if f.ftype == FT_STRING:
-        return b"%b=%b\n" % (name, f.value)
-    return b"(%d)%b=%b\n" % (f.ftype, name, base64.b64encode(f.value))
-
-
-# classic_line per Field: most fields of a beat (t, st, src, srcuuid, hg, ld, ttl,
-# the resource fields, …) repeat from beat to beat, ours and the peer's alike.
-# Keyed by the field's values as a plain tuple: hashed and compared in C, where a
-# Field key would run the dataclass's __hash__ and __eq__ in Python.
-_LINE_CACHE: dict[tuple[str, bytes, int], bytes] = {}
-_LINE_CACHE_MAX = 512
-
-
-def cached_line(f: Field) -> bytes:
-    """`classic_line(f)`, remembered (bounded: the cache restarts when full)."""
-    key = (f.name, f.value, f.ftype)
-    line = _LINE_CACHE.get(key)
-    if line is None:
-        line = classic_line(f)
-        if len(_LINE_CACHE) >= _LINE_CACHE_MAX:
-            _LINE_CACHE.clear()
-        _LINE_CACHE[key] = line
-    return line
-
-
-def auth_input(message: Message) -> bytes:
-    """The classic signing input: every field but `auth`, in wire order."""
-    return b"".join([cached_line(f) for f in message.fields if f.name != AUTH_FIELD])
-
-
 class Signer:
     """Signs with the active key and verifies with any configured key.
 
@@ -138,7 +104,10 @@ class Signer:
             self._check(decoded.trailer.encode("ascii", "replace"), decoded.signed, "trailer")
         if token is None:
             raise BadAuth(DropReason.AUTH_MISSING, "no auth field")
-        self._check(token, auth_input(decoded.message), "auth field")
+        covered = decoded.auth_input
+        if covered is None:  # built by hand, not by the decoder
+            covered = auth_input(decoded.message)
+        self._check(token, covered, "auth field")
 
     def _check(self, token: bytes, data: bytes, what: str) -> None:
         index_text, space, got = token.partition(b" ")

@@ -58,33 +58,12 @@ def _dec(name: str, value: int) -> str:
     return str(value)
 
 
-# Fields are immutable: the ones a beat repeats (t, st, src, srcuuid, hg, ld, ttl, …)
-# are built once and shared (a frozen dataclass costs more to build than to look up).
-_FIELDS: dict[tuple[str, str | bytes], Field] = {}
-_FIELDS_MAX = 512
-
-
 def _s(name: str, value: str) -> Field:
-    key = (name, value)
-    f = _FIELDS.get(key)
-    if f is None:
-        f = _remember(key, Field(name, value.encode("utf-8")))
-    return f
+    return Field(name, value.encode("utf-8"))
 
 
 def _uuid(name: str, value: bytes) -> Field:
-    key = (name, value)
-    f = _FIELDS.get(key)
-    if f is None:
-        f = _remember(key, Field(name, value, FT_BINARY))
-    return f
-
-
-def _remember(key: tuple[str, str | bytes], f: Field) -> Field:
-    if len(_FIELDS) >= _FIELDS_MAX:
-        _FIELDS.clear()
-    _FIELDS[key] = f
-    return f
+    return Field(name, value, FT_BINARY)
 
 
 def _trailer(*, src: str, srcuuid: bytes, seq: int, hg: int, ts: int, ld: str) -> tuple[Field, ...]:

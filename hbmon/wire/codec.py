@@ -19,23 +19,28 @@ Classic::
     NUL                              (sent; optional when received)
 
 `decode` never trusts a length and raises only `MalformedPacket`; it does not
-check signatures (that is `Signer.verify`, which needs the keys).
+check signatures (that is `Signer.verify`, which needs the keys), but hands
+over what the inner one covers (`Decoded.auth_input`, hbmon/wire/classic.py),
+built while parsing. `encode` signs with the callable it is given.
+
+`Decoder` and `Encoder` remember the fields they met: most of a beat repeats
+the previous one's, ours and the peer's alike. The driver owns one of each;
+the module's `decode` and `encode` use fresh ones (nothing remembered).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from hbmon.config.model import WireFormat
 from hbmon.errors import MalformedPacket
-from hbmon.wire.auth import cached_line, classic_line
-from hbmon.wire.message import AUTH_FIELD, FT_BINARY, FT_STRING, Field, Message
+from hbmon.wire.classic import classic_line
+from hbmon.wire.message import AUTH_FIELD, FT_BINARY, FT_STRING, Decoded, Field, Message
 
-if TYPE_CHECKING:
-    from hbmon.wire.auth import Signer
+# Signs bytes with the active key: ``"N hex"`` (hbmon.wire.auth.Signer.sign).
+Sign = Callable[[bytes], str]
 
 # Largest datagram we accept or produce (heartbeat's MAXMSG is 256 KiB).
 MAX_PACKET = 256 * 1024
@@ -51,48 +56,130 @@ _MAX_TYPE_DIGITS = 3
 _FIELD_TYPES = (FT_STRING, FT_BINARY)
 _REQUIRED = ("t", "src")
 _ZERO, _COMMA = ord("0"), ord(",")
+# How many fields a Decoder or Encoder remembers per format before it starts over.
+CACHE_SIZE = 512
 
-
-@dataclass(frozen=True, slots=True)
-class Decoded:
-    """A parsed datagram, signatures not yet checked.
-
-    `message` holds every field as received, the `auth` field included.
-    `signed` is the netstring body from ``###\\n`` through ``%%%\\n`` inclusive
-    (b"" for classic); `trailer` is the netstring trailer text ``"N hex"``
-    (None for classic, or for a netstring packet sent without one).
-    """
-
-    message: Message
-    fmt: WireFormat
-    signed: bytes
-    trailer: str | None
-
-
-# ------------------------------------------------------------------ decode --
+# A parsed field and its classic line for the signing input (b"" for `auth`).
+_Parsed = tuple[Field, bytes]
 
 
 def decode(data: bytes) -> Decoded:
-    """Parse one datagram; the format is chosen by its first bytes.
+    """`Decoder().decode(data)`: one datagram, nothing remembered."""
+    return Decoder().decode(data)
 
-    Raises `MalformedPacket` (and nothing else) for anything that is not a
-    well-formed heartbeat message carrying `t` and `src`.
-    """
-    data = bytes(data)
-    if len(data) > MAX_PACKET:
-        raise MalformedPacket(f"oversized packet ({len(data)} bytes)")
-    if data.startswith(NETSTRING_START):
-        decoded = _decode_netstring(data)
-    elif data.startswith(CLASSIC_START):
-        decoded = _decode_classic(data)
-    elif not data:
-        raise MalformedPacket("empty packet")
-    else:
-        raise MalformedPacket("unknown format (no ### or >>> marker)")
-    for name in _REQUIRED:
-        if decoded.message.get_bytes(name) is None:
-            raise MalformedPacket(f"missing field {name!r}")
-    return decoded
+
+def encode(message: Message, sign: Sign, fmt: WireFormat) -> bytes:
+    """`Encoder().encode(message, sign, fmt)`: one message, nothing remembered."""
+    return Encoder().encode(message, sign, fmt)
+
+
+# ------------------------------------------------------------------ decode --
+class Decoder:
+    """Datagrams to `Decoded`, remembering well-formed fields by their raw bytes."""
+
+    __slots__ = ("_classic", "_netstring", "_size")
+
+    def __init__(self, cache_size: int = CACHE_SIZE) -> None:
+        self._size = cache_size
+        self._netstring: dict[bytes, _Parsed] = {}  # `(T)name=value` -> parsed
+        self._classic: dict[bytes, _Parsed] = {}  # a line without its newline -> parsed
+
+    def decode(self, data: bytes) -> Decoded:
+        """Parse one datagram; the format is chosen by its first bytes.
+
+        Raises `MalformedPacket` (and nothing else) for anything that is not a
+        well-formed heartbeat message carrying `t` and `src`.
+        """
+        data = bytes(data)
+        if len(data) > MAX_PACKET:
+            raise MalformedPacket(f"oversized packet ({len(data)} bytes)")
+        if data.startswith(NETSTRING_START):
+            decoded = self._netstring_packet(data)
+        elif data.startswith(CLASSIC_START):
+            decoded = self._classic_packet(data)
+        elif not data:
+            raise MalformedPacket("empty packet")
+        else:
+            raise MalformedPacket("unknown format (no ### or >>> marker)")
+        for name in _REQUIRED:
+            if decoded.message.get_bytes(name) is None:
+                raise MalformedPacket(f"missing field {name!r}")
+        return decoded
+
+    def _remember(self, cache: dict[bytes, _Parsed], raw: bytes, parsed: _Parsed) -> None:
+        if len(cache) >= self._size:
+            cache.clear()
+        cache[raw] = parsed
+
+    def _netstring_packet(self, data: bytes) -> Decoded:
+        cache = self._netstring
+        pos = len(NETSTRING_START)
+        size = len(data)
+        fields: list[Field] = []
+        lines: list[bytes] = []
+        while not data.startswith(NETSTRING_END, pos):
+            if pos >= size:
+                raise MalformedPacket("truncated (no %%% end marker)")
+            # Inline fast path for a well-formed `<len>:<field>,` (the same tests as
+            # _read_netstring); anything else goes through it for the exact error.
+            colon = data.find(b":", pos, pos + _MAX_LEN_DIGITS + 1)
+            raw = None
+            if colon > pos:
+                digits = data[pos:colon]
+                if digits.isdigit() and (len(digits) == 1 or digits[0] != _ZERO):
+                    end = colon + 1 + int(digits)
+                    if end < size and data[end] == _COMMA:
+                        raw = data[colon + 1 : end]
+                        pos = end + 1
+            if raw is None:
+                raw, pos = _read_netstring(data, pos, "field")
+            parsed = cache.get(raw)
+            if parsed is None:
+                parsed = _signed_line(_parse_netstring_field(raw))
+                self._remember(cache, raw, parsed)
+            fields.append(parsed[0])
+            lines.append(parsed[1])
+        body_end = pos + len(NETSTRING_END)
+        signed = data[:body_end]
+        trailer: str | None = None
+        if body_end < len(data):
+            token, after = _read_netstring(data, body_end, "trailer")
+            if data[after:] not in (b"", b"\0"):
+                raise MalformedPacket("junk after trailer")
+            if not _printable(token):
+                raise MalformedPacket("trailer is not printable ASCII")
+            trailer = token.decode("ascii")
+        message = Message(tuple(fields))
+        return Decoded(message, WireFormat.NETSTRING, signed, trailer, b"".join(lines))
+
+    def _classic_packet(self, data: bytes) -> Decoded:
+        cache = self._classic
+        pos = len(CLASSIC_START)
+        end_line = CLASSIC_END.rstrip(b"\n")
+        fields: list[Field] = []
+        lines: list[bytes] = []
+        while True:
+            nl = data.find(b"\n", pos)
+            if nl < 0:
+                raise MalformedPacket("truncated (no <<< end marker)")
+            line = data[pos:nl]
+            pos = nl + 1
+            if line == end_line:
+                break
+            parsed = cache.get(line)
+            if parsed is None:
+                parsed = _signed_line(_classic_field(line))
+                self._remember(cache, line, parsed)
+            fields.append(parsed[0])
+            lines.append(parsed[1])
+        if data[pos:] not in (b"", b"\0"):
+            raise MalformedPacket("junk after <<< end marker")
+        return Decoded(Message(tuple(fields)), WireFormat.CLASSIC, b"", None, b"".join(lines))
+
+
+def _signed_line(f: Field) -> _Parsed:
+    """`f` and the line it adds to the signing input (the `auth` field adds none)."""
+    return f, (b"" if f.name == AUTH_FIELD else classic_line(f))
 
 
 def _read_length(data: bytes, pos: int, what: str) -> tuple[int, int]:
@@ -141,61 +228,12 @@ def _parse_type(raw: bytes) -> tuple[int, bytes]:
     return ftype, raw[close + 1 :]
 
 
-# Parsed netstring fields by their raw bytes (most repeat from beat to beat);
-# only well-formed ones are kept, and the cache restarts when full.
-_FIELD_CACHE: dict[bytes, Field] = {}
-_FIELD_CACHE_MAX = 512
-
-
-def _netstring_field(raw: bytes) -> Field:
-    f = _FIELD_CACHE.get(raw)
-    if f is None:
-        f = _parse_netstring_field(raw)
-        if len(_FIELD_CACHE) >= _FIELD_CACHE_MAX:
-            _FIELD_CACHE.clear()
-        _FIELD_CACHE[raw] = f
-    return f
-
-
 def _parse_netstring_field(raw: bytes) -> Field:
     ftype, rest = _parse_type(raw)
     name, eq, value = rest.partition(b"=")
     if not eq:
         raise MalformedPacket("field without '='")
     return Field(_field_name(name), value, ftype)
-
-
-def _decode_netstring(data: bytes) -> Decoded:
-    pos = len(NETSTRING_START)
-    size = len(data)
-    fields: list[Field] = []
-    while not data.startswith(NETSTRING_END, pos):
-        if pos >= size:
-            raise MalformedPacket("truncated (no %%% end marker)")
-        # Inline fast path for a well-formed `<len>:<field>,` (the same tests as
-        # _read_netstring); anything else goes through it for the exact error.
-        colon = data.find(b":", pos, pos + _MAX_LEN_DIGITS + 1)
-        if colon > pos:
-            digits = data[pos:colon]
-            if digits.isdigit() and (len(digits) == 1 or digits[0] != _ZERO):
-                end = colon + 1 + int(digits)
-                if end < size and data[end] == _COMMA:
-                    fields.append(_netstring_field(data[colon + 1 : end]))
-                    pos = end + 1
-                    continue
-        raw, pos = _read_netstring(data, pos, "field")
-        fields.append(_netstring_field(raw))
-    body_end = pos + len(NETSTRING_END)
-    signed = data[:body_end]
-    trailer: str | None = None
-    if body_end < len(data):
-        token, after = _read_netstring(data, body_end, "trailer")
-        if data[after:] not in (b"", b"\0"):
-            raise MalformedPacket("junk after trailer")
-        if not _printable(token):
-            raise MalformedPacket("trailer is not printable ASCII")
-        trailer = token.decode("ascii")
-    return Decoded(Message(tuple(fields)), WireFormat.NETSTRING, signed, trailer)
 
 
 def _printable(raw: bytes) -> bool:
@@ -220,85 +258,72 @@ def _classic_field(line: bytes) -> Field:
     return Field(_field_name(name), decoded, ftype)
 
 
-def _decode_classic(data: bytes) -> Decoded:
-    pos = len(CLASSIC_START)
-    end_line = CLASSIC_END.rstrip(b"\n")
-    fields: list[Field] = []
-    while True:
-        nl = data.find(b"\n", pos)
-        if nl < 0:
-            raise MalformedPacket("truncated (no <<< end marker)")
-        line = data[pos:nl]
-        pos = nl + 1
-        if line == end_line:
-            break
-        fields.append(_classic_field(line))
-    if data[pos:] not in (b"", b"\0"):
-        raise MalformedPacket("junk after <<< end marker")
-    return Decoded(Message(tuple(fields)), WireFormat.CLASSIC, b"", None)
-
-
 # ------------------------------------------------------------------ encode --
 
 
-def encode(message: Message, signer: Signer, fmt: WireFormat) -> bytes:
-    """Sign and serialise `message`, which must not carry an `auth` field.
-
-    Netstring: the inner `(0)auth=N hex` field (over `auth_input(message)`) is
-    appended as the last field, then the trailer is signed over the body.
-    Classic: `auth=N hex` is the last line, and a NUL ends the datagram.
-    Raises ValueError for a message this format cannot carry (our own bug).
-    """
-    if message.get_bytes(AUTH_FIELD) is not None:
-        raise ValueError("message already carries an auth field")
-    netstring = fmt is WireFormat.NETSTRING
-    cache = _NETSTRING_CACHE if netstring else _CLASSIC_CACHE
-    parts = [_encoded(f, fmt, cache) for f in message.fields]
-    # auth_input(message): the classic lines of the fields (none is `auth`).
-    auth = Field(AUTH_FIELD, signer.sign(b"".join(p[0] for p in parts)).encode("ascii"))
-    if netstring:
-        body = b"".join(
-            (
-                NETSTRING_START,
-                *(p[1] for p in parts),
-                _netstring(_netstring_payload(auth)),
-                NETSTRING_END,
-            )
-        )
-        out = body + _netstring(signer.sign(body).encode("ascii"))
-    else:
-        out = b"".join(
-            (CLASSIC_START, *(p[0] for p in parts), classic_line(auth), CLASSIC_END, b"\0")
-        )
-    if len(out) > MAX_PACKET:
-        raise ValueError(f"encoded message too large ({len(out)} bytes)")
-    return out
-
-
-# Per format, each checked field's (classic line, netstring): a beat repeats most
-# of the previous one's fields. Bounded: a cache restarts when full.
+# Per format: each checked field's classic line and, for netstring, its netstring.
 _Encoded = tuple[bytes, bytes]
-# Keyed by (name, value, type) like auth's line cache (C hashing, no dataclass calls).
+# Keyed by the field's values as a plain tuple: hashed and compared in C, where a
+# Field key would run the dataclass's __hash__ and __eq__ in Python.
 _Key = tuple[str, bytes, int]
-_NETSTRING_CACHE: dict[_Key, _Encoded] = {}
-_CLASSIC_CACHE: dict[_Key, _Encoded] = {}
-_ENCODED_CACHE_MAX = 512
 
 
-def _encoded(f: Field, fmt: WireFormat, cache: dict[_Key, _Encoded]) -> _Encoded:
-    """`f` checked for `fmt` (ValueError if it cannot be sent), as a classic line and,
-    for netstring, as its netstring."""
-    key = (f.name, f.value, f.ftype)
-    hit = cache.get(key)
-    if hit is None:
-        _check_encodable(f, fmt)
-        line = cached_line(f)
-        framed = _netstring(_netstring_payload(f)) if fmt is WireFormat.NETSTRING else b""
-        hit = (line, framed)
-        if len(cache) >= _ENCODED_CACHE_MAX:
-            cache.clear()
-        cache[key] = hit
-    return hit
+class Encoder:
+    """Messages to signed datagrams, remembering the fields it checked and framed."""
+
+    __slots__ = ("_classic", "_netstring", "_size")
+
+    def __init__(self, cache_size: int = CACHE_SIZE) -> None:
+        self._size = cache_size
+        self._netstring: dict[_Key, _Encoded] = {}
+        self._classic: dict[_Key, _Encoded] = {}
+
+    def encode(self, message: Message, sign: Sign, fmt: WireFormat) -> bytes:
+        """Sign and serialise `message`, which must not carry an `auth` field.
+
+        Netstring: the inner `(0)auth=N hex` field (over the classic lines of the
+        fields) is appended as the last field, then the trailer is signed over the
+        body. Classic: `auth=N hex` is the last line, and a NUL ends the datagram.
+        Raises ValueError for a message this format cannot carry (our own bug).
+        """
+        if message.get_bytes(AUTH_FIELD) is not None:
+            raise ValueError("message already carries an auth field")
+        netstring = fmt is WireFormat.NETSTRING
+        cache = self._netstring if netstring else self._classic
+        parts = [self._encoded(f, fmt, cache) for f in message.fields]
+        # The signing input: the classic lines of the fields (none is `auth`).
+        auth = Field(AUTH_FIELD, sign(b"".join(p[0] for p in parts)).encode("ascii"))
+        if netstring:
+            body = b"".join(
+                (
+                    NETSTRING_START,
+                    *(p[1] for p in parts),
+                    _netstring(_netstring_payload(auth)),
+                    NETSTRING_END,
+                )
+            )
+            out = body + _netstring(sign(body).encode("ascii"))
+        else:
+            out = b"".join(
+                (CLASSIC_START, *(p[0] for p in parts), classic_line(auth), CLASSIC_END, b"\0")
+            )
+        if len(out) > MAX_PACKET:
+            raise ValueError(f"encoded message too large ({len(out)} bytes)")
+        return out
+
+    def _encoded(self, f: Field, fmt: WireFormat, cache: dict[_Key, _Encoded]) -> _Encoded:
+        """`f` checked for `fmt` (ValueError if it cannot be sent), as a classic line
+        and, for netstring, as its netstring."""
+        key = (f.name, f.value, f.ftype)
+        hit = cache.get(key)
+        if hit is None:
+            _check_encodable(f, fmt)
+            framed = _netstring(_netstring_payload(f)) if fmt is WireFormat.NETSTRING else b""
+            hit = (classic_line(f), framed)
+            if len(cache) >= self._size:
+                cache.clear()
+            cache[key] = hit
+        return hit
 
 
 def _check_encodable(f: Field, fmt: WireFormat) -> None:

@@ -1,14 +1,17 @@
-"""A heartbeat message: an ordered list of typed fields (spec §4.2).
+"""A heartbeat message: an ordered list of typed fields (spec §4.2), and a received one.
 
 Order matters on the wire (heartbeat signs fields in wire order), so a message
 is a tuple of fields, not a dict. Values are bytes because binary fields
 (`srcuuid`, `destuuid`) hold raw UUID bytes; string fields are ASCII/UTF-8.
+`Decoded` is a datagram as the codec parsed it, with what its signatures cover.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from hbmon.config.model import WireFormat
 
 # Field types as heartbeat's netstring format numbers them: `(0)` string, `(1)` binary.
 FT_STRING = 0
@@ -82,3 +85,23 @@ class Message:
     @property
     def src(self) -> str | None:
         return self.get("src")
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A parsed datagram, signatures not yet checked (hbmon.wire.auth.Signer.verify).
+
+    `message` holds every field as received, the `auth` field included.
+    `signed` is the netstring body from ``###\\n`` through ``%%%\\n`` inclusive
+    (b"" for classic); `trailer` is the netstring trailer text ``"N hex"``
+    (None for classic, or for a netstring packet sent without one).
+    `auth_input` is what the inner signature covers (hbmon.wire.classic), as the
+    decoder built it while parsing; None for a hand-built value (the signer then
+    derives it from `message`). It follows from `message`, so it is not compared.
+    """
+
+    message: Message
+    fmt: WireFormat
+    signed: bytes
+    trailer: str | None
+    auth_input: bytes | None = field(default=None, compare=False, repr=False)

@@ -155,7 +155,7 @@ def test_forged_and_replayed_packets_are_dropped_without_state_change(pair: Pair
     right_key = AuthConfig(1, (AuthKey(1, AuthMethod.SHA1, b"0832bedde820a9bcf6858c0ff6e5e82a"),))
     wrong_key = AuthConfig(1, (AuthKey(1, AuthMethod.SHA1, b"not-the-cluster-key"),))
     unsigned = msg.without("auth")
-    forged = encode(unsigned, Signer(wrong_key), WireFormat.NETSTRING)
+    forged = encode(unsigned, Signer(wrong_key).sign, WireFormat.NETSTRING)
     hg = unsigned.get_hex("hg")
     assert hg is not None
     old_gen = encode(
@@ -163,13 +163,13 @@ def test_forged_and_replayed_packets_are_dropped_without_state_change(pair: Pair
             f if f.name != "hg" else type(f)("hg", format(hg - 1, "x").encode())
             for f in unsigned.fields
         )),
-        Signer(right_key), WireFormat.NETSTRING,
+        Signer(right_key).sign, WireFormat.NETSTRING,
     )  # fmt: skip
     stranger = encode(
         type(unsigned)(tuple(
             f if f.name != "src" else type(f)("src", b"mallory") for f in unsigned.fields
         )),
-        Signer(right_key), WireFormat.NETSTRING,
+        Signer(right_key).sign, WireFormat.NETSTRING,
     )  # fmt: skip
     garbage = b"###\n12:(0)t=status,%%%\n"
 

@@ -264,7 +264,7 @@ def test_forged_packet_from_an_outsider_is_an_auth_failure(pair: Pair) -> None:
         st="active", dt_ms=2000, src="solr2", srcuuid=b"\x01" * 16, seq=0x7FFFFFF0,
         hg=0x7FFFFFF0, ts=int(time.time()), ld="n/a", ttl=4,
     )  # fmt: skip
-    data = encode(msg, wrong, WireFormat.NETSTRING)
+    data = encode(msg, wrong.sign, WireFormat.NETSTRING)
     sock = socket_in_namespace(pair.lab.outsider_ns, socket.AF_INET, socket.SOCK_DGRAM)
     try:
         sock.sendto(data, (NODE_IPS["solr1"], 694))

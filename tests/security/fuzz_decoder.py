@@ -40,7 +40,7 @@ def one_input(data: bytes) -> None:
             signer.verify(decoded)
         except BadAuth:
             continue
-        again = decode(encode(decoded.message.without("auth"), signer, decoded.fmt))
+        again = decode(encode(decoded.message.without("auth"), signer.sign, decoded.fmt))
         assert again.message.without("auth") == decoded.message.without("auth")
 
 

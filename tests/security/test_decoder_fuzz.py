@@ -68,7 +68,7 @@ def _padded_to(size: int, fmt: WireFormat = WireFormat.NETSTRING) -> bytes:
     signer = Signer(auth_config(capture))
 
     def build(n: int) -> bytes:
-        return encode(msg.with_fields([Field("pad", b"A" * n)]), signer, fmt)
+        return encode(msg.with_fields([Field("pad", b"A" * n)]), signer.sign, fmt)
 
     n = size - len(build(0))
     # The pad field's length prefix takes a few more digits than for an empty pad.

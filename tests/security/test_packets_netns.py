@@ -137,7 +137,7 @@ def _send_all(pair: Pair, payloads: list[bytes]) -> dict[str, int]:
 
 def test_truncated_packets_are_dropped_as_malformed_or_bad_auth(pair: Pair) -> None:
     real = _capture_status(pair)
-    classic = encode(decode(real).message.without("auth"), Signer(RIGHT), WireFormat.CLASSIC)
+    classic = encode(decode(real).message.without("auth"), Signer(RIGHT).sign, WireFormat.CLASSIC)
     end = real.index(b"%%%\n")
     cuts = {1, 3, 4, 5, 10, len(real) // 3, len(real) // 2, end - 1, end, end + 2,
             end + 4, end + 6, len(real) - 5, len(real) - 1}  # fmt: skip
@@ -153,7 +153,7 @@ def test_largest_udp_datagrams_are_dropped_unparsed_or_unverified(pair: Pair) ->
 
     # A well-formed message padded to exactly the largest IPv4 UDP payload.
     def padded(n: int) -> bytes:
-        return encode(real.with_fields([Field("pad", b"A" * n)]), Signer(WRONG),
+        return encode(real.with_fields([Field("pad", b"A" * n)]), Signer(WRONG).sign,
                       WireFormat.NETSTRING)  # fmt: skip
 
     n = MAX_UDP4 - len(padded(0))
@@ -184,7 +184,7 @@ def test_wrong_generations_are_refused(pair: Pair) -> None:
 
     def gen(g: int, s: int, auth: AuthConfig) -> bytes:
         msg = _replace(real, hg=format(g, "x").encode(), seq=format(s, "x").encode())
-        return encode(msg, Signer(auth), WireFormat.NETSTRING)
+        return encode(msg, Signer(auth).sign, WireFormat.NETSTRING)
 
     payloads = [
         # Signed with the cluster key (a captured-and-edited packet cannot be, but an

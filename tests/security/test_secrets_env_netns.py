@@ -99,11 +99,11 @@ def test_the_secret_appears_nowhere(pair: Pair, tmp_path: Path) -> None:
     msg = Message((Field("t", b"status"), Field("src", b"solr2"), Field("seq", b"ffff"),
                    Field("hg", b"1"), Field("ts", b"1"), Field("ld", b"0")))  # fmt: skip
     forged = [
-        encode(msg, Signer(AuthConfig(1, (AuthKey(1, AuthMethod.SHA1, b"wrong"),))),
+        encode(msg, Signer(AuthConfig(1, (AuthKey(1, AuthMethod.SHA1, b"wrong"),))).sign,
                WireFormat.NETSTRING),
-        encode(msg, Signer(AuthConfig(2, (AuthKey(2, AuthMethod.SHA1, SECRET.encode()),))),
+        encode(msg, Signer(AuthConfig(2, (AuthKey(2, AuthMethod.SHA1, SECRET.encode()),))).sign,
                WireFormat.NETSTRING),
-        encode(msg, Signer(AuthConfig(1, (AuthKey(1, AuthMethod.MD5, SECRET.encode()),))),
+        encode(msg, Signer(AuthConfig(1, (AuthKey(1, AuthMethod.MD5, SECRET.encode()),))).sign,
                WireFormat.CLASSIC),
     ]  # fmt: skip
     sender = socket_in_namespace(lab.outsider_ns, socket.AF_INET, socket.SOCK_DGRAM)

@@ -48,7 +48,7 @@ from hbmon.core.events import (
 from hbmon.core.node import Node
 from hbmon.errors import WireError
 from hbmon.wire.auth import Signer
-from hbmon.wire.codec import decode, encode
+from hbmon.wire.codec import Decoder, Encoder
 from hbmon.wire.message import Message
 
 T = TypeVar("T")
@@ -122,6 +122,9 @@ class Sim:
         self.clock = FakeClock()
         self.configs = configs
         self.signers = {n: Signer(c.auth) for n, c in configs.items()}
+        # Each node's own, as each agent's driver has them.
+        self.encoders = {n: Encoder() for n in configs}
+        self.decoders = {n: Decoder() for n in configs}
         self.nodes: dict[str, Node] = {}
         self.delay: dict[tuple[str, str], float] = {}  # (src, dst) one-way delay
         self.default_delay = delay
@@ -284,7 +287,7 @@ class Sim:
 
     def _transmit(self, src: str, message: Message) -> None:
         cfg = self.configs[src]
-        data = encode(message, self.signers[src], cfg.msgfmt)
+        data = self.encoders[src].encode(message, self.signers[src].sign, cfg.msgfmt)
         now = self.clock.now
         for iface in self._ifaces(src):
             self.wire.append(Datagram(now, src, iface, data, message))
@@ -302,7 +305,7 @@ class Sim:
 
     def _receive(self, dst: str, iface: str, data: bytes, source: str) -> Event:
         try:
-            decoded = decode(data)
+            decoded = self.decoders[dst].decode(data)
             self.signers[dst].verify(decoded)
         except WireError as exc:
             return PacketRejected(iface, exc.reason, source)

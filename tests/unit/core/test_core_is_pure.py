@@ -74,3 +74,41 @@ def test_no_io_imports(path: Path) -> None:
 def test_the_checker_catches_io() -> None:
     src = "import time\nfrom os import path\nimport asyncio.events\nopen('x')\n"
     assert {"time", "os", "asyncio", "open()"} <= _imported_roots(ast.parse(src))
+
+
+def _module_level_caches(tree: ast.Module) -> list[str]:
+    """Names bound at module level to an empty mutable container: state every user
+    of the module shares (a cache belongs to the object that uses it)."""
+    empty_calls = {"dict", "list", "set", "defaultdict", "OrderedDict", "deque", "Counter"}
+    found = []
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        else:
+            continue
+        empty = (
+            (isinstance(value, ast.Dict) and not value.keys)
+            or (isinstance(value, ast.List | ast.Set) and not value.elts)
+            or (
+                isinstance(value, ast.Call)
+                and isinstance(value.func, ast.Name)
+                and value.func.id in empty_calls
+                and not value.args
+            )
+        )
+        if empty:
+            found += [ast.unparse(t) for t in targets]
+    return found
+
+
+@pytest.mark.parametrize("path", _files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_module_level_mutable_state(path: Path) -> None:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    assert _module_level_caches(tree) == [], f"{path.relative_to(ROOT)}: shared mutable state"
+
+
+def test_the_checker_catches_module_level_caches() -> None:
+    src = "A: dict[str, int] = {}\nB = []\nC = set()\nD = {1: 2}\nE = frozenset()\n"
+    assert _module_level_caches(ast.parse(src)) == ["A", "B", "C"]

@@ -160,7 +160,7 @@ def signed(cfg: Config, head: tuple[Field, ...], src: str, seq: int, hg: int = 5
     msg = builders.sequenced(
         head, src=src, srcuuid=b"\x02" * 16, seq=seq, hg=hg, ts=1, ld="n/a", ttl=4
     )
-    return encode(msg, Signer(cfg.auth), WireFormat.NETSTRING)
+    return encode(msg, Signer(cfg.auth).sign, WireFormat.NETSTRING)
 
 
 def status(cfg: Config, src: str, seq: int, hg: int = 5) -> bytes:
@@ -168,7 +168,7 @@ def status(cfg: Config, src: str, seq: int, hg: int = 5) -> bytes:
         st="active", dt_ms=cfg.timers.deadtime_ms, src=src, srcuuid=b"\x02" * 16, seq=seq,
         hg=hg, ts=1, ld="n/a", ttl=4,
     )  # fmt: skip
-    return encode(msg, Signer(cfg.auth), WireFormat.NETSTRING)
+    return encode(msg, Signer(cfg.auth).sign, WireFormat.NETSTRING)
 
 
 def test_late_and_dead_use_the_agents_membership_for_every_node() -> None:
@@ -198,7 +198,7 @@ def test_forged_and_garbage_datagrams_are_counted_by_reason() -> None:
             ld="n/a", ttl=4,
         ),
         Signer(type(wrong.auth)(active=1, keys=(type(wrong.auth.keys[0])(
-            1, wrong.auth.keys[0].method, b"bad"),))),
+            1, wrong.auth.keys[0].method, b"bad"),))).sign,
         WireFormat.NETSTRING,
     )  # fmt: skip
     obs.datagram("em1", forged, "198.51.100.66:694", 1.0)

@@ -33,7 +33,7 @@ def frame(seq: int, src: str = "solr2") -> bytes:
         ld="0.04 0.10 0.16 1/108 1609",
         ttl=3,
     )
-    return to_serial(encode(msg, SIGNER, WireFormat.CLASSIC))
+    return to_serial(encode(msg, SIGNER.sign, WireFormat.CLASSIC))
 
 
 def feed_all(deframer: SerialDeframer, *chunks: bytes) -> list[bytes]:

@@ -11,9 +11,10 @@ from hypothesis import strategies as st
 
 from hbmon.config.model import AuthConfig, AuthKey, AuthMethod, WireFormat
 from hbmon.errors import AUTH_FAILURES, BadAuth, ConfigError, DropReason
-from hbmon.wire.auth import Signer, auth_input, crc32_msb, digest
-from hbmon.wire.codec import Decoded, decode, encode
-from hbmon.wire.message import Field, Message
+from hbmon.wire.auth import Signer, crc32_msb, digest
+from hbmon.wire.classic import auth_input
+from hbmon.wire.codec import decode, encode
+from hbmon.wire.message import Decoded, Field, Message
 
 SHA1_KEY = hb_captures.KEYS["sha1"]
 
@@ -186,7 +187,7 @@ def test_every_key_verifies_and_only_the_active_one_signs() -> None:
     for p in hb_captures.payloads("sha1")[:50]:
         signer.verify(decode(p.data))  # old key 1 still accepted
     m = Message.build(("t", "status"), ("src", "solr1"))
-    data = encode(m, signer, WireFormat.NETSTRING)
+    data = encode(m, signer.sign, WireFormat.NETSTRING)
     d = decode(data)
     assert d.trailer is not None
     assert d.trailer.startswith("2 ")
@@ -211,7 +212,7 @@ def test_long_keys_work() -> None:
     key = AuthKey(1, AuthMethod.SHA1, b"k" * 200)  # HMAC pre-hashes keys over 64 bytes
     signer = Signer(AuthConfig(1, (key,)))
     signer.verify(
-        decode(encode(Message.build(("t", "x"), ("src", "a")), signer, WireFormat.NETSTRING))
+        decode(encode(Message.build(("t", "x"), ("src", "a")), signer.sign, WireFormat.NETSTRING))
     )
 
 
@@ -233,7 +234,7 @@ def test_secrets_never_show() -> None:
 def test_sha256_round_trip(fmt: WireFormat, value: str) -> None:
     signer = Signer(AuthConfig(7, (AuthKey(7, AuthMethod.SHA256, b"hbmon"),)))
     m = Message.build(("t", "status"), ("src", "n1"), ("x", value), ("u", b"\x00\xff" * 8))
-    d = decode(encode(m, signer, fmt))
+    d = decode(encode(m, signer.sign, fmt))
     signer.verify(d)
     token = d.message.get("auth")
     assert token is not None

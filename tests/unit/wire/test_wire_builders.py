@@ -92,7 +92,7 @@ def test_builders_rebuild_every_captured_message(capture: str) -> None:
         m = decode(p.data).message.without("auth")
         rebuilt = _rebuild(m)
         assert rebuilt == m, (p.index, m.type)
-        assert encode(rebuilt, signer, WireFormat.NETSTRING) == p.data
+        assert encode(rebuilt, signer.sign, WireFormat.NETSTRING) == p.data
         types[m.type or ""] += 1
     assert {"status", "shutdone", "starting", "NS_ackmsg", "NS_st"} <= set(types)
     if capture == "sha1":
@@ -166,7 +166,7 @@ def test_echo_field_survives_the_wire_and_is_signed() -> None:
         extra=(encode_echo(entries),),
     )
     for fmt in WireFormat:
-        d = decode(encode(m, signer, fmt))
+        d = decode(encode(m, signer.sign, fmt))
         signer.verify(d)
         assert echo_entries(d.message) == entries
 

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from hbmon.config.model import AuthConfig, AuthKey, AuthMethod, WireFormat
 from hbmon.errors import BadAuth, MalformedPacket
 from hbmon.wire.auth import Signer
-from hbmon.wire.codec import MAX_PACKET, Decoded, decode, encode
-from hbmon.wire.message import FT_BINARY, FT_STRING, Field, Message
+from hbmon.wire.codec import MAX_PACKET, decode, encode
+from hbmon.wire.message import FT_BINARY, FT_STRING, Decoded, Field, Message
 
 SHA1 = Signer(hb_captures.auth_config("sha1"))
 FIRST_SHA1 = (
@@ -42,7 +42,7 @@ def test_every_captured_payload_decodes_verifies_and_reencodes(capture: str) -> 
         assert p.data.endswith(b":" + d.trailer.encode() + b",")
         assert d.message.fields[-1].name == "auth"
         signer.verify(d)
-        if encode(d.message.without("auth"), signer, WireFormat.NETSTRING) != p.data:
+        if encode(d.message.without("auth"), signer.sign, WireFormat.NETSTRING) != p.data:
             mismatched.append(p.index)
     assert mismatched == []
 
@@ -148,7 +148,7 @@ def test_trailing_nul_is_tolerated() -> None:
 def test_classic_format_as_heartbeat_writes_it() -> None:
     uuid = bytes(range(16))
     m = Message.build(("t", "status"), ("src", "solr1"), ("srcuuid", uuid), ("ld", "0.1 0.2"))
-    data = encode(m, SHA1, WireFormat.CLASSIC)
+    data = encode(m, SHA1.sign, WireFormat.CLASSIC)
     lines = b"t=status\nsrc=solr1\n(1)srcuuid=" + base64.b64encode(uuid) + b"\nld=0.1 0.2\n"
     assert data.startswith(b">>>\n" + lines + b"auth=1 ")
     assert data.endswith(b"\n<<<\n\0")
@@ -165,7 +165,7 @@ def test_classic_string_field_with_explicit_type_zero() -> None:
 
 
 def test_classic_auth_is_checked() -> None:
-    data = encode(Message.build(("t", "x"), ("src", "a")), SHA1, WireFormat.CLASSIC)
+    data = encode(Message.build(("t", "x"), ("src", "a")), SHA1.sign, WireFormat.CLASSIC)
     with pytest.raises(BadAuth):
         SHA1.verify(decode(data.replace(b"t=x", b"t=y")))
     with pytest.raises(BadAuth, match="no auth"):
@@ -192,12 +192,12 @@ def test_classic_auth_is_checked() -> None:
 def test_encode_refuses_what_the_format_cannot_carry(field: Field, fmt: WireFormat) -> None:
     m = Message.build(("t", "x"), ("src", "a")).with_fields([field])
     with pytest.raises(ValueError):  # noqa: PT011 - the text varies by case
-        encode(m, SHA1, fmt)
+        encode(m, SHA1.sign, fmt)
 
 
 def test_netstring_string_values_may_hold_newlines() -> None:
     m = Message.build(("t", "x"), ("src", "a"), ("info", "two\nlines"))
-    d = decode(encode(m, SHA1, WireFormat.NETSTRING))
+    d = decode(encode(m, SHA1.sign, WireFormat.NETSTRING))
     assert d.message.without("auth") == m
     SHA1.verify(d)
 
@@ -240,26 +240,26 @@ KEYS = st.sampled_from(
 @given(m=_messages(NETSTRING_VALUE), key=KEYS)
 def test_netstring_round_trip(m: Message, key: AuthKey) -> None:
     signer = Signer(AuthConfig(key.index, (key,)))
-    data = encode(m, signer, WireFormat.NETSTRING)
+    data = encode(m, signer.sign, WireFormat.NETSTRING)
     d = decode(data)
     assert d.fmt is WireFormat.NETSTRING
     assert d.message.without("auth") == m
     assert d.message.fields[-1].name == "auth"
     assert d.message.names().count("auth") == 1
     signer.verify(d)
-    assert encode(d.message.without("auth"), signer, WireFormat.NETSTRING) == data
+    assert encode(d.message.without("auth"), signer.sign, WireFormat.NETSTRING) == data
 
 
 @given(m=_messages(CLASSIC_VALUE), key=KEYS)
 def test_classic_round_trip(m: Message, key: AuthKey) -> None:
     signer = Signer(AuthConfig(key.index, (key,)))
-    data = encode(m, signer, WireFormat.CLASSIC)
+    data = encode(m, signer.sign, WireFormat.CLASSIC)
     d = decode(data)
     assert d.fmt is WireFormat.CLASSIC
     assert d.message.without("auth") == m
     assert d.message.fields[-1].name == "auth"
     signer.verify(d)
-    assert encode(d.message.without("auth"), signer, WireFormat.CLASSIC) == data
+    assert encode(d.message.without("auth"), signer.sign, WireFormat.CLASSIC) == data
 
 
 # --------------------------------------------------------------- fuzzing --
