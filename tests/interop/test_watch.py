@@ -255,9 +255,9 @@ def test_sigstop_of_solr2_longer_than_warntime_counts_one_late_beat(pair: Pair) 
     assert upto_dead - upto_warn == 1
 
 
-def test_forged_packet_from_an_outsider_is_an_auth_failure(pair: Pair) -> None:
+def test_forged_packet_from_an_outsider_is_an_auth_mismatch(pair: Pair) -> None:
     before = metric(
-        pair.metrics(), "hbmon_packets_dropped_total", iface="em1", reason="auth_failed"
+        pair.metrics(), "hbmon_packets_dropped_total", iface="em1", reason="auth_mismatch"
     )
     wrong = Signer(AuthConfig(active=1, keys=(AuthKey(1, AuthMethod.SHA1, b"not-the-key"),)))
     msg = builders.status(
@@ -272,7 +272,7 @@ def test_forged_packet_from_an_outsider_is_an_auth_failure(pair: Pair) -> None:
         sock.close()
     text = pair.wait_metrics(
         lambda t: (
-            metric(t, "hbmon_packets_dropped_total", iface="em1", reason="auth_failed")
+            metric(t, "hbmon_packets_dropped_total", iface="em1", reason="auth_mismatch")
             == (before or 0) + 1
         ),
         5,
