@@ -1,10 +1,15 @@
 """The control socket: JSON lines over a unix stream socket (mode 0600).
 
 One request per connection: `{"cmd": "status"}`, `{"cmd": "standby", "scope": "all"}`,
-`{"cmd": "takeover", "scope": "local"}`. The reply is one JSON object with
-`ok` and either the result or `error`. Standby and takeover replies come only
-when the groups have moved (or the request was refused), so the CLI can wait
-for the outcome. Only root or the agent's own user may connect (SO_PEERCRED).
+`{"cmd": "takeover", "scope": "local"}`, `{"cmd": "reload"}`. The reply is one
+JSON object with `ok` and either the result or `error`. Standby and takeover
+replies come only when the groups have moved (or the request was refused), so
+the CLI can wait for the outcome. Only root or the agent's own user may connect
+(SO_PEERCRED).
+
+    ControlServer   the socket (the agent's side)
+    dispatch        a request to the `Agent` (the engine) and its JSON reply
+    request/notify  the CLI's side
 """
 
 from __future__ import annotations
@@ -17,12 +22,19 @@ import socket
 import struct
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from hbmon.compat.parameters import heartbeat_parameters
+from hbmon.config.model import Config
+from hbmon.core.events import ControlOp, ControlReply, Scope
+from hbmon.core.snapshot import Snapshot
 from hbmon.errors import StartupError
+from hbmon.status import snapshot_to_dict
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 MAX_REQUEST = 65536
+# A standby or takeover asked over the control socket waits at most this long.
+CONTROL_OP_TIMEOUT_S = 300.0
 
 
 class ControlError(Exception):
@@ -42,13 +54,69 @@ def _peer_uid(sock: socket.socket) -> int | None:
     return int(uid)
 
 
+# ----------------------------------------------------------------- dispatch --
+class Agent(Protocol):
+    """What the control socket asks of the running agent (hbmon/engine.py)."""
+
+    @property
+    def config(self) -> Config: ...
+
+    def snapshot(self) -> Snapshot: ...
+
+    def rtt(self) -> dict[str, float]:
+        """Smoothed round-trip time per link (`iface/peer`), seconds."""
+
+    async def exchange(self, op: ControlOp, scope: Scope) -> ControlReply:
+        """Run a standby or takeover; the reply when the groups have moved or it was refused."""
+
+    def reload(self) -> None:
+        """Re-read the configuration (as SIGHUP)."""
+
+
+async def dispatch(
+    agent: Agent, request: dict[str, Any], *, wait_s: float = CONTROL_OP_TIMEOUT_S
+) -> dict[str, Any]:
+    """One request's reply: `ok` and the result, or `ok: false` and `error`.
+    A standby or takeover is given up after `wait_s` seconds."""
+    cmd = request.get("cmd")
+    if cmd == "status":
+        status = snapshot_to_dict(agent.snapshot(), rtt=agent.rtt())
+        status["parameters"] = heartbeat_parameters(agent.config)
+        status["nodes"] = list(agent.config.nodes)
+        return {"ok": True, "status": status}
+    if cmd in (ControlOp.STANDBY, ControlOp.TAKEOVER):
+        try:
+            scope = Scope(str(request.get("scope", "all")))
+        except ValueError:
+            return {"ok": False, "error": f"bad scope {request.get('scope')!r}"}
+        if scope is Scope.NONE:
+            return {"ok": False, "error": "scope must be all, local or foreign"}
+        try:
+            reply = await asyncio.wait_for(agent.exchange(ControlOp(cmd), scope), wait_s)
+        except TimeoutError:
+            return {"ok": False, "error": f"no outcome within {wait_s:g} s"}
+        return {
+            "ok": reply.ok,
+            "message": reply.message,
+            "error": None if reply.ok else reply.message,
+        }
+    if cmd == "reload":
+        agent.reload()
+        return {"ok": True, "message": "reload requested"}
+    return {"ok": False, "error": f"unknown command {cmd!r}"}
+
+
+# ------------------------------------------------------------------- server --
 class ControlServer:
-    def __init__(self, path: Path, handler: Handler) -> None:
+    """The agent's control socket; `start(handler)` answers each request with `handler`."""
+
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self._handler = handler
+        self._handler: Handler | None = None
         self._server: asyncio.AbstractServer | None = None
 
-    async def start(self) -> None:
+    async def start(self, handler: Handler) -> None:
+        self._handler = handler
         try:
             self.path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
             if self.path.exists() or self.path.is_symlink():
@@ -89,6 +157,7 @@ class ControlServer:
             except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
                 await _send(writer, {"ok": False, "error": f"bad request: {exc}"})
                 return
+            assert self._handler is not None  # set by start() before the socket exists
             await _send(writer, await self._handler(request))
         except (ConnectionError, asyncio.CancelledError):
             pass

@@ -3,16 +3,20 @@
 Everything that can be refused is checked before anything on the host changes:
 the configuration first, then the state directory, the metrics port and the
 media sockets. Each refusal is one clear line, never a traceback.
+
+This is the one place the engine's real I/O objects are built (`real_io`);
+the engine itself builds none (hbmon/io/ports.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import signal
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -20,15 +24,26 @@ from loguru import logger
 
 from hbmon import __version__
 from hbmon.config.loader import load_any
-from hbmon.config.model import Config
+from hbmon.config.model import CONTROL_SOCKET_NAME, Config, PingNode
+from hbmon.config.problems import Problem
+from hbmon.control import ControlServer
 from hbmon.engine import Engine, Identity
 from hbmon.errors import StartupError
+from hbmon.io.media import Media
+from hbmon.io.ping import Pinger
+from hbmon.io.ports import EngineIO, EventSink, PingPort
+from hbmon.io.resources.executor import ResourceExecutor
+from hbmon.io.respawn import ProcessSpawner, Supervisor
 from hbmon.io.state_files import load_or_create_uuid, next_generation
 from hbmon.logs import LogSink
 from hbmon.logs import setup as setup_logs
 from hbmon.metrics import Metrics
 from hbmon.metrics_http import serve
+from hbmon.sdnotify import SdNotifier
 from hbmon.webconfig import for_settings
+
+LOADAVG_PATH = Path("/proc/loadavg")
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def with_overrides(
@@ -48,6 +63,68 @@ def with_overrides(
     if web_config is not None:
         hb = replace(hb, web_config=web_config)
     return replace(cfg, hbmon=hb)
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigFile:
+    """The configuration as `hbmon run` was given it, re-read on SIGHUP."""
+
+    path: Path
+    node: str | None  # --node
+    overrides: Callable[[Config], Config]  # the command line, applied to every reading
+
+    def load(self) -> tuple[Config | None, Sequence[Problem]]:
+        cfg, problems = load_any(self.path, self.node)
+        return (self.overrides(cfg) if cfg is not None else None), problems
+
+
+class LoopSignals:
+    """SIGTERM/SIGINT and SIGHUP handled on the running event loop."""
+
+    def install(self, stop: Callable[[], None], reload: Callable[[], None]) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in STOP_SIGNALS:
+            loop.add_signal_handler(sig, stop)
+        loop.add_signal_handler(signal.SIGHUP, reload)
+
+    def remove(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (*STOP_SIGNALS, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+
+
+def read_loadavg() -> str | None:
+    try:
+        return LOADAVG_PATH.read_text().strip()
+    except OSError:
+        return None
+
+
+def real_io(cfg: Config, source: ConfigFile, metrics: Metrics) -> EngineIO:
+    """The engine's real I/O objects (nothing opened yet); StartupError if a respawn
+    client would be refused, as heartbeat refuses it at start."""
+    Supervisor.check(cfg.respawn)
+
+    def pinger(nodes: tuple[PingNode, ...], sink: EventSink, interval_s: float) -> PingPort:
+        return Pinger(nodes, sink, interval_s=interval_s, timeout_s=interval_s)
+
+    return EngineIO(
+        media=Media,
+        resources=ResourceExecutor(
+            cfg,
+            config_dir=source.path if source.path.is_dir() else None,
+            observe=metrics.observe_operation,
+            on_status_disagreement=metrics.observe_status_disagreement,
+        ),
+        control=ControlServer(cfg.hbmon.run_dir / CONTROL_SOCKET_NAME),
+        notifier=SdNotifier(),
+        pinger=pinger,
+        clients=Supervisor(cfg.respawn, cfg.env, ProcessSpawner(), time.monotonic),
+        signals=LoopSignals(),
+        source=source,
+        loadavg=read_loadavg,
+        wall=time.time,
+    )
 
 
 def run(
@@ -76,7 +153,7 @@ def run(
     cfg = overrides(cfg)
     sink = setup_logs(fmt=log_format, node=cfg.node, settings=cfg.logging, debug=cfg.logging.debug)
     try:
-        return _run_validated(cfg, config_path, node, sink, overrides)
+        return _run_validated(cfg, ConfigFile(config_path, node, overrides), sink)
     except StartupError as exc:
         logger.critical("{} Not started.", exc)
         return 1
@@ -84,13 +161,7 @@ def run(
         sink.close()
 
 
-def _run_validated(
-    cfg: Config,
-    config_path: Path,
-    node: str | None,
-    sink: LogSink,
-    overrides: Callable[[Config], Config],
-) -> int:
+def _run_validated(cfg: Config, source: ConfigFile, sink: LogSink) -> int:
     logger.info("Configuration validated. Starting hbmon {}.", __version__)
     generation, was_missing = next_generation(cfg.hbmon.state_dir, time.time())
     if was_missing:
@@ -101,16 +172,11 @@ def _run_validated(
     server = serve(metrics, cfg.hbmon.metrics_address, web_config=for_settings(cfg.hbmon))
     logger.info("Metrics on {}", server.url())
     try:
-        engine = Engine(
-            cfg,
-            Identity(generation=generation, uuid=uuid),
-            metrics,
-            sink,
-            config_path=config_path,
-            node_override=node,
-            overrides=overrides,
-            metrics_server=server,
-        )
+        io = real_io(cfg, source, metrics)
+        engine = Engine(cfg, Identity(generation, uuid), io, metrics, sink, metrics_server=server)
+        # Until the engine takes SIGHUP over, a reload asked now would find the
+        # configuration just read; without this it would kill the process.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
         # Everything allocated so far (modules, configuration) lives as long as
         # the process: freezing it keeps the collector's full passes, triggered
         # by each beat's short-lived garbage, from walking it again and again.

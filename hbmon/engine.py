@@ -4,31 +4,24 @@ Datagrams, ping replies, resource results, control requests and signals become
 core events; the core's effects become datagrams, resource operations, log
 lines and metric samples. One timer is armed at the core's `next_deadline()`,
 so a dead peer is declared when its deadline passes, not on a periodic scan.
+
+The engine builds no I/O object: it is given them (hbmon/io/ports.py,
+`EngineIO`), as aioquic's asyncio protocol is given its transport. The real
+ones are built in hbmon/daemon.py; tests/unit/engine drives it with fakes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import signal
-import time
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from loguru import logger
 
-from hbmon.compat.parameters import heartbeat_parameters
-from hbmon.config.loader import load_any
-from hbmon.config.model import (
-    CONTROL_SOCKET_NAME,
-    PING_INTERVAL_MS,
-    PINGS_PER_DEADPING,
-    Config,
-    ResourceGroup,
-)
-from hbmon.control import ControlServer
+from hbmon.config.model import PING_INTERVAL_MS, PINGS_PER_DEADPING, Config, ResourceGroup
+from hbmon.control import dispatch
 from hbmon.core.events import (
     ActiveAtStart,
     AnnounceGroup,
@@ -56,25 +49,18 @@ from hbmon.core.events import (
     StopGroup,
 )
 from hbmon.core.node import Node
+from hbmon.core.snapshot import Snapshot
 from hbmon.errors import StartupError, WireError
 from hbmon.io.deadline import DeadlineTimer
-from hbmon.io.media import Media
-from hbmon.io.ping import Pinger
-from hbmon.io.resources.executor import ResourceExecutor
-from hbmon.io.respawn import ProcessSpawner, Supervisor
+from hbmon.io.ports import EngineIO, MediaPort, PingPort
 from hbmon.logs import LogSink
 from hbmon.metrics import Metrics, on_loop
 from hbmon.metrics_http import Endpoint, Server
-from hbmon.sdnotify import SdNotifier
-from hbmon.status import snapshot_to_dict
 from hbmon.webconfig import for_settings
 from hbmon.wire.auth import Signer
 from hbmon.wire.codec import Decoder
 
-LOADAVG_PATH = Path("/proc/loadavg")
 LOADAVG_PERIOD_S = 5.0
-# A standby or takeover asked over the control socket waits at most this long.
-CONTROL_OP_TIMEOUT_S = 300.0
 # Smoothing of the per-link RTT shown by `hbmon status` (exponential moving average).
 RTT_SMOOTHING = 0.2
 
@@ -86,49 +72,47 @@ class Identity:
 
 
 class Engine:
+    """One node's asyncio driver: the sans-IO `Node` plus the I/O objects it is given.
+
+    `run()` opens the media and the control socket, releases what runs before
+    we join, starts the node and serves until the node's shutdown is complete
+    (SIGTERM), then closes everything. In between, every input becomes one
+    `Node.handle` call and its effects are carried out at once. It also answers
+    the control socket (`hbmon.control.Agent`) and re-reads the configuration on
+    SIGHUP. All of it runs on one event loop: nothing here is thread-safe but
+    the metrics' snapshot source (`metrics.on_loop`).
+    """
+
     def __init__(
         self,
         config: Config,
         identity: Identity,
+        io: EngineIO,
         metrics: Metrics,
         log_sink: LogSink,
         *,
-        config_path: Path,
-        node_override: str | None,
-        overrides: Callable[[Config], Config] | None = None,
         metrics_server: Server | None = None,
     ) -> None:
         self._config = config
         self._identity = identity
+        self._io = io
         self._metrics = metrics
         self._log = log_sink
-        self._config_path = config_path
-        self._node_override = node_override
-        # Command-line settings applied again to every re-read configuration.
-        self._overrides = overrides or (lambda c: c)
         self._server = metrics_server
         self._signer = Signer(config.auth)
         self._decoder = Decoder()
-        self._media = Media(config.media)
-        Supervisor.check(config.respawn)
-        self._respawn = Supervisor(config.respawn, config.env, ProcessSpawner(), time.monotonic)
-        self._resources = ResourceExecutor(
-            config,
-            config_dir=config_path if config_path.is_dir() else None,
-            observe=metrics.observe_operation,
-            on_status_disagreement=metrics.observe_status_disagreement,
-        )
-        self._control = ControlServer(config.hbmon.run_dir / CONTROL_SOCKET_NAME, self._on_control)
-        self._pinger: Pinger | None = None
+        self._media: MediaPort = io.media(config.media)
+        self._pinger: PingPort | None = None
         self._timer: DeadlineTimer | None = None
         self._stopped: asyncio.Future[int] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._node: Node | None = None
+        self._serving = False  # started, and not yet closing
+        self._early: set[str] = set()  # signals that came while starting: "stop", "reload"
         self._tasks: set[asyncio.Task[None]] = set()
         self._pending: dict[int, asyncio.Future[ControlReply]] = {}
         self._request_ids = itertools.count(1)
         self._rtt: dict[str, float] = {}
-        self._sd = SdNotifier()
 
     # ------------------------------------------------------------ lifecycle --
     async def run(self) -> int:
@@ -142,16 +126,30 @@ class Engine:
             generation=self._identity.generation,
             uuid=self._identity.uuid,
             now=now,
-            wall_epoch=time.time() - now,
+            wall_epoch=self._io.wall() - now,
         )
         self._node = node
-        await self._media.open(self._on_datagram)
+        # First: from here on a signal is ours to handle, even while we start.
+        self._io.signals.install(self._request_stop, self._reload)
+        opened = False
         try:
-            await self._control.start()
-        except StartupError:
-            self._media.close()
-            raise
-        self._metrics.set_snapshot_source(on_loop(loop, lambda: node.snapshot(loop.time())))
+            await self._media.open(self._on_datagram)
+            try:
+                await self._io.control.start(lambda request: dispatch(self, request))
+            except StartupError:
+                self._media.close()
+                raise
+            opened = True
+            self._metrics.set_snapshot_source(on_loop(loop, lambda: node.snapshot(loop.time())))
+            await self._start(node, loop)
+            return await self._stopped
+        finally:
+            self._serving = False
+            self._io.signals.remove()
+            if opened:
+                await self._close()
+
+    async def _start(self, node: Node, loop: asyncio.AbstractEventLoop) -> None:
         self._feed_loadavg()
         # heartbeat's verifyallidle, except that we act on it: whatever runs
         # before we have joined is released first (the core decides).
@@ -160,30 +158,26 @@ class Engine:
         self._apply(node.start(loop.time()))
         self._start_pinger()
         self._spawn(self._loadavg_loop())
-        interval = self._sd.watchdog_interval()
+        interval = self._io.notifier.watchdog_interval()
         if interval is not None:
             # From the loop itself: a stalled loop stops petting and systemd restarts us.
             self._spawn(self._watchdog_loop(interval))
-        loop.add_signal_handler(signal.SIGTERM, self._request_stop)
-        loop.add_signal_handler(signal.SIGINT, self._request_stop)
-        loop.add_signal_handler(signal.SIGHUP, self._reload)
-        try:
-            return await self._stopped
-        finally:
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-                loop.remove_signal_handler(sig)
-            await self._close()
+        self._serving = True
+        if "stop" in self._early:
+            self._request_stop()
+        elif "reload" in self._early:
+            self._reload()
 
     async def _scan_active(self) -> tuple[str, ...]:
         found = []
         for group in self._config.resources:
-            if await self._resources.active(group):
+            if await self._io.resources.active(group):
                 found.append(group.key)
         return tuple(found)
 
     async def _close(self) -> None:
         # After the groups are released, as heartbeat stops its clients.
-        await self._respawn.stop()
+        await self._io.clients.stop()
         if self._timer is not None:
             self._timer.cancel()
         if self._pinger is not None:
@@ -194,44 +188,50 @@ class Engine:
         for fut in self._pending.values():
             if not fut.done():
                 fut.set_result(ControlReply(0, False, "hbmon is shutting down"))
-        await self._control.close()
-        await self._resources.close()
+        await self._io.control.close()
+        await self._io.resources.close()
         self._media.close()
 
     async def _watchdog_loop(self, interval: float) -> None:
         while True:
-            self._sd.watchdog()
+            self._io.notifier.watchdog()
             await asyncio.sleep(interval)
 
     def _sd_status(self) -> None:
-        assert self._node is not None
-        assert self._loop is not None
-        snap = self._node.snapshot(self._loop.time())
+        snap = self.snapshot()
         peers = ", ".join(f"peer {p.name} {p.status.value}" for p in snap.peers) or "no peers"
         held = [g.key for g in snap.groups if g.holder == snap.node]
         holds = f"holds {', '.join(held)}" if held else "holds nothing"
         comm = "comm up" if snap.comm_up else "waiting for comm"
-        self._sd.status(f"{peers}; {holds}; {comm}")
+        self._io.notifier.status(f"{peers}; {holds}; {comm}")
 
     def _request_stop(self) -> None:
-        self._sd.stopping()
+        if not self._serving:
+            self._early.add("stop")  # acted on once started
+            return
+        self._io.notifier.stopping()
         logger.info("Heartbeat shutdown in progress. ({})", "SIGTERM")
         self._handle(Shutdown())
 
     def _start_pinger(self) -> None:
         cfg = self._config
         if cfg.ping_nodes:
-            interval = ping_interval_s(cfg)
-            self._pinger = Pinger(
-                cfg.ping_nodes, self._handle, interval_s=interval, timeout_s=interval
-            )
+            self._pinger = self._io.pinger(cfg.ping_nodes, self._handle, ping_interval_s(cfg))
             self._pinger.start()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         assert self._loop is not None
         task = self._loop.create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        """A task's failure is logged, never lost with the task."""
+        self._tasks.discard(task)
+        if task.cancelled() or (exc := task.exception()) is None:
+            return
+        what = getattr(task.get_coro(), "__qualname__", task.get_name())
+        logger.opt(exception=exc).error("Internal error in {}: {!r}", what, exc)
 
     # --------------------------------------------------------------- events --
     def _on_datagram(self, iface: str, data: bytes, source: str) -> None:
@@ -263,8 +263,8 @@ class Engine:
             match effect:
                 case CommUp():
                     # READY after comm-up: a unit ordered after hbmon sees a joined node.
-                    self._sd.ready()
-                    self._respawn.start()  # heartbeat starts its clients at comm-up
+                    self._io.notifier.ready()
+                    self._io.clients.start()  # heartbeat starts its clients at comm-up
                     changed = True
                 case NodeTransition() | GroupTransition():
                     changed = True
@@ -278,9 +278,9 @@ class Engine:
                     self._spawn(self._probe(key))
                 case AnnounceGroup(key=key):
                     if (group := self._group(key)) is not None:
-                        self._spawn(self._resources.announce_group(group))
+                        self._spawn(self._io.resources.announce_group(group))
                 case ControlReply(request_id=rid):
-                    fut = self._pending.pop(rid, None)
+                    fut = self._pending.get(rid)
                     if fut is not None and not fut.done():
                         fut.set_result(effect)
                 case RttMeasured(node=peer, iface=iface, rtt_s=rtt):
@@ -312,8 +312,8 @@ class Engine:
         if group is None:
             self._handle(GroupDone(key, op, False, "group not in the configuration"))
             return
-        run = self._resources.start_group if op is GroupOp.START else self._resources.stop_group
-        outcome = await run(group)
+        res = self._io.resources
+        outcome = await (res.start_group(group) if op is GroupOp.START else res.stop_group(group))
         self._handle(GroupDone(key, op, outcome.ok, outcome.detail))
 
     async def _probe(self, key: str) -> None:
@@ -321,53 +321,41 @@ class Engine:
         if group is None:
             self._handle(ProbeDone(key, False, "group not in the configuration"))
             return
-        in_use, detail = await self._resources.probe_group(group)
+        in_use, detail = await self._io.resources.probe_group(group)
         self._handle(ProbeDone(key, in_use, detail))
 
-    # -------------------------------------------------------------- control --
-    async def _on_control(self, request: dict[str, Any]) -> dict[str, Any]:
+    # ------------------------------------------- the control socket's agent --
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    def snapshot(self) -> Snapshot:
         assert self._node is not None
         assert self._loop is not None
-        cmd = request.get("cmd")
-        if cmd == "status":
-            snap = self._node.snapshot(self._loop.time())
-            status = snapshot_to_dict(snap, rtt=dict(self._rtt))
-            status["parameters"] = heartbeat_parameters(self._config)
-            status["nodes"] = list(self._config.nodes)
-            return {"ok": True, "status": status}
-        if cmd in ("standby", "takeover"):
-            try:
-                scope = Scope(str(request.get("scope", "all")))
-            except ValueError:
-                return {"ok": False, "error": f"bad scope {request.get('scope')!r}"}
-            if scope is Scope.NONE:
-                return {"ok": False, "error": "scope must be all, local or foreign"}
-            rid = next(self._request_ids)
-            fut: asyncio.Future[ControlReply] = self._loop.create_future()
-            self._pending[rid] = fut
-            self._handle(ControlRequest(rid, ControlOp(cmd), scope))
-            try:
-                reply = await asyncio.wait_for(fut, CONTROL_OP_TIMEOUT_S)
-            except TimeoutError:
-                self._pending.pop(rid, None)
-                return {"ok": False, "error": f"no outcome within {CONTROL_OP_TIMEOUT_S:g} s"}
-            return {
-                "ok": reply.ok,
-                "message": reply.message,
-                "error": None if reply.ok else reply.message,
-            }
-        if cmd == "reload":
-            self._reload()
-            return {"ok": True, "message": "reload requested"}
-        return {"ok": False, "error": f"unknown command {cmd!r}"}
+        return self._node.snapshot(self._loop.time())
+
+    def rtt(self) -> dict[str, float]:
+        return dict(self._rtt)
+
+    async def exchange(self, op: ControlOp, scope: Scope) -> ControlReply:
+        assert self._loop is not None
+        rid = next(self._request_ids)
+        fut: asyncio.Future[ControlReply] = self._loop.create_future()
+        self._pending[rid] = fut
+        try:
+            self._handle(ControlRequest(rid, op, scope))
+            return await fut
+        finally:
+            self._pending.pop(rid, None)
+
+    def reload(self) -> None:
+        self._reload()
 
     # ------------------------------------------------------------- loadavg --
     def _feed_loadavg(self) -> None:
-        try:
-            text = LOADAVG_PATH.read_text().strip()
-        except OSError:
-            return
-        self._handle(LoadAverage(text))
+        text = self._io.loadavg()
+        if text is not None:
+            self._handle(LoadAverage(text))
 
     async def _loadavg_loop(self) -> None:
         while True:
@@ -376,50 +364,56 @@ class Engine:
 
     # -------------------------------------------------------------- reload --
     def _reload(self) -> None:
-        self._sd.reloading()
+        if not self._serving:
+            self._early.add("reload")  # acted on once started
+            return
+        self._io.notifier.reloading()
         self._spawn(self._do_reload())
 
     async def _do_reload(self) -> None:
         try:
             await self._reload_config()
+        except Exception as exc:  # a bug here must not leave the reload unanswered
+            logger.opt(exception=exc).error(
+                "Configuration reload failed: {!r}; still running the previous configuration.",
+                exc,
+            )
+            self._metrics.record_reload(False)
         finally:
-            self._sd.ready()
+            self._io.notifier.ready()
+
+    def _refuse_reload(self, why: str) -> None:
+        logger.error("Configuration reload refused{}", why)
+        self._metrics.record_reload(False)
 
     async def _reload_config(self) -> None:
         assert self._node is not None
         assert self._loop is not None
-        logger.info("Re-reading configuration from {} (SIGHUP)", self._config_path)
-        new, problems = load_any(self._config_path, self._node_override)
+        source = self._io.source
+        logger.info("Re-reading configuration from {} (SIGHUP)", source.path)
+        new, problems = source.load()
         for p in problems:
             (logger.warning if p.warning else logger.error)("{}", p)
         if new is None:
-            logger.error("Configuration reload refused; still running the previous configuration.")
-            self._metrics.record_reload(False)
+            self._refuse_reload("; still running the previous configuration.")
             return
         if new.node != self._config.node:
-            logger.error("Configuration reload refused: the local node name cannot change.")
-            self._metrics.record_reload(False)
+            self._refuse_reload(": the local node name cannot change.")
             return
-        new = self._overrides(new)
         old = self._config
         endpoint: Endpoint | None = None
         if self._server is not None:
             try:  # a certificate that no longer loads leaves the endpoint as it is
                 endpoint = self._server.prepare(for_settings(new.hbmon))
             except StartupError as exc:
-                logger.error(
-                    "Configuration reload refused: {}; still running the previous configuration.",
-                    exc,
-                )
-                self._metrics.record_reload(False)
+                self._refuse_reload(f": {exc}; still running the previous configuration.")
                 return
         if new.media != old.media:
-            media = Media(new.media)
+            media = self._io.media(new.media)
             try:
                 await media.open(self._on_datagram, previous=self._media)
             except StartupError as exc:  # keep the old media if the new ones cannot open
-                logger.error("Configuration reload refused: {}", exc)
-                self._metrics.record_reload(False)
+                self._refuse_reload(f": {exc}")
                 return
             self._media.close()
             self._media = media
@@ -427,7 +421,7 @@ class Engine:
             logger.warning("respawn/env lines changed: they apply when hbmon next starts")
         self._config = new
         self._signer = Signer(new.auth)
-        self._resources.reconfigure(new)
+        self._io.resources.reconfigure(new)
         if new.ping_nodes != old.ping_nodes:
             if self._pinger is not None:
                 await self._pinger.stop()

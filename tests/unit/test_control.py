@@ -29,10 +29,11 @@ class Running:
         self.gate = asyncio.Event()
         if not hold:
             self.gate.set()
-        self.server = ControlServer(path, self._handle)
+        self.server = ControlServer(path)
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
-        asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(5)
+        start = self.server.start(self._handle)
+        asyncio.run_coroutine_threadsafe(start, self.loop).result(5)
 
     async def _handle(self, req: dict[str, Any]) -> dict[str, Any]:
         self.seen.append(req)
@@ -87,9 +88,9 @@ def test_second_agent_is_refused_stale_socket_is_replaced(tmp_path: Path) -> Non
     path = tmp_path / "hbmon.sock"
     first = Running(path)
     try:
-        second = ControlServer(path, first._handle)
+        second = ControlServer(path)
         with pytest.raises(StartupError, match="in use"):
-            asyncio.run(second.start())
+            asyncio.run(second.start(first._handle))
     finally:
         first.close()
     path.touch()  # a leftover from a crash

@@ -1,0 +1,140 @@
+"""What the engine drives: one Protocol per I/O object, and `EngineIO`, the bundle of them.
+
+The engine (hbmon/engine.py) is an adapter between the sans-IO core and these
+objects, as aioquic's asyncio protocol is between its connection and a
+transport: it is given them, it never builds them. hbmon/daemon.py builds the
+real ones in one place; tests/unit/engine builds fakes.
+
+    media      the heartbeat links (UDP sockets, serial lines): a factory, since a
+               reload that changes them opens new ones beside the old
+    resources  starts, stops, probes and announces resource groups
+    control    the control socket
+    notifier   sd_notify(3): ready, status, watchdog, stopping, reloading
+    pinger     ping-node echoes (a factory: a reload restarts it)
+    clients    heartbeat's respawn clients, started at comm-up
+    signals    SIGTERM/SIGINT (stop) and SIGHUP (reload)
+    source     where the configuration is re-read from on reload
+    loadavg    the `ld` line; wall: the wall clock for `ts` fields
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, Self
+
+from hbmon.config.model import Config, Medium, PingNode, ResourceGroup, WireFormat
+from hbmon.config.problems import Problem
+from hbmon.core.events import Event
+from hbmon.wire.codec import Sign
+from hbmon.wire.message import Message
+
+Receiver = Callable[[str, bytes, str], None]  # (link, datagram, source address)
+EventSink = Callable[[Event], None]
+ControlHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class GroupResult(Protocol):
+    """How a group operation ended."""
+
+    @property
+    def ok(self) -> bool: ...
+
+    @property
+    def detail(self) -> str: ...
+
+
+class MediaPort(Protocol):
+    async def open(self, receiver: Receiver, previous: Self | None = None) -> None:
+        """Open every medium (`previous`: the ones a reload replaces); StartupError if one
+        cannot be, with nothing left open."""
+
+    def send(self, message: Message, sign: Sign, fmt: WireFormat) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class ResourcePort(Protocol):
+    async def active(self, group: ResourceGroup) -> bool: ...
+
+    async def start_group(self, group: ResourceGroup) -> GroupResult: ...
+
+    async def stop_group(self, group: ResourceGroup) -> GroupResult: ...
+
+    async def probe_group(self, group: ResourceGroup) -> tuple[bool, str]:
+        """(an address of the group answers on the service network, details)."""
+
+    async def announce_group(self, group: ResourceGroup) -> None: ...
+
+    def reconfigure(self, config: Config) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class ControlPort(Protocol):
+    async def start(self, handler: ControlHandler) -> None:
+        """Listen; StartupError if the socket cannot be had."""
+
+    async def close(self) -> None: ...
+
+
+class Notifier(Protocol):
+    def ready(self) -> bool: ...
+
+    def status(self, text: str) -> bool: ...
+
+    def watchdog(self) -> bool: ...
+
+    def stopping(self) -> bool: ...
+
+    def reloading(self) -> bool: ...
+
+    def watchdog_interval(self) -> float | None: ...
+
+
+class PingPort(Protocol):
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class ClientsPort(Protocol):
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class Signals(Protocol):
+    def install(self, stop: Callable[[], None], reload: Callable[[], None]) -> None: ...
+
+    def remove(self) -> None: ...
+
+
+class ConfigSource(Protocol):
+    @property
+    def path(self) -> Path: ...
+
+    def load(self) -> tuple[Config | None, Sequence[Problem]]:
+        """The configuration as it reads now (command-line settings applied), and its
+        problems; None if it is unusable."""
+
+
+# (ping nodes, where their results go, echo interval and timeout in seconds)
+PingerFactory = Callable[[tuple[PingNode, ...], EventSink, float], PingPort]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineIO:
+    """Everything the engine does I/O through (see the module docstring)."""
+
+    media: Callable[[tuple[Medium, ...]], MediaPort]
+    resources: ResourcePort
+    control: ControlPort
+    notifier: Notifier
+    pinger: PingerFactory
+    clients: ClientsPort
+    signals: Signals
+    source: ConfigSource
+    loadavg: Callable[[], str | None]
+    wall: Callable[[], float]
