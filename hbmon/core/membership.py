@@ -142,6 +142,15 @@ class _Timing:
 
 
 class Membership:
+    """Every peer and link of this node: who is alive, by the liveness tables.
+
+    `receive` judges one message (its seq verdict, the status it carries) and
+    `expire` everything whose deadline has passed; both return notices
+    (transitions, deaths, late and lost beats, drops). `next_deadline` is the
+    earliest of those deadlines. Counters survive a reconfigure for the peers
+    and links that remain.
+    """
+
     def __init__(self, config: Config, now: float) -> None:
         self.own = config.node
         self.comm_up = False

@@ -76,6 +76,15 @@ _MAX_LOAD_LEN = 256
 
 
 class Node:
+    """One cluster node's whole protocol state, sans-IO: events in, effects out.
+
+    `start`, `handle`, `on_timer` and `reconfigure` take `now` (monotonic seconds)
+    and return the effects to carry out, in order; `next_deadline` says when
+    `on_timer` is next needed; `snapshot` is one consistent view for the metrics
+    and `hbmon status`. It owns the parts listed in the module docstring and
+    routes their verdicts to one another; it never reads a clock or does I/O.
+    """
+
     def __init__(
         self, config: Config, *, generation: int, uuid: bytes, now: float, wall_epoch: float
     ) -> None:
