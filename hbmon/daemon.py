@@ -38,9 +38,9 @@ from hbmon.io.state_files import load_or_create_uuid, next_generation
 from hbmon.logs import LogSink
 from hbmon.logs import setup as setup_logs
 from hbmon.metrics import Metrics
-from hbmon.metrics_http import serve
+from hbmon.metrics.http import serve
+from hbmon.metrics.webconfig import for_settings
 from hbmon.sdnotify import SdNotifier
-from hbmon.webconfig import for_settings
 
 LOADAVG_PATH = Path("/proc/loadavg")
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)

@@ -55,8 +55,8 @@ from hbmon.io.deadline import DeadlineTimer
 from hbmon.io.ports import EngineIO, MediaPort, PingPort
 from hbmon.logs import LogSink
 from hbmon.metrics import Metrics, on_loop
-from hbmon.metrics_http import Endpoint, Server
-from hbmon.webconfig import for_settings
+from hbmon.metrics.http import Endpoint, Server
+from hbmon.metrics.webconfig import for_settings
 from hbmon.wire.auth import Signer
 from hbmon.wire.codec import Decoder
 

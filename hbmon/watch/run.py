@@ -24,12 +24,12 @@ from hbmon.io.deadline import DeadlineTimer
 from hbmon.logs import LogSink
 from hbmon.logs import setup as setup_logs
 from hbmon.metrics import on_loop
-from hbmon.metrics_http import Server, serve
+from hbmon.metrics.http import Server, serve
+from hbmon.metrics.webconfig import for_settings
 from hbmon.watch.capture import Capture, Frame
 from hbmon.watch.exporter import WatchMetrics
 from hbmon.watch.frames import Fragment, parse
 from hbmon.watch.observer import Notice, Observer, TakeoverSeen
-from hbmon.webconfig import for_settings
 
 CL_STATUS = "cl_status"
 POLL_INTERVAL_S = 3.0

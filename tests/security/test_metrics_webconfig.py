@@ -20,8 +20,8 @@ from pki import der, http_get, make_pki, served_cert
 
 from hbmon.config.yamlform import load_yaml_file, to_yaml
 from hbmon.errors import StartupError
-from hbmon.metrics_http import Server, serve
-from hbmon.webconfig import WebConfig, load
+from hbmon.metrics.http import Server, serve
+from hbmon.metrics.webconfig import WebConfig, load
 
 PASSWORD = "s3cret-scrape-pass"
 

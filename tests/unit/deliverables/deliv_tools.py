@@ -23,7 +23,7 @@ DASHBOARDS = GRAFANA / "dashboards"
 DOCS = ROOT / "docs" / "observability.md"
 
 # Metrics the failover work will add (docs/observability.md); rules and panels may
-# use them before hbmon/metrics.py exports them.
+# use them before hbmon/metrics/ exports them.
 PENDING_METRICS = frozenset({"hbmon_resource_group_held", "hbmon_failovers_total"})
 
 
@@ -41,8 +41,8 @@ def run(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
 
 
 def exported_metric_names() -> set[str]:
-    """Every `hbmon_*` family name hbmon/metrics.py renders (from its source)."""
-    text = (ROOT / "hbmon" / "metrics.py").read_text()
+    """Every `hbmon_*` family name hbmon/metrics/ renders (from its source)."""
+    text = "".join(p.read_text() for p in sorted((ROOT / "hbmon" / "metrics").glob("*.py")))
     names = set(re.findall(r'"(hbmon_[a-z_]+)"', text))
     names |= {f"hbmon_config_{t}_seconds" for t in re.findall(r'\("(\w+)", t\.\w+_ms', text)}
     return names

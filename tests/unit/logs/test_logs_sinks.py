@@ -336,11 +336,11 @@ def test_below_debug_1_per_beat_notices_are_not_even_built(
     sinks: list[LogSink], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The idle agent's CPU target: no field binding for lines no sink takes.
-    import hbmon.logs
+    import hbmon.logs.logsink
 
     built: list[object] = []
-    real = hbmon.logs._fields
-    monkeypatch.setattr(hbmon.logs, "_fields", lambda e: built.append(e) or real(e))
+    real = hbmon.logs.logsink.fields_of
+    monkeypatch.setattr(hbmon.logs.logsink, "fields_of", lambda e: built.append(e) or real(e))
     sink, _ = start(sinks)
     sink.log_effect(BeatReceived("solr2", "em1", 0.5, 0x5F))
     assert built == []

@@ -11,7 +11,7 @@ from metrics_samples import make_metrics, snapshot
 from prometheus_client.parser import text_string_to_metric_families
 
 from hbmon.errors import StartupError
-from hbmon.metrics_http import Server, parse_address, serve
+from hbmon.metrics.http import Server, parse_address, serve
 
 
 @pytest.fixture

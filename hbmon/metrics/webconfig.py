@@ -16,7 +16,7 @@ every SIGHUP (agent and `hbmon watch`): a rotated certificate is served to new
 connections; a file that no longer loads is refused and the running one kept.
 With `basic_auth_users` every request needs one of those users (401 otherwise).
 The TLS handshake runs in the request's own thread with a timeout, so a client
-that connects and says nothing cannot stall the endpoint (hbmon/metrics_http.py).
+that connects and says nothing cannot stall the endpoint (hbmon/metrics/http.py).
 """
 
 from __future__ import annotations

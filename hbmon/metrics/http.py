@@ -33,7 +33,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
 from hbmon.errors import StartupError
-from hbmon.webconfig import WebConfig, WsgiApp, basic_auth, server_context, wrap_request
+from hbmon.metrics.webconfig import WebConfig, WsgiApp, basic_auth, server_context, wrap_request
 
 if TYPE_CHECKING:
     from hbmon.metrics import Metrics
@@ -151,7 +151,7 @@ def parse_address(address: str) -> tuple[str, int]:
 
 def serve(metrics: Metrics, address: str, *, web_config: WebConfig | None = None) -> Server:
     """Serve `metrics.registry` on `address` in a daemon thread, with `web_config`'s TLS
-    and basic auth (hbmon/webconfig.py) if given.
+    and basic auth (hbmon/metrics/webconfig.py) if given.
 
     Raises `StartupError` naming the address if it cannot be bound, or the web
     config's file if its certificate cannot be loaded.
