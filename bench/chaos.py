@@ -2,7 +2,7 @@
 
     sudo python bench/chaos.py [--minutes 10] [--seed 694]
 
-Two agents run in the namespace lab (hbmon/lab.py) with keepalive 100 ms,
+Two agents run in the namespace lab (hbmon/testing/lab.py) with keepalive 100 ms,
 warntime 500 ms, deadtime 1 s, initdead 2 s. A seeded schedule applies one fault
 at a time, heals it, lets the pair settle for a random while, and goes on:
 
@@ -56,7 +56,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hbmon.lab import VIP, Lab, LabTimers, arp_who_has, has_address, iface_mac, set_loss
+from hbmon.testing.lab import VIP, Lab, LabTimers, arp_who_has, has_address, iface_mac, set_loss
 
 KEEPALIVE_S, WARNTIME_S, DEADTIME_S, INITDEAD_S = 0.1, 0.5, 1.0, 2.0
 TIMERS = LabTimers(keepalive="100ms", warntime="500ms", deadtime="1", initdead="2")

@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from drivers import SETTINGS, Driver, Setting, make_driver, seconds
 from failover import metric
 
-from hbmon.lab import CLIENT_IP, VIP, Lab, iface_mac, socket_in_namespace
+from hbmon.testing.lab import CLIENT_IP, VIP, Lab, iface_mac, socket_in_namespace
 
 PROBE_PORT = 7007
 PROBE_INTERVAL = 0.005

@@ -9,7 +9,7 @@ Needs root, iproute2, util-linux (unshare, nsenter), Debian's `heartbeat` packag
 installs nothing: a missing daemon is reported and the script exits (or leave it
 out with --daemons).
 
-Each daemon runs in the same lab (`hbmon.lab`: two nodes and a gateway in network
+Each daemon runs in the same lab (`hbmon.testing.lab`: two nodes and a gateway in network
 namespaces, the reference pair's VIP on em1). Faults, applied to the VIP owner
 after a uniformly random 0..interval (keepalive or advert_int) from a seeded RNG:
   kill9     kill -9 of every process of its daemon plus its link going down (a dead
@@ -69,7 +69,7 @@ from drivers import (  # noqa: E402
 )
 from failover import owner, wait  # noqa: E402
 
-from hbmon.lab import (  # noqa: E402
+from hbmon.testing.lab import (  # noqa: E402
     NODE_IPS,
     VIP,
     Lab,

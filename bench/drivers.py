@@ -23,7 +23,7 @@ import benchpath  # noqa: F401 - sets sys.path first
 from failover import wait
 from prometheus_client.parser import text_string_to_metric_families
 
-from hbmon.lab import Lab, LabTimers
+from hbmon.testing.lab import Lab, LabTimers
 
 HEARTBEAT_BIN = Path("/usr/libexec/heartbeat/heartbeat")
 

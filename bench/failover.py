@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from hbmon.lab import VIP, Lab, LabTimers, arp_who_has, has_address, iface_mac, set_loss
+from hbmon.testing.lab import VIP, Lab, LabTimers, arp_who_has, has_address, iface_mac, set_loss
 
 
 def metric(lab: Lab, agent: str, name: str, **labels: str) -> float | None:

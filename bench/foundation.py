@@ -25,7 +25,7 @@ from pathlib import Path
 from failover import wait
 from prometheus_client.parser import text_string_to_metric_families
 
-from hbmon.lab import Lab, LabTimers
+from hbmon.testing.lab import Lab, LabTimers
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

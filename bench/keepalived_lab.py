@@ -1,4 +1,4 @@
-"""keepalived (Debian's package) inside a lab node of `hbmon.lab`, for bench/compare.py.
+"""keepalived (Debian's package) inside a lab node of `hbmon.testing.lab`, for bench/compare.py.
 
 Each node runs `keepalived --vrrp --dont-fork` in its network namespace with a
 configuration, pid files and a log in the lab's temporary directory: nothing is
@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from hbmon.lab import NODE_IPS, PREFIX_LEN, VIP, Lab, LabNode
+from hbmon.testing.lab import NODE_IPS, PREFIX_LEN, VIP, Lab, LabNode
 
 KEEPALIVED = "keepalived"
 PRIORITY = {"solr1": 100, "solr2": 150}

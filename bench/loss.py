@@ -3,7 +3,7 @@
     sudo python bench/loss.py [--daemons hbmon,heartbeat,keepalived] [--setting fast]
                               [--percents 10,20,30] [--seconds 120] [--json loss.json]
 
-For each daemon, one lab (two nodes, gateway, client; `hbmon.lab`) runs the pair
+For each daemon, one lab (two nodes, gateway, client; `hbmon.testing.lab`) runs the pair
 at the setting, and for each loss percentage in turn:
 
 1. the pair settles (one VIP owner, peer seen active past start-up grace);

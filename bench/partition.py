@@ -3,7 +3,7 @@
     sudo python bench/partition.py [--daemons hbmon,heartbeat,keepalived] [--setting fast]
                                    [--cut 15] [--runs 3] [--json partition.json]
 
-For each daemon, one lab (two nodes, gateway, client; `hbmon.lab`) runs the pair
+For each daemon, one lab (two nodes, gateway, client; `hbmon.testing.lab`) runs the pair
 at the setting, and each run:
 
 1. waits for the pair to settle (one VIP owner, the peer seen active);

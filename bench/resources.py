@@ -40,7 +40,7 @@ from compare import nearest_rank
 from drivers import DAEMONS, SETTINGS, Driver, HbmonDriver, Setting, make_driver, missing
 from failover import owner, wait
 
-from hbmon.lab import GATEWAY_IP, NET, PREFIX_LEN, Lab, LabTimers
+from hbmon.testing.lab import GATEWAY_IP, NET, PREFIX_LEN, Lab, LabTimers
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024

@@ -1,6 +1,6 @@
 """`hbmon demo`: the reference pair beating in network namespaces, with a live view.
 
-Builds the lab (two nodes and a gateway, see hbmon/lab.py) from the reference
+Builds the lab (two nodes and a gateway, see hbmon/testing/lab.py) from the reference
 pair's files with scaled-down timers, starts both agents, and every second
 renders what their /metrics endpoints say. Unless told otherwise it also
 injects faults so that each signal shows up once: a pause longer than
@@ -26,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from hbmon.config.model import CONTROL_SOCKET_NAME
 from hbmon.control import ControlError, request
-from hbmon.lab import GATEWAY_IP, METRICS_PORT, VIP, Lab, LabNode, arp_who_has, iface_mac
+from hbmon.testing.lab import GATEWAY_IP, METRICS_PORT, VIP, Lab, LabNode, arp_who_has, iface_mac
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

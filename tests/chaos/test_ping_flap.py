@@ -17,7 +17,7 @@ import time
 import pytest
 from netns_helpers import Pair, require_netns, wait_until
 
-from hbmon.lab import GATEWAY_IP, Lab, LabTimers
+from hbmon.testing.lab import GATEWAY_IP, Lab, LabTimers
 
 pytestmark = pytest.mark.netns
 

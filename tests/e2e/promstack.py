@@ -28,7 +28,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from hbmon.lab import METRICS_PORT, NODE_IPS, Lab, socket_in_namespace
+from hbmon.testing.lab import METRICS_PORT, NODE_IPS, Lab, socket_in_namespace
 
 ROOT = Path(__file__).resolve().parents[2]
 PROM_PORT, AM_PORT, HOOK_PORT = 9090, 9093, 9095

@@ -13,7 +13,7 @@ with the variables set as a user would set them (cluster "lab", job "hbmon", all
 nodes and peers), returns at least one finite sample: a quantile that is NaN
 throughout (no observation) fails.
 
-Timers (hbmon/lab.py): keepalive 200 ms, warntime 1 s, deadtime 2 s, initdead 4 s.
+Timers (hbmon/testing/lab.py): keepalive 200 ms, warntime 1 s, deadtime 2 s, initdead 4 s.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import pytest
 import yaml
 from netns_helpers import require_netns
 
-from hbmon.lab import METRICS_PORT, NODE_IPS, Lab
+from hbmon.testing.lab import METRICS_PORT, NODE_IPS, Lab
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 

@@ -14,7 +14,7 @@ pointed at a webhook this test serves in the same namespace. Then:
 
 The dashboards' queries run against the same setup in test_dashboards_prometheus.py.
 
-Timers (hbmon/lab.py): keepalive 200 ms, warntime 1 s, deadtime 2 s, initdead 4 s.
+Timers (hbmon/testing/lab.py): keepalive 200 ms, warntime 1 s, deadtime 2 s, initdead 4 s.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ import pytest
 import yaml
 from netns_helpers import require_netns
 
-from hbmon.lab import METRICS_PORT, NODE_IPS, Lab, socket_in_namespace
+from hbmon.testing.lab import METRICS_PORT, NODE_IPS, Lab, socket_in_namespace
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 

@@ -26,7 +26,7 @@ import pytest
 from netns_helpers import require_netns
 from promstack import Stack, page_group_wait_s, running_stack, sample, wait_until
 
-from hbmon.lab import Lab, LabTimers
+from hbmon.testing.lab import Lab, LabTimers
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from hbmon.compat.env import SOCKET_ENV
 from hbmon.config.model import CONTROL_SOCKET_NAME
-from hbmon.lab import Lab
+from hbmon.testing.lab import Lab
 
 COMPAT = Path(__file__).resolve().parents[2] / "compat"
 HEARTBEAT_PATHS = {

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from netns_helpers import Pair, require_netns
 
-from hbmon.lab import Lab
+from hbmon.testing.lab import Lab
 
 
 @pytest.fixture(scope="module")

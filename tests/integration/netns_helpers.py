@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from hbmon.lab import Lab, arp_who_has, has_address, iface_mac
+from hbmon.testing.lab import Lab, arp_who_has, has_address, iface_mac
 
 __all__ = [
     "Pair",
@@ -106,7 +106,7 @@ class Pair:
 
 def explain(pair: Pair, lines: int = 25) -> str:
     """Who holds the VIP and the agents' last log lines: the message of a failed check."""
-    from hbmon.lab import VIP
+    from hbmon.testing.lab import VIP
 
     out = [f"ARP answers for {VIP}: {arp_who_has(pair.lab.gw_ns, 'gw0', VIP, timeout=0.15)}"]
     for name, node in pair.lab.nodes.items():

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hbmon.lab import PREFIX_LEN, VIP, Lab, has_address
+from hbmon.testing.lab import PREFIX_LEN, VIP, Lab, has_address
 
 SOLRSVC = """#!/bin/sh
 # issue 17's script; the state file is this node's (lab nodes share a filesystem)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from netns_helpers import require_netns
 
-from hbmon.lab import Lab
+from hbmon.testing.lab import Lab
 
 pytestmark = pytest.mark.netns
 

@@ -1,6 +1,6 @@
 """heartbeat's classic agents under hbmon, with heartbeat's files out of the way.
 
-The node's configuration directory (hbmon.lab, in a temporary directory) has
+The node's configuration directory (hbmon.testing.lab, in a temporary directory) has
 no resource.d: Filesystem, Delay, IPsrcaddr, SendArp and MailTo resolve to
 resource-agents' OCF agents, which a ResourceExecutor (resources_worker.py)
 runs inside lab node solr1's network namespace and a private mount namespace
@@ -33,7 +33,7 @@ from netns_helpers import require_netns, wait_until
 from hbmon.config.model import DEFAULT_OCF_ROOT
 from hbmon.io.resources import arp
 from hbmon.io.resources.packet import PACKET_OUTGOING
-from hbmon.lab import GATEWAY_IP, NODE_IPS, VIP, Lab, socket_in_namespace
+from hbmon.testing.lab import GATEWAY_IP, NODE_IPS, VIP, Lab, socket_in_namespace
 
 pytestmark = pytest.mark.netns
 

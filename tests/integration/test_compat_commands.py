@@ -29,7 +29,7 @@ from compat_helpers import (
 )
 from netns_helpers import Pair, explain, require_netns, wait_until
 
-from hbmon.lab import VIP, Lab, has_address
+from hbmon.testing.lab import VIP, Lab, has_address
 
 pytestmark = pytest.mark.netns
 

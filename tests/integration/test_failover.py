@@ -1,6 +1,6 @@
 """Failover of the reference pair's VIP between two real agents in namespaces.
 
-Timers (hbmon/lab.py): keepalive 200 ms, warntime 1 s, deadtime 2 s, initdead 4 s.
+Timers (hbmon/testing/lab.py): keepalive 200 ms, warntime 1 s, deadtime 2 s, initdead 4 s.
 haresources: `solr2 IPaddr::198.51.100.80/24/em1`, auto_failback off. "Who owns the
 VIP" is asked the way a router would: an ARP request from the gateway, and the
 set of MACs that answer.
@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from netns_helpers import Pair, arp_who_has, explain, has_address, iface_mac, wait_until
 
-from hbmon.lab import VIP
+from hbmon.testing.lab import VIP
 
 pytestmark = pytest.mark.netns
 

@@ -20,7 +20,7 @@ from netns_helpers import (
     wait_until,
 )
 
-from hbmon.lab import VIP, Lab, set_loss
+from hbmon.testing.lab import VIP, Lab, set_loss
 
 pytestmark = pytest.mark.netns
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 from netns_helpers import Pair, require_netns, wait_until
 
-from hbmon.lab import GATEWAY_IP, GATEWAY_IP6, Lab
+from hbmon.testing.lab import GATEWAY_IP, GATEWAY_IP6, Lab
 
 pytestmark = pytest.mark.netns
 

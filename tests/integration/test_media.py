@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 from netns_helpers import Pair, require_netns, wait_until
 
-from hbmon.lab import Lab
+from hbmon.testing.lab import Lab
 
 pytestmark = pytest.mark.netns
 

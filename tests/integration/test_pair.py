@@ -1,6 +1,6 @@
 """Two real agents in network namespaces: membership, late beats, ping nodes, drops, death.
 
-Timers (hbmon/lab.py): keepalive 200 ms, warntime 1 s, deadtime 2 s, initdead 4 s.
+Timers (hbmon/testing/lab.py): keepalive 200 ms, warntime 1 s, deadtime 2 s, initdead 4 s.
 The tests run in file order on one pair; the kill -9 test comes last.
 """
 
@@ -21,7 +21,7 @@ import pytest
 from netns_helpers import Pair, wait_until
 
 from hbmon.config.model import AuthConfig, AuthKey, AuthMethod, WireFormat
-from hbmon.lab import OUTSIDER_IP, socket_in_namespace
+from hbmon.testing.lab import OUTSIDER_IP, socket_in_namespace
 from hbmon.wire.auth import Signer
 from hbmon.wire.codec import decode, encode
 

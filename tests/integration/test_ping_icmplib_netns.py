@@ -18,7 +18,7 @@ from netns_helpers import require_netns
 from hbmon.config.model import PingNode
 from hbmon.core.events import PingResult
 from hbmon.io.ping import Pinger
-from hbmon.lab import CLONE_NEWNET
+from hbmon.testing.lab import CLONE_NEWNET
 
 pytestmark = pytest.mark.netns
 T = TypeVar("T")

@@ -1,4 +1,4 @@
-"""Resource agents for real, inside the lab's namespaces (hbmon.lab).
+"""Resource agents for real, inside the lab's namespaces (hbmon.testing.lab).
 
 A `ResourceExecutor` runs in each node's namespace (resources_worker.py via
 `ip netns exec`); the test process watches the gateway's bridge ports with
@@ -26,7 +26,7 @@ from netns_helpers import require_netns, wait_until
 
 from hbmon.io.resources import arp, ndisc
 from hbmon.io.resources.packet import PACKET_OUTGOING, format_mac
-from hbmon.lab import GATEWAY_IP, VIP, Lab, socket_in_namespace
+from hbmon.testing.lab import GATEWAY_IP, VIP, Lab, socket_in_namespace
 
 pytestmark = pytest.mark.netns
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from netns_helpers import Pair, require_netns, wait_until
 
-from hbmon.lab import Lab
+from hbmon.testing.lab import Lab
 
 pytestmark = pytest.mark.netns
 

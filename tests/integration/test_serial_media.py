@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import pytest
 from netns_helpers import Metrics, Pair, has_address, require_netns, wait_until
 
-from hbmon.lab import VIP, Lab
+from hbmon.testing.lab import VIP, Lab
 
 pytestmark = pytest.mark.netns
 

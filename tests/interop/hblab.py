@@ -9,7 +9,7 @@ mounted or written outside the lab's temporary directory; the host's
 /etc/ha.d, /run and network are never touched.
 
 The configuration is the one the hbmon node of the same name would use
-(`hbmon.lab` writes it: the reference pair's ha.cf/authkeys/haresources,
+(`hbmon.testing.lab` writes it: the reference pair's ha.cf/authkeys/haresources,
 addresses mapped to TEST-NET-2, timers scaled); the rest of `/etc/ha.d`
 (harc, rc.d/, resource.d/, shellfuncs) is the Debian package's.
 """
@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from hbmon.lab import VIP, Lab, LabNode, has_address
+from hbmon.testing.lab import VIP, Lab, LabNode, has_address
 
 HEARTBEAT = Path("/usr/libexec/heartbeat/heartbeat")
 HB_STANDBY = Path("/usr/share/heartbeat/hb_standby")

@@ -23,7 +23,7 @@ from compat_helpers import (
 )
 from hblab import Heartbeat, keep_logs, require_heartbeat, wait
 
-from hbmon.lab import VIP, Lab, has_address
+from hbmon.testing.lab import VIP, Lab, has_address
 
 pytestmark = pytest.mark.netns
 

@@ -35,7 +35,7 @@ from pathlib import Path
 import pytest
 from hblab import Heartbeat, keep_logs, require_heartbeat, wait
 
-from hbmon.lab import VIP, Lab, has_address
+from hbmon.testing.lab import VIP, Lab, has_address
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 

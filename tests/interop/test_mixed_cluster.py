@@ -1,6 +1,6 @@
 """A mixed pair: solr1 runs hbmon, solr2 runs Debian's real heartbeat 3.0.6.
 
-Same ha.cf/authkeys/haresources on both (hbmon.lab: keepalive 200 ms, warntime
+Same ha.cf/authkeys/haresources on both (hbmon.testing.lab: keepalive 200 ms, warntime
 1 s, deadtime 2 s, initdead 4 s, `solr2 IPaddr::198.51.100.80/24/em1`,
 auto_failback off). The tests run in order on one pair.
 """
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from hblab import LINK_DOWN_NOISE, Mixed, require_heartbeat, wait
 
-from hbmon.lab import Lab
+from hbmon.testing.lab import Lab
 
 pytestmark = pytest.mark.netns
 

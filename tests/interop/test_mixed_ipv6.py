@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from hblab import EXPECTED_ERRORS, Mixed, require_heartbeat, wait
 
-from hbmon.lab import GATEWAY_IP6, Lab
+from hbmon.testing.lab import GATEWAY_IP6, Lab
 
 pytestmark = pytest.mark.netns
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 from hblab import LINK_DOWN_NOISE, Mixed, require_heartbeat, wait
 
-from hbmon.lab import Lab
+from hbmon.testing.lab import Lab
 
 pytestmark = pytest.mark.netns
 

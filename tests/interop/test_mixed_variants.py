@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import pytest
 from hblab import LINK_DOWN_NOISE, Mixed, require_heartbeat, wait
 
-from hbmon.lab import Lab, set_loss
+from hbmon.testing.lab import Lab, set_loss
 
 pytestmark = pytest.mark.netns
 

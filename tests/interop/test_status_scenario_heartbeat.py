@@ -11,7 +11,7 @@ import pytest
 from hblab import Heartbeat, keep_logs, require_heartbeat
 from solrsvc_scenario import OWNER, PEER, Placement, run_scenario, solrsvc_lab
 
-from hbmon.lab import Lab
+from hbmon.testing.lab import Lab
 
 pytestmark = pytest.mark.netns
 

@@ -2,7 +2,7 @@
 
 The watcher runs in solr1's heartbeat namespaces (network, mount, UTS: it reads
 heartbeat's /etc/ha.d and reaches its cl_status), exports on 127.0.0.1:9694 in
-solr1's network namespace. hbmon.lab timers: keepalive 200 ms, warntime 1 s,
+solr1's network namespace. hbmon.testing.lab timers: keepalive 200 ms, warntime 1 s,
 deadtime 2 s, initdead 4 s; ucast em1; ping node 198.51.100.254. A raw socket on
 solr1's bridge port in the gateway namespace records every frame solr1 sends.
 The tests run in order on one pair.
@@ -26,7 +26,7 @@ import pytest
 from hblab import Heartbeat, require_heartbeat
 
 from hbmon.config.model import AuthConfig, AuthKey, AuthMethod, WireFormat
-from hbmon.lab import NODE_IPS, Lab, socket_in_namespace
+from hbmon.testing.lab import NODE_IPS, Lab, socket_in_namespace
 from hbmon.wire import builders
 from hbmon.wire.auth import Signer
 from hbmon.wire.codec import decode, encode

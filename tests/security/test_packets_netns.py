@@ -21,7 +21,7 @@ from netns_helpers import Pair, require_netns, wait_until
 
 from hbmon.config.model import AuthConfig, AuthKey, AuthMethod, WireFormat
 from hbmon.errors import AUTH_FAILURES, BadAuth, DropReason, MalformedPacket, WireError
-from hbmon.lab import VIP, Lab, has_address, socket_in_namespace
+from hbmon.testing.lab import VIP, Lab, has_address, socket_in_namespace
 from hbmon.wire.auth import Signer
 from hbmon.wire.codec import decode, encode
 from hbmon.wire.message import Field, Message

@@ -22,7 +22,7 @@ import pytest
 from netns_helpers import Pair, require_netns, wait_until
 
 from hbmon.config.model import SCRIPT_PATH, AuthConfig, AuthKey, AuthMethod, WireFormat
-from hbmon.lab import VIP, Lab, has_address, socket_in_namespace
+from hbmon.testing.lab import VIP, Lab, has_address, socket_in_namespace
 from hbmon.wire.auth import Signer
 from hbmon.wire.codec import encode
 from hbmon.wire.message import Field, Message

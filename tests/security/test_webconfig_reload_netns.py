@@ -21,7 +21,7 @@ import pytest
 from netns_helpers import Metrics, require_netns, wait_until
 from pki import der, http_get, make_pki, served_cert
 
-from hbmon.lab import METRICS_PORT, Lab, socket_in_namespace
+from hbmon.testing.lab import METRICS_PORT, Lab, socket_in_namespace
 
 pytestmark = pytest.mark.netns
 

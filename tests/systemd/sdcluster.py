@@ -21,7 +21,15 @@ from pathlib import Path
 from netns_helpers import Metrics, wait_until
 from sdcontainer import Container
 
-from hbmon.lab import EXAMPLE_DIR, VIP, Lab, LabTimers, has_address, map_addresses, scale_config
+from hbmon.testing.lab import (
+    EXAMPLE_DIR,
+    VIP,
+    Lab,
+    LabTimers,
+    has_address,
+    map_addresses,
+    scale_config,
+)
 
 TIMERS = LabTimers(keepalive="500ms", warntime="4", deadtime="8", initdead="16")
 DEADTIME_S = 8.0

@@ -20,7 +20,7 @@ from conftest import measure
 from netns_helpers import wait_until
 from sdcluster import Cluster, messages
 
-from hbmon.lab import VIP
+from hbmon.testing.lab import VIP
 
 pytestmark = [pytest.mark.netns, pytest.mark.systemd]
 

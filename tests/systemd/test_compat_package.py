@@ -20,7 +20,7 @@ from netns_helpers import wait_until
 from sdcluster import node_config
 from sdcontainer import Container
 
-from hbmon.lab import Lab
+from hbmon.testing.lab import Lab
 
 pytestmark = [pytest.mark.netns, pytest.mark.systemd]
 

@@ -20,7 +20,7 @@ from conftest import measure, require_tools
 from sdcluster import DEB_IN_CONTAINER, node_config
 from sdcontainer import Container
 
-from hbmon.lab import Lab
+from hbmon.testing.lab import Lab
 
 pytestmark = [pytest.mark.netns, pytest.mark.systemd]
 

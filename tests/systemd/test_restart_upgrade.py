@@ -20,7 +20,7 @@ from conftest import measure
 from sdcluster import Cluster, messages
 from vipclient import Outage, VipClient
 
-from hbmon.lab import VIP
+from hbmon.testing.lab import VIP
 
 pytestmark = [pytest.mark.netns, pytest.mark.systemd]
 

@@ -28,7 +28,7 @@ from sdcluster import (
 )
 from vipclient import VipClient
 
-from hbmon.lab import VIP
+from hbmon.testing.lab import VIP
 
 pytestmark = [pytest.mark.netns, pytest.mark.systemd]
 

@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from hbmon.lab import socket_in_namespace
+from hbmon.testing.lab import socket_in_namespace
 
 ICMP_ECHO_REQUEST = 8
 ICMP_ECHO_REPLY = 0

@@ -24,7 +24,7 @@ from hbmon.core.events import (
 )
 from hbmon.core.rscmsg import INFO_DONE, INFO_MACH_DOWN, ask_head, resource_head, takeover_head
 from hbmon.errors import AUTH_FAILURES, DropReason
-from hbmon.lab import EXAMPLE_DIR
+from hbmon.testing.lab import EXAMPLE_DIR
 from hbmon.watch.exporter import WatchMetrics
 from hbmon.watch.frames import FILTER_LEN, Datagram, Fragment, bpf_program, parse
 from hbmon.watch.observer import WATCHER, Observer, TakeoverSeen

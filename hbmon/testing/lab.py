@@ -23,7 +23,6 @@ import re
 import secrets
 import shutil
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -31,9 +30,19 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address
 from pathlib import Path
 
-EXAMPLE_DIR = Path(__file__).parent / "examples" / "ha.d-solr"
+from hbmon.io.resources.arp import (
+    ARPOP_REPLY,
+    ARPOP_REQUEST,
+    ETH_P_ARP,
+    ZERO_MAC,
+    build_arp,
+    parse_arp,
+)
+
+EXAMPLE_DIR = Path(__file__).parents[1] / "examples" / "ha.d-solr"
 NET = "198.51.100"
 PREFIX_LEN = 24
 GATEWAY_IP = f"{NET}.254"
@@ -470,36 +479,29 @@ def socket_in_namespace(
 
 
 # ------------------------------------------------------------ observation --
-ETH_P_ARP = 0x0806
-
-
 def arp_who_has(ns: str, iface: str, ip: str, timeout: float = 0.3) -> set[str]:
-    """MAC addresses that answer an ARP request for `ip`, sent from `iface` in `ns`."""
+    """MAC addresses that answer an ARP request for `ip`, sent from `iface` in `ns`.
+
+    The frame and the reading of the replies are the agent's own (io/resources/arp.py);
+    only the socket is the lab's, synchronous and in the namespace.
+    """
     sock = socket_in_namespace(ns, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
     try:
         sock.bind((iface, ETH_P_ARP))
         mac = sock.getsockname()[4]
-        src_ip = _iface_ipv4(ns, iface)
-        target = socket.inet_aton(ip)
-        frame = (
-            b"\xff" * 6 + mac + struct.pack("!H", ETH_P_ARP)
-            + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1)
-            + mac + socket.inet_aton(src_ip) + b"\x00" * 6 + target
-        )  # fmt: skip
-        sock.send(frame)
+        target = IPv4Address(ip)
+        sender = IPv4Address(_iface_ipv4(ns, iface))
+        sock.send(build_arp(ARPOP_REQUEST, sha=mac, spa=sender, tha=ZERO_MAC, tpa=target))
         seen: set[str] = set()
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             sock.settimeout(left)
             try:
-                data = sock.recv(2048)
+                packet = parse_arp(sock.recv(2048))
             except TimeoutError:
                 break
-            arp = data[14:42]
-            if len(arp) < 28 or struct.unpack("!H", arp[6:8])[0] != 2:
-                continue
-            if arp[14:18] == target:
-                seen.add(arp[8:14].hex(":"))
+            if packet is not None and packet.op == ARPOP_REPLY and packet.spa == target:
+                seen.add(packet.sha.hex(":"))
         return seen
     finally:
         sock.close()
