@@ -63,8 +63,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from hbmon.control import ControlError, request
-    from hbmon.status import render_table
+    from hbmon.control.client import ControlError, request
+    from hbmon.control.report import render_table
 
     try:
         reply = request(_socket(args), {"cmd": "status"}, args.timeout)
@@ -83,7 +83,7 @@ def _status(args: argparse.Namespace) -> int:
 
 def _move(args: argparse.Namespace) -> int:
     """standby / takeover: wait for the outcome; non-zero with the reason otherwise."""
-    from hbmon.control import ControlError, request
+    from hbmon.control.client import ControlError, request
 
     try:
         reply = request(_socket(args), {"cmd": args.command, "scope": args.scope}, args.timeout)

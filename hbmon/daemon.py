@@ -26,7 +26,7 @@ from hbmon import __version__
 from hbmon.config.loader import load_any
 from hbmon.config.model import CONTROL_SOCKET_NAME, Config, PingNode
 from hbmon.config.problems import Problem
-from hbmon.control import ControlServer
+from hbmon.control.server import ControlServer
 from hbmon.engine import Engine, Identity
 from hbmon.errors import StartupError
 from hbmon.io.media import Media

@@ -25,7 +25,7 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from hbmon.config.model import CONTROL_SOCKET_NAME
-from hbmon.control import ControlError, request
+from hbmon.control.client import ControlError, request
 from hbmon.testing.lab import GATEWAY_IP, METRICS_PORT, VIP, Lab, LabNode, arp_who_has, iface_mac
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

@@ -21,7 +21,7 @@ from typing import Any
 from loguru import logger
 
 from hbmon.config.model import PING_INTERVAL_MS, PINGS_PER_DEADPING, Config, ResourceGroup
-from hbmon.control import dispatch
+from hbmon.control.commands import dispatch
 from hbmon.core.events import (
     ActiveAtStart,
     AnnounceGroup,
@@ -78,7 +78,7 @@ class Engine:
     we join, starts the node and serves until the node's shutdown is complete
     (SIGTERM), then closes everything. In between, every input becomes one
     `Node.handle` call and its effects are carried out at once. It also answers
-    the control socket (`hbmon.control.Agent`) and re-reads the configuration on
+    the control socket (`hbmon.control.commands.Agent`) and re-reads the configuration on
     SIGHUP. All of it runs on one event loop: nothing here is thread-safe but
     the metrics' snapshot source (`metrics.on_loop`).
     """

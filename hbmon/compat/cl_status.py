@@ -32,7 +32,7 @@ from typing import Any, TextIO
 from hbmon.compat.env import control_socket
 from hbmon.compat.getopt import BAD, Getopt
 from hbmon.config.values import parse_time_ms
-from hbmon.control import ControlError, ControlTimeout, request
+from hbmon.control.client import ControlError, ControlTimeout, request
 
 OK = 0
 NORMAL_FAIL = 1

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from hbmon.compat.env import control_socket
-from hbmon.control import ControlError, notify
+from hbmon.control.client import ControlError, notify
 
 SCOPES = ("all", "foreign", "local", "failback")
 HELP = "--help"

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from hbmon.core import liveness, resources, stages, standby
+from hbmon.core import groups, liveness, stages, standby
 from hbmon.core.machine import Table
 
 COMMAND = "python -m hbmon.core.diagrams > docs/states.md"
@@ -68,11 +68,11 @@ MACHINES = (
     ),
     Machine(
         "Resource group",
-        "hbmon/core/resources.py",
+        "hbmon/core/groups.py",
         "One resource group as this node holds it; ownership decides what it "
         "wants, the table moves the group one start or stop at a time. A failed "
         "stop counts as held; FAILED waits out a backoff before the next try.",
-        resources.TABLE,
+        groups.TABLE,
     ),
     Machine(
         "Standby exchange",

@@ -14,6 +14,10 @@ from enum import StrEnum
 from hbmon.errors import DropReason
 from hbmon.wire.message import Message
 
+# heartbeat's rsc_hold / standby argument: a word of the wire protocol, and the
+# scope of every standby, takeover and control request here.
+from hbmon.wire.rscmsg import Scope as Scope
+
 
 class NodeStatus(StrEnum):
     INIT = "init"  # never heard
@@ -123,15 +127,6 @@ class RefusalReason(StrEnum):
     LOCAL_IN_FLUX = "local_in_flux"  # our groups are moving
     PEER_IN_FLUX = "peer_in_flux"  # the peer's groups are moving
     NO_PEER = "no_peer"  # no single healthy peer to hand to or take from
-
-
-class Scope(StrEnum):
-    """heartbeat's rsc_hold / standby argument, from the requester's point of view."""
-
-    NONE = "none"
-    LOCAL = "local"  # groups whose preferred node is the requester
-    FOREIGN = "foreign"
-    ALL = "all"
 
 
 class ControlOp(StrEnum):

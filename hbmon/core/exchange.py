@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from hbmon.core import rscmsg
+from hbmon.core import scopes
 from hbmon.core.batches import Batch, Batches
 from hbmon.core.events import (
     ControlOp,
@@ -32,9 +32,9 @@ from hbmon.core.events import (
     StopReason,
     TakeoverReason,
 )
-from hbmon.core.peerview import PeerRsc
-from hbmon.core.resources import GroupTable
-from hbmon.core.rscmsg import keys_in
+from hbmon.core.groups import GroupTable
+from hbmon.core.peerrsc import PeerRsc
+from hbmon.core.scopes import keys_in
 from hbmon.core.stages import Stage
 from hbmon.core.standby import (
     Abort,
@@ -49,11 +49,22 @@ from hbmon.core.standby import (
     Standby,
     TimedOut,
 )
+from hbmon.wire import rscmsg
 from hbmon.wire.message import Field
 
 Wrap = Callable[[tuple[Field, ...], float], SendMessage]
 
 NOT_NICE = "Standby mode only implemented when nice_failback on"
+
+
+def _reason(word: str | None) -> TakeoverReason | None:
+    """The requester's `hbwhy` word as a TakeoverReason; None if absent or unknown."""
+    if word is None:
+        return None
+    try:
+        return TakeoverReason(word)
+    except ValueError:
+        return None
 
 
 def _info(text: str) -> ResourceLog:
@@ -184,7 +195,7 @@ class StandbyExchange:
         refusal = refusal or self._peer_refusal(p, self._host.me)
         if refusal is not None or p is None:
             return self._refuse(refusal or self._no_peer(), req.request_id)
-        self._sb.fire(AskTakeover(p.name, rscmsg.mirror(scope), keys, req.request_id), now)
+        self._sb.fire(AskTakeover(p.name, scopes.mirror(scope), keys, req.request_id), now)
         return [self._wrap(rscmsg.takeover_head(scope), now)]
 
     # ------------------------------------------------------------- refusals --
@@ -253,7 +264,7 @@ class StandbyExchange:
 
     def on_takeover(self, p: PeerRsc, scope: Scope, now: float) -> list[Effect]:
         """The peer asks for groups: we stand by with the mirrored scope (§5.4)."""
-        mine = rscmsg.mirror(scope)
+        mine = scopes.mirror(scope)
         if not self._host.nice:
             return self._refuse(self._not_nice())
         refusal = self._refusal(p, self._host.me, now)
@@ -276,14 +287,15 @@ class StandbyExchange:
         match m.info:
             case rscmsg.INFO_ME:
                 effects: list[Effect] = [_info(f"{p.name} wants to go standby [{m.scope}]")]
-                if not self._host.nice and m.why is not TakeoverReason.FAILBACK:
+                asked = _reason(m.why)
+                if not self._host.nice and asked is not TakeoverReason.FAILBACK:
                     return [*effects, *self._refuse(self._not_nice())]  # legacy: only failback
                 ours = sb.phase is Phase.TAKEOVER and sb.peer == p.name
                 refusal = self._offer_refusal(p, ours, now)
                 if refusal is not None:
                     return [*effects, *self._refuse(refusal)]
                 request_id = sb.request_id if ours else None
-                why = TakeoverReason.TAKEOVER if ours else (m.why or TakeoverReason.STANDBY)
+                why = TakeoverReason.TAKEOVER if ours else (asked or TakeoverReason.STANDBY)
                 keys = m.keys if m.keys is not None else frozenset()
                 sb.fire(GotMe(p.name, m.scope, keys, why, p.reports, request_id), now)
                 head = rscmsg.ask_head(m.scope, rscmsg.INFO_OTHER)
@@ -386,7 +398,7 @@ class StandbyExchange:
         scope, rid = sb.scope, sb.request_id
         failed = sb.keys - set(b.started)
         sb.fire(GroupsAcquired(), now)
-        self._host.claim(rscmsg.mirror(scope))  # the requester's set
+        self._host.claim(scopes.mirror(scope))  # the requester's set
         effects: list[Effect] = [
             _info(f"Standby resource acquisition done [{scope}]."),
             self._wrap(rscmsg.ask_head(scope, rscmsg.INFO_DONE), now),

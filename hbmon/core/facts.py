@@ -27,9 +27,9 @@ from hbmon.core.events import (
     StopReason,
     TakeoverReason,
 )
-from hbmon.core.peerview import PeerRsc
+from hbmon.core.groups import Group
+from hbmon.core.peerrsc import PeerRsc
 from hbmon.core.quorum import takeover_block
-from hbmon.core.resources import Group
 from hbmon.core.stages import StageEvent
 
 

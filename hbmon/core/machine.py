@@ -6,7 +6,7 @@ is, and the machine keeps the state it was in. The tables live beside the code
 that fires them:
 
     core/stages.py      ownership stages (joining … gone)
-    core/resources.py   one resource group (released, starting, held …)
+    core/groups.py      one resource group (released, starting, held …)
     core/standby.py     the 3-phase standby / takeover exchange
     core/liveness.py    a peer (init, up, active, dead) and a link (up, dead)
 

@@ -13,8 +13,8 @@ The parts, each in its own file:
     core/facts.py      the snapshot those decisions read, the wishes they return
     core/exchange.py   the standby / takeover exchange (table in core/standby.py)
     core/batches.py    acquisitions in flight, `TakeoverComplete` when one ends
-    core/resources.py  the per-group state machine that starts and stops groups
-    core/peerview.py   what each peer said about its groups
+    core/groups.py     the per-group state machine that starts and stops groups
+    core/peerrsc.py    what each peer said about its groups (PeerRsc)
 
 This class holds the state, takes the inputs, builds the snapshot and applies
 the wishes (`_apply`, the only place a decision changes anything).
@@ -26,7 +26,7 @@ from types import MappingProxyType
 from typing import assert_never
 
 from hbmon.config.model import AutoFailback, Config
-from hbmon.core import rscmsg
+from hbmon.core import scopes
 from hbmon.core.batches import Batch, Batches
 from hbmon.core.events import (
     AnnounceGroup,
@@ -67,14 +67,15 @@ from hbmon.core.facts import (
     Wish,
     info,
 )
-from hbmon.core.peerview import Arrival, News, PeerRsc, hb_peer_leaving, held_elsewhere
-from hbmon.core.resources import GroupTable, Outcome
-from hbmon.core.rscmsg import Report
+from hbmon.core.groups import GroupTable, Outcome
+from hbmon.core.peerrsc import Arrival, News, PeerRsc, hb_peer_leaving, held_elsewhere
 from hbmon.core.rules import FAILBACK_DUE, RULES, Memory
 from hbmon.core.snapshot import GroupView, TakeoverView
 from hbmon.core.stages import Announce, Leave, PeerLeaving, Released, Stage, StageInput, Stages
 from hbmon.core.takeover import startup, startup_deadlines, takeover
+from hbmon.wire import rscmsg
 from hbmon.wire.message import Field, Message
+from hbmon.wire.rscmsg import Report
 
 # The initial acquisition, logged once it is complete (heartbeat's names).
 INITIAL_LABEL = {StageInput.PEERS_KNOWN: "T_RESOURCES(us)", StageInput.ALONE: "mach_down"}
@@ -108,7 +109,7 @@ class Ownership:
         self._conflicts = dict.fromkeys(ConflictKind, 0)
         self._blocked = dict.fromkeys(BlockReason, 0)
         # Our rsc_hold flags the way heartbeat keeps its own (i_hold_resources); they
-        # speak for a set that is empty here (rscmsg.hold_scope), so heartbeat's audit
+        # speak for a set that is empty here (scopes.hold_scope), so heartbeat's audit
         # finds every set owned exactly once.
         self._claims = Scope.NONE
         self._cfg = config
@@ -172,7 +173,7 @@ class Ownership:
         return self._hold(self._table.held()).value
 
     def _hold(self, keys: frozenset[str]) -> Scope:
-        return rscmsg.hold_scope(keys, self._me, self._table.preferred(), self._claims)
+        return scopes.hold_scope(keys, self._me, self._table.preferred(), self._claims)
 
     def next_deadline(self) -> float | None:
         ds: list[float | None] = [
@@ -218,10 +219,10 @@ class Ownership:
         return self._stages.state
 
     def claim(self, scope: Scope) -> None:
-        self._claims = rscmsg.union(self._claims, scope)
+        self._claims = scopes.union(self._claims, scope)
 
     def unclaim(self, scope: Scope) -> None:
-        self._claims = rscmsg.without(self._claims, scope)
+        self._claims = scopes.without(self._claims, scope)
 
     # ------------------------------------------------------------- inputs --
     def _news(self, name: str, news: News, now: float) -> PeerRsc | None:

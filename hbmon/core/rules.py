@@ -48,7 +48,7 @@ from hbmon.core.facts import (
     Wish,
     info,
 )
-from hbmon.core.peerview import News
+from hbmon.core.peerrsc import News
 from hbmon.core.quorum import keeper, recoverer
 
 Rule = Callable[[Facts], list[Wish]]

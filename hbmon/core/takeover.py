@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from hbmon.config.model import BOTH_STARTING_WAIT_MS
-from hbmon.core import rscmsg
+from hbmon.core import scopes
 from hbmon.core.events import Scope, TakeoverReason
 from hbmon.core.facts import (
     Acquire,
@@ -58,7 +58,7 @@ def startup(f: Facts) -> list[Wish]:
         return []
     wishes: list[Wish] = [Fire(PeersKnown(tuple(p.name for p in alive)))]
     # heartbeat's req_our_resources: our local set is ours unless the peer has it.
-    if not any(rscmsg.covers(p.claims, Scope.FOREIGN) for p in alive):
+    if not any(scopes.covers(p.claims, Scope.FOREIGN) for p in alive):
         wishes.append(Claim(Scope.LOCAL))
     claimed = frozenset().union(*(p.claimed for p in alive))
     keys = tuple(

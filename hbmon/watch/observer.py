@@ -38,20 +38,13 @@ from hbmon.core.events import (
 )
 from hbmon.core.flowctl import T_NS_REXMIT
 from hbmon.core.membership import Membership
-from hbmon.core.rscmsg import (
-    INFO_DONE,
-    INFO_MACH_DOWN,
-    AskMsg,
-    ResourceMsg,
-    TakeoverMsg,
-    keys_in,
-    parse,
-)
+from hbmon.core.scopes import keys_in
 from hbmon.core.snapshot import GroupView, PingNodeView, Snapshot, TakeoverView
 from hbmon.errors import DropReason, WireError
 from hbmon.wire.auth import Signer
 from hbmon.wire.codec import Decoder
 from hbmon.wire.message import Message
+from hbmon.wire.rscmsg import INFO_DONE, INFO_MACH_DOWN, AskMsg, ResourceMsg, TakeoverMsg, parse
 
 # The imaginary node whose peers are all cluster nodes. Not a valid node name
 # (parentheses), so no packet can claim to be from it.

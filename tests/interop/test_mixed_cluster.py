@@ -98,7 +98,7 @@ def test_heartbeat_is_killed_with_its_link_down_and_hbmon_takes_over(mixed: Mixe
 
 def test_heartbeat_logged_no_error_about_hbmons_messages(mixed: Mixed) -> None:
     # Its resource audit included: no `Both machines own …` / `No one owns …`
-    # (hbmon flags an empty set the way heartbeat does, see rscmsg.hold_scope).
+    # (hbmon flags an empty set the way heartbeat does, see scopes.hold_scope).
     errors = [e for e in mixed.hb.errors() if not any(k in e for k in LINK_DOWN_NOISE)]
     assert errors == [], "\n".join(errors)
     assert not [line for line in mixed.hb.log_lines() if "bad node" in line or "auth" in line]

@@ -38,7 +38,7 @@ from hbmon.core.events import (
     PingResult,
     Scope,
 )
-from hbmon.core.resources import backoff_s
+from hbmon.core.groups import backoff_s
 
 KEYS = (VIP_A, VIP_B)
 NODES = (A, B)

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from hbmon.control import ControlError, ControlServer, request
+from hbmon.control.client import ControlError, request
+from hbmon.control.server import ControlServer
 from hbmon.errors import StartupError
 
 

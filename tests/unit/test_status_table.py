@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from hbmon.control.report import render_table, snapshot_to_dict
 from hbmon.core.events import GroupState, LinkStatus, NodeStatus, TakeoverReason
 from hbmon.core.snapshot import GroupView, LinkView, PeerView, Snapshot, TakeoverView
-from hbmon.status import render_table, snapshot_to_dict
 
 
 def sample() -> Snapshot:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from hbmon.compat import cl_status
-from hbmon.control import ControlError, ControlTimeout
+from hbmon.control.client import ControlError, ControlTimeout
 
 VERSION = "3.0.6 (hbmon 0.1.0)"
 STATUS: dict[str, Any] = {

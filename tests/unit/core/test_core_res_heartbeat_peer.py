@@ -12,7 +12,6 @@ import dataclasses
 from coretools import UUIDS, WALL_EPOCH, make_config, status
 
 from hbmon.config.model import AutoFailback, Resource, ResourceGroup
-from hbmon.core import rscmsg
 from hbmon.core.events import (
     BlockReason,
     ConflictKind,
@@ -33,7 +32,7 @@ from hbmon.core.events import (
     TakeoverReason,
 )
 from hbmon.core.node import Node
-from hbmon.wire import builders
+from hbmon.wire import builders, rscmsg
 from hbmon.wire.message import Field, Message
 
 VIP_A = "IPaddr::10.0.0.10"

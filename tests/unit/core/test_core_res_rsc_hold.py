@@ -18,7 +18,7 @@ import pytest
 from coretools import UUIDS, WALL_EPOCH, make_config, status
 
 from hbmon.config.model import AutoFailback, Resource, ResourceGroup
-from hbmon.core import rscmsg
+from hbmon.core import scopes
 from hbmon.core.events import (
     ControlOp,
     ControlRequest,
@@ -34,8 +34,8 @@ from hbmon.core.events import (
     TakeoverReason,
 )
 from hbmon.core.node import Node
-from hbmon.core.peerview import PeerRsc
-from hbmon.wire import builders
+from hbmon.core.peerrsc import PeerRsc
+from hbmon.wire import builders, rscmsg
 from hbmon.wire.message import Field, Message
 
 VIP = "IPaddr::10.0.0.20"  # beta's group; alpha prefers nothing (like solr1)
@@ -70,7 +70,7 @@ A, F, N, L = Scope.ALL, Scope.FOREIGN, Scope.NONE, Scope.LOCAL
 def test_hold_scope_flags_empty_sets_by_claim_and_others_by_holding(
     preferred: dict[str, str], held: set[str], claims: Scope, want: Scope
 ) -> None:
-    assert rscmsg.hold_scope(frozenset(held), "alpha", preferred, claims) is want
+    assert scopes.hold_scope(frozenset(held), "alpha", preferred, claims) is want
 
 
 @pytest.mark.parametrize(
@@ -86,7 +86,7 @@ def test_hold_scope_flags_empty_sets_by_claim_and_others_by_holding(
 def test_peer_flags_update_like_heartbeats_hb_upd_rsc(
     current: Scope, reported: Scope, full: bool, want: Scope
 ) -> None:
-    assert rscmsg.update_claims(current, reported, full=full) is want
+    assert scopes.update_claims(current, reported, full=full) is want
 
 
 def test_peer_view_keeps_the_flags_of_an_empty_set_and_forgets_them_on_restart() -> None:
@@ -140,15 +140,15 @@ class Beta:
             reported = rscmsg.parse_scope(m.get("rsc_hold"), failback=Scope.FOREIGN)
             assert reported is not None
             isstable = m.get("isstable")
-            self.theirs = rscmsg.update_claims(self.theirs, reported, full=isstable is not None)
+            self.theirs = scopes.update_claims(self.theirs, reported, full=isstable is not None)
             if isstable is not None:
                 self.other_stable = isstable == "1"
             self.audit(stable=self.other_stable)
         return out
 
     def audit(self, *, stable: bool) -> None:
-        mine_l, mine_f = rscmsg.covers(self.mine, L), rscmsg.covers(self.mine, F)
-        their_l, their_f = rscmsg.covers(self.theirs, L), rscmsg.covers(self.theirs, F)
+        mine_l, mine_f = scopes.covers(self.mine, L), scopes.covers(self.mine, F)
+        their_l, their_f = scopes.covers(self.theirs, L), scopes.covers(self.theirs, F)
         if mine_l and their_f:
             self.errors.append("Both machines own our resources!")
         if their_l and mine_f:

@@ -30,8 +30,8 @@ from hbmon.core.events import (
     StopGroup,
     TakeoverReason,
 )
+from hbmon.core.groups import TRANSITIONS, GroupTable, Outcome, Trigger, backoff_s
 from hbmon.core.quorum import keeper, recoverer, takeover_block
-from hbmon.core.resources import TRANSITIONS, GroupTable, Outcome, Trigger, backoff_s
 from hbmon.core.standby import Input, Phase, Standby
 from hbmon.errors import LocalTransitionError, PeerTransitionError
 

@@ -22,7 +22,6 @@ from hbmon.core.events import (
     Scope,
     TakeoverReason,
 )
-from hbmon.core.rscmsg import INFO_DONE, INFO_MACH_DOWN, ask_head, resource_head, takeover_head
 from hbmon.errors import AUTH_FAILURES, DropReason
 from hbmon.testing.lab import EXAMPLE_DIR
 from hbmon.watch.exporter import WatchMetrics
@@ -32,6 +31,7 @@ from hbmon.wire import builders
 from hbmon.wire.auth import Signer
 from hbmon.wire.codec import encode
 from hbmon.wire.message import Field
+from hbmon.wire.rscmsg import INFO_DONE, INFO_MACH_DOWN, ask_head, resource_head, takeover_head
 
 CAPTURE = Path(__file__).resolve().parents[2] / "data" / "heartbeat-3.0.6" / "heartbeat-sha1.pcap"
 MAC_A, MAC_B = bytes.fromhex("020000000001"), bytes.fromhex("020000000002")

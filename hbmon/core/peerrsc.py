@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from hbmon.core.events import Scope
-from hbmon.core.rscmsg import IDLE, Report, ResourceMsg, StatusExt, keys_in, update_claims
+from hbmon.core.scopes import keys_in, update_claims
+from hbmon.wire.rscmsg import IDLE, Report, ResourceMsg, StatusExt
 
 _SEEN_WINDOW = 512
 

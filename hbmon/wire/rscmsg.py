@@ -23,17 +23,30 @@ other), so two hbmon nodes know each other's groups exactly, not by category:
             Sent in every status and every `resource` message.
     hbping  `<reachable>/<configured>` ping nodes, in every status.
     hbkeys  the exact keys a standby moves (`me` and `done` from the requester).
-    hbwhy   why the requester stands by (a TakeoverReason value), so the
-            receiving side counts its takeover under the right reason.
+    hbwhy   why the requester stands by (a TakeoverReason value, carried as a
+            word: what it means is the core's), so the receiving side counts
+            its takeover under the right reason.
+
+What a scope means for one node's groups is hbmon/core/scopes.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 
-from hbmon.core.events import Scope, TakeoverReason
 from hbmon.wire.message import Field, Message
+
+
+class Scope(StrEnum):
+    """heartbeat's rsc_hold / standby argument, from the requester's point of view."""
+
+    NONE = "none"
+    LOCAL = "local"  # groups whose preferred node is the requester
+    FOREIGN = "foreign"
+    ALL = "all"
+
 
 T_STARTING = "starting"
 T_RESOURCE = "resource"
@@ -58,90 +71,6 @@ _PENDING = "~"
 _FAILED = "!"
 _PHASE = "@"
 IDLE = "idle"
-_MIRROR = {Scope.LOCAL: Scope.FOREIGN, Scope.FOREIGN: Scope.LOCAL}
-
-
-# ------------------------------------------------------------------ scopes --
-def keys_in(scope: Scope, owner: str, preferred: Mapping[str, str]) -> frozenset[str]:
-    """The group keys `scope` means when `owner` says it (`preferred`: key -> node)."""
-    match scope:
-        case Scope.NONE:
-            return frozenset()
-        case Scope.ALL:
-            return frozenset(preferred)
-        case Scope.LOCAL:
-            return frozenset(k for k, n in preferred.items() if n == owner)
-        case Scope.FOREIGN:
-            return frozenset(k for k, n in preferred.items() if n != owner)
-
-
-def scope_of(keys: Iterable[str], viewer: str, preferred: Mapping[str, str]) -> Scope:
-    """heartbeat's rsc_hold for a set of held keys, as `viewer` says it."""
-    local = foreign = False
-    for k in keys:
-        if preferred.get(k, viewer) == viewer:
-            local = True
-        else:
-            foreign = True
-    if local and foreign:
-        return Scope.ALL
-    if local:
-        return Scope.LOCAL
-    if foreign:
-        return Scope.FOREIGN
-    return Scope.NONE
-
-
-# heartbeat's rsc_hold is a pair of flags (hb_resource.h: HB_LOCAL_RSC 1, HB_FOREIGN_RSC 2).
-_BITS = {Scope.NONE: 0, Scope.LOCAL: 1, Scope.FOREIGN: 2, Scope.ALL: 3}
-_SCOPES = {v: k for k, v in _BITS.items()}
-
-
-def union(a: Scope, b: Scope) -> Scope:
-    return _SCOPES[_BITS[a] | _BITS[b]]
-
-
-def without(a: Scope, b: Scope) -> Scope:
-    return _SCOPES[_BITS[a] & ~_BITS[b]]
-
-
-def covers(a: Scope, b: Scope) -> bool:
-    """Every flag of `b` is set in `a`."""
-    return _BITS[a] & _BITS[b] == _BITS[b]
-
-
-def update_claims(current: Scope, reported: Scope, *, full: bool) -> Scope:
-    """A peer's flags after its `resource` message (heartbeat's HB_UPD_RSC): a full
-    report replaces them; a partial one (mach_down's, no `rtype`) adds to them,
-    except that `none` clears them."""
-    if full or reported is Scope.NONE:
-        return reported
-    return union(current, reported)
-
-
-def hold_scope(
-    keys: Iterable[str], viewer: str, preferred: Mapping[str, str], claims: Scope
-) -> Scope:
-    """heartbeat's rsc_hold as `viewer` must say it: the flags "I hold my local set"
-    and "I hold the foreign set", set even when that set is empty.
-
-    heartbeat audits the two flags of both nodes on every resource message (each
-    set owned by exactly one of them, else `Both machines own …` / `No one owns …`).
-    A set with groups in it is held when `viewer` holds (or is starting) one of
-    them (`keys`); an empty set has nothing to hold, so its flag is the one
-    heartbeat's bookkeeping would give it (`claims`: taken at start-up unless the
-    peer has it, taken with a takeover, handed over by standby, dropped at shutdown).
-    """
-    held = _BITS[scope_of(keys, viewer, preferred)]
-    local = any(n == viewer for n in preferred.values())
-    foreign = any(n != viewer for n in preferred.values())
-    empty = (0 if local else _BITS[Scope.LOCAL]) | (0 if foreign else _BITS[Scope.FOREIGN])
-    return _SCOPES[held | (_BITS[claims] & empty)]
-
-
-def mirror(scope: Scope) -> Scope:
-    """hb_takeover X makes the peer stand by with all→all, local→foreign, foreign→local."""
-    return _MIRROR.get(scope, scope)
 
 
 def parse_scope(value: str | None, *, failback: Scope) -> Scope | None:
@@ -212,15 +141,6 @@ def parse_pings(value: str | None) -> tuple[int, int] | None:
     return int(a), int(b)
 
 
-def _why(value: str | None) -> TakeoverReason | None:
-    if value is None:
-        return None
-    try:
-        return TakeoverReason(value)
-    except ValueError:
-        return None
-
-
 # -------------------------------------------------------------- building --
 def starting_head() -> tuple[Field, ...]:
     return (_s("t", T_STARTING),)
@@ -245,13 +165,13 @@ def ask_head(
     info: str,
     *,
     keys: Iterable[str] | None = None,
-    why: TakeoverReason | None = None,
+    why: str | None = None,
 ) -> tuple[Field, ...]:
     head = [_s("t", T_ASK), _s("rsc_hold", scope.value), _s("info", info)]
     if keys is not None:
         head.append(_s(KEYS_FIELD, " ".join(sorted(keys))))
     if why is not None:
-        head.append(_s(WHY_FIELD, why.value))
+        head.append(_s(WHY_FIELD, str(why)))
     return tuple(head)
 
 
@@ -283,7 +203,7 @@ class AskMsg:
     scope: Scope
     info: str
     keys: frozenset[str] | None
-    why: TakeoverReason | None
+    why: str | None  # the `hbwhy` word, unchecked
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,7 +239,7 @@ def parse(msg: Message) -> Parsed | None:
         info = msg.get("info")
         if scope is None or info not in (INFO_ME, INFO_OTHER, INFO_DONE):
             return None
-        return AskMsg(scope, info, _keys(msg.get(KEYS_FIELD)), _why(msg.get(WHY_FIELD)))
+        return AskMsg(scope, info, _keys(msg.get(KEYS_FIELD)), msg.get(WHY_FIELD))
     if t == T_TAKEOVER:
         # heartbeat quirk (spec §5.4): `failback` is not mapped, the peer stands by `all`.
         scope = parse_scope(msg.get("rsc_hold"), failback=Scope.ALL)
