@@ -257,6 +257,16 @@ def sample(
     return samples[(name, tuple(sorted(labels.items())))]
 
 
+def total(
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str
+) -> float:
+    """The sum over every series of `name` whose labels include `labels` (at least one)."""
+    want = set(labels.items())
+    found = [v for (n, lb), v in samples.items() if n == name and want <= set(lb)]
+    assert found, f"no series {name}{labels}"
+    return sum(found)
+
+
 @contextmanager
 def running_stack(
     lab: Lab, tmp: Path, *, scrape_s: float, cluster: str, page_group_wait: str | None = None

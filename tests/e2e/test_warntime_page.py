@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from netns_helpers import require_netns
-from promstack import Stack, page_group_wait_s, running_stack, sample, wait_until
+from promstack import Stack, page_group_wait_s, running_stack, sample, total, wait_until
 
 from hbmon.testing.lab import Lab, LabTimers
 
@@ -144,7 +144,7 @@ def test_page_arrives_while_the_peer_is_silent_before_deadtime(case: Case, tmp_p
         wait_until(heard_again, case.deadtime, f"{OBSERVER} hearing {SILENT} again")
         after = stack.scrape(OBSERVER)
         assert (
-            sample(
+            total(
                 after,
                 "hbmon_node_transitions_total",
                 node=SILENT,
