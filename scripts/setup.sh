@@ -22,6 +22,10 @@ if [ "$mode" = test ]; then
   # heartbeat (3.0.6, with resource-agents and cluster-glue) runs next to hbmon in
   # tests/interop; it must never run as a service on this host (see below).
   apt_needed+=(heartbeat)
+  # Fencing: cluster-glue's stonith command and plugins (hbmon runs them; heartbeat pulls
+  # it in too, named here for hbmon's own sake), and Debian's fence agents (fence_dummy
+  # in the unit tests, the fence-agent kind of device).
+  apt_needed+=(cluster-glue fence-agents)
   # node and npm run the dashboards' check against Grafana's schema (grafana/schema).
   command -v npm >/dev/null 2>&1 || apt_needed+=(nodejs npm)
   # The classic agents run as resource-agents' OCF agents without heartbeat (hbmon's

@@ -161,11 +161,27 @@ def check_host_media_and_clients(cfg: Config, path: Path) -> list[Problem]:
     return out
 
 
+def check_host_fencing(cfg: Config, path: Path) -> list[Problem]:
+    """The fencing devices this node uses, as heartbeat refuses them at start: a stonith
+    type cluster-glue does not have, too few values, a fence agent that is missing."""
+    from hbmon.io.fencing import device_problems
+
+    source = str(path) if path.suffix in YAML_SUFFIXES else str(path / "ha.cf")
+    command = cfg.hbmon.fencing.stonith_command
+    return [
+        Problem(source, d.line, text) for d, text in device_problems(cfg.fencing, command, cfg.node)
+    ]
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     cfg, problems = _load(args)
     if cfg is not None:
         path = args.config or args.config_dir or DEFAULT_CONFIG_DIR
-        missing = check_host_resources(cfg, path) + check_host_media_and_clients(cfg, path)
+        missing = (
+            check_host_resources(cfg, path)
+            + check_host_media_and_clients(cfg, path)
+            + check_host_fencing(cfg, path)
+        )
         for p in missing:
             print(p, file=sys.stderr)
         problems = [*problems, *missing]

@@ -143,14 +143,16 @@ DIRECTIVES: tuple[Directive, ...] = (
     Directive(
         "stonith",
         _W,
-        _U,
-        "no STONITH: a dead node is not reset before its resources are taken",
+        _I,
+        "a device every node uses, values in a file: a dead node is reset through"
+        " cluster-glue's `stonith -F` before its resources are taken (docs/fencing.md)",
     ),
     Directive(
         "stonith_host",
         _W,
-        _U,
-        "no STONITH: a dead node is not reset before its resources are taken",
+        _I,
+        "a device the named node (or `*`: any) uses: a dead node is reset through"
+        " cluster-glue's `stonith -p` before its resources are taken (docs/fencing.md)",
     ),
     Directive(
         "apiauth",

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from hbmon.config.accept import Accepted, respawn_label
 from hbmon.config.directives import API_CLIENTS, DIRECTIVES, Support, unsupported_note
 from hbmon.config.hacfmedia import MediaLines
+from hbmon.config.hacfstonith import parse_stonith, parse_stonith_host
 from hbmon.config.lexer import (
     Line,
     ascii_lower,
@@ -28,6 +29,7 @@ from hbmon.config.limits import (
 )
 from hbmon.config.model import (
     AutoFailback,
+    FenceDevice,
     Medium,
     PingNode,
     RespawnClient,
@@ -71,6 +73,7 @@ class HaCf:
     env: tuple[tuple[str, str], ...] = ()
     # Unsupported directives run without because hbmon-accept lists them.
     accepted: frozenset[str] = frozenset()
+    fencing: tuple[FenceDevice, ...] = ()
     # Last line on which each directive appeared, to place cross-field problems.
     lines: Mapping[str, int] = field(default_factory=dict)
 
@@ -153,6 +156,7 @@ class _Parser:
         self.raw: list[tuple[str, str]] = []
         self.respawn: list[RespawnClient] = []
         self.env: list[tuple[str, str]] = []
+        self.fencing: list[FenceDevice] = []
         self.crm_line = 0
         self.line = 0
         self.option_handlers: dict[str, Callable[[str], bool]] = {
@@ -197,8 +201,8 @@ class _Parser:
             "ping_group": self.m.ping_group,
             "apiauth": self._apiauth,
             "respawn": self._respawn,
-            "stonith": self._unsupported_line("stonith"),
-            "stonith_host": self._unsupported_line("stonith_host"),
+            "stonith": self._fence(parse_stonith),
+            "stonith_host": self._fence(parse_stonith_host),
             "failfast": self._unsupported_line("failfast"),
             # Media plugins hbmon does not have (nor does Debian's heartbeat).
             **{
@@ -312,6 +316,7 @@ class _Parser:
             respawn=tuple(self.respawn),
             env=tuple(self.env),
             accepted=frozenset(self.accepted_used),
+            fencing=tuple(self.fencing),
             lines=dict(self.lines),
         )
 
@@ -528,6 +533,16 @@ class _Parser:
             return True
         self.respawn.append(client)
         return True
+
+    def _fence(self, parse: Callable[[str, int], FenceDevice | str]) -> Callable[[str], bool]:
+        def handle(rest: str) -> bool:
+            device = parse(rest, self.line)
+            if isinstance(device, str):
+                return self.error(device)
+            self.fencing.append(device)
+            return True
+
+        return handle
 
     def _unsupported_line(self, key: str) -> Callable[[str], bool]:
         def handle(rest: str) -> bool:

@@ -112,6 +112,7 @@ def build_config(
         raw=hacf.raw,
         respawn=hacf.respawn,
         env=hacf.env,
+        fencing=hacf.fencing,
     )
     # Only what ha.cf wrote replaces the model's defaults.
     optional: dict[str, Any] = {
@@ -139,6 +140,8 @@ def _locate(f: Finding, src: _Sources, cfg: Config) -> Problem:
     elif head == "resources":
         file = src.haresources_file
         line = cfg.resources[i].line if 0 <= i < len(cfg.resources) else 0
+    elif head == "fencing":
+        line = cfg.fencing[i].line if 0 <= i < len(cfg.fencing) else 0
     elif head == "media":
         line = src.hacf.media_lines[i] if 0 <= i < len(src.hacf.media_lines) else 0
     elif head == "ping_nodes":

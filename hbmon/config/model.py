@@ -83,6 +83,27 @@ SCRIPT_OUTPUT_LIMIT = 65536  # bytes of stdout/stderr kept per call
 # with doubling backoff, never a reboot).
 STOP_RETRIES = 3
 STOP_RETRY_BACKOFF_MS = 250
+# Fencing (STONITH, spec §5.2). heartbeat forks the reset with no time limit and
+# retries a failed one every 5 s, forever; hbmon bounds each attempt and backs off
+# from heartbeat's 5 s, doubling, up to a minute.
+STONITH_COMMAND = "stonith"  # cluster-glue's command, which loads the plugins
+FENCE_AGENT_DIR = Path("/usr/sbin")  # where Debian's fence-agents install fence_*
+FENCE_TIMEOUT_MS = 60_000
+FENCE_RETRY_INITIAL_MS = 5_000
+FENCE_RETRY_MAX_MS = 60_000
+# When both nodes survive a cut and each would reset the other, the node listed
+# n-th in ha.cf (counting from 0) waits n times this before it shoots, so the
+# first one's reset lands first (Pacemaker's pcmk_delay_base idea). It must be
+# longer than a reset takes.
+FENCE_DELAY_MS = 10_000
+# heartbeat checks its STONITH device at start and then every hour.
+FENCE_STATUS_INTERVAL_MS = 3_600_000
+# Output of a fencing command kept for the log.
+FENCE_OUTPUT_LIMIT = 4096
+# Without fencing, a dead owner whose address still answers blocks the takeover;
+# with `hung_owner: take_over` the group is taken after this further wait.
+HUNG_OWNER_WAIT_MS = 30_000
+
 # Serial media: heartbeat's default line speed (heartbeat.h DEFAULTBAUD), and
 # where UUCP-style line locks (heartbeat's devlock) are looked for.
 DEFAULT_BAUD = 19200
@@ -131,6 +152,27 @@ class AutoFailback(StrEnum):
 class WireFormat(StrEnum):
     NETSTRING = "netstring"
     CLASSIC = "classic"
+
+
+class FenceKind(StrEnum):
+    """How a fencing device is driven."""
+
+    STONITH = "stonith"  # cluster-glue's `stonith` command and its plugins (ha.cf)
+    FENCE_AGENT = "fence_agent"  # a fence-agents program, arguments on stdin (hbmon YAML)
+
+
+class FenceAction(StrEnum):
+    """What a device does to the node: power-cycle it, or power it off."""
+
+    RESET = "reset"  # `stonith -T reset`, fence agent `action=reboot`
+    OFF = "off"  # `stonith -T off`, fence agent `action=off`
+
+
+class HungOwnerPolicy(StrEnum):
+    """A dead peer's address still answers and no fencing device resets it (hbmon)."""
+
+    WAIT = "wait"  # never take the group while the address answers (default)
+    TAKE_OVER = "take_over"  # take it after `hung_owner_wait`: availability first
 
 
 class QuorumPolicy(StrEnum):
@@ -296,6 +338,57 @@ class ResourceGroup:
 
 
 @dataclass(frozen=True, slots=True)
+class FenceDevice:
+    """One way to reset (fence) a node: heartbeat's `stonith` / `stonith_host` lines, or
+    a fence agent from the YAML form.
+
+    stonith:      `stonith -t TYPE -p PARAMS` (stonith_host), or `-F CONFIG_FILE`
+                  (the `stonith TYPE FILE` directive); PARAMS are the plugin's values
+                  in the order of its `stonith -t TYPE -n` names, as heartbeat passes them.
+    fence_agent:  `TYPE` run with `action=…`, `plug=…` and `args` as name=value lines
+                  on stdin (the fence-agents convention); `plugs` maps a node to its plug.
+    """
+
+    kind: FenceKind
+    type: str  # "external/ipmi", "meatware" … or "fence_ipmilan", "/path/fence_x"
+    from_node: str = "*"  # the node that uses it (stonith_host's first field); * = any
+    params: str = field(default="", repr=False)  # stonith -p (may hold a password)
+    config_file: str = ""  # stonith -F
+    args: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # fence agent stdin
+    plugs: tuple[tuple[str, str], ...] = ()  # node -> plug; default: the node name
+    hosts: tuple[str, ...] = ()  # the nodes it can reset; empty = any
+    action: FenceAction = FenceAction.RESET
+    name: str = ""  # label in logs and metrics; default: the type
+    line: int = field(default=0, compare=False)  # where it was written, for messages
+
+    @property
+    def label(self) -> str:
+        return self.name or self.type
+
+    def used_by(self, node: str) -> bool:
+        return self.from_node in ("*", node)
+
+    def can_fence(self, node: str) -> bool:
+        return not self.hosts or node in self.hosts
+
+    def plug(self, node: str) -> str:
+        return dict(self.plugs).get(node, node)
+
+
+@dataclass(frozen=True, slots=True)
+class FencingSettings:
+    """How hbmon runs fencing (hbmon extension; heartbeat hard-codes or lacks these)."""
+
+    timeout_ms: int = FENCE_TIMEOUT_MS  # one attempt (all devices tried in turn)
+    retry_initial_ms: int = FENCE_RETRY_INITIAL_MS
+    retry_max_ms: int = FENCE_RETRY_MAX_MS
+    delay_ms: int = FENCE_DELAY_MS  # per rank in the node list (see FENCE_DELAY_MS)
+    delays: tuple[tuple[str, int], ...] = ()  # node -> delay, instead of the rank rule
+    status_interval_ms: int = FENCE_STATUS_INTERVAL_MS  # 0: never check the devices
+    stonith_command: str = STONITH_COMMAND
+
+
+@dataclass(frozen=True, slots=True)
 class Timers:
     keepalive_ms: int = DEFAULT_KEEPALIVE_MS
     deadtime_ms: int = DEFAULT_DEADTIME_MS
@@ -343,6 +436,9 @@ class HbmonSettings:
     # Prometheus-style web config for the metrics endpoint (TLS, basic auth).
     web_config: Path | None = None
     resources: ResourceSettings = ResourceSettings()
+    fencing: FencingSettings = FencingSettings()
+    hung_owner: HungOwnerPolicy = HungOwnerPolicy.WAIT
+    hung_owner_wait_ms: int = HUNG_OWNER_WAIT_MS
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,10 +463,16 @@ class Config:
     # `env NAME=value`: HA_NAME=value in the environment of respawn clients and
     # resource scripts, as heartbeat sets it in its own.
     env: tuple[tuple[str, str], ...] = ()
+    # Fencing devices in file order (ha.cf stonith/stonith_host; YAML fencing).
+    fencing: tuple[FenceDevice, ...] = ()
 
     @property
     def peers(self) -> tuple[str, ...]:
         return tuple(n for n in self.nodes if n != self.node)
+
+    def fence_devices(self, target: str) -> tuple[FenceDevice, ...]:
+        """The devices this node uses to reset `target`, in the order they are tried."""
+        return tuple(d for d in self.fencing if d.used_by(self.node) and d.can_fence(target))
 
     @property
     def ttl(self) -> int:

@@ -86,6 +86,19 @@ def config_to_dict(cfg: Config) -> dict[str, object]:
             "verify_indexes": [k.index for k in cfg.auth.keys],
         },
         "resources": [_group(g) for g in cfg.resources],
+        # Device parameters often hold a password: only what says which device it is.
+        "fencing": [
+            {
+                "kind": d.kind.value,
+                "type": d.type,
+                "from": d.from_node,
+                "hosts": list(d.hosts),
+                "action": d.action.value,
+                "label": d.label,
+                "used_here": d.used_by(cfg.node),
+            }
+            for d in cfg.fencing
+        ],
         "respawn": [{"user": c.user, "command": c.command} for c in cfg.respawn],
         # Names only: a value may be a secret meant for a script.
         "env": [f"HA_{name}" for name, _ in cfg.env],
@@ -127,6 +140,9 @@ def config_to_text(cfg: Config) -> str:
         lines.append("link:          " + " ".join(f"{k}={v}" for k, v in medium_to_dict(m).items()))
     for g in cfg.resources:
         lines.append(f"resources:     {g.node}: {' '.join(str(r) for r in g.resources)}")
+    for d in cfg.fencing:
+        where = "used here" if d.used_by(cfg.node) else f"used by {d.from_node}"
+        lines.append(f"fencing:       {d.kind.value} {d.type} ({where})")
     for c in cfg.respawn:
         lines.append(f"respawn:       {c.user}: {c.command}")
     return "\n".join(lines) + "\n"

@@ -98,6 +98,13 @@ from hbmon.config.nodename import local_node_name
 from hbmon.config.problems import Problem, has_errors
 from hbmon.config.show import medium_to_dict
 from hbmon.config.validate import check_config
+from hbmon.config.yamlfencing import (
+    HBMON_KEYS,
+    fencing_to_yaml,
+    hbmon_to_yaml,
+    read_fencing,
+    read_settings,
+)
 from hbmon.config.yamlread import (
     Missing,
     Path_,
@@ -191,10 +198,13 @@ def to_yaml(cfg: Config) -> str:
                 "key": str(hb.tls_key) if hb.tls_key else None,
             },
             "web_config": str(hb.web_config) if hb.web_config else None,
+            **hbmon_to_yaml(cfg),
         },
         "raw": [[k, v] for k, v in cfg.raw],
     }
     # Only when used: a converted config without them reads as before.
+    if cfg.fencing:
+        doc["fencing"] = fencing_to_yaml(cfg)
     if cfg.respawn:
         doc["respawn"] = [{"user": c.user, "command": c.command} for c in cfg.respawn]
     if cfg.env:
@@ -225,6 +235,7 @@ _TOP = frozenset(
         "logging",
         "hbmon",
         "raw",
+        "fencing",
         "respawn",
         "env",
     }
@@ -249,6 +260,7 @@ _HBMON = frozenset(
         "failback_stickiness",
         "tls",
         "web_config",
+        *HBMON_KEYS,
     }
 )
 _TLS = frozenset({"cert", "key"})
@@ -423,6 +435,7 @@ def _hbmon(r: Reader, doc: dict[str, object]) -> HbmonSettings:
     cert = r.get(tls, "cert", (*p, "tls"), as_str, "")
     key = r.get(tls, "key", (*p, "tls"), as_str, "")
     web_config = r.get(m, "web_config", p, as_str, "")
+    fencing, hung_owner, hung_owner_wait_ms = read_settings(r, m)
     return HbmonSettings(
         metrics_address=r.get(m, "metrics_address", p, as_str, base.metrics_address),
         state_dir=Path(r.get(m, "state_dir", p, as_str, str(base.state_dir))),
@@ -434,6 +447,9 @@ def _hbmon(r: Reader, doc: dict[str, object]) -> HbmonSettings:
         tls_cert=Path(cert) if cert else None,
         tls_key=Path(key) if key else None,
         web_config=Path(web_config) if web_config else None,
+        fencing=fencing,
+        hung_owner=hung_owner,
+        hung_owner_wait_ms=hung_owner_wait_ms,
     )
 
 
@@ -521,6 +537,7 @@ def from_yaml(
         raw=_raw(r, doc),
         respawn=_respawn(r, doc),
         env=_env(r, doc),
+        fencing=read_fencing(r, doc),
     )
     for finding in check_config(cfg):
         if auth is None and finding.field.startswith("auth"):

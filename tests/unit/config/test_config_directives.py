@@ -164,7 +164,7 @@ def test_use_apphbd_off_changes_nothing_and_is_accepted() -> None:
 
 
 def test_an_accept_entry_that_names_nothing_refusable_is_an_error() -> None:
-    _, problems = parse_accept(b"stonith_host\nstonith-host\nkeepalive\nrespawn myapp\n", "acc")
+    _, problems = parse_accept(b"failfast\nstonith-host\nkeepalive\nrespawn myapp\n", "acc")
     assert [str(p) for p in problems] == [
         f"acc:{n}: [{w}] is not something hbmon refuses; nothing to accept"
         " (write the directive as the error names it)"
@@ -187,17 +187,17 @@ BASE = "node a b\nbcast eth0\nlogfile /x\ndeadtime 10\ninitdead 20\nauto_failbac
 
 
 def test_the_ha_dir_loader_reads_hbmon_accept_beside_ha_cf(tmp_path: Path) -> None:
-    d = _ha_dir(tmp_path, BASE + "stonith_host * null a b\n", None)
+    d = _ha_dir(tmp_path, BASE + "failfast hacluster /usr/lib/heartbeat/cleanup\n", None)
     cfg, problems = load_ha_dir(d, "a")
     assert cfg is None
-    assert any("stonith_host is not supported by hbmon" in str(p) for p in problems)
+    assert any("failfast is not supported by hbmon" in str(p) for p in problems)
 
-    (d / ACCEPT_FILE).write_text("stonith_host\nwatchdog\n")
+    (d / ACCEPT_FILE).write_text("failfast\nwatchdog\n")
     cfg, problems = load_ha_dir(d, "a")
     assert cfg is not None
     assert [str(p) for p in problems] == [
-        f"{d / 'ha.cf'}:7: warning: stonith_host is not supported by hbmon:"
-        f" {BY_NAME['stonith_host'].note} (accepted in {d / ACCEPT_FILE}:1)",
+        f"{d / 'ha.cf'}:7: warning: failfast is not supported by hbmon:"
+        f" {BY_NAME['failfast'].note} (accepted in {d / ACCEPT_FILE}:1)",
         f"{d / ACCEPT_FILE}:2: warning: [watchdog] is accepted here but ha.cf does not use it",
     ]
 
@@ -231,12 +231,16 @@ def test_any_accept_file_gives_problems_never_a_traceback(data: bytes) -> None:
 
 def test_hbmon_watch_beside_heartbeat_takes_them_as_warnings(tmp_path: Path) -> None:
     # heartbeat runs the cluster and does what they say: watching loses nothing.
-    d = _ha_dir(tmp_path, BASE + "stonith_host * null a b\nwatchdog /dev/watchdog\n", None)
+    d = _ha_dir(
+        tmp_path,
+        BASE + "failfast hacluster /usr/lib/heartbeat/cleanup\nwatchdog /dev/watchdog\n",
+        None,
+    )
     assert load_ha_dir(d, "a")[0] is None
     cfg, problems = load_ha_dir(d, "a", watching=True)
     assert cfg is not None
     assert [str(p) for p in problems] == [
         f"{d / 'ha.cf'}:{n}: warning: {name} is not supported by hbmon: {BY_NAME[name].note}"
         " (heartbeat does it; hbmon watch only observes)"
-        for n, name in ((7, "stonith_host"), (8, "watchdog"))
+        for n, name in ((7, "failfast"), (8, "watchdog"))
     ]
