@@ -208,15 +208,25 @@ def _kill_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
 
 
-async def run_command(argv: Sequence[str], timeout_s: float, env: Mapping[str, str]) -> RunResult:
-    """Run `argv` in its own session; on timeout SIGTERM its group, then SIGKILL."""
+async def run_command(
+    argv: Sequence[str], timeout_s: float, env: Mapping[str, str], stdin: bytes = b""
+) -> RunResult:
+    """Run `argv` in its own session; on timeout SIGTERM its group, then SIGKILL.
+
+    `stdin`: what the command reads (from a file, so it never blocks on a pipe)."""
     start = time.monotonic()
     args = tuple(argv)
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.TemporaryFile() as given,
+    ):
+        given.write(stdin)
+        given.seek(0)
         try:
             proc = await asyncio.create_subprocess_exec(
                 *args,
-                stdin=asyncio.subprocess.DEVNULL,
+                stdin=given if stdin else asyncio.subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
                 env=dict(env),
