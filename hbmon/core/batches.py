@@ -17,6 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from hbmon.core.events import TakeoverComplete, TakeoverReason
+from hbmon.core.facts import Acquire
+from hbmon.core.groups import GroupTable
 from hbmon.core.snapshot import TakeoverView
 
 
@@ -40,7 +42,7 @@ class Batches:
 
     def __init__(self) -> None:
         self._open: list[Batch] = []
-        self._late: dict[str, tuple[TakeoverReason, str | None]] = {}
+        self._late: dict[str, tuple[TakeoverReason, str | None, float]] = {}
         self._reported: set[str] = set()  # late groups whose block was reported
         self.completed = dict.fromkeys(TakeoverReason, 0)
         self.last: TakeoverView | None = None
@@ -51,6 +53,13 @@ class Batches:
     def pending(self) -> bool:
         """Some batch still waits for a group to start."""
         return any(b.pending for b in self._open)
+
+    def acquire(self, a: Acquire, table: GroupTable, now: float) -> None:
+        """Want `a.keys` held here, as one batch (counted from `a.trigger_at` if given)."""
+        for key in a.keys:
+            table.want(key, a.reason, probe=a.probe, silent_since=a.silent_since)
+        at = now if a.trigger_at is None else a.trigger_at
+        self.open(Batch(a.reason, at, a.peer, set(a.keys), mach_down=a.mach_down))
 
     def open(self, batch: Batch) -> None:
         for key in batch.pending:
@@ -84,12 +93,12 @@ class Batches:
         return done
 
     # ----------------------------------------------------------------- late --
-    def block(self, key: str) -> bool:
+    def block(self, key: str, now: float) -> bool:
         """A probe blocked `key`: it waits as late. True if this block is news to report."""
         for b in self._open:
             if key in b.pending:
                 b.pending.discard(key)
-                self._late[key] = (b.reason, b.peer)
+                self._late[key] = (b.reason, b.peer, now)
         if key not in self._late or key in self._reported:
             return False
         self._reported.add(key)
@@ -98,14 +107,31 @@ class Batches:
     def is_late(self, key: str) -> bool:
         return key in self._late
 
-    def resume(self, key: str, now: float) -> Batch | None:
-        """A later probe found `key` free: it starts as a batch of its own."""
+    def late_since(self, key: str) -> float | None:
+        """When a probe first held `key` back (None: it is not late)."""
+        late = self._late.get(key)
+        return None if late is None else late[2]
+
+    def late_deadlines(self, wait: float | None) -> list[float]:
+        """When each late group has waited `wait` (None: it never stops waiting)."""
+        if wait is None:
+            return []
+        return [since + wait for _, _, since in self._late.values()]
+
+    def late_from(self, key: str) -> str | None:
+        late = self._late.get(key)
+        return None if late is None else late[1]
+
+    def resume(self, key: str, now: float, reason: TakeoverReason | None = None) -> Batch | None:
+        """A later probe found `key` free (or `reason` overrides the guard): it starts
+        as a batch of its own, counted from when it was first held back."""
         late = self._late.pop(key, None)
         self._reported.discard(key)
         if late is None:
             return None
-        reason, peer = late
-        batch = Batch(reason, now, peer, {key}, mach_down=peer is not None)
+        was, peer, since = late
+        at = now if reason is None else since
+        batch = Batch(reason or was, at, peer, {key}, mach_down=peer is not None)
         self._open.append(batch)
         return batch
 

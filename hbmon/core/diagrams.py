@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from hbmon.core import groups, liveness, stages, standby
+from hbmon.core import fencing, groups, liveness, stages, standby
 from hbmon.core.machine import Table
 
 COMMAND = "python -m hbmon.core.diagrams > docs/states.md"
@@ -81,6 +81,15 @@ MACHINES = (
         "`me`, `other` and `done` are the peer's messages; every phase also "
         "returns to idle on `abort` (peer lost, shutdown).",
         standby.TABLE,
+    ),
+    Machine(
+        "Fencing",
+        "hbmon/core/fencing.py",
+        "The reset (STONITH) of one peer, judged once per death as heartbeat does: "
+        "no reset if it gave its groups up, none possible without a device, else "
+        "reset it (after our fencing delay) and retry with backoff until it works; "
+        "its groups are taken from `unneeded`, `unprotected` or `reset`.",
+        fencing.TABLE,
     ),
 )
 

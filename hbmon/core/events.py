@@ -84,6 +84,7 @@ class TakeoverReason(StrEnum):
     FAILBACK = "failback"  # auto_failback returned our groups
     PING_QUORUM = "ping_quorum"  # the peer saw fewer ping nodes and gave up
     RECOVERY = "recovery"  # a group nobody held (after a failure or a blocked takeover)
+    HUNG_OWNER = "hung_owner"  # taken while the dead owner's address answered (hung_owner)
 
 
 class StopReason(StrEnum):
@@ -105,6 +106,7 @@ class BlockReason(StrEnum):
 
     QUORUM = "quorum"  # no ping node answers: we may be the one cut off
     IN_USE = "in_use"  # the group's address still answers: its owner may be hung, not dead
+    FENCING = "fencing"  # the dead owner's reset failed: nothing it held is taken
 
 
 class ConflictKind(StrEnum):
@@ -127,6 +129,17 @@ class RefusalReason(StrEnum):
     LOCAL_IN_FLUX = "local_in_flux"  # our groups are moving
     PEER_IN_FLUX = "peer_in_flux"  # the peer's groups are moving
     NO_PEER = "no_peer"  # no single healthy peer to hand to or take from
+
+
+class FenceResult(StrEnum):
+    """How a reset went, as the `result` field of heartbeat's `stonith` message says it
+    (cluster-glue ha_msg.h T_STONITH_*)."""
+
+    OK = "OK"  # the device reset the node
+    BAD = "bad"  # the reset failed (or timed out)
+    BADHOST = "badhost"  # the device cannot reset that node
+    NOT_CONFIGURED = "n_stnth"  # a reset was needed, and no device is configured
+    UNNEEDED = "unneeded"  # the dead node had given its resources up
 
 
 class ControlOp(StrEnum):
@@ -195,6 +208,16 @@ class ProbeDone:
 
 
 @dataclass(frozen=True, slots=True)
+class FenceDone:
+    """The driver's attempt to reset `node` ended (its devices tried in turn)."""
+
+    node: str
+    result: FenceResult  # OK, BAD or BADHOST
+    device: str = ""  # the device that reset it, or the last one tried
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ActiveAtStart:
     """Groups found running before we joined (heartbeat's verifyallidle)."""
 
@@ -216,6 +239,7 @@ Event = (
     | Shutdown
     | GroupDone
     | ProbeDone
+    | FenceDone
     | ActiveAtStart
     | ControlRequest
 )
@@ -397,6 +421,15 @@ class ProbeGroup:
 
 
 @dataclass(frozen=True, slots=True)
+class FenceNode:
+    """Reset (fence) `node` with the devices configured for it; `attempt` counts from 1
+    within one death."""
+
+    node: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
 class AnnounceGroup:
     """Announce the group's addresses again (gratuitous ARP / NA), held here already.
 
@@ -495,6 +528,7 @@ Effect = (
     | StartGroup
     | StopGroup
     | ProbeGroup
+    | FenceNode
     | AnnounceGroup
     | ControlReply
     | GroupTransition

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import NamedTuple
 
 from hbmon.config.model import AutoFailback, QuorumPolicy
 from hbmon.core.events import (
     AnnounceGroup,
+    FenceResult,
     GroupState,
     OwnershipConflict,
     ResourceLog,
@@ -27,6 +29,7 @@ from hbmon.core.events import (
     StopReason,
     TakeoverReason,
 )
+from hbmon.core.fencing import FenceState
 from hbmon.core.groups import Group
 from hbmon.core.peerrsc import PeerRsc
 from hbmon.core.quorum import takeover_block
@@ -47,10 +50,21 @@ class GroupFacts(NamedTuple):
     claimed: bool  # held, or about to start here
     backoff: bool  # a failure here is being waited out
     late: bool  # its acquisition waits for the address to stop answering
+    late_since: float | None = None  # since when (the first probe that found it in use)
 
     @classmethod
-    def of(cls, g: Group, now: float, late: bool) -> GroupFacts:
-        return cls(g.key, g.preferred, g.state, g.held, g.want, g.claimed, g.in_backoff(now), late)
+    def of(cls, g: Group, now: float, late_since: float | None) -> GroupFacts:
+        return cls(
+            g.key,
+            g.preferred,
+            g.state,
+            g.held,
+            g.want,
+            g.claimed,
+            g.in_backoff(now),
+            late_since is not None,
+            late_since,
+        )
 
 
 class PeerFacts(NamedTuple):
@@ -72,9 +86,14 @@ class PeerFacts(NamedTuple):
     up_since: float | None
     failback: bool  # its groups go back to it once it is stable
     blocked: bool  # our takeover from it waits for quorum
+    gave_up: bool = False  # it died heard, holding nothing (heartbeat: no reset needed)
+    fenceable: bool = False  # a fencing device of ours can reset it
+    fence: FenceState = FenceState.IDLE  # where its reset is (core/fencing.py)
+    died_at: float | None = None  # its last dead declaration
+    taken: frozenset[str] = frozenset()  # it holds these, taken from a hung owner
 
     @classmethod
-    def of(cls, p: PeerRsc) -> PeerFacts:
+    def of(cls, p: PeerRsc, fence: FenceState, fenceable: bool) -> PeerFacts:
         return cls(
             p.name,
             p.alive,
@@ -92,6 +111,11 @@ class PeerFacts(NamedTuple):
             p.up_since,
             p.failback,
             p.blocked,
+            p.gave_up,
+            fenceable,
+            fence,
+            p.died_at,
+            p.taken,
         )
 
 
@@ -118,6 +142,10 @@ class Facts(NamedTuple):
     dual: frozenset[str]  # groups in a reported dual-ownership episode
     unowned: Mapping[str, float]  # group -> since when nobody holds it (as we saw)
     ping_lead_since: float | None  # since when the peer sees more ping nodes
+    fence_delay_s: float = 0.0  # our fencing delay, when the peer may reset us too
+    hung_take: bool = False  # hung_owner take_over: a late group is taken after hung_wait_s
+    hung_wait_s: float = 0.0
+    taken: Mapping[str, str] = MappingProxyType({})  # group -> hung owner we took it from
 
     def quorum_block(self) -> str | None:
         return takeover_block(self.policy, self.configured, self.reachable)
@@ -160,7 +188,8 @@ class Acquire:
 
     `peer`: the node they come from; `mach_down`: a takeover from a dead or
     leaving node (announced as heartbeat's mach_down); `silent_since`: the dead
-    peer's last beat, so an early probe in that silence can stand for the probe.
+    peer's last beat, so an early probe in that silence can stand for the probe;
+    `trigger_at`: when the takeover began, if before now (a reset came first).
     """
 
     reason: TakeoverReason
@@ -169,6 +198,7 @@ class Acquire:
     peer: str | None = None
     mach_down: bool = False
     silent_since: float | None = None
+    trigger_at: float | None = None
 
     def __post_init__(self) -> None:
         if not self.keys:
@@ -196,6 +226,37 @@ class TakeOverFrom:
     """Take over what the dead `peer` held (probing first, as at its death)."""
 
     peer: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reset:
+    """Reset (fence) the dead `peer` after `delay_s`; its groups wait for that."""
+
+    peer: str
+    delay_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class NoReset:
+    """The dead `peer` is not reset (`result`: it gave up, or no device); say so."""
+
+    peer: str
+    result: FenceResult
+
+
+@dataclass(frozen=True, slots=True)
+class Force:
+    """Start the late `key` without the address probe (hung_owner take_over)."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """We hold `key`, taken from the hung owner `peer`; None: that episode is over."""
+
+    key: str
+    peer: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +307,10 @@ Wish = (
     | Block
     | Unblock
     | TakeOverFrom
+    | Reset
+    | NoReset
+    | Force
+    | Taken
     | GiveAway
     | FailbackDone
     | Dual

@@ -255,6 +255,13 @@ class GroupTable:
             effects.append(ProbeGroup(g.key))
         return effects
 
+    def force(self, key: str, reason: TakeoverReason) -> None:
+        """Start `key` without the probe (a probe still out is ignored when it answers)."""
+        g = self._groups[key]
+        g.start_reason = reason
+        g.probe = g.blocked = g.probing = False
+        g.retry_at = None
+
     def unwant(self, key: str, reason: StopReason) -> None:
         g = self._groups[key]
         if g.want or g.held:

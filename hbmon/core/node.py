@@ -33,6 +33,7 @@ from hbmon.core.events import (
     ControlRequest,
     Effect,
     Event,
+    FenceDone,
     GroupDone,
     LoadAverage,
     LocalStatusChanged,
@@ -163,6 +164,8 @@ class Node:
                 effects += self._own.group_done(event, now)
             case ProbeDone():
                 effects += self._own.probe_done(event, now)
+            case FenceDone():
+                effects += self._own.fence_done(event, now)
             case ActiveAtStart(keys=keys):
                 effects += self._own.active_at_start(keys, now)
             case ControlRequest():
@@ -216,6 +219,7 @@ class Node:
 
     def snapshot(self, now: float) -> Snapshot:
         peers, links = self._membership.views()
+        own = self._own.view()
         return Snapshot(
             now=now,
             wall_epoch=self._wall_epoch,
@@ -229,14 +233,15 @@ class Node:
             ping_nodes=self._pings.views(),
             dropped=self._drops.view(),
             seq_sent=self._seq.last,
-            groups=self._own.views(),
-            rsc_hold=self._own.rsc_hold(),
-            resources_stable=self._own.stable,
-            takeovers=self._own.takeover_counts(),
-            last_takeover=self._own.last_takeover(),
-            conflicts=self._own.conflict_counts(),
-            takeovers_blocked=self._own.blocked_counts(),
-            refusals=self._own.refusal_counts(),
+            groups=own.groups,
+            rsc_hold=own.rsc_hold,
+            resources_stable=own.stable,
+            takeovers=own.takeovers,
+            last_takeover=own.last_takeover,
+            conflicts=own.conflicts,
+            takeovers_blocked=own.blocked,
+            refusals=own.refusals,
+            fencing=own.fencing,
         )
 
     # ------------------------------------------------------------ internal --

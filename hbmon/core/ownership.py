@@ -13,6 +13,7 @@ The parts, each in its own file:
     core/facts.py      the snapshot those decisions read, the wishes they return
     core/exchange.py   the standby / takeover exchange (table in core/standby.py)
     core/batches.py    acquisitions in flight, `TakeoverComplete` when one ends
+    core/guard.py      the address probe, the reset of a dead node, hung_owner
     core/groups.py     the per-group state machine that starts and stops groups
     core/peerrsc.py    what each peer said about its groups (PeerRsc)
 
@@ -27,7 +28,7 @@ from typing import assert_never
 
 from hbmon.config.model import AutoFailback, Config
 from hbmon.core import scopes
-from hbmon.core.batches import Batch, Batches
+from hbmon.core.batches import Batches
 from hbmon.core.events import (
     AnnounceGroup,
     BlockReason,
@@ -35,16 +36,15 @@ from hbmon.core.events import (
     ControlRequest,
     DeathReason,
     Effect,
+    FenceDone,
     GroupDone,
     GroupState,
     OwnershipConflict,
     ProbeDone,
-    RefusalReason,
     ResourceLog,
     Scope,
     SendMessage,
     StopReason,
-    TakeoverBlocked,
     TakeoverReason,
 )
 from hbmon.core.exchange import StandbyExchange, Wrap
@@ -56,11 +56,14 @@ from hbmon.core.facts import (
     Facts,
     FailbackDone,
     Fire,
+    Force,
     GiveAway,
     GroupFacts,
-    PeerFacts,
+    NoReset,
     PingLead,
     Release,
+    Reset,
+    Taken,
     TakeOverFrom,
     Unblock,
     Unowned,
@@ -68,9 +71,10 @@ from hbmon.core.facts import (
     info,
 )
 from hbmon.core.groups import GroupTable, Outcome
+from hbmon.core.guard import Guard
 from hbmon.core.peerrsc import Arrival, News, PeerRsc, hb_peer_leaving, held_elsewhere
 from hbmon.core.rules import FAILBACK_DUE, RULES, Memory
-from hbmon.core.snapshot import GroupView, TakeoverView
+from hbmon.core.snapshot import OwnershipView
 from hbmon.core.stages import Announce, Leave, PeerLeaving, Released, Stage, StageInput, Stages
 from hbmon.core.takeover import startup, startup_deadlines, takeover
 from hbmon.wire import rscmsg
@@ -100,6 +104,7 @@ class Ownership:
         self._batches = Batches()
         self._exchange = StandbyExchange(self, self._peers, self._table, self._batches, wrap)
         self._memory = Memory()  # what the standing rules remember between inputs
+        self._guard = Guard(config, self._table, self._batches, self._memory, wrap)
         self._gave_up = False
         self._pings = (0, 0)  # (reachable, configured)
         # The last status_fields() and what they were built from (most beats repeat them).
@@ -107,7 +112,6 @@ class Ownership:
         self._reported_stable = False
         self._initial_label: str | None = None
         self._conflicts = dict.fromkeys(ConflictKind, 0)
-        self._blocked = dict.fromkeys(BlockReason, 0)
         # Our rsc_hold flags the way heartbeat keeps its own (i_hold_resources); they
         # speak for a set that is empty here (scopes.hold_scope), so heartbeat's audit
         # finds every set owned exactly once.
@@ -122,13 +126,13 @@ class Ownership:
         self._mode = config.auto_failback
         keepalive = config.timers.keepalive_ms / 1000
         self._settle = 2 * keepalive
-        self._probe_retry = keepalive
         self._stickiness = config.hbmon.failback_stickiness_ms / 1000
         self._ping_hold = 2 * keepalive
         peers = {n: self._peers.get(n) or PeerRsc(n) for n in config.peers}
         self._peers.clear()  # in place: the exchange reads the same dict
         self._peers.update(peers)
         self._pings = (self._pings[0], len(config.ping_nodes))
+        self._guard.configure(config)
         return self._table.configure(config.resources)
 
     def reconfigure(self, config: Config, now: float) -> list[Effect]:
@@ -156,7 +160,8 @@ class Ownership:
     def report(self) -> Report:
         t = self._table
         phase = self._exchange.phase.value
-        return Report(self.stable, t.steady(), t.pending(), t.failed(self._now), phase)
+        taken = frozenset(self._memory.taken)
+        return Report(self.stable, t.steady(), t.pending(), t.failed(self._now), phase, taken)
 
     def status_fields(self) -> tuple[Field, ...]:
         key = (self.report(), *self._pings)
@@ -179,6 +184,7 @@ class Ownership:
         ds: list[float | None] = [
             self._table.next_deadline(),
             self._exchange.deadline,
+            *self._guard.deadlines(),
             *self._memory.deadlines(self._settle, self._ping_hold),
         ]
         if self._stages.state is Stage.WAITING and self._comm_at is not None:
@@ -191,23 +197,19 @@ class Ownership:
         # Anything at or before the last settle has been handled there.
         return min((d for d in ds if d is not None and d > self._now), default=None)
 
-    def views(self) -> tuple[GroupView, ...]:
-        return self._table.views(self._me, held_elsewhere(self._peers.values()))
-
-    def takeover_counts(self) -> tuple[tuple[TakeoverReason, int], ...]:
-        return tuple(self._batches.completed.items())
-
-    def last_takeover(self) -> TakeoverView | None:
-        return self._batches.last
-
-    def conflict_counts(self) -> tuple[tuple[ConflictKind, int], ...]:
-        return tuple(self._conflicts.items())
-
-    def blocked_counts(self) -> tuple[tuple[BlockReason, int], ...]:
-        return tuple(self._blocked.items())
-
-    def refusal_counts(self) -> tuple[tuple[RefusalReason, int], ...]:
-        return tuple(self._exchange.refusals.items())
+    def view(self) -> OwnershipView:
+        """What the snapshot shows of ownership (core/snapshot.py)."""
+        return OwnershipView(
+            groups=self._table.views(self._me, held_elsewhere(self._peers.values())),
+            rsc_hold=self.rsc_hold(),
+            stable=self.stable,
+            takeovers=tuple(self._batches.completed.items()),
+            last_takeover=self._batches.last,
+            conflicts=tuple(self._conflicts.items()),
+            blocked=tuple(self._guard.blocked.items()),
+            refusals=tuple(self._exchange.refusals.items()),
+            fencing=self._guard.fences.views(),
+        )
 
     # ------------------------------------------------------ for the exchange --
     @property
@@ -259,17 +261,18 @@ class Ownership:
     def peer_alive(self, name: str, now: float) -> list[Effect]:
         if self._news(name, News.CAME_BACK, now) is None:
             return []
+        effects = self._guard.back(name)
         # Takeovers from it that have not started yet: it is back, they are moot.
         for g in self._table:
             if not g.held and g.start_reason is TakeoverReason.PEER_DEAD:
                 self._batches.forget(g.key)
                 self._table.unwant(g.key, StopReason.PEER_BACK)
-        return self._reconcile(now)
+        return effects + self._reconcile(now)
 
     def peer_restarted(self, name: str, now: float) -> list[Effect]:
         if self._news(name, News.RESTARTED, now) is None:
             return []
-        effects = self._exchange.abort(name, f"{name} restarted", now)
+        effects = self._guard.back(name) + self._exchange.abort(name, f"{name} restarted", now)
         if self._stages.state is Stage.RUNNING:
             # Its previous life ended without a word (within deadtime, so never
             # declared dead): what it ran is unmanaged now. Take it, probe first.
@@ -299,17 +302,12 @@ class Ownership:
         return effects + self._reconcile(now)
 
     def peer_overdue(self, name: str, silent_since: float, now: float) -> list[Effect]:
-        """The peer is close to its deadtime: probe now what its death would make us take.
-
-        The split-brain guard's address probe otherwise sits between the dead
-        declaration and the takeover. Probing in the last stretch of the same
-        silence sees the same network, so the takeover can start at the deadline.
-        """
+        """The peer is close to its deadtime: probe early (Guard.probe_early)."""
         p = self._peers.get(name)
         if p is None or not p.alive or self._stages.state is not Stage.RUNNING:
             return []
         self._now = now
-        return self._table.probe_early(silent_since)
+        return self._guard.probe_early(silent_since)
 
     def peer_leaving(self, name: str, now: float) -> list[Effect]:
         """The peer stops gracefully (`resource … info=shutdown` or `shutdone`): take over now."""
@@ -371,16 +369,14 @@ class Ownership:
 
     def probe_done(self, ev: ProbeDone, now: float) -> list[Effect]:
         self._now = now
-        effects: list[Effect] = []
-        outcome = self._table.probed(ev, now, self._probe_retry)
-        if outcome is Outcome.BLOCKED:
-            if self._batches.block(ev.key):
-                self._blocked[BlockReason.IN_USE] += 1
-                why = f"address of {ev.key} still answers on the service network"
-                blocked = TakeoverBlocked((ev.key,), BlockReason.IN_USE, why + _detail(ev.detail))
-                effects.append(blocked)
-        elif outcome is Outcome.CLEAR:
-            self._batches.resume(ev.key, now)
+        return self._guard.probed(ev, now) + self._reconcile(now)
+
+    def fence_done(self, ev: FenceDone, now: float) -> list[Effect]:
+        """A reset attempt ended; after a good one the peer's groups are taken, unprobed."""
+        self._now = now
+        take, effects = self._guard.fenced(ev, now)
+        if take and self._stages.state is Stage.RUNNING:
+            effects += self._apply(takeover(self._facts(now), ev.node, dead=True), now)
         return effects + self._reconcile(now)
 
     def control(self, req: ControlRequest, now: float) -> list[Effect]:
@@ -392,7 +388,7 @@ class Ownership:
         if not self._stages.allows(StageInput.LEAVE):
             return []
         self._now = now
-        effects = self._exchange.abort(None, "shutting down", now)
+        effects = self._guard.stand_down() + self._exchange.abort(None, "shutting down", now)
         if self._table.busy():
             text = "Shutdown delayed until current resource activity finishes."
             effects.append(ResourceLog("WARN", text))
@@ -408,7 +404,7 @@ class Ownership:
 
     def expire(self, now: float) -> list[Effect]:
         self._now = now
-        return self._exchange.expire(now) + self._reconcile(now)
+        return self._guard.expire(now) + self._exchange.expire(now) + self._reconcile(now)
 
     # ------------------------------------------------------------ resolve --
     def _reconcile(self, now: float) -> list[Effect]:
@@ -489,7 +485,7 @@ class Ownership:
         return effects
 
     def _facts(self, now: float) -> Facts:
-        late = self._batches.is_late
+        late = self._batches.late_since
         return Facts(
             now=now,
             me=self._me,
@@ -504,10 +500,14 @@ class Ownership:
             stickiness_s=self._stickiness,
             ping_hold_s=self._ping_hold,
             groups=tuple(GroupFacts.of(g, now, late(g.key)) for g in self._table.configured()),
-            peers=tuple(PeerFacts.of(p) for p in self._peers.values()),
+            peers=tuple(self._guard.peer_facts(p) for p in self._peers.values()),
             dual=frozenset(self._memory.dual),
             unowned=MappingProxyType(dict(self._memory.unowned)),
             ping_lead_since=self._memory.ping_lead_since,
+            fence_delay_s=self._guard.fences.delay_s,
+            hung_take=self._guard.hung_wait is not None,
+            hung_wait_s=self._guard.hung_wait or 0.0,
+            taken=MappingProxyType(dict(self._memory.taken)),
         )
 
     def _apply(self, wishes: list[Wish], now: float) -> list[Effect]:
@@ -524,14 +524,17 @@ class Ownership:
                     self._batches.drop(key)
                     self._table.unwant(key, reason)
                 case Acquire():
-                    self._batch(w, now)
+                    self._batches.acquire(w, self._table, now)
                 case Block(peers=peers, keys=keys, why=why):
                     for name in peers:
                         self._peers[name].blocked = True
-                    self._blocked[BlockReason.QUORUM] += 1
-                    effects.append(TakeoverBlocked(keys, BlockReason.QUORUM, why))
+                    effects.append(self._guard.count(keys, BlockReason.QUORUM, why))
                 case Unblock(peer=peer):
                     self._peers[peer].blocked = False
+                case Reset(peer=peer, delay_s=delay):
+                    effects += self._guard.fences.plan(peer, delay, now)
+                case NoReset(peer=peer, result=result):
+                    effects += self._guard.spare(peer, result, now)
                 case TakeOverFrom(peer=peer):
                     effects += self._apply(takeover(self._facts(now), peer, dead=True), now)
                 case GiveAway(peer=peer, scope=scope, keys=keys, why=why):
@@ -539,7 +542,9 @@ class Ownership:
                     effects += self._exchange.go_standby(p, scope, keys, why, None, now)
                 case FailbackDone(peer=peer):
                     self._peers[peer].failback = False
-                case Dual() | Unowned() | PingLead():
+                case Force(key=key):
+                    effects += self._guard.force(key, now)
+                case Dual() | Unowned() | PingLead() | Taken():
                     self._memory.note(w)
                 case OwnershipConflict(kind=kind):
                     self._conflicts[kind] += 1
@@ -551,12 +556,6 @@ class Ownership:
         return effects
 
     # ------------------------------------------------------------ batches --
-    def _batch(self, a: Acquire, now: float) -> None:
-        """Want `a.keys` here, as one batch."""
-        for key in a.keys:
-            self._table.want(key, a.reason, probe=a.probe, silent_since=a.silent_since)
-        self._batches.open(Batch(a.reason, now, a.peer, set(a.keys), mach_down=a.mach_down))
-
     def _finish_batches(self, now: float) -> list[Effect]:
         effects: list[Effect] = []
         for b in self._batches.finish():
@@ -582,7 +581,7 @@ class Ownership:
     ) -> SendMessage:
         report = self.report()
         if held is not None:
-            report = Report(stable, held, frozenset(), report.failed, report.phase)
+            report = Report(stable, held, frozenset(), report.failed, report.phase, report.taken)
         scope = self._hold(report.held | report.pending)
         return self._wrap(rscmsg.resource_head(scope, stable=stable, info=info, report=report), now)
 
@@ -593,7 +592,3 @@ class Ownership:
         if self._stages.state is not Stage.RUNNING or not self.nice or self._hb_peer_leaving():
             return []
         return [self.resource_msg(now, stable=self.stable)]
-
-
-def _detail(detail: str) -> str:
-    return f" ({detail})" if detail else ""

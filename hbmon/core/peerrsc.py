@@ -61,6 +61,9 @@ class PeerRsc:
     leaving: bool = False  # it announced its shutdown
     failback: bool = False  # hand its groups back once it is stable
     blocked: bool = False  # our takeover from it waits for quorum
+    gave_up: bool = False  # its last death: heard, and holding nothing (no reset needed)
+    died_at: float | None = None  # when it was last declared dead
+    taken: frozenset[str] = frozenset()  # held, taken from a hung owner (keeps them on a dual)
     generation: int | None = None
     top: int | None = None
     seen: set[int] = field(default_factory=set)
@@ -98,6 +101,10 @@ class PeerRsc:
             case News.RESTARTED:
                 self.forget(now)
             case News.DIED:
+                # heartbeat's need_stonith, from what it said before it died: it holds
+                # nothing, as it told us, or as its shutdown (shutdone) implies.
+                self.gave_up = (self.heard or self.leaving) and not self.claimed
+                self.died_at = now
                 self.alive, self.stable, self.failback, self.up_since = False, False, False, None
                 self.heard = False  # what it said before is no longer news when it is back
                 self.claims = Scope.NONE
@@ -111,7 +118,7 @@ class PeerRsc:
 
     def forget(self, now: float) -> None:
         """A new incarnation: nothing it held survives the restart."""
-        self.held = self.pending = self.failed = frozenset()
+        self.held = self.pending = self.failed = self.taken = frozenset()
         self.stable = self.heard = self.leaving = self.blocked = False
         self.phase = IDLE
         self.claims = Scope.NONE
@@ -145,7 +152,7 @@ class PeerRsc:
                 self.stable = state.stable
 
     def _exact(self, r: Report) -> None:
-        self.held, self.pending, self.failed = r.held, r.pending, r.failed
+        self.held, self.pending, self.failed, self.taken = r.held, r.pending, r.failed, r.taken
         self.stable, self.phase, self.exact, self.heard = r.stable, r.phase, True, True
         self.reports += 1
 

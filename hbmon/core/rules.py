@@ -14,6 +14,9 @@ change; it changes nothing itself, so it can be tested from any state):
                 without a break: give our groups to it (standby)
     nobody      a group nobody holds: the node `quorum.recoverer` names takes
                 it after it stayed unowned for `settle_s`
+    hung_owner  hung_owner take_over: a group held back because the dead owner's
+                address still answers is taken after `hung_wait_s`; the mark
+                that makes us keep it on the dual (`^` in hbrsc) ends with it
 
 The snapshot and the wishes are defined in core/facts.py; startup and the
 takeover from a dead or leaving peer are decided in core/takeover.py.
@@ -39,9 +42,11 @@ from hbmon.core.facts import (
     Dual,
     Facts,
     FailbackDone,
+    Force,
     GiveAway,
     PingLead,
     Release,
+    Taken,
     TakeOverFrom,
     Unblock,
     Unowned,
@@ -50,6 +55,10 @@ from hbmon.core.facts import (
 )
 from hbmon.core.peerrsc import News
 from hbmon.core.quorum import keeper, recoverer
+from hbmon.core.takeover import pending
+
+RULE_TAKEN = "it took the group from a hung owner"
+
 
 Rule = Callable[[Facts], list[Wish]]
 
@@ -69,9 +78,14 @@ class Memory:
     dual: set[str] = field(default_factory=set)  # groups in a reported dual episode
     unowned: dict[str, float] = field(default_factory=dict)  # group -> nobody holds it since
     ping_lead_since: float | None = None  # the peer sees more ping nodes since
+    taken: dict[str, str] = field(default_factory=dict)  # group -> hung owner we took it from
 
-    def note(self, w: Dual | Unowned | PingLead) -> None:
+    def note(self, w: Dual | Unowned | PingLead | Taken) -> None:
         match w:
+            case Taken(key=key, peer=None):
+                self.taken.pop(key, None)
+            case Taken(key=key, peer=str(peer)):
+                self.taken[key] = peer
             case Dual(key=key, on=True):
                 self.dual.add(key)
             case Dual(key=key, on=False):
@@ -108,6 +122,11 @@ def dual_owner(f: Facts) -> list[Wish]:
         if g.state is not GroupState.HELD:
             continue  # our own start or stop is still running: judge when it is done
         keep, rule = keeper(g.preferred, [f.me, *holders])
+        # Taken from a hung owner that woke up: the taker keeps it, the woken gives up.
+        marked = [f.me] if g.key in f.taken else []
+        marked += [n for n in holders if g.key in f.peer(n).taken]
+        if len(marked) == 1:
+            keep, rule = marked[0], RULE_TAKEN
         if g.key not in f.dual:
             wishes.append(Dual(g.key, True))
             if keep == f.me:
@@ -194,7 +213,8 @@ def nobody(f: Facts) -> list[Wish]:
     if not f.stable:
         return []
     alive = [p for p in f.peers if p.healthy]
-    if any(not p.stable for p in alive):
+    # A dead node being reset may hold any group: none is anybody's to take until then.
+    if any(not p.stable for p in alive) or pending(f):
         return [Unowned(key, None) for key in f.unowned]
     wishes: list[Wish] = []
     for g in f.groups:
@@ -222,5 +242,21 @@ def nobody(f: Facts) -> list[Wish]:
     return wishes
 
 
+def hung_owner(f: Facts) -> list[Wish]:
+    """hung_owner take_over: take a late group once it waited `hung_wait_s`; forget the
+    mark of a group taken so once the owner we took it from is heard without it."""
+    wishes: list[Wish] = []
+    for g in f.groups:
+        if f.hung_take and g.late_since is not None and f.now >= g.late_since + f.hung_wait_s:
+            wishes.append(Force(g.key))
+        source = f.taken.get(g.key)
+        if source is None:
+            continue
+        p = next((q for q in f.peers if q.name == source), None)
+        if not g.held or (p is not None and p.healthy and p.heard and g.key not in p.held):
+            wishes.append(Taken(g.key, None))
+    return wishes
+
+
 # The order matters: a rule sees what the ones before it changed.
-RULES: tuple[Rule, ...] = (dual_owner, quorum, failback, ping, nobody)
+RULES: tuple[Rule, ...] = (dual_owner, quorum, failback, ping, nobody, hung_owner)

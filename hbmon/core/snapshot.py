@@ -8,6 +8,7 @@ snapshot); the renderers convert them with the node's wall-clock epoch.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from hbmon.core.events import (
     BlockReason,
@@ -19,6 +20,7 @@ from hbmon.core.events import (
     TakeoverReason,
     TransitionReason,
 )
+from hbmon.core.fencing import FenceView
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +96,20 @@ class TakeoverView:
     peer: str | None
 
 
+class OwnershipView(NamedTuple):
+    """What `Ownership.view()` gives the snapshot."""
+
+    groups: tuple[GroupView, ...]
+    rsc_hold: str
+    stable: bool
+    takeovers: tuple[tuple[TakeoverReason, int], ...]
+    last_takeover: TakeoverView | None
+    conflicts: tuple[tuple[ConflictKind, int], ...]
+    blocked: tuple[tuple[BlockReason, int], ...]
+    refusals: tuple[tuple[RefusalReason, int], ...]
+    fencing: tuple[FenceView, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     now: float
@@ -117,6 +133,7 @@ class Snapshot:
     conflicts: tuple[tuple[ConflictKind, int], ...] = ()
     takeovers_blocked: tuple[tuple[BlockReason, int], ...] = ()  # takeovers not done, by why
     refusals: tuple[tuple[RefusalReason, int], ...] = ()  # standby / takeover refused, by why
+    fencing: tuple[FenceView, ...] = ()  # each peer's reset (core/fencing.py)
 
     def peer(self, name: str) -> PeerView | None:
         for p in self.peers:

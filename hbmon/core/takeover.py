@@ -6,6 +6,8 @@
     takeover   a peer died (probe first, guarded by quorum) or is leaving
                (what it released starts at once): take every group nobody
                else claims
+    reset_gate before taking from a dead peer: reset it first, or say why not
+               (heartbeat's STONITH decision; the machine is core/fencing.py)
 
 Each reads a `Facts` snapshot and returns wishes (core/facts.py).
 """
@@ -16,18 +18,21 @@ from collections.abc import Iterable
 
 from hbmon.config.model import BOTH_STARTING_WAIT_MS
 from hbmon.core import scopes
-from hbmon.core.events import Scope, TakeoverReason
+from hbmon.core.events import FenceResult, ResourceLog, Scope, TakeoverReason
 from hbmon.core.facts import (
     Acquire,
     Block,
     Claim,
     Facts,
     Fire,
+    NoReset,
     PeerFacts,
+    Reset,
     Unblock,
     Wish,
     info,
 )
+from hbmon.core.fencing import CLEARED, PENDING, FenceState
 from hbmon.core.stages import Alone, PeersKnown
 
 BOTH_STARTING_WAIT_S = BOTH_STARTING_WAIT_MS / 1000
@@ -72,23 +77,34 @@ def startup(f: Facts) -> list[Wish]:
 
 
 def alone(f: Facts) -> list[Wish]:
-    """Comm-up with no live peer: every group is ours to take (probed, guarded by quorum)."""
+    """Comm-up with no live peer: every group is ours to take (probed, guarded by quorum).
+
+    A node not heard within initdead may hold any of them: as heartbeat does, it is
+    reset first (core/fencing.py); the takeover then follows its reset (`takeover`).
+    """
     dead = [p for p in f.peers if not p.healthy]
-    wishes: list[Wish] = [Fire(Alone(tuple(p.name for p in dead))), Claim(Scope.ALL)]
+    fire = Fire(Alone(tuple(p.name for p in dead)))
+    wishes: list[Wish] = [fire, Claim(Scope.ALL)]
     groups = [g for g in f.groups if not g.claimed and not g.backoff]
     if not groups:
         return wishes
     why = f.quorum_block()
     if why is not None:
         return [*wishes, Block(tuple(p.name for p in dead), tuple(g.key for g in groups), why)]
+    gates = [reset_gate(f, p) for p in dead if not p.alive]
+    notices = [w for gate, _ in gates for w in gate]
+    if not all(go for _, go in gates):
+        return [fire, *notices]
+    probe = not (dead and all(p.fence is FenceState.RESET for p in dead))
     ours = tuple(g.key for g in groups if g.preferred == f.me)
     theirs = tuple(g.key for g in groups if g.preferred != f.me)
     peer = dead[0].name if len(dead) == 1 else None
+    wishes += notices
     if ours:
-        wishes.append(Acquire(TakeoverReason.STARTUP, ours, probe=True))
+        wishes.append(Acquire(TakeoverReason.STARTUP, ours, probe=probe))
     if theirs:
         wishes.append(
-            Acquire(TakeoverReason.PEER_DEAD, theirs, probe=True, peer=peer, mach_down=True)
+            Acquire(TakeoverReason.PEER_DEAD, theirs, probe=probe, peer=peer, mach_down=True)
         )
     return wishes
 
@@ -96,31 +112,43 @@ def alone(f: Facts) -> list[Wish]:
 def takeover(f: Facts, name: str, *, dead: bool, silent_since: float | None = None) -> list[Wish]:
     """Peer `name` is dead (`dead`, probe first) or leaving: take what nobody else claims.
 
-    A leaving peer released its groups, so they start at once; one it still
-    said it held (a failed stop, or news older than its shutdone) is probed first.
+    A dead peer (not one that restarted, which is alive) is first judged as heartbeat
+    does: reset it, or say why not (core/fencing.py `reset_gate`); nothing is taken
+    while a reset of it, or of another dead node, is under way. After a reset its
+    groups start without a probe: the node is off. A leaving peer released its
+    groups, so they start at once; one it still said it held (a failed stop, or news
+    older than its shutdone) is probed first.
     """
     p = f.peer(name)
-    wishes: list[Wish] = [Claim(Scope.ALL)]  # heartbeat's takeover_from_node
     others = frozenset().union(*(q.claimed for q in f.peers if q.healthy and q.name != name))
     keys = tuple(g.key for g in f.groups if not g.claimed and not g.backoff and g.key not in others)
+    died = dead and not p.alive
+    why = f.quorum_block() if dead and keys else None
+    gate: list[Wish] = []
+    if died and why is None:  # not when we may be the one cut off: never shoot then
+        gate, go = reset_gate(f, p)
+        if not go or pending(f, besides=name):
+            return gate
+    wishes: list[Wish] = [*gate, Claim(Scope.ALL)]  # heartbeat's takeover_from_node
     if not keys:
-        gave_up = dead and (not p.held or p.leaving) and bool(f.groups)
+        gave_up = dead and not died and (not p.held or p.leaving) and bool(f.groups)
         return [*wishes, info(f"Dead node {name} gave up resources.")] if gave_up else wishes
     wishes.append(info(f"Resources being acquired from {name}."))
     if dead:
-        why = f.quorum_block()
         if why is not None:
             return [*wishes, Block((name,), keys, why)]
+        reset = died and p.fence is FenceState.RESET
         return [
             *wishes,
             Unblock(name),
             Acquire(
                 TakeoverReason.PEER_DEAD,
                 keys,
-                probe=True,
+                probe=not reset,
                 peer=name,
                 mach_down=True,
                 silent_since=silent_since,
+                trigger_at=p.died_at if reset else None,  # the reset is part of the takeover
             ),
         ]
     free = tuple(k for k in keys if k not in p.claimed)
@@ -131,3 +159,33 @@ def takeover(f: Facts, name: str, *, dead: bool, silent_since: float | None = No
                 Acquire(TakeoverReason.SHUTDOWN, batch, probe=guard, peer=name, mach_down=True)
             )
     return wishes
+
+
+# ---------------------------------------------------------------- fencing --
+def reset_delay(f: Facts) -> float:
+    """How long we wait before we shoot: our delay only if the peer may shoot us too,
+    that is, if we hold a group (a node known to hold nothing is not reset)."""
+    holding = any(g.held or g.claimed for g in f.groups)
+    return f.fence_delay_s if holding else 0.0
+
+
+def pending(f: Facts, besides: str | None = None) -> bool:
+    """A reset of some dead peer (other than `besides`) is still under way."""
+    return any(p.fence in PENDING for p in f.peers if p.name != besides)
+
+
+def reset_gate(f: Facts, p: PeerFacts) -> tuple[list[Wish], bool]:
+    """Before taking anything from the dead peer `p`, heartbeat's judgement of its death,
+    once: (wishes, whether its groups may be taken now)."""
+    if p.fence is FenceState.IDLE:
+        if p.gave_up:
+            gave = [info(f"Dead node {p.name} gave up resources.")] if f.groups else []
+            return [*gave, NoReset(p.name, FenceResult.UNNEEDED)], True
+        if not p.fenceable:
+            return [
+                NoReset(p.name, FenceResult.NOT_CONFIGURED),
+                ResourceLog("WARN", "No STONITH device configured."),
+                ResourceLog("WARN", "Shared disks are not protected."),
+            ], True
+        return [Reset(p.name, reset_delay(f))], False
+    return [], p.fence in CLEARED

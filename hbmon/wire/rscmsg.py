@@ -19,7 +19,10 @@ other), so two hbmon nodes know each other's groups exactly, not by category:
             node holds (a failed stop counts), `~` groups it is about to start,
             `!` groups it failed and is backing off from; `@phase` its standby
             exchange phase when it is in one (so a lost `done` cannot strand the
-            other side until heartbeat's 1 h timeout).
+            other side until heartbeat's 1 h timeout); `^` groups among the held
+            that it took over from a dead owner whose address still answered
+            (hung_owner take_over): on a dual ownership with that owner, the
+            taker keeps them. Unknown markers are ignored.
             Sent in every status and every `resource` message.
     hbping  `<reachable>/<configured>` ping nodes, in every status.
     hbkeys  the exact keys a standby moves (`me` and `done` from the requester).
@@ -70,6 +73,7 @@ _HELD = "+"
 _PENDING = "~"
 _FAILED = "!"
 _PHASE = "@"
+_TAKEN = "^"
 IDLE = "idle"
 
 
@@ -96,6 +100,7 @@ class Report:
     pending: frozenset[str] = frozenset()  # about to be started there
     failed: frozenset[str] = frozenset()  # backing off there after a failure
     phase: str = IDLE  # its standby exchange phase (standby.Phase value)
+    taken: frozenset[str] = frozenset()  # held, taken over from a hung owner
 
     def encode(self) -> str:
         parts = ["1" if self.stable else "0"]
@@ -104,6 +109,7 @@ class Report:
         parts += [_HELD + k for k in sorted(self.held)]
         parts += [_PENDING + k for k in sorted(self.pending)]
         parts += [_FAILED + k for k in sorted(self.failed)]
+        parts += [_TAKEN + k for k in sorted(self.taken & self.held)]
         return " ".join(parts)
 
     @classmethod
@@ -111,7 +117,13 @@ class Report:
         tokens = value.split()
         if not tokens or tokens[0] not in ("0", "1"):
             return None
-        sets: dict[str, set[str]] = {_HELD: set(), _PENDING: set(), _FAILED: set(), _PHASE: set()}
+        sets: dict[str, set[str]] = {
+            _HELD: set(),
+            _PENDING: set(),
+            _FAILED: set(),
+            _PHASE: set(),
+            _TAKEN: set(),
+        }
         for t in tokens[1:]:
             if len(t) > 1 and t[0] in sets:
                 sets[t[0]].add(t[1:])
@@ -121,6 +133,7 @@ class Report:
             frozenset(sets[_PENDING]),
             frozenset(sets[_FAILED]),
             min(sets[_PHASE], default=IDLE),
+            frozenset(sets[_TAKEN] & sets[_HELD]),
         )
 
 

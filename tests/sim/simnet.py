@@ -15,6 +15,8 @@ and the world remembers on which nodes each group really runs. A killed agent
 leaves its groups running (as kill -9 does); `crash()` takes the machine's
 addresses with it. Starts and stops can be made to fail, and a probe answers
 "in use" while another machine runs the group and the service network joins them.
+A FenceNode is the power switch: after `fence_delay` it crashes the target
+machine and answers FenceDone OK, or BAD while the target is in `fence_fail`.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ from hbmon.core.events import (
     ControlRequest,
     Effect,
     Event,
+    FenceDone,
+    FenceNode,
+    FenceResult,
     GroupDone,
     GroupOp,
     PacketIn,
@@ -87,6 +92,9 @@ class World:
     fail: set[tuple[str, str, GroupOp]] = field(default_factory=set)  # (node, key, op)
     service_cut: set[frozenset[str]] = field(default_factory=set)  # machines that can't probe
     slow: dict[str, float] = field(default_factory=dict)  # extra seconds per op on a machine
+    fence_delay: float = 1.0
+    fence_fail: set[str] = field(default_factory=set)  # machines the switch cannot reset
+    fenced: list[tuple[str, str]] = field(default_factory=list)  # (by, target) resets done
 
     def on(self, key: str) -> set[str]:
         return self.running.setdefault(key, set())
@@ -134,6 +142,8 @@ class Sim:
         self.wire: list[Datagram] = []
         self.world = World()
         self._request_ids = itertools.count(1)
+        # SIGSTOPped agents: what arrived for them waits in their socket buffer.
+        self.frozen: dict[str, tuple[Node, list[Event]]] = {}
         self._queue: list[_Pending] = []
         self._order = itertools.count()
 
@@ -164,9 +174,23 @@ class Sim:
         its groups keep running on the machine."""
         self.nodes.pop(name)
 
+    def freeze(self, name: str) -> None:
+        """SIGSTOP: the agent neither runs nor sends; its groups (and addresses) stay
+        up, and what arrives for it is kept for its wake-up."""
+        self.frozen[name] = (self.nodes.pop(name), [])
+
+    def thaw(self, name: str) -> None:
+        """SIGCONT: the agent runs again and reads what waited in its socket buffer."""
+        node, waiting = self.frozen.pop(name)
+        self.nodes[name] = node
+        for event in waiting:
+            if self.nodes.get(name) is node:
+                self._apply(name, node.handle(event, self.clock.now))
+
     def crash(self, name: str) -> None:
         """The machine dies: the agent and every address it had."""
         self.nodes.pop(name, None)
+        self.frozen.pop(name, None)
         for on in self.world.running.values():
             on.discard(name)
         # operations the machine had running die with it
@@ -217,6 +241,9 @@ class Sim:
                 event = p.then() if p.then is not None else p.event
                 assert event is not None
                 node = self.nodes.get(p.dst)
+                if p.dst in self.frozen and isinstance(event, PacketIn | PacketRejected):
+                    self.frozen[p.dst][1].append(event)
+                    continue
                 if node is not None and (p.target is None or p.target is node):
                     self._apply(p.dst, node.handle(event, nxt))
             for name, node in list(self.nodes.items()):
@@ -261,6 +288,23 @@ class Sim:
                 self._transmit(name, e.message)
             elif isinstance(e, StartGroup | StopGroup | ProbeGroup):
                 self._execute(name, e)
+            elif isinstance(e, FenceNode):
+                self._fence(name, e.node)
+
+    def _fence(self, name: str, target: str) -> None:
+        """The power switch: the target machine is off when the answer comes."""
+        w = self.world
+
+        def answer() -> Event:
+            if target in w.fence_fail:
+                return FenceDone(target, FenceResult.BAD, "lab", "exit 1")
+            w.fenced.append((name, target))
+            self.crash(target)
+            return FenceDone(target, FenceResult.OK, "lab")
+
+        node = self.nodes.get(name)
+        at = self.clock.now + w.fence_delay
+        heapq.heappush(self._queue, _Pending(at, next(self._order), name, None, node, answer))
 
     def _execute(self, name: str, effect: StartGroup | StopGroup | ProbeGroup) -> None:
         w = self.world

@@ -268,10 +268,11 @@ def test_partition_then_heal() -> None:
             "eth0": [arrival(0), arrival(31)],
             "eth1": [arrival(0), arrival(31)],
         }
+        # 20 statuses, and heartbeat's `stonith result=n_stnth` sent at the dead declaration
         assert [c for _, c in sim.effects(me, PacketsMissing)] == [
-            PacketsMissing(other, 20, 11, 32)
+            PacketsMissing(other, 21, 11, 33)
         ]
-        assert sim.effects(me, PacketsLost) == [(arrival(31) + 2, PacketsLost(other, 20))]
+        assert sim.effects(me, PacketsLost) == [(arrival(31) + 2, PacketsLost(other, 21))]
         peer = sim.nodes[me].snapshot(40).peer(other)
         assert peer is not None
         assert peer.partition_heals == 1

@@ -54,7 +54,7 @@ def test_probe_blocks_takeover_while_the_address_answers() -> None:
     probes = [t for t, _ in sim.effects(A, ProbeGroup)]
     assert probes[:4] == [DEAD_AT - 0.2, DEAD_AT, DEAD_AT + PROBE + 1, DEAD_AT + 2 * (PROBE + 1)]
     assert [e for _, e in sim.effects(A, StartGroup) if e.key == VIP_B] == []
-    assert blocked(sim, A) == {"quorum": 0, "in_use": 1}
+    assert blocked(sim, A) == {"quorum": 0, "in_use": 1, "fencing": 0}
     assert sim.world.on(VIP_B) == {B}
 
 
@@ -108,7 +108,7 @@ def test_isolated_node_does_not_take_over_and_does_once_a_ping_node_answers() ->
     assert sim.effects(A, TakeoverBlocked) == [
         (DEAD_AT, TakeoverBlocked((VIP_B,), BlockReason.QUORUM, why))
     ]
-    assert blocked(sim, A) == {"quorum": 1, "in_use": 0}
+    assert blocked(sim, A) == {"quorum": 1, "in_use": 0, "fencing": 0}
     assert [e for _, e in sim.effects(A, StartGroup) if e.key == VIP_B] == []
     assert sim.holders(VIP_A) == {A}  # it keeps what it holds
     reach[A] = {ping_addr(0)}

@@ -277,10 +277,18 @@ def test_shutdone_marks_peer_dead_at_once() -> None:
     node, _ = started()
     node.handle(pkt(status(seq=1, st="active")), 0.5)
     e = node.handle(pkt(shutdone(seq=2)), 0.75)
-    assert e == [
+    *notices, said = e
+    assert notices == [
         ShutdownNotice("beta"),
         NodeDead("beta", DeathReason.SHUTDOWN, 0.5),
         NodeTransition("beta", NodeStatus.ACTIVE, NodeStatus.DEAD, TransitionReason.SHUTDOWN),
+    ]
+    # heartbeat tells its peers a node that shut down needs no reset (spec §4.6)
+    assert isinstance(said, SendMessage)
+    assert [(f.name, f.text) for f in said.message.fields[:3]] == [
+        ("t", "stonith"),
+        ("node", "beta"),
+        ("result", "unneeded"),
     ]
     # its copy over the second medium is a duplicate: link only, no second notice
     assert node.handle(pkt(shutdone(seq=2), iface="eth1"), 0.8) == [

@@ -175,11 +175,12 @@ def test_snapshot_lists_every_reason_and_conflict_kind_from_the_start() -> None:
     assert [r for r, n in snap.takeovers] == list(TakeoverReason)
     assert all(n == 0 for _, n in snap.takeovers)
     assert dict(snap.conflicts) == {"dual": 0, "none": 0}
-    assert dict(snap.takeovers_blocked) == {"quorum": 0, "in_use": 0}
+    assert dict(snap.takeovers_blocked) == {"quorum": 0, "in_use": 0, "fencing": 0}
     assert dict(snap.refusals) == dict.fromkeys(RefusalReason, 0)
     assert [type(k) for k, _ in (*snap.conflicts, *snap.takeovers_blocked, *snap.refusals)] == [
         ConflictKind,
         ConflictKind,
+        BlockReason,
         BlockReason,
         BlockReason,
         *[RefusalReason] * len(RefusalReason),

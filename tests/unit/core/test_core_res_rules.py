@@ -69,6 +69,7 @@ def test_rules_run_in_the_documented_order() -> None:
         "failback",
         "ping",
         "nobody",
+        "hung_owner",
     ]
 
 

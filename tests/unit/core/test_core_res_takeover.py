@@ -5,8 +5,8 @@ from __future__ import annotations
 from factstools import facts, free, group, peer
 
 from hbmon.config.model import QuorumPolicy
-from hbmon.core.events import GroupState, Scope, TakeoverReason
-from hbmon.core.facts import Acquire, Block, Claim, Fire, Unblock, info
+from hbmon.core.events import FenceResult, GroupState, ResourceLog, Scope, TakeoverReason
+from hbmon.core.facts import Acquire, Block, Claim, Fire, NoReset, Unblock, info
 from hbmon.core.stages import Alone, PeersKnown
 from hbmon.core.takeover import (
     BOTH_STARTING_WAIT_S,
@@ -18,6 +18,12 @@ from hbmon.core.takeover import (
 )
 
 WAIT = BOTH_STARTING_WAIT_S
+# heartbeat's words when a dead node may hold groups and no device can reset it.
+UNPROTECTED = [
+    NoReset("beta", FenceResult.NOT_CONFIGURED),
+    ResourceLog("WARN", "No STONITH device configured."),
+    ResourceLog("WARN", "Shared disks are not protected."),
+]
 MINE, THEIRS = free("mine", preferred="alpha"), free("theirs", preferred="beta")
 
 
@@ -59,7 +65,7 @@ def test_startup_deadlines_follow_the_wait_rule() -> None:
 
 # ------------------------------------------------------------------ alone --
 def test_alone_takes_everything_probing_first() -> None:
-    dead = peer(alive=False, healthy=False)
+    dead = peer(alive=False, healthy=False, heard=False)
     f = facts((MINE, THEIRS, group("held")), (dead,))
     assert (
         startup(f)
@@ -67,10 +73,19 @@ def test_alone_takes_everything_probing_first() -> None:
         == [
             Fire(Alone(("beta",))),
             Claim(Scope.ALL),
+            *UNPROTECTED,
             Acquire(TakeoverReason.STARTUP, ("mine",), probe=True),
             Acquire(TakeoverReason.PEER_DEAD, ("theirs",), probe=True, peer="beta", mach_down=True),
         ]
     )
+
+
+def test_a_cluster_of_one_still_probes_and_resets_nobody() -> None:
+    assert alone(facts((MINE,), ())) == [
+        Fire(Alone(())),
+        Claim(Scope.ALL),
+        Acquire(TakeoverReason.STARTUP, ("mine",), probe=True),
+    ]
 
 
 def test_alone_without_quorum_blocks_and_names_the_dead() -> None:
@@ -97,6 +112,7 @@ def test_takeover_from_a_dead_peer_probes_what_nobody_else_claims() -> None:
     gammas = free("gammas", preferred="gamma")
     f = facts((MINE, THEIRS, gammas, group("held")), (dead, other))
     assert takeover(f, "beta", dead=True, silent_since=90.0) == [
+        *UNPROTECTED,
         Claim(Scope.ALL),
         info("Resources being acquired from beta."),
         Unblock("beta"),
@@ -123,13 +139,18 @@ def test_takeover_from_a_dead_peer_without_quorum_blocks() -> None:
 def test_takeover_with_nothing_left_says_the_dead_peer_gave_up() -> None:
     dead = peer(alive=False, healthy=False)
     f = facts((group("theirs", preferred="beta"),), (dead,))
-    assert takeover(f, "beta", dead=True) == [
-        Claim(Scope.ALL),
+    gave_up = dead._replace(gave_up=True)
+    assert takeover(f._replace(peers=(gave_up,)), "beta", dead=True) == [
         info("Dead node beta gave up resources."),
+        NoReset("beta", FenceResult.UNNEEDED),
+        Claim(Scope.ALL),
     ]
     # Not when it still said it held something, nor for a leaving peer's takeover.
     holding = peer(alive=False, healthy=False, held=frozenset({"x"}))
-    assert takeover(f._replace(peers=(holding,)), "beta", dead=True) == [Claim(Scope.ALL)]
+    assert takeover(f._replace(peers=(holding,)), "beta", dead=True) == [
+        *UNPROTECTED,
+        Claim(Scope.ALL),
+    ]
     assert takeover(f, "beta", dead=False) == [Claim(Scope.ALL)]
 
 
@@ -147,8 +168,9 @@ def test_takeover_from_a_leaving_peer_starts_released_groups_at_once() -> None:
 
 def test_takeover_never_touches_a_group_starting_or_held_here() -> None:
     starting = group("s", preferred="beta", state=GroupState.STARTING)
-    dead = peer(alive=False, healthy=False)
+    dead = peer(alive=False, healthy=False, gave_up=True)
     assert takeover(facts((starting,), (dead,)), "beta", dead=True) == [
-        Claim(Scope.ALL),
         info("Dead node beta gave up resources."),
+        NoReset("beta", FenceResult.UNNEEDED),
+        Claim(Scope.ALL),
     ]
