@@ -29,6 +29,7 @@ from hbmon.config.problems import Problem
 from hbmon.control.server import ControlServer
 from hbmon.engine import Engine, Identity
 from hbmon.errors import StartupError
+from hbmon.io.fencing import Fencer, device_problems
 from hbmon.io.media import Media
 from hbmon.io.ping import Pinger
 from hbmon.io.ports import EngineIO, EventSink, PingPort
@@ -120,6 +121,7 @@ def real_io(cfg: Config, source: ConfigFile, metrics: Metrics) -> EngineIO:
         notifier=SdNotifier(),
         pinger=pinger,
         clients=Supervisor(cfg.respawn, cfg.env, ProcessSpawner(), time.monotonic),
+        fencer=Fencer(cfg.hbmon.fencing, observe=metrics.observe_fence),
         signals=LoopSignals(),
         source=source,
         loadavg=read_loadavg,
@@ -145,6 +147,12 @@ def run(
             f"hbmon: configuration error in {config_path}; not started.",
             file=sys.stderr,
         )
+        return 1
+    unusable = device_problems(cfg.fencing, cfg.hbmon.fencing.stonith_command, cfg.node)
+    for device, text in unusable:  # heartbeat refuses these at start too
+        print(f"{config_path}: {device.label} (line {device.line}): {text}", file=sys.stderr)
+    if unusable:
+        print(f"hbmon: fencing device error in {config_path}; not started.", file=sys.stderr)
         return 1
 
     def overrides(c: Config) -> Config:  # the command line wins, at start and on SIGHUP

@@ -31,6 +31,9 @@ from hbmon.core.events import (
     ControlRequest,
     Effect,
     Event,
+    FenceDone,
+    FenceNode,
+    FenceResult,
     GroupDone,
     GroupOp,
     GroupTransition,
@@ -103,6 +106,7 @@ class Engine:
         self._decoder = Decoder()
         self._media: MediaPort = io.media(config.media)
         self._pinger: PingPort | None = None
+        self._fence_watch: asyncio.Task[None] | None = None
         self._timer: DeadlineTimer | None = None
         self._stopped: asyncio.Future[int] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -157,6 +161,7 @@ class Engine:
         self._handle(ActiveAtStart(active))
         self._apply(node.start(loop.time()))
         self._start_pinger()
+        self._watch_fences()
         self._spawn(self._loadavg_loop())
         interval = self._io.notifier.watchdog_interval()
         if interval is not None:
@@ -219,11 +224,12 @@ class Engine:
             self._pinger = self._io.pinger(cfg.ping_nodes, self._handle, ping_interval_s(cfg))
             self._pinger.start()
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         assert self._loop is not None
         task = self._loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+        return task
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         """A task's failure is logged, never lost with the task."""
@@ -276,6 +282,8 @@ class Engine:
                     self._spawn(self._group_op(key, GroupOp.STOP))
                 case ProbeGroup(key=key):
                     self._spawn(self._probe(key))
+                case FenceNode(node=peer):
+                    self._spawn(self._fence(peer))
                 case AnnounceGroup(key=key):
                     if (group := self._group(key)) is not None:
                         self._spawn(self._io.resources.announce_group(group))
@@ -323,6 +331,24 @@ class Engine:
             return
         in_use, detail = await self._io.resources.probe_group(group)
         self._handle(ProbeDone(key, in_use, detail))
+
+    # -------------------------------------------------------------- fencing --
+    async def _fence(self, peer: str) -> None:
+        outcome = await self._io.fencer.reset(peer, self._config.fence_devices(peer))
+        result = outcome.result
+        if result is FenceResult.NOT_CONFIGURED:  # the devices went away in a reload
+            result = FenceResult.BAD
+        self._handle(FenceDone(peer, result, outcome.device, outcome.detail))
+
+    def _watch_fences(self) -> None:
+        """heartbeat's device check: each device this node uses, now and hourly."""
+        if self._fence_watch is not None:
+            self._fence_watch.cancel()
+            self._fence_watch = None
+        cfg = self._config
+        used = {d.label: d for d in cfg.fencing if d.used_by(cfg.node)}
+        if used:
+            self._fence_watch = self._spawn(self._io.fencer.watch(tuple(used.values())))
 
     # ------------------------------------------- the control socket's agent --
     @property
@@ -422,6 +448,9 @@ class Engine:
         self._config = new
         self._signer = Signer(new.auth)
         self._io.resources.reconfigure(new)
+        self._io.fencer.reconfigure(new.hbmon.fencing)
+        if new.fencing != old.fencing or new.hbmon.fencing != old.hbmon.fencing:
+            self._watch_fences()
         if new.ping_nodes != old.ping_nodes:
             if self._pinger is not None:
                 await self._pinger.stop()

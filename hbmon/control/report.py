@@ -79,6 +79,17 @@ def snapshot_to_dict(snap: Snapshot, *, rtt: dict[str, float] | None = None) -> 
         ],
         "rsc_hold": snap.rsc_hold,
         "resources_stable": snap.resources_stable,
+        # Each peer's reset (docs/fencing.md): idle until its death is judged.
+        "fencing": [
+            {
+                "node": f.node,
+                "state": f.state.value,
+                "attempts": f.attempts,
+                "failures": f.failures,
+                "since": _wall(snap, f.since),
+            }
+            for f in snap.fencing
+        ],
         "last_takeover": None
         if snap.last_takeover is None
         else {

@@ -12,6 +12,7 @@ real ones in one place; tests/unit/engine builds fakes.
     notifier   sd_notify(3): ready, status, watchdog, stopping, reloading
     pinger     ping-node echoes (a factory: a reload restarts it)
     clients    heartbeat's respawn clients, started at comm-up
+    fencer     resets a dead node with its fencing devices; checks the devices
     signals    SIGTERM/SIGINT (stop) and SIGHUP (reload)
     source     where the configuration is re-read from on reload
     loadavg    the `ld` line; wall: the wall clock for `ts` fields
@@ -22,13 +23,24 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
-from hbmon.config.model import Config, Medium, PingNode, ResourceGroup, WireFormat
+from hbmon.config.model import (
+    Config,
+    FenceDevice,
+    FencingSettings,
+    Medium,
+    PingNode,
+    ResourceGroup,
+    WireFormat,
+)
 from hbmon.config.problems import Problem
 from hbmon.core.events import Event
 from hbmon.wire.codec import Sign
 from hbmon.wire.message import Message
+
+if TYPE_CHECKING:
+    from hbmon.io.fencing import FenceOutcome
 
 Receiver = Callable[[str, bytes, str], None]  # (link, datagram, source address)
 EventSink = Callable[[Event], None]
@@ -105,6 +117,16 @@ class ClientsPort(Protocol):
     async def stop(self) -> None: ...
 
 
+class FencePort(Protocol):
+    async def reset(self, node: str, devices: Sequence[FenceDevice]) -> FenceOutcome:
+        """Try each device until one resets `node`; never raises."""
+
+    async def watch(self, devices: Sequence[FenceDevice]) -> None:
+        """Check the devices now and then periodically (heartbeat's status check)."""
+
+    def reconfigure(self, settings: FencingSettings) -> None: ...
+
+
 class Signals(Protocol):
     def install(self, stop: Callable[[], None], reload: Callable[[], None]) -> None: ...
 
@@ -134,6 +156,7 @@ class EngineIO:
     notifier: Notifier
     pinger: PingerFactory
     clients: ClientsPort
+    fencer: FencePort
     signals: Signals
     source: ConfigSource
     loadavg: Callable[[], str | None]

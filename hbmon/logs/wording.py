@@ -21,6 +21,7 @@ from hbmon.core.events import (
     ConflictKind,
     ControlReply,
     Effect,
+    FenceNode,
     GroupState,
     GroupTransition,
     LateBeat,
@@ -178,6 +179,7 @@ def describe(effect: Effect, *, local_node: str | None = None) -> tuple[HbLevel,
             | StartGroup()
             | StopGroup()
             | ProbeGroup()
+            | FenceNode()  # the driver logs each device it tries (io/fencing.py)
             | AnnounceGroup()
         ):
             return None

@@ -47,9 +47,12 @@ from hbmon.metrics.buckets import (
     OPERATION_BUCKETS,
     HistogramFamily,
 )
+from hbmon.metrics.fencing import FenceMetrics
+from hbmon.metrics.fencing import pending as fence_pending
 from hbmon.metrics.render import configured_links, counter, gauge, render
 
 if TYPE_CHECKING:
+    from hbmon.io.fencing import FenceRecord
     from hbmon.io.resources.executor import OpRecord
 
 SnapshotSource = Callable[[], Snapshot]
@@ -120,6 +123,7 @@ class Metrics:
         )
         self._op_failures: dict[tuple[str, str], int] = {}
         self._status_disagreements: dict[str, int] = {}
+        self._fencing = FenceMetrics(config)
         self._precreate(config)
         self.registry = CollectorRegistry()
         self.registry.register(_HbmonCollector(self))
@@ -150,6 +154,11 @@ class Metrics:
                     self._failover.ensure((reason.value,)).observe(duration)
                 case _:
                     pass
+
+    def observe_fence(self, record: FenceRecord) -> None:
+        """One fencing device tried on a node, or checked (io/fencing.py)."""
+        with self._lock:
+            self._fencing.observe(record)
 
     def observe_operation(self, record: OpRecord) -> None:
         """One resource operation from the executor (start/stop/status of one resource)."""
@@ -182,6 +191,7 @@ class Metrics:
         with self._lock:
             self._config = config
             self._precreate(config)
+            self._fencing.precreate(config)
 
     def _precreate(self, config: Config) -> None:
         for key in configured_links(config):
@@ -240,10 +250,12 @@ class Metrics:
             for res, n in sorted(self._status_disagreements.items()):
                 disagreements.add_metric([res], n)
             hists.append(disagreements)
+            hists += self._fencing.render()
         yield from static
         yield from hists
         if snap is not None:
             yield from render(snap, config)
+            yield fence_pending(snap)
 
     def _render_static(self, config: Config) -> Iterator[Metric]:
         info = GaugeMetricFamily(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from hbmon.control.report import render_table, snapshot_to_dict
 from hbmon.core.events import GroupState, LinkStatus, NodeStatus, TakeoverReason
+from hbmon.core.fencing import FenceState, FenceView
 from hbmon.core.snapshot import GroupView, LinkView, PeerView, Snapshot, TakeoverView
 
 
@@ -47,3 +50,12 @@ def test_table_names_owner_rtt_and_last_takeover() -> None:
     assert "IPaddr::198.51.100.80/24/em1" in table
     assert "held" in table
     assert "last takeover: peer_dead from solr2, 1 group(s) in 210 ms" in table
+
+
+def test_dict_carries_each_peers_reset() -> None:
+    snap = dataclasses.replace(
+        sample(), fencing=(FenceView("solr2", FenceState.BACKOFF, 2, 2, 58.0),)
+    )
+    assert snapshot_to_dict(snap)["fencing"] == [
+        {"node": "solr2", "state": "backoff", "attempts": 2, "failures": 2, "since": 1_000_058.0}
+    ]

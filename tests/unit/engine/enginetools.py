@@ -19,6 +19,8 @@ from loguru import logger
 
 from hbmon.config.model import (
     Config,
+    FenceDevice,
+    FencingSettings,
     LogSettings,
     Medium,
     PingNode,
@@ -27,8 +29,10 @@ from hbmon.config.model import (
     WireFormat,
 )
 from hbmon.config.problems import Problem
+from hbmon.core.events import FenceResult
 from hbmon.engine import Engine, Identity
 from hbmon.errors import StartupError
+from hbmon.io.fencing import FenceOutcome
 from hbmon.io.ports import ControlHandler, EngineIO, EventSink, Receiver
 from hbmon.logs import LogSink
 from hbmon.metrics import Metrics
@@ -77,6 +81,27 @@ class FakeMedia:
 class Outcome:
     ok: bool
     detail: str = ""
+
+
+@dataclass
+class FakeFencer:
+    """Resets answered with `result` (OK by default); every call recorded."""
+
+    result: FenceResult = FenceResult.OK
+    resets: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)  # node, devices
+    watched: list[tuple[str, ...]] = field(default_factory=list)
+    settings: list[FencingSettings] = field(default_factory=list)
+
+    async def reset(self, node: str, devices: Sequence[FenceDevice]) -> FenceOutcome:
+        labels = tuple(d.label for d in devices)
+        self.resets.append((node, labels))
+        return FenceOutcome(node, self.result, labels[0] if labels else "", "", 0.0)
+
+    async def watch(self, devices: Sequence[FenceDevice]) -> None:
+        self.watched.append(tuple(d.label for d in devices))
+
+    def reconfigure(self, settings: FencingSettings) -> None:
+        self.settings.append(settings)
 
 
 @dataclass
@@ -245,6 +270,7 @@ class Harness:
         self.control = FakeControl()
         self.notifier = FakeNotifier()
         self.clients = FakeClients()
+        self.fencer = FakeFencer()
         self.signals = FakeSignals()
         self.source = FakeSource()
 
@@ -266,6 +292,7 @@ class Harness:
             "notifier": self.notifier,
             "pinger": pinger,
             "clients": self.clients,
+            "fencer": self.fencer,
             "signals": self.signals,
             "source": self.source,
             "loadavg": lambda: "0.01 0.02 0.03 1/99 1234",

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from enginetools import GROUP, Harness, config
 
-from hbmon.config.model import AutoFailback, BcastMedium, PingNode
+from hbmon.config.model import AutoFailback, BcastMedium, FenceDevice, FenceKind, PingNode
 from hbmon.config.problems import Problem
 from hbmon.core.events import PingResult
 from hbmon.errors import StartupError
@@ -57,6 +57,25 @@ def test_start_opens_everything_then_beats_joins_and_takes_its_group() -> None:
             # Scraped from another thread, as the HTTP server does, taken on the loop.
             assert await asyncio.to_thread(h.sample, "hbmon_comm_up") == 1
             assert any(n.startswith("status: ") for n in h.notifier.calls)
+
+    run(main())
+
+
+def test_a_peer_never_heard_is_reset_through_the_fencer_before_the_takeover() -> None:
+    switch = FenceDevice(FenceKind.STONITH, "external/lab", params="x")
+    cfg = config(fencing=(switch,))
+    cfg = replace(cfg, timers=replace(cfg.timers, initdead_ms=300))
+
+    async def main() -> None:
+        async with Harness(cfg) as h:
+            await h.start()
+            await h.until(lambda: ("start", KEY) in h.resources.ops, "the group started")
+            assert h.fencer.watched == [("external/lab",)]  # checked at start
+            assert h.fencer.resets == [("beta", ("external/lab",))]
+            # no address probe after a reset: the node is off
+            assert h.resources.ops == [("status", KEY), ("start", KEY)]
+            said = [m for m in h.media.sent if m.type == "stonith"]
+            assert [(m.get("node"), m.get("result")) for m in said] == [("beta", "OK")]
 
     run(main())
 
