@@ -300,6 +300,42 @@ Page while the peer is still dead and a group is still unowned here.""",
     ]
 
 
+def fencing_rules(p: Params) -> list[Rule]:
+    failures = p.sel("hbmon_fence_failures_total")
+    pending = p.sel("hbmon_fence_pending")
+    device_up = p.sel("hbmon_fence_device_up")
+    return [
+        Rule(
+            "HbmonFencingFailed",
+            "critical",
+            f"""
+  max without (device) (increase({failures}[10m])) > 0
+and
+  {pending} == 1
+""",
+            "0s",
+            "A dead node cannot be reset (fenced), so its groups are not taken over.",
+            """{{ $labels.instance }} declared {{ $labels.node }} dead and must reset it before
+            taking its groups, but the fencing device failed {{ $value | humanize }} time(s)
+            in the last 10 minutes. hbmon retries with backoff, forever; until a reset
+            succeeds, nothing {{ $labels.node }} held fails over.""",
+            why="""hbmon_fence_pending is 1 while a reset of a dead node is wanted and not
+done (its groups wait for it); hbmon_fence_failures_total counts the failed tries.
+Both: the takeover is stuck on the device, not merely slow.""",
+        ),
+        Rule(
+            "HbmonFenceDeviceDown",
+            "warning",
+            f"{device_up} == 0",
+            "0s",
+            "A fencing device failed its status check; the next reset may fail too.",
+            """The fencing device {{ $labels.device }} of {{ $labels.instance }} failed its
+            status check (heartbeat's, at start and hourly): a dead peer could not be
+            reset, and its groups would not be taken over.""",
+        ),
+    ]
+
+
 def security_rules(p: Params) -> list[Rule]:
     # Every cause of a failed authentication is `auth_…` (auth_missing, auth_malformed,
     # auth_unknown_key, auth_mismatch: hbmon/errors.py DropReason).
@@ -376,6 +412,7 @@ seen now. It resolves a day after the last scrape if nobody acts.""",
 GROUPS = (
     ("hbmon.heartbeat", heartbeat_rules),
     ("hbmon.resources", resource_rules),
+    ("hbmon.fencing", fencing_rules),
     ("hbmon.security", security_rules),
     ("hbmon.agent", agent_rules),
 )
@@ -535,6 +572,10 @@ inhibit_rules:
   # A hung owner (takeover refused, its address still answers) explains why its
   # groups are unowned.
   - source_matchers: ['alertname="HbmonOwnerHung"']
+    target_matchers: ['alertname="HbmonGroupUnowned"']
+    equal: [job, {c}]
+  # So does a dead owner that cannot be reset (its takeover waits for the reset).
+  - source_matchers: ['alertname="HbmonFencingFailed"']
     target_matchers: ['alertname="HbmonGroupUnowned"']
     equal: [job, {c}]
   # With no agent of a cluster scraped, the per-agent alerts add nothing.

@@ -203,6 +203,13 @@ def test_promtool_unit_tests_pass() -> None:
         ("HbmonSplitBrain", "by (job, cluster, group)", "by (job, group)", "HbmonSplitBrain"),
         # One stop failure is not yet "retried forever".
         ("HbmonGroupStopFailing", ">= 2", ">= 1", "HbmonGroupStopFailing"),
+        # A reset that went through ends the page, though the failures are recent.
+        (
+            "HbmonFencingFailed",
+            "hbmon_fence_pending == 1",
+            "hbmon_fence_pending >= 0",
+            "fencing that keeps failing",
+        ),
         # A quorum block is not a hung owner.
         ("HbmonOwnerHung", 'reason="in_use"', 'reason=~".+"', "a quorum block"),
         # Another job's targets are not hbmon agents.
@@ -243,6 +250,7 @@ PAGES = {
     "HbmonGroupUnowned",
     "HbmonGroupStopFailing",
     "HbmonOwnerHung",
+    "HbmonFencingFailed",
     "HbmonFailoverFlapping",
     "HbmonAgentNotScraped",
 }
