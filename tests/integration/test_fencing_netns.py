@@ -156,7 +156,9 @@ def test_hung_owner_is_reset_then_its_vip_taken(fenced: tuple[Pair, Path]) -> No
         0,
         pair.lab.nodes["solr1"].ns,
     )
-    assert wall0 + DEADTIME - 0.1 <= call.at <= seen  # reset first, then the takeover
+    # reset at the dead declaration (the last beat came up to a keepalive before the
+    # freeze), and before the takeover
+    assert wall0 + DEADTIME - KEEPALIVE - 0.05 <= call.at <= seen
     assert took <= DEADTIME + fence + 1.0
     # Powered off: the frozen agent was killed; waking it changes nothing.
     assert agent.wait(timeout=5) == -signal.SIGKILL
