@@ -47,6 +47,9 @@ OPERATION_BUCKETS = (
 FAILOVER_BUCKETS = (
     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
 )  # fmt: skip
+# Fencing: a power switch answers in a second or two; IPMI and cloud APIs take tens of
+# seconds.
+FENCE_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
 
 def _le(bound: float) -> str:

@@ -48,7 +48,6 @@ from hbmon.metrics.buckets import (
     HistogramFamily,
 )
 from hbmon.metrics.fencing import FenceMetrics
-from hbmon.metrics.fencing import pending as fence_pending
 from hbmon.metrics.render import configured_links, counter, gauge, render
 
 if TYPE_CHECKING:
@@ -255,7 +254,6 @@ class Metrics:
         yield from hists
         if snap is not None:
             yield from render(snap, config)
-            yield fence_pending(snap)
 
     def _render_static(self, config: Config) -> Iterator[Metric]:
         info = GaugeMetricFamily(

@@ -1,12 +1,11 @@
-"""Fencing metrics: every reset attempt and device check (from io/fencing.py), and the
-resets a dead peer's takeover waits for (from the snapshot).
+"""Fencing metrics fed by the driver: every reset attempt and device check
+(io/fencing.py's records). The resets a dead peer's takeover waits for come from
+the snapshot (`hbmon_fence_pending`, metrics/render.py).
 
     hbmon_fence_attempts_total{node,device}   devices tried on a node (each try)
     hbmon_fence_failures_total{node,device}   ...that did not reset it (bad, badhost, timeout)
     hbmon_fence_duration_seconds{device}      how long each try took
     hbmon_fence_device_up{device}             the last status check (heartbeat's hourly one)
-    hbmon_fence_pending{node}                 1 while a reset of the dead node is wanted
-                                              and not done: its groups wait (HbmonFencingFailed)
 
 Series of every (peer, device) this node uses are present at 0 from the start.
 Not thread-safe by itself: `Metrics` calls it under its lock.
@@ -20,18 +19,15 @@ from typing import TYPE_CHECKING
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from hbmon.config.model import Config
-from hbmon.core.fencing import PENDING
-from hbmon.core.snapshot import Snapshot
-from hbmon.metrics.buckets import HistogramFamily
+from hbmon.metrics.buckets import FENCE_BUCKETS, HistogramFamily
 
 if TYPE_CHECKING:
     from hbmon.io.fencing import FenceRecord
 
-# A power switch answers in a second or two; IPMI and cloud APIs take tens of seconds.
-FENCE_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
-
 
 class FenceMetrics:
+    """The counters, histogram and device gauge of fencing, kept between scrapes."""
+
     def __init__(self, config: Config) -> None:
         self._attempts: dict[tuple[str, str], int] = {}
         self._failures: dict[tuple[str, str], int] = {}
@@ -85,14 +81,3 @@ class FenceMetrics:
         for device in sorted(self._up):
             up.add_metric([device], self._up[device])
         yield up
-
-
-def pending(snap: Snapshot) -> GaugeMetricFamily:
-    fam = GaugeMetricFamily(
-        "hbmon_fence_pending",
-        "1 while a dead node's reset is wanted and not done; its groups wait for it.",
-        labels=["node"],
-    )
-    for v in snap.fencing:
-        fam.add_metric([v.node], 1 if v.state in PENDING else 0)
-    return fam

@@ -2,7 +2,7 @@
 
 `render(snap, config)` yields, in this order: this node, every node's state,
 the peers' counters and gauges, the links, dropped packets, the ping nodes, the
-resource groups and what ownership did with them. Every labelled series that
+resource groups, what ownership did with them and the resets it waits for. Every labelled series that
 alerts use with `increase()` is present at 0 from the first scrape: per
 configured peer, link, ping node, late threshold and reason (observability.md
 §3), even for a peer the core has not listed yet.
@@ -21,7 +21,7 @@ from typing import TypeVar
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from hbmon.config.model import Config
-from hbmon.core import liveness
+from hbmon.core import fencing, liveness
 from hbmon.core.events import (
     BlockReason,
     ConflictKind,
@@ -103,6 +103,7 @@ def render(snap: Snapshot, config: Config) -> Iterator[Metric]:
     yield from _ping_nodes(snap, config)
     yield from _groups(snap)
     yield from _ownership(snap)
+    yield _fencing(snap)
 
 
 def _this_node(snap: Snapshot) -> Iterator[Metric]:
@@ -395,8 +396,9 @@ def _ownership(snap: Snapshot) -> Iterator[Metric]:
     yield _by_reason(conflicts, ConflictKind, snap.conflicts)
     blocked = _counters(
         "hbmon_takeovers_blocked_total",
-        "Takeovers not done: `quorum` (no ping node answers) or `in_use` (the group's "
-        "address still answers, so its owner may be hung rather than dead).",
+        "Takeovers not done: `quorum` (no ping node answers), `in_use` (the group's "
+        "address still answers, so its owner may be hung rather than dead) or `fencing` "
+        "(the dead owner's reset failed).",
         "reason",
     )
     yield _by_reason(blocked, BlockReason, snap.takeovers_blocked)
@@ -411,3 +413,17 @@ def _ownership(snap: Snapshot) -> Iterator[Metric]:
         "1 when no resource transition is in progress here (heartbeat's isstable).",
         int(snap.resources_stable),
     )
+
+
+def _fencing(snap: Snapshot) -> GaugeMetricFamily:
+    """Per peer, whether a reset of it is wanted and not done (core/fencing.py PENDING):
+    its groups wait for it (HbmonFencingFailed). The attempts themselves are counted
+    from the driver's records (metrics/fencing.py)."""
+    pending = _gauges(
+        "hbmon_fence_pending",
+        "1 while a dead node's reset is wanted and not done; its groups wait for it.",
+        "node",
+    )
+    for v in snap.fencing:
+        pending.add_metric([v.node], int(v.state in fencing.PENDING))
+    return pending
