@@ -85,9 +85,13 @@ class Outcome:
 
 @dataclass
 class FakeFencer:
-    """Resets answered with `result` (OK by default); every call recorded."""
+    """Resets answered from `results` in turn, then with `result` (OK by default);
+    every call recorded, with what `witness` (if set) said at that moment."""
 
     result: FenceResult = FenceResult.OK
+    results: list[FenceResult] = field(default_factory=list)
+    witness: Callable[[], object] | None = None
+    witnessed: list[object] = field(default_factory=list)
     resets: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)  # node, devices
     watched: list[tuple[str, ...]] = field(default_factory=list)
     settings: list[FencingSettings] = field(default_factory=list)
@@ -95,7 +99,10 @@ class FakeFencer:
     async def reset(self, node: str, devices: Sequence[FenceDevice]) -> FenceOutcome:
         labels = tuple(d.label for d in devices)
         self.resets.append((node, labels))
-        return FenceOutcome(node, self.result, labels[0] if labels else "", "", 0.0)
+        if self.witness is not None:
+            self.witnessed.append(self.witness())
+        result = self.results.pop(0) if self.results else self.result
+        return FenceOutcome(node, result, labels[0] if labels else "", "", 0.0)
 
     async def watch(self, devices: Sequence[FenceDevice]) -> None:
         self.watched.append(tuple(d.label for d in devices))

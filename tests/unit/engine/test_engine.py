@@ -15,9 +15,16 @@ from typing import Any
 import pytest
 from enginetools import GROUP, Harness, config
 
-from hbmon.config.model import AutoFailback, BcastMedium, FenceDevice, FenceKind, PingNode
+from hbmon.config.model import (
+    AutoFailback,
+    BcastMedium,
+    FenceDevice,
+    FenceKind,
+    FencingSettings,
+    PingNode,
+)
 from hbmon.config.problems import Problem
-from hbmon.core.events import PingResult
+from hbmon.core.events import FenceResult, PingResult
 from hbmon.errors import StartupError
 
 KEY = GROUP.key
@@ -76,6 +83,34 @@ def test_a_peer_never_heard_is_reset_through_the_fencer_before_the_takeover() ->
             assert h.resources.ops == [("status", KEY), ("start", KEY)]
             said = [m for m in h.media.sent if m.type == "stonith"]
             assert [(m.get("node"), m.get("result")) for m in said] == [("beta", "OK")]
+
+    run(main())
+
+
+def test_a_failed_reset_is_retried_and_nothing_is_taken_until_one_works() -> None:
+    switch = FenceDevice(FenceKind.STONITH, "external/lab", params="x")
+    cfg = config(fencing=(switch,))
+    fencing = FencingSettings(retry_initial_ms=100, retry_max_ms=100)
+    cfg = replace(
+        cfg,
+        timers=replace(cfg.timers, initdead_ms=300),
+        hbmon=replace(cfg.hbmon, fencing=fencing),
+    )
+
+    async def main() -> None:
+        async with Harness(cfg) as h:
+            h.fencer.results = [FenceResult.BAD, FenceResult.BADHOST]
+            h.fencer.witness = lambda: ("start", KEY) in h.resources.ops
+            await h.start()
+            await h.until(lambda: ("start", KEY) in h.resources.ops, "the group started")
+            assert h.fencer.resets == [("beta", ("external/lab",))] * 3
+            assert h.fencer.witnessed == [False] * 3  # not started while resets failed
+            said = [m.get("result") for m in h.media.sent if m.type == "stonith"]
+            assert said == ["bad", "badhost", "OK"]  # each attempt told to the peers
+            blocked = await asyncio.to_thread(
+                h.sample, "hbmon_takeovers_blocked_total", reason="fencing"
+            )
+            assert blocked == 1  # once per death, not per attempt
 
     run(main())
 
