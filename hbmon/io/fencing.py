@@ -18,6 +18,7 @@ metrics). Log lines keep heartbeat's wording (hb_resource.c Initiate_Reset):
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -201,8 +202,6 @@ class Fencer:
 
 def plugin_types(command: str, timeout_s: float = 10.0) -> frozenset[str] | None:
     """`stonith -L`: the device types cluster-glue offers here (None: no stonith command)."""
-    import subprocess
-
     try:
         out = subprocess.run(
             [command, "-L"], capture_output=True, text=True, timeout=timeout_s, env=env()
@@ -214,8 +213,6 @@ def plugin_types(command: str, timeout_s: float = 10.0) -> frozenset[str] | None
 
 def plugin_names(command: str, kind: str, timeout_s: float = 10.0) -> list[str] | None:
     """`stonith -t TYPE -n`: the plugin's parameter names, in order (None: unknown)."""
-    import subprocess
-
     try:
         out = subprocess.run(
             [command, "-t", kind, "-n"],

@@ -2,10 +2,10 @@
 
 `render(snap, config)` yields, in this order: this node, every node's state,
 the peers' counters and gauges, the links, dropped packets, the ping nodes, the
-resource groups, what ownership did with them and the resets it waits for. Every labelled series that
-alerts use with `increase()` is present at 0 from the first scrape: per
-configured peer, link, ping node, late threshold and reason (observability.md
-§3), even for a peer the core has not listed yet.
+resource groups, what ownership did with them and the resets it waits for.
+Every labelled series that alerts use with `increase()` is present at 0 from
+the first scrape: per configured peer, link, ping node, late threshold and
+reason (observability.md §3), even for a peer the core has not listed yet.
 
 Conventions (observability.md): base units, `_total` counters,
 `_timestamp_seconds` wall-clock gauges, no label whose value changes on
