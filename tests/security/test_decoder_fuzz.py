@@ -22,7 +22,7 @@ from hbmon.wire.codec import MAX_PACKET, decode, encode
 from hbmon.wire.message import Field
 
 HARNESS = Path(__file__).with_name("fuzz_decoder.py")
-RUNS = 200_000
+RUNS = 60_000
 
 
 @pytest.fixture(scope="module")
