@@ -160,11 +160,15 @@ class Heartbeat:
         self._wait_gone(timeout)
 
     def kill9(self) -> None:
-        """kill -9 of every heartbeat process: its resources stay as they are."""
-        for pid in self.pids():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        self._wait_gone(5)
+        """kill -9 of every heartbeat process: its resources stay as they are.
+
+        Repeated until none is left: a heartbeat child may fork another (a resource
+        acquisition in progress) between listing the processes and killing them."""
+        deadline = time.monotonic() + 5
+        while self.running() and time.monotonic() < deadline:
+            self.signal_all(signal.SIGKILL)
+            time.sleep(0.05)
+        self._wait_gone(1)
 
     def signal_all(self, sig: int) -> None:
         for pid in self.pids():
