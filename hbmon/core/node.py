@@ -7,7 +7,8 @@
     pingnodes    ping-node liveness
     echo         hbecho entries out, RTT samples in
     counters     drops by (iface, reason)
-    ownership    resource groups: takeover, standby, failback, split-brain guard
+    ownership    resource groups: takeover, standby, failback, split-brain guard,
+                 and the handover of a restart (core/handover.py)
 
 Membership's and the ping nodes' verdicts (comm-up, a peer alive, dead,
 restarted, leaving, back after a partition; a ping node up or down) are routed
@@ -35,6 +36,11 @@ from hbmon.core.events import (
     Event,
     FenceDone,
     GroupDone,
+    HandedOver,
+    Handover,
+    HandoverComplete,
+    HandoverReady,
+    HandoverSaved,
     LoadAverage,
     LocalStatusChanged,
     NodeDead,
@@ -49,6 +55,7 @@ from hbmon.core.events import (
     PingResult,
     PingTransition,
     ProbeDone,
+    ResourceLog,
     RttMeasured,
     SendMessage,
     Shutdown,
@@ -56,6 +63,7 @@ from hbmon.core.events import (
     ShutdownNotice,
 )
 from hbmon.core.flowctl import T_NS_REXMIT, T_REQNODES, FlowControl, repnodes_head
+from hbmon.core.handover import advertised_window_ms
 from hbmon.core.membership import Membership
 from hbmon.core.ownership import Ownership
 from hbmon.core.pingnodes import PingNodes
@@ -71,6 +79,9 @@ _ALIVE = (NodeStatus.UP, NodeStatus.ACTIVE)
 NO_LOAD = "n/a"
 # The `st` of our very first status, as heartbeat sends it (spec §4.6.5).
 FIRST_ST = "init"
+# The restart notice goes out this many times (the old process exits right after:
+# nobody would answer a retransmission request).
+HANDOVER_NOTICES = 2
 # Settling is a fixed point (comm-up can make more deadlines due); it converges in 2.
 _MAX_SETTLE_ROUNDS = 8
 _MAX_LOAD_LEN = 256
@@ -98,6 +109,9 @@ class Node:
         self._comm_up = False
         self._stopped = False
         self._leaving = False
+        # Our restart (core/handover.py): requested, and what the driver was asked to save.
+        self._handing = False
+        self._handover: HandoverReady | None = None
         self._load = NO_LOAD
         self._sent_first = False
         self._schedule: StatusSchedule | None = None
@@ -159,7 +173,24 @@ class Node:
                 if self._leaving:
                     return effects
                 self._leaving = True
+                self._handing = False  # a stop while handing over releases after all
                 effects += self._own.leave(now)
+            case Handover():
+                if self._leaving or self._handing:
+                    return effects
+                self._handing = True
+                effects += self._own.hand_over(now)
+            case HandoverSaved(ok=ok, detail=detail):
+                if not self._handing or self._handover is None:
+                    return effects  # a stop came first: its release goes on
+                if ok:
+                    return effects + self._handed_over(self._handover, now)
+                text = f"Handover failed: {detail}; giving up all HA resources instead."
+                effects.append(ResourceLog("ERROR", text))
+                self._handing, self._leaving = False, True
+                effects += self._own.leave(now)
+            case HandedOver():
+                effects += self._own.handed_over(event, now)
             case GroupDone():
                 effects += self._own.group_done(event, now)
             case ProbeDone():
@@ -242,6 +273,7 @@ class Node:
             takeovers_blocked=own.blocked,
             refusals=own.refusals,
             fencing=own.fencing,
+            handover=own.handover,
         )
 
     # ------------------------------------------------------------ internal --
@@ -265,6 +297,11 @@ class Node:
             self._schedule.advance(now)
         if self._leaving and not self._stopped and self._own.gone:
             effects += self._shutdone(now)
+        if self._handing and not self._stopped and self._handover is None:
+            window_s = self._config.hbmon.handover_window_ms / 1000
+            self._handover = self._own.handover_ready(window_s)
+            if self._handover is not None:
+                effects.append(self._handover)
         return effects
 
     def _route(self, effects: list[Effect], now: float) -> list[Effect]:
@@ -356,14 +393,20 @@ class Node:
     def _ts(self, now: float) -> int:
         return max(0, int(now + self._wall_epoch))
 
-    def _status(self, now: float) -> SendMessage:
+    def _status(self, now: float, handover_ms: int | None = None) -> SendMessage:
+        """Our status; `handover_ms`: the restart notice (dt stretched by that window)."""
         cfg = self._config
         st = self._local.value if self._sent_first else FIRST_ST
         self._sent_first = True
         entries = self._echo.entries(now, self._membership.live_links())
+        dt_ms = advertised_dt_ms(cfg.timers, self._started_at, now)
+        notice: tuple[Field, ...] = ()
+        if handover_ms is not None:
+            dt_ms += handover_ms
+            notice = (builders.handover_field(handover_ms),)
         msg = builders.status(
             st=st,
-            dt_ms=advertised_dt_ms(cfg.timers, self._started_at, now),
+            dt_ms=dt_ms,
             src=cfg.node,
             srcuuid=self._uuid,
             seq=self._seq.take(now),
@@ -371,7 +414,7 @@ class Node:
             ts=self._ts(now),
             ld=self._load,
             ttl=cfg.ttl,
-            extra=(_echo_field(entries), *self._own.status_fields()),
+            extra=(_echo_field(entries), *self._own.status_fields(), *notice),
         )
         return self._out(msg)
 
@@ -432,6 +475,15 @@ class Node:
             )
             out.append(SendMessage(ack))
         return out
+
+    def _handed_over(self, ready: HandoverReady, now: float) -> list[Effect]:
+        """The handover is saved: the restart notice, then silence until our next process
+        (heartbeat's restart: deadtime + 30 s advertised, resources kept)."""
+        effects = self._own.handed(now)
+        window_ms = advertised_window_ms(ready.window_s)
+        effects += [self._status(now, window_ms) for _ in range(HANDOVER_NOTICES)]
+        self._stopped = True
+        return [*effects, HandoverComplete(ready.keys, ready.window_s)]
 
     def _shutdone(self, now: float) -> list[Effect]:
         """Our groups are released (ownership is gone): the last word, then silence."""
