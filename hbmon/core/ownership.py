@@ -613,7 +613,7 @@ class Ownership:
                 case Claim(scope=scope):
                     self.claim(scope)
                 case Release(key=key, reason=reason):
-                    self._batches.drop(key)
+                    self._batches.forget(key)  # neither pending nor waiting as late
                     self._table.unwant(key, reason)
                 case Acquire():
                     self._batches.acquire(w, self._table, now)
