@@ -1,11 +1,13 @@
 """`systemctl restart hbmon` and a package upgrade on the VIP holder, measured by a
 client pinging the VIP every 5 ms (issue 11, point 3).
 
-Point 3 (the new process adopts the held groups while the addresses stay up) is
-not built yet: today a restart is a graceful stop (the peer takes the groups at
-once) and a start. The convergence tests pass today; the two tests of point 3's
-target (no lost reply, no takeover) are marked xfail(strict): they fail now and
-report the gap, and turn into failures to fix the marker once point 3 lands.
+A restart hands the groups over to the new process (hbmon/core/handover.py): the
+unit's RestartKillSignal=SIGQUIT tells the old process, which leaves the
+addresses up (set to expire after the handover window), writes its record in
+/run/hbmon and tells the peer (dt stretched); the new process adopts them. The
+client must lose no reply and the peer must take nothing. If no new process
+comes, the addresses expire and the peer takes over after its stretched dead
+interval: measured with a start that fails (a broken configuration).
 """
 
 from __future__ import annotations
@@ -25,11 +27,6 @@ from hbmon.testing.lab import VIP
 pytestmark = [pytest.mark.netns, pytest.mark.systemd]
 
 NEWER_IN_CONTAINER = "/var/tmp/hbmon-newer.deb"
-POINT_3 = pytest.mark.xfail(
-    strict=True,
-    reason="issue 11 point 3 (restart without a failover) is not built: a restart releases "
-    "the groups to the peer",
-)
 
 
 @dataclass(frozen=True)
@@ -110,11 +107,9 @@ def upgraded(cluster: Cluster, restarted: Handover, newer_deb: Path) -> Handover
 
 def test_restart_gives_a_new_process_and_one_holder(restarted: Handover) -> None:
     assert restarted.pid_after != restarted.pid_before
-    # What a restart does today: the peer takes the groups at once (a graceful stop).
     assert restarted.outage.largest_gap_s < 1.0
 
 
-@POINT_3
 def test_restart_keeps_the_vip_without_a_failover(restarted: Handover) -> None:
     assert restarted.outage.lost == 0
     assert not restarted.peer_took_over
@@ -133,7 +128,6 @@ def test_upgrade_restarts_into_the_new_version(
     assert upgraded.outage.largest_gap_s < 1.0
 
 
-@POINT_3
 def test_upgrade_keeps_the_vip_without_a_failover(upgraded: Handover) -> None:
     assert upgraded.outage.lost == 0
     assert not upgraded.peer_took_over
