@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -80,13 +80,18 @@ def hbmon_deb() -> Path:
     return path
 
 
-def repack_with_version(deb: Path, version: str, out_dir: Path) -> Path:
+def repack_with_version(
+    deb: Path, version: str, out_dir: Path, edit: Callable[[Path], None] | None = None
+) -> Path:
     """The same package as another version: control's Version and hbmon.__version__
-    changed (a "newer build" for the upgrade tests, without a second build)."""
+    changed (a "newer build" for the upgrade tests, without a second build); `edit`
+    may change the unpacked tree further (an "older" hbmon)."""
     work = Path(tempfile.mkdtemp(prefix="hbmon-repack-"))
     try:
         tree = work / "tree"
         subprocess.run(["dpkg-deb", "-R", str(deb), str(tree)], check=True)
+        if edit is not None:
+            edit(tree)
         control = tree / "DEBIAN" / "control"
         text = control.read_text()
         old = next(ln.split(": ", 1)[1] for ln in text.splitlines() if ln.startswith("Version:"))
