@@ -48,6 +48,8 @@ def agent(request: pytest.FixtureRequest) -> Iterator[int]:
     finally:
         proc.kill()
         proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def run_postinst(tmp_path: Path, *args: str, pid: int, state: str = "active") -> list[str]:
