@@ -319,21 +319,27 @@ class Engine:
             boot_id=store.boot_id(),
             wall=self._io.wall(),
         )
-        lifetime = math.ceil(ready.window_s)
+        failure: str | None = None
         try:
-            for key in ready.keys:
-                group = self._group(key)
-                if group is None:
-                    continue
-                ok, detail = await self._io.resources.hand_over(group, lifetime)
-                if not ok:
-                    raise StartupError(f"{key}: {detail}")
-            store.save(record)
+            failure = await self._arm_expiry(ready.keys, math.ceil(ready.window_s))
+            if failure is None:
+                store.save(record)
         except Exception as exc:  # whatever went wrong, the core must hear of it
+            failure = str(exc)
+        if failure is not None:
             store.discard()
-            self._handle(HandoverSaved(False, str(exc)))
-            return
-        self._handle(HandoverSaved(True))
+        self._handle(HandoverSaved(failure is None, failure or ""))
+
+    async def _arm_expiry(self, keys: tuple[str, ...], lifetime_s: int) -> str | None:
+        """The groups' addresses expire after `lifetime_s`: None, or what failed."""
+        for key in keys:
+            group = self._group(key)
+            if group is None:
+                continue
+            ok, detail = await self._io.resources.hand_over(group, lifetime_s)
+            if not ok:
+                return f"{key}: {detail}"
+        return None
 
     def _start_pinger(self) -> None:
         cfg = self._config
