@@ -4,6 +4,7 @@ summary of what was measured, printed at the end of the run."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -69,12 +70,29 @@ def hbmon_deb() -> Path:
     if given:
         return Path(given)
     require_tools("dpkg-buildpackage")
-    t0 = time.monotonic()
-    res = subprocess.run(
-        [str(ROOT / "scripts" / "build-deb.sh")], capture_output=True, text=True, timeout=900
-    )
-    assert res.returncode == 0, res.stderr[-3000:]
-    path = Path(res.stdout.strip().splitlines()[-1])
+    # Under pytest-xdist every worker has this session fixture: one builds, the
+    # others wait on the lock and take its result (two builds would install build
+    # dependencies with apt at once and rewrite dist/ under a running test).
+    dist = ROOT / "dist"
+    dist.mkdir(exist_ok=True)
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    lock_name = ".build-deb.lock"
+    with open(dist / lock_name, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        built = dist / f".build-deb.{run_id}" if run_id else None
+        if built is not None and built.exists():
+            return Path(built.read_text())
+        t0 = time.monotonic()
+        res = subprocess.run(
+            [str(ROOT / "scripts" / "build-deb.sh")], capture_output=True, text=True, timeout=900
+        )
+        assert res.returncode == 0, res.stderr[-3000:]
+        path = Path(res.stdout.strip().splitlines()[-1])
+        if built is not None:
+            for old in dist.glob(".build-deb.*"):
+                if old.name != lock_name:
+                    old.unlink()  # earlier runs' records
+            built.write_text(str(path))
     measure("build-deb.sh", f"{time.monotonic() - t0:.1f} s, {path.name}")
     measure(".deb size", f"{path.stat().st_size} bytes")
     return path
