@@ -21,11 +21,32 @@ from sdcontainer import reap_stale_cgroups
 
 ROOT = Path(__file__).resolve().parents[2]
 MEASURED: dict[str, object] = {}
+_PENDING: list[tuple[str, str]] = []  # measured in this process, not yet on a report
+_PROPERTY = "hbmon-measurement"
 
 
 def measure(key: str, value: object) -> None:
     """Record a number for the end-of-run summary (and $HBMON_TEST_REPORT)."""
     MEASURED[key] = value
+    _PENDING.append((key, str(value)))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    # Under pytest-xdist the summary is printed by the controller, which sees the
+    # workers' test reports only: the numbers travel on them as user properties.
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if _PENDING:
+        report.user_properties.extend((_PROPERTY, kv) for kv in _PENDING)
+        _PENDING.clear()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    for name, value in report.user_properties:
+        if name == _PROPERTY:
+            key, text = value
+            MEASURED.setdefault(key, text)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
