@@ -121,6 +121,25 @@ RESPAWN_SHORT_RUN_DELAY_MS = 1000
 # waits for ever).
 RESPAWN_STOP_GRACE_MS = 10_000
 
+# The external arbitrator (hbmon extension, docs/arbitrator.md): a node holds a
+# resource group only while it holds the group's key in etcd under its lease.
+ARBITRATOR_PREFIX = "/hbmon"
+# One etcd request (grant, renewal, claim) waits at most this long, then the next
+# endpoint is tried.
+ARBITRATOR_REQUEST_TIMEOUT_MS = 500
+# etcd grants lease TTLs in whole seconds.
+ETCD_TTL_UNIT_MS = 1000
+# etcd 3.4 looks for expired leases every 500 ms (its lessor loop): a lease's key
+# disappears up to this long after the TTL ran out.
+ETCD_EXPIRY_LAG_MS = 500
+# How far etcd's clock may run ahead of ours over one TTL (rate, not offset: both
+# sides measure intervals). NTP slews at most 500 ppm and a free-running quartz
+# stays within 100 ppm; 1 % is generous on purpose.
+ARBITRATOR_CLOCK_DRIFT = 0.01
+# An owner that cannot renew begins releasing its addresses this long before its
+# lease can end at etcd (an address delete takes a few ms; this covers a busy host).
+ARBITRATOR_RELEASE_LEAD_MS = 300
+
 
 def default_warntime_ms(deadtime_ms: int) -> int:
     """warntime defaults to half of deadtime (spec §1.2)."""
@@ -337,6 +356,104 @@ class ResourceGroup:
         return str(self.resources[0])
 
 
+def default_lease_ttl_ms(deadtime_ms: int) -> int:
+    """The lease TTL when none is configured: the whole seconds that still let a dead
+    owner's key disappear by the time its peer declares it dead.
+
+    The owner renews with every heartbeat it sends, so its last renewal and its
+    last beat leave together; the key is gone at most TTL + ETCD_EXPIRY_LAG_MS
+    after that, and the peer declares it dead deadtime after the same beat.
+    """
+    whole = (deadtime_ms - ETCD_EXPIRY_LAG_MS) // ETCD_TTL_UNIT_MS * ETCD_TTL_UNIT_MS
+    return max(ETCD_TTL_UNIT_MS, whole)
+
+
+@dataclass(frozen=True, slots=True)
+class ArbitratorSettings:
+    """An etcd cluster that decides who may hold each resource group (hbmon extension).
+
+    `endpoints` are client URLs (http:// or https://) of the members; `ca` checks
+    their certificates (the system's CAs when None), `cert`/`key` identify this node.
+    Keys live under `prefix`/`cluster`/; `cluster` defaults to the node names.
+    `lease_ttl_ms` None: `default_lease_ttl_ms(deadtime)`.
+    """
+
+    endpoints: tuple[str, ...]
+    cluster: str = ""
+    prefix: str = ARBITRATOR_PREFIX
+    lease_ttl_ms: int | None = None
+    request_timeout_ms: int = ARBITRATOR_REQUEST_TIMEOUT_MS
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+
+    def cluster_name(self, nodes: tuple[str, ...]) -> str:
+        return self.cluster or "+".join(sorted(nodes))
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseTiming:
+    """The arbitrator's timing rule, in one place (Patroni's `loop_wait + 2 *
+    retry_timeout <= ttl`, made exact for renewals sent with every heartbeat).
+
+    After a renewal sent at `t` succeeds, etcd keeps the lease at least until
+    `t + granted TTL` on its clock, so at least `t + TTL x (1 - drift)` on ours.
+    The owner must have its addresses down by then; it starts releasing
+    `release_lead` earlier:
+
+        release at  t + hold_s(TTL),  hold_s(TTL) = TTL x (1 - drift) - release_lead
+
+    The next renewal leaves `renew` (= keepalive) after `t` and is answered (or
+    given up) `request_timeout` later. One failed renewal must not be enough to
+    release, so the configuration is refused unless
+
+        renew + request_timeout <= hold_s(TTL)
+
+    And for a dead owner's key to be gone when its peer declares it dead (the
+    failover then waits for nothing but deadtime), a warning unless
+
+        TTL + ETCD_EXPIRY_LAG <= deadtime
+    """
+
+    ttl_ms: int
+    renew_ms: int
+    request_timeout_ms: int
+    deadtime_ms: int
+    release_lead_ms: int = ARBITRATOR_RELEASE_LEAD_MS
+    drift: float = ARBITRATOR_CLOCK_DRIFT
+
+    @classmethod
+    def of(cls, timers: Timers, arb: ArbitratorSettings) -> LeaseTiming:
+        ttl = arb.lease_ttl_ms
+        return cls(
+            ttl_ms=default_lease_ttl_ms(timers.deadtime_ms) if ttl is None else ttl,
+            renew_ms=timers.keepalive_ms,
+            request_timeout_ms=arb.request_timeout_ms,
+            deadtime_ms=timers.deadtime_ms,
+        )
+
+    @property
+    def ttl_s(self) -> int:
+        """What is asked of etcd (whole seconds)."""
+        return max(1, self.ttl_ms // ETCD_TTL_UNIT_MS)
+
+    def hold_s(self, granted_ttl_s: float) -> float:
+        """How long after a successful renewal was sent the owner may keep its groups."""
+        return granted_ttl_s * (1 - self.drift) - self.release_lead_ms / 1000
+
+    def failsafe_s(self) -> float:
+        """How long after our beat that the peer acknowledged we may keep a group on
+        the peer's word alone: the peer cannot declare us dead sooner than deadtime
+        after that beat (the same drift and lead as for the lease)."""
+        return self.deadtime_ms / 1000 * (1 - self.drift) - self.release_lead_ms / 1000
+
+    def renewal_fits(self) -> bool:
+        return (self.renew_ms + self.request_timeout_ms) / 1000 <= self.hold_s(self.ttl_s)
+
+    def key_gone_by_deadtime(self) -> bool:
+        return self.ttl_s * ETCD_TTL_UNIT_MS + ETCD_EXPIRY_LAG_MS <= self.deadtime_ms
+
+
 @dataclass(frozen=True, slots=True)
 class FenceDevice:
     """One way to reset (fence) a node: heartbeat's `stonith` / `stonith_host` lines, or
@@ -465,6 +582,8 @@ class Config:
     env: tuple[tuple[str, str], ...] = ()
     # Fencing devices in file order (ha.cf stonith/stonith_host; YAML fencing).
     fencing: tuple[FenceDevice, ...] = ()
+    # The external arbitrator (etcd); None: ownership follows the peer protocol alone.
+    arbitrator: ArbitratorSettings | None = None
 
     @property
     def peers(self) -> tuple[str, ...]:
@@ -473,6 +592,13 @@ class Config:
     def fence_devices(self, target: str) -> tuple[FenceDevice, ...]:
         """The devices this node uses to reset `target`, in the order they are tried."""
         return tuple(d for d in self.fencing if d.used_by(self.node) and d.can_fence(target))
+
+    @property
+    def lease_timing(self) -> LeaseTiming | None:
+        """The arbitrator's timing (None without one)."""
+        if self.arbitrator is None:
+            return None
+        return LeaseTiming.of(self.timers, self.arbitrator)
 
     @property
     def ttl(self) -> int:

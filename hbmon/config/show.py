@@ -117,6 +117,25 @@ def config_to_dict(cfg: Config) -> dict[str, object]:
             "tls_cert": str(hb.tls_cert) if hb.tls_cert else None,
             "tls_key": str(hb.tls_key) if hb.tls_key else None,
         },
+        "arbitrator": _arbitrator(cfg),
+    }
+
+
+def _arbitrator(cfg: Config) -> dict[str, object] | None:
+    """The effective arbitrator settings (paths only: the key file stays where it is)."""
+    arb, timing = cfg.arbitrator, cfg.lease_timing
+    if arb is None or timing is None:
+        return None
+    return {
+        "endpoints": list(arb.endpoints),
+        "prefix": arb.prefix,
+        "cluster": arb.cluster_name(cfg.nodes),
+        "lease_ttl_ms": timing.ttl_ms,
+        "request_timeout_ms": arb.request_timeout_ms,
+        "release_after_renewal_ms": round(timing.hold_s(timing.ttl_s) * 1000),
+        "ca": str(arb.ca) if arb.ca else None,
+        "cert": str(arb.cert) if arb.cert else None,
+        "key": str(arb.key) if arb.key else None,
     }
 
 
@@ -145,4 +164,10 @@ def config_to_text(cfg: Config) -> str:
         lines.append(f"fencing:       {d.kind.value} {d.type} ({where})")
     for c in cfg.respawn:
         lines.append(f"respawn:       {c.user}: {c.command}")
+    if cfg.arbitrator is not None and cfg.lease_timing is not None:
+        arb = cfg.arbitrator
+        lines.append(
+            f"arbitrator:    etcd {' '.join(arb.endpoints)}, keys under"
+            f" {arb.prefix}/{arb.cluster_name(cfg.nodes)}/, lease {cfg.lease_timing.ttl_s} s"
+        )
     return "\n".join(lines) + "\n"
