@@ -318,8 +318,9 @@ def configs(draw: st.DrawFn) -> Config:
         st.none()
         | st.builds(
             ArbitratorSettings,
-            endpoints=st.lists(_ip.map(lambda ip: f"https://{ip}:2379"), min_size=1, max_size=3)
-            .map(tuple),
+            endpoints=st.lists(
+                _ip.map(lambda ip: f"https://{ip}:2379"), min_size=1, max_size=3
+            ).map(tuple),
             cluster=st.just("") | _name,
             prefix=_name.map(lambda n: f"/{n}"),
             lease_ttl_ms=st.just(ttl_s * 1000),
