@@ -153,8 +153,11 @@ class EtcdCluster:
         return argv
 
     def start(self, timeout: float = 30) -> EtcdCluster:
-        if shutil.which("etcd") is None:
-            raise RuntimeError("etcd is not installed (Debian's etcd-server; scripts/setup.sh)")
+        if shutil.which("etcd") is None or shutil.which("etcdctl") is None:
+            raise RuntimeError(
+                "etcd and etcdctl are not installed (Debian's etcd-server and etcd-client;"
+                " scripts/setup.sh installs them)"
+            )
         self.root.mkdir(parents=True, exist_ok=True)
         for m in self.members:
             self.start_member(m.name, wait=False)
