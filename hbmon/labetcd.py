@@ -22,6 +22,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hbmon.lab import Lab
 
 CLIENT_PORT = 2379
 PEER_PORT = 2380
@@ -218,3 +222,28 @@ class EtcdCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+# ------------------------------------------------------------------ lab --
+# The etcd members' addresses on the lab's bridge (TEST-NET-2, beside the nodes').
+LAB_MEMBER_IPS = {"etcd1": "198.51.100.31", "etcd2": "198.51.100.32", "etcd3": "198.51.100.33"}
+
+
+def lab_members(lab: Lab) -> list[Member]:
+    """A namespace per member on the lab's bridge (created now, deleted with the lab)."""
+    return [Member(name, ip, lab.add_host(name, ip)) for name, ip in LAB_MEMBER_IPS.items()]
+
+
+def drop_from(ns: str, macs: Sequence[str], table: str = "hbmlabdrop") -> None:
+    """Drop every frame arriving on em1 in `ns` from `macs` (nftables netdev ingress,
+    inside that namespace only); no MACs removes the rule."""
+    rules = f"add table netdev {table}\ndelete table netdev {table}\n"
+    if macs:
+        sources = ", ".join(macs)
+        rules += (
+            f"table netdev {table} {{\n  chain cut {{\n"
+            '    type filter hook ingress device "em1" priority 0;\n'
+            f"    ether saddr {{ {sources} }} drop\n  }}\n}}\n"
+        )
+    subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=rules.encode(),
+                   check=True, capture_output=True)  # fmt: skip
