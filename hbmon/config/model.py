@@ -139,6 +139,9 @@ ARBITRATOR_CLOCK_DRIFT = 0.01
 # An owner that cannot renew begins releasing its addresses this long before its
 # lease can end at etcd (an address delete takes a few ms; this covers a busy host).
 ARBITRATOR_RELEASE_LEAD_MS = 300
+# A claim that found the key of a peer which says it let the group go (a standby,
+# its shutdown) is tried again this soon: the peer's delete is on its way.
+ARBITRATOR_HANDOVER_RETRY_MS = 100
 
 
 def default_warntime_ms(deadtime_ms: int) -> int:
