@@ -296,13 +296,12 @@ class Arbitration:
                 if k.state in (KeyState.FREE, KeyState.TAKEN) and _due(k.retry_at, now):
                     out.append(self._claim(k, now, None))
         for k in self._keys.values():
-            if k.state is KeyState.HELD and k.group not in need and k.group not in busy:
-                if _due(k.retry_at, now) and not self._leaving:
-                    k.fire(KeyInput.RELEASE)
-                    k.retry_at = None
-                    out.append(
-                        ReleaseKey(self._send(Op.RELEASE, now, k.group), k.group, self._lease)
-                    )
+            idle = k.group not in need and k.group not in busy
+            if k.state is KeyState.HELD and idle and _due(k.retry_at, now) and not self._leaving:
+                k.fire(KeyInput.RELEASE)
+                k.retry_at = None
+                request = self._send(Op.RELEASE, now, k.group)
+                out.append(ReleaseKey(request, k.group, self._lease))
         return out
 
     def answer(self, ev: ArbiterAnswer, peers: Iterable[PeerSide], now: float) -> list[ArbEffect]:
