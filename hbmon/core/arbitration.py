@@ -27,10 +27,10 @@ nothing is sent.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, TypeVar
 
 from hbmon.config.model import ARBITRATOR_HANDOVER_RETRY_MS, LeaseTiming
 from hbmon.core.arbevents import (
@@ -55,6 +55,9 @@ from hbmon.core.arbevents import (
 from hbmon.core.arbtables import KEY_TABLE, LEASE_TABLE, KeyInput, KeyState, LeaseInput, LeaseState
 from hbmon.core.snapshot import ArbiterView
 
+# The status field that says its sender runs with the arbitrator.
+ARB_FIELD = "hbarb"
+
 ArbEffect = (
     ArbiterRequest
     | ArbiterReachability
@@ -75,6 +78,9 @@ class PeerSide(Protocol):
     def healthy(self) -> bool: ...
     @property
     def claimed(self) -> frozenset[str]: ...
+
+
+P = TypeVar("P", bound=Mapping[str, PeerSide])
 
 
 class GroupSide(Protocol):
@@ -157,6 +163,12 @@ class Arbitration:
         self._conflicts = 0
         self._revoke_done = False
         self._leaving = False
+        self._peers: Mapping[str, PeerSide] = {}
+
+    def bind(self, peers: P) -> P:
+        """The peers as ownership keeps them (read, never changed, here); returned."""
+        self._peers = peers
+        return peers
 
     @property
     def enabled(self) -> bool:
@@ -172,16 +184,14 @@ class Arbitration:
         k = self._keys.get(group)
         return k is not None and k.state is KeyState.HELD and self.lease_counts(now)
 
-    def unlicensed(
-        self, held: Iterable[str], peers: Iterable[PeerSide], now: float
-    ) -> frozenset[str]:
+    def unlicensed(self, held: Iterable[str], now: float) -> frozenset[str]:
         """Groups held here that neither our key and lease nor the failsafe cover."""
         if self.timing is None:
             return frozenset()
         lease_ok = self.lease_counts(now)
         out: set[str] = set()
         failsafe: set[str] = set()
-        peers = tuple(peers)
+        peers = tuple(self._peers.values())
         for group in held:
             k = self._keys.get(group)
             if lease_ok and k is not None and k.state is KeyState.HELD:
@@ -209,8 +219,8 @@ class Arbitration:
         return not self.enabled or self._revoke_done or self._lease_state is not LeaseState.ACTIVE
 
     def next_deadline(self, now: float) -> float | None:
-        if self.timing is None:
-            return None
+        if self.timing is None or self._leaving:
+            return None  # after our shutdown released everything, nothing is due here
         ds = [k.retry_at for k in self._keys.values() if k.retry_at is not None]
         if self._lease_state is LeaseState.ACTIVE:
             ds.append(self._valid_until)
@@ -276,9 +286,7 @@ class Arbitration:
             return []
         return [RevokeLease(self._send(Op.REVOKE, now), self._lease)]
 
-    def follow(
-        self, groups: Iterable[GroupSide], peers: Iterable[PeerSide], now: float
-    ) -> list[ArbEffect]:
+    def follow(self, groups: Iterable[GroupSide], now: float) -> list[ArbEffect]:
         """Claim the keys of groups wanted or held here; release the others' (once stopped)."""
         if not self.enabled:
             return []
@@ -304,7 +312,7 @@ class Arbitration:
                 out.append(ReleaseKey(request, k.group, self._lease))
         return out
 
-    def answer(self, ev: ArbiterAnswer, peers: Iterable[PeerSide], now: float) -> list[ArbEffect]:
+    def answer(self, ev: ArbiterAnswer, now: float) -> list[ArbEffect]:
         pending = self._out.pop(ev.request, None)
         if pending is None:
             return []  # stale: a request we stopped waiting for
@@ -315,7 +323,7 @@ class Arbitration:
             case Op.RENEW:
                 out += self._renewed(ev, pending, now)
             case Op.CLAIM:
-                out += self._claimed(ev, pending, tuple(peers), now)
+                out += self._claimed(ev, pending, now)
             case Op.RELEASE:
                 out += self._released(ev, pending, now)
             case Op.REVOKE:
@@ -365,9 +373,7 @@ class Arbitration:
         self._out = {r: q for r, q in self._out.items() if q.op is not Op.CLAIM}
         return out + self._grant(now)
 
-    def _claimed(
-        self, ev: ArbiterAnswer, p: _Pending, peers: tuple[PeerSide, ...], now: float
-    ) -> list[ArbEffect]:
+    def _claimed(self, ev: ArbiterAnswer, p: _Pending, now: float) -> list[ArbEffect]:
         k = self._keys.get(p.group)
         if k is None or k.state is not KeyState.CLAIMING or p.lease != self._lease:
             return []
@@ -391,7 +397,8 @@ class Arbitration:
         self._conflicts += 1
         # A peer that says it no longer claims the group is handing it over: its
         # delete is on the way, try again soon rather than a beat later.
-        handing = any(q.name == ev.holder and p.group not in q.claimed for q in peers)
+        peer = self._peers.get(holder)
+        handing = peer is not None and p.group not in peer.claimed
         wait = ARBITRATOR_HANDOVER_RETRY_MS / 1000 if handing else self._keepalive
         k.retry_at = now + wait
         return [KeyConflict(k.group, holder)] if first else []

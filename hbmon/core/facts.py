@@ -146,6 +146,8 @@ class Facts(NamedTuple):
     hung_take: bool = False  # hung_owner take_over: a late group is taken after hung_wait_s
     hung_wait_s: float = 0.0
     taken: Mapping[str, str] = MappingProxyType({})  # group -> hung owner we took it from
+    # Held groups the arbitrator no longer covers (core/arbitration.py): to release.
+    unlicensed: frozenset[str] = frozenset()
 
     def quorum_block(self) -> str | None:
         return takeover_block(self.policy, self.configured, self.reachable)

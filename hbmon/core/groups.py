@@ -16,7 +16,7 @@ Starts go in file order, stops right to left.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -145,8 +145,12 @@ class Group:
 class GroupTable:
     """Every configured group (and removed ones still held), moved one operation at a time."""
 
-    def __init__(self, groups: tuple[ResourceGroup, ...]) -> None:
+    def __init__(
+        self, groups: tuple[ResourceGroup, ...], gate: Callable[[str, float], bool] | None = None
+    ) -> None:
         self._groups: dict[str, Group] = {}
+        # The arbitrator's word before any start (core/arbitration.py may_start).
+        self._gate = gate
         self.configure(groups)
 
     # ------------------------------------------------------------- config --
@@ -284,6 +288,8 @@ class GroupTable:
                 g.probing = True
                 effects.append(ProbeGroup(g.key))
                 continue
+            if self._gate is not None and not self._gate(g.key, now):
+                continue  # its key in etcd is not ours yet
             effects.append(self._move(g, T.START, start, now))
             effects.append(StartGroup(g.key, start))
         for g in reversed(list(self)):

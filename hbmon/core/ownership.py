@@ -16,9 +16,10 @@ The parts, each in its own file:
     core/guard.py      the address probe, the reset of a dead node, hung_owner
     core/groups.py     the per-group state machine that starts and stops groups
     core/peerrsc.py    what each peer said about its groups (PeerRsc)
+    core/arbitration.py  the external arbitrator (etcd): keys, lease, failsafe
 
-This class holds the state, takes the inputs, builds the snapshot and applies
-the wishes (`_apply`, the only place a decision changes anything).
+This class holds the state, takes the inputs and applies the wishes (`_apply`,
+the only place a decision changes anything).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import assert_never
 
 from hbmon.config.model import AutoFailback, Config
 from hbmon.core import scopes
+from hbmon.core.arbitration import Arbitration
 from hbmon.core.batches import Batches
 from hbmon.core.events import (
     AnnounceGroup,
@@ -93,10 +95,10 @@ class Ownership:
     of a `Facts` snapshot (core/takeover.py, core/rules.py).
     """
 
-    def __init__(self, config: Config, now: float, wrap: Wrap) -> None:
-        self._wrap = wrap
-        self._table = GroupTable(config.resources)
-        self._peers: dict[str, PeerRsc] = {}
+    def __init__(self, config: Config, now: float, wrap: Wrap, gate: Arbitration) -> None:
+        self._wrap, self._gate = wrap, gate
+        self._table = GroupTable(config.resources, gate.may_start if gate.enabled else None)
+        self._peers: dict[str, PeerRsc] = gate.bind({})
         self._stages = Stages()
         self._verifying: set[str] = set()  # found running before we joined, being stopped
         self._comm_at: float | None = None
@@ -186,6 +188,7 @@ class Ownership:
             self._exchange.deadline,
             *self._guard.deadlines(),
             *self._memory.deadlines(self._settle, self._ping_hold),
+            self._gate.next_deadline(self._now),
         ]
         if self._stages.state is Stage.WAITING and self._comm_at is not None:
             ds += startup_deadlines(self._comm_at, (p.resource_at for p in self._peers.values()))
@@ -414,7 +417,7 @@ class Ownership:
             if not step:
                 break
             effects += step
-        return effects + self._after(now)
+        return effects + self._after(now) + self._gate.follow(self._table, now)
 
     def _decide(self, now: float) -> list[Effect]:
         match self._stages.state:
@@ -508,6 +511,7 @@ class Ownership:
             hung_take=self._guard.hung_wait is not None,
             hung_wait_s=self._guard.hung_wait or 0.0,
             taken=MappingProxyType(dict(self._memory.taken)),
+            unlicensed=self._gate.unlicensed(self._table.held(), now),
         )
 
     def _apply(self, wishes: list[Wish], now: float) -> list[Effect]:
