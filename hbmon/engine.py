@@ -15,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Coroutine, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from loguru import logger
 
 from hbmon.config.model import PING_INTERVAL_MS, PINGS_PER_DEADPING, Config, ResourceGroup
 from hbmon.control.commands import dispatch
+from hbmon.core.arbevents import ClaimKey, GrantLease, ReleaseKey, RenewLease, RevokeLease
 from hbmon.core.events import (
     ActiveAtStart,
     AnnounceGroup,
@@ -55,7 +56,7 @@ from hbmon.core.node import Node
 from hbmon.core.snapshot import Snapshot
 from hbmon.errors import StartupError, WireError
 from hbmon.io.deadline import DeadlineTimer
-from hbmon.io.ports import EngineIO, MediaPort, PingPort
+from hbmon.io.ports import ArbiterPort, EngineIO, MediaPort, PingPort
 from hbmon.logs import LogSink
 from hbmon.metrics import Metrics, on_loop
 from hbmon.metrics.http import Endpoint, Server
@@ -105,6 +106,7 @@ class Engine:
         self._signer = Signer(config.auth)
         self._decoder = Decoder()
         self._media: MediaPort = io.media(config.media)
+        self._arbiter: ArbiterPort | None = io.arbiter  # None: no arbitrator configured
         self._pinger: PingPort | None = None
         self._fence_watch: asyncio.Task[None] | None = None
         self._timer: DeadlineTimer | None = None
@@ -155,6 +157,8 @@ class Engine:
 
     async def _start(self, node: Node, loop: asyncio.AbstractEventLoop) -> None:
         self._feed_loadavg()
+        if self._arbiter is not None:
+            self._arbiter.start(self._handle)  # etcd's answers come back as events
         # heartbeat's verifyallidle, except that we act on it: whatever runs
         # before we have joined is released first (the core decides).
         active = await self._scan_active()
@@ -194,6 +198,8 @@ class Engine:
             if not fut.done():
                 fut.set_result(ControlReply(0, False, "hbmon is shutting down"))
         await self._io.control.close()
+        if self._arbiter is not None:
+            await self._arbiter.close()
         await self._io.resources.close()
         self._media.close()
 
@@ -295,6 +301,9 @@ class Engine:
                     link = f"{iface}/{peer}"
                     old = self._rtt.get(link)
                     self._rtt[link] = rtt if old is None else old + RTT_SMOOTHING * (rtt - old)
+                case GrantLease() | RenewLease() | ClaimKey() | ReleaseKey() | RevokeLease():
+                    if self._arbiter is not None:
+                        self._arbiter.submit(effect)
                 case ShutdownComplete():
                     if self._stopped is not None and not self._stopped.done():
                         self._stopped.set_result(0)
@@ -443,6 +452,9 @@ class Engine:
                 return
             self._media.close()
             self._media = media
+        if new.arbitrator != old.arbitrator:
+            logger.warning("arbitrator settings changed: they apply when hbmon next starts")
+            new = replace(new, arbitrator=old.arbitrator)
         if (new.respawn, new.env) != (old.respawn, old.env):
             logger.warning("respawn/env lines changed: they apply when hbmon next starts")
         self._config = new

@@ -15,6 +15,7 @@ real ones in one place; tests/unit/engine builds fakes.
     fencer     resets a dead node with its fencing devices; checks the devices
     signals    SIGTERM/SIGINT (stop) and SIGHUP (reload)
     source     where the configuration is re-read from on reload
+    arbiter    the external arbitrator (etcd), None when none is configured
     loadavg    the `ld` line; wall: the wall clock for `ts` fields
 """
 
@@ -35,6 +36,7 @@ from hbmon.config.model import (
     WireFormat,
 )
 from hbmon.config.problems import Problem
+from hbmon.core.arbevents import ArbiterAnswer, ArbiterRequest
 from hbmon.core.events import Event
 from hbmon.wire.codec import Sign
 from hbmon.wire.message import Message
@@ -133,6 +135,16 @@ class Signals(Protocol):
     def remove(self) -> None: ...
 
 
+class ArbiterPort(Protocol):
+    """Runs the core's etcd requests; each one's answer comes back through `deliver`."""
+
+    def start(self, deliver: Callable[[ArbiterAnswer], None]) -> None: ...
+
+    def submit(self, request: ArbiterRequest) -> None: ...
+
+    async def close(self) -> None: ...
+
+
 class ConfigSource(Protocol):
     @property
     def path(self) -> Path: ...
@@ -161,3 +173,4 @@ class EngineIO:
     source: ConfigSource
     loadavg: Callable[[], str | None]
     wall: Callable[[], float]
+    arbiter: ArbiterPort | None = None
