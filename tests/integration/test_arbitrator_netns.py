@@ -40,7 +40,7 @@ class Arb:
         # Past heartbeat's startup period, when each advertises deadtime + 2 s.
         for name, peer in (("solr1", "solr2"), ("solr2", "solr1")):
             wait_until(
-                lambda: self.peer_dt(name, peer) == DEADTIME, 20, f"{name} judging {peer} by 3 s"
+                lambda n=name, p=peer: self.peer_dt(n, p) == DEADTIME, 20, f"{name} judging {peer}"
             )
 
     def peer_dt(self, name: str, peer: str) -> float | None:
