@@ -262,6 +262,7 @@ class ArbLab:
     lab: Lab
     tls: bool = True
     etcd: EtcdCluster | None = None
+    lease_ttl: str | None = None  # e.g. "2s"; None: the default from deadtime
 
     def up(self) -> ArbLab:
         try:
@@ -272,6 +273,8 @@ class ArbLab:
             self.etcd = EtcdCluster(members, self.lab.root / "etcd", pki=pki).start()
             for name, node in self.lab.nodes.items():
                 lines = ["endpoints:", *(f"  - {u}" for u in self.etcd.endpoints), "cluster: lab"]
+                if self.lease_ttl is not None:
+                    lines.append(f"lease_ttl: {self.lease_ttl}")
                 if pki is not None:
                     cert, key = pki.client(name)
                     lines += [f"ca: {pki.ca}", f"cert: {cert}", f"key: {key}"]
