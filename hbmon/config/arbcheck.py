@@ -6,6 +6,7 @@ turns its verdicts into findings.
 
 from __future__ import annotations
 
+import os
 from urllib.parse import urlsplit
 
 from hbmon.config.limits import MAX_PORT
@@ -34,6 +35,12 @@ def check_arbitrator(cfg: Config) -> list[Finding]:
         out.append(
             Finding(W, "cert/key/ca are set but no endpoint is https://: they would go unused")
         )
+    for name, path in (("ca", arb.ca), ("cert", arb.cert), ("key", arb.key)):
+        if path is not None and not os.access(path, os.R_OK):
+            # A warning: the check may run on another machine than the node.
+            out.append(
+                Finding(f"{W}.{name}", f"cannot read [{path}] here; the agent needs it", True)
+            )
     if tls and any(u.startswith("http://") for u in arb.endpoints):
         out.append(Finding(f"{W}.endpoints", "mixes http:// and https:// endpoints"))
     if not arb.prefix.startswith("/") or arb.prefix.endswith("/"):

@@ -65,7 +65,12 @@ def test_yaml_section_reads_and_round_trips() -> None:
         "  ca: /etc/hbmon/ca.pem\n  cert: /etc/hbmon/n.pem\n  key: /etc/hbmon/n.key\n"
         "  cluster: solr\n  lease_ttl: 2s\n"
     )
-    assert problems == []
+    # Files this machine does not have are named, as warnings (the node may have them).
+    assert problems == [
+        f"hbmon.yaml:{line}: warning: arbitrator.{name}: cannot read [/etc/hbmon/{f}] here;"
+        " the agent needs it"
+        for line, name, f in ((9, "ca", "ca.pem"), (10, "cert", "n.pem"), (11, "key", "n.key"))
+    ]
     assert cfg is not None
     arb = cfg.arbitrator  # type: ignore[attr-defined]
     assert arb.endpoints == ("https://10.0.0.31:2379", "https://10.0.0.32:2379")
@@ -74,7 +79,7 @@ def test_yaml_section_reads_and_round_trips() -> None:
     assert arb.cluster_name(("alpha", "beta")) == "solr"
     back, problems2 = from_yaml(to_yaml(cfg), "again.yaml")  # type: ignore[arg-type]
     assert back == cfg
-    assert problems2 == []
+    assert all(p.warning for p in problems2)
 
 
 def test_yaml_without_section_has_no_arbitrator() -> None:
