@@ -10,8 +10,9 @@ plain HTTP/1.1 connection. Python's `ssl` does the TLS, client certificates
 included. Nothing here is imported by an agent without an arbitrator.
 
 Every call runs under one deadline. A member that refuses or breaks the
-connection is left for the next endpoint at once, within the same deadline;
-the endpoint that answered last is tried first next time.
+connection is left for the next endpoint at once, within the same deadline; one
+that does not answer gets at most FIRST_TRY_SHARE of it. The endpoint that
+answered last is tried first next time, and after a failure the next one is.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ class EtcdError(Exception):
 # Responses of this API are a few hundred bytes; anything far larger is not etcd.
 MAX_RESPONSE = 1 << 20
 _HEADER_LIMIT = 64 * 1024
+# Of a call's deadline, the part the first member tried may use when others exist.
+FIRST_TRY_SHARE = 0.6
 # What one attempt at one member may end in, besides an answer (ssl.SSLError and
 # asyncio.IncompleteReadError are among them).
 _FAILURES = (OSError, EOFError, EtcdError, asyncio.LimitOverrunError, TimeoutError, ValueError)
@@ -242,16 +245,22 @@ class EtcdClient:
         deadline = time.monotonic() + self._timeout
         errors: list[str] = []
         n = len(self._endpoints)
+        start = self._first
         for i in range(n):
-            index = (self._first + i) % n
+            index = (start + i) % n
             endpoint = self._endpoints[index]
             left = deadline - time.monotonic()
             if left <= 0:
                 break
+            # A member that swallows requests (cut off, not refusing) must not use up the
+            # whole deadline while others could answer: the first try gets a share.
+            budget = left * FIRST_TRY_SHARE if i == 0 and n > 1 else left
             try:
-                answer = await asyncio.wait_for(self._attempt(endpoint, path, data), left)
+                answer = await asyncio.wait_for(self._attempt(endpoint, path, data), budget)
             except _FAILURES as exc:
                 errors.append(f"{endpoint.authority}: {_why(exc)}")
+                # The next call starts elsewhere, whatever this one still manages.
+                self._first = (index + 1) % n
                 continue
             self._first = index
             self.last_endpoint = endpoint.authority

@@ -143,3 +143,25 @@ def test_owner_cut_from_peer_and_etcd_releases_before_the_peer_takes_it(arb: Arb
         drop_from(s2, [])
     assert max(len(h) for _, h in samples) <= 1, explain(arb.pair)
     assert samples[-1][1] == {"solr1"}, explain(arb.pair)
+
+
+def test_a_member_cut_off_silently_moves_nothing(arb: Arb) -> None:
+    """The nodes stop hearing one member (its frames dropped, no refusal): the client
+    gives up on it within a request and renews through the others."""
+    arb.settle()
+    assert arb.arb.etcd is not None
+    member = arb.arb.etcd.members[0]
+    assert member.ns is not None
+    mac = iface_mac(member.ns, "em1")
+    for node in arb.lab.nodes.values():
+        drop_from(node.ns, [mac])
+    try:
+        before = arb.metric("solr2", "hbmon_arbitrator_lease_renewal_seconds_count") or 0
+        samples = watch(arb, 8)
+        after = arb.metric("solr2", "hbmon_arbitrator_lease_renewal_seconds_count") or 0
+    finally:
+        for node in arb.lab.nodes.values():
+            drop_from(node.ns, [])
+    assert all(h == {"solr2"} for _, h in samples), explain(arb.pair)
+    assert after - before >= 8 / 0.5 - 4  # about one renewal a keepalive went on
+    assert arb.metric("solr2", "hbmon_arbitrator_failsafe_groups") == 0

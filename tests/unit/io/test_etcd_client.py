@@ -217,3 +217,34 @@ def test_owner_value_and_key_names() -> None:
     assert group_key("/hbmon", "solr", "IPaddr::10.0.0.5/24/eth0") == (
         b"/hbmon/solr/groups/IPaddr%3A%3A10.0.0.5%2F24%2Feth0"
     )
+
+
+def test_a_member_that_swallows_requests_is_skipped(plain: EtcdCluster) -> None:
+    """Accepts the connection, never answers (a cut-off member behind a live socket)."""
+    import socket
+
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(8)
+    dead = f"http://127.0.0.1:{hole.getsockname()[1]}"
+
+    async def go() -> tuple[str, str]:
+        c = EtcdClient((dead, *plain.endpoints), 1.0, None)
+        try:
+            lease, _ = await c.grant(5)  # the hole gets 60 % of the deadline, then member 1
+            first = c.last_endpoint
+            started = time.monotonic()
+            await c.keepalive(lease)  # straight to the member that answered
+            assert time.monotonic() - started < 0.5
+            await c.revoke(lease)
+            return first, c.last_endpoint
+        finally:
+            await c.close()
+
+    try:
+        first, last = run(go)
+    finally:
+        hole.close()
+    member = plain.endpoints[0].removeprefix("http://")
+    assert first == member
+    assert last == member
