@@ -3,8 +3,8 @@
     sudo python bench/arbitrator.py [--runs 10] [--scenarios cut,crash,member,alldown,isolate,idle]
                                     [--json arbitrator.json]
 
-One lab (`hbmon.lab`: two nodes, gateway, client) with a three-member etcd 3.4
-over TLS beside them (`hbmon.labetcd.ArbLab`); hbmon at keepalive 0.5 s,
+One lab (`hbmon.testing.lab`: two nodes, gateway, client) with a three-member etcd 3.4
+over TLS beside them (`hbmon.testing.labetcd.ArbLab`); hbmon at keepalive 0.5 s,
 deadtime 3 s, lease TTL 2 s (the default from deadtime), auto_failback off.
 Observed from outside the agents (`client.Observer`): who holds the VIP every
 10 ms (netlink), a client probing the VIP every 5 ms. Each run first waits for
@@ -46,8 +46,8 @@ import benchpath  # noqa: F401 - sets sys.path first
 from client import Observer, client_stats, first_time, owner_stats
 
 from hbmon.io.etcd import group_key
-from hbmon.lab import VIP, Lab, LabTimers, iface_mac
-from hbmon.labetcd import ARB_TIMERS, ArbLab, drop_from
+from hbmon.testing.lab import VIP, Lab, LabTimers, iface_mac
+from hbmon.testing.labetcd import ARB_TIMERS, ArbLab, drop_from
 
 GROUP = f"IPaddr::{VIP}/24/em1"
 KEEPALIVE, DEADTIME = 0.5, 3.0

@@ -42,7 +42,7 @@ if [ "$mode" = test ]; then
   # socat's pty pairs stand in for the null-modem cable of the serial-medium tests.
   apt_needed+=(socat)
   # The arbitrator's tests run a real etcd (3.4) cluster in namespaces and on loopback
-  # (hbmon/labetcd.py), with etcdctl for its health checks; never as a service here.
+  # (hbmon/testing/labetcd.py), with etcdctl for its health checks; never as a service here.
   apt_needed+=(etcd-server etcd-client)
 fi
 missing=()

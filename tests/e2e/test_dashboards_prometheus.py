@@ -36,7 +36,7 @@ import yaml
 from netns_helpers import require_netns
 
 from hbmon.testing.lab import METRICS_PORT, NODE_IPS, Lab
-from hbmon.labetcd import ArbLab
+from hbmon.testing.labetcd import ArbLab
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import pytest
 from netns_helpers import Pair, explain, has_address, require_netns, wait_until
 
-from hbmon.lab import VIP, Lab, LabTimers, iface_mac
-from hbmon.labetcd import ARB_TIMERS, ArbLab, drop_from
+from hbmon.testing.lab import VIP, Lab, LabTimers, iface_mac
+from hbmon.testing.labetcd import ARB_TIMERS, ArbLab, drop_from
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 GROUP = f"IPaddr::{VIP}/24/em1"

@@ -26,7 +26,7 @@ from hbmon.core.arbevents import (
 from hbmon.core.arbitration import Arbitration
 from hbmon.io.arbiter import ArbiterDriver
 from hbmon.io.etcd import EtcdClient, Owner, group_key
-from hbmon.labetcd import EtcdCluster, free_port, loopback_members
+from hbmon.testing.labetcd import EtcdCluster, free_port, loopback_members
 
 G = "IPaddr::10.0.0.10/24/eth0"
 NODES = ("alpha", "beta")
@@ -46,7 +46,8 @@ async def ask(driver_args: tuple[ArbitratorSettings, str, int], *requests: objec
     """Run `requests` through a driver, one after the other; their answers in order."""
     settings, me, generation = driver_args
     answers: asyncio.Queue[ArbiterAnswer] = asyncio.Queue()
-    d = ArbiterDriver(settings, NODES, me, generation, answers.put_nowait)
+    d = ArbiterDriver(settings, NODES, me, generation)
+    d.start(answers.put_nowait)
     out: list[object] = []
     try:
         for r in requests:

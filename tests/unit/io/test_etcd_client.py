@@ -13,7 +13,7 @@ from typing import TypeVar
 import pytest
 
 from hbmon.io.etcd import EtcdClient, EtcdError, Owner, group_key, tls_context
-from hbmon.labetcd import EtcdCluster, free_port, loopback_members, make_pki
+from hbmon.testing.labetcd import EtcdCluster, free_port, loopback_members, make_pki
 
 T = TypeVar("T")
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from hbmon.lab import Lab
+    from hbmon.testing.lab import Lab
 
 CLIENT_PORT = 2379
 PEER_PORT = 2380
@@ -289,7 +289,7 @@ class ArbLab:
             self.etcd.stop()
 
     def member_macs(self) -> list[str]:
-        from hbmon.lab import iface_mac
+        from hbmon.testing.lab import iface_mac
 
         assert self.etcd is not None
         return [iface_mac(m.ns, "em1") for m in self.etcd.members if m.ns is not None]
