@@ -18,8 +18,8 @@ The parts, each in its own file:
     core/peerrsc.py    what each peer said about its groups (PeerRsc)
     core/arbitration.py  the external arbitrator (etcd): keys, lease, failsafe
 
-This class holds the state, takes the inputs and applies the wishes (`_apply`,
-the only place a decision changes anything).
+This class holds the state, takes the inputs, builds the snapshot and applies
+the wishes (`_apply`, the only place a decision changes anything).
 """
 
 from __future__ import annotations
