@@ -127,11 +127,11 @@ def real_io(cfg: Config, source: ConfigFile, metrics: Metrics, generation: int) 
         source=source,
         loadavg=read_loadavg,
         wall=time.time,
-        arbiter=arbiter(cfg, generation),
+        arbiter=arbiter_port(cfg, generation),
     )
 
 
-def arbiter(cfg: Config, generation: int) -> ArbiterPort | None:
+def arbiter_port(cfg: Config, generation: int) -> ArbiterPort | None:
     if cfg.arbitrator is None:
         return None  # the etcd client is never imported then
     from hbmon.io.arbiter import ArbiterDriver
