@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from hbmon.config.fencecheck import check_fencing
 from hbmon.config.arbcheck import check_arbitrator
+from hbmon.config.fencecheck import check_fencing
 from hbmon.config.limits import (
     INITDEAD_WARN_BELOW_MS,
     MAX_AUTH_INDEX,

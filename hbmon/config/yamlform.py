@@ -103,6 +103,7 @@ from hbmon.config.nodename import local_node_name
 from hbmon.config.problems import Problem, has_errors
 from hbmon.config.show import medium_to_dict
 from hbmon.config.validate import check_config
+from hbmon.config.yamlarbiter import arbitrator_to_yaml, read_arbitrator
 from hbmon.config.yamlfencing import (
     HBMON_KEYS,
     fencing_to_yaml,
@@ -110,7 +111,6 @@ from hbmon.config.yamlfencing import (
     read_fencing,
     read_settings,
 )
-from hbmon.config.yamlarbiter import arbitrator_to_yaml, read_arbitrator
 from hbmon.config.yamlread import (
     Missing,
     Path_,
