@@ -1,7 +1,7 @@
-"""Rules for the arbitrator's settings (config/model.py `ArbitratorSettings`, `LeaseTiming`).
+"""Rules for the arbitrator's settings (config/model.py `ArbitratorSettings`).
 
-The timing rule itself is written once, in `LeaseTiming`; this module only
-turns its verdicts into findings.
+The timing rule itself is written once, in config/leasetiming.py `LeaseTiming`;
+this module only turns its verdicts into findings.
 """
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 from urllib.parse import urlsplit
 
+from hbmon.config.leasetiming import LeaseTiming
 from hbmon.config.limits import MAX_PORT
-from hbmon.config.model import ETCD_TTL_UNIT_MS, Config, LeaseTiming
+from hbmon.config.model import ETCD_TTL_UNIT_MS, Config
 from hbmon.config.problems import Finding
 
 SCHEMES = ("http", "https")

@@ -5,6 +5,7 @@ Never includes key material: `auth` names the signing key's method and index onl
 
 from __future__ import annotations
 
+from hbmon.config.leasetiming import lease_timing
 from hbmon.config.model import (
     BcastMedium,
     Config,
@@ -123,7 +124,7 @@ def config_to_dict(cfg: Config) -> dict[str, object]:
 
 def _arbitrator(cfg: Config) -> dict[str, object] | None:
     """The effective arbitrator settings (paths only: the key file stays where it is)."""
-    arb, timing = cfg.arbitrator, cfg.lease_timing
+    arb, timing = cfg.arbitrator, lease_timing(cfg)
     if arb is None or timing is None:
         return None
     return {
@@ -164,10 +165,10 @@ def config_to_text(cfg: Config) -> str:
         lines.append(f"fencing:       {d.kind.value} {d.type} ({where})")
     for c in cfg.respawn:
         lines.append(f"respawn:       {c.user}: {c.command}")
-    if cfg.arbitrator is not None and cfg.lease_timing is not None:
-        arb = cfg.arbitrator
+    arb, timing = cfg.arbitrator, lease_timing(cfg)
+    if arb is not None and timing is not None:
         lines.append(
             f"arbitrator:    etcd {' '.join(arb.endpoints)}, keys under"
-            f" {arb.prefix}/{arb.cluster_name(cfg.nodes)}/, lease {cfg.lease_timing.ttl_s} s"
+            f" {arb.prefix}/{arb.cluster_name(cfg.nodes)}/, lease {timing.ttl_s} s"
         )
     return "\n".join(lines) + "\n"

@@ -15,7 +15,7 @@ true, renewed with every heartbeat it sends (`beat`). The rules:
 "The lease counts" means: now < (send time of the last renewal etcd
 answered) + `LeaseTiming.hold_s(TTL)`: etcd keeps the lease at least TTL after
 it got that renewal, and we stop counting on it earlier by the clock drift
-and the time a release takes (config/model.py states the rule once).
+and the time a release takes (config/leasetiming.py states the rule once).
 
 Ownership asks `may_start` before every start (the group table waits),
 `unlicensed` for its snapshot (core/rules.py releases those groups), and
@@ -32,7 +32,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple, Protocol, TypeVar
 
-from hbmon.config.model import ARBITRATOR_HANDOVER_RETRY_MS, LeaseTiming
+from hbmon.config.leasetiming import LeaseTiming
+from hbmon.config.model import ARBITRATOR_HANDOVER_RETRY_MS
 from hbmon.core.arbevents import (
     ArbiterAnswer,
     ArbiterFailed,

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import assert_never
 
+from hbmon.config.leasetiming import lease_timing
 from hbmon.config.model import EARLY_PROBE_MARGIN_MS, Config
 from hbmon.core.arbevents import (
     ArbiterFailed,
@@ -122,7 +123,7 @@ class Node:
         )
         self._drops = DropCounters(self._membership.ifaces)
         self._gate = Arbitration(
-            config.node, generation, config.lease_timing, config.timers.keepalive_ms / 1000
+            config.node, generation, lease_timing(config), config.timers.keepalive_ms / 1000
         )
         self._status_sent = SentLog()  # our statuses' seqs: what a peer's echo confirms
         self._own = Ownership(config, now, self._sequenced, self._gate)

@@ -11,7 +11,7 @@ from simetcd import RTT, ArbSim, arbconfig, arbpair
 from simnet import DELAY
 from simowners import VIP_A, VIP_B, A, B
 
-from hbmon.config.model import LeaseTiming
+from hbmon.config.leasetiming import LeaseTiming
 from hbmon.core.arbevents import (
     ArbiterReachability,
     ClaimKey,

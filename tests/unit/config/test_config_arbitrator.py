@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from cfgtools import make_dir, messages
 
+from hbmon.config.leasetiming import LeaseTiming
 from hbmon.config.loader import load_config
 from hbmon.config.model import (
     ARBITRATOR_CLOCK_DRIFT,
     ARBITRATOR_RELEASE_LEAD_MS,
     ArbitratorSettings,
-    LeaseTiming,
     Timers,
     default_lease_ttl_ms,
 )

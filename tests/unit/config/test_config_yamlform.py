@@ -312,7 +312,7 @@ def configs(draw: st.DrawFn) -> Config:
         )
     )
     tls = draw(st.none() | st.tuples(_path, _path))
-    # A TTL the timing rule accepts whatever the keepalive (config/model.py LeaseTiming).
+    # A TTL the timing rule accepts whatever the keepalive (config/leasetiming.py LeaseTiming).
     ttl_s = (keepalive + 500 + 300) // 990 + 1 + draw(st.integers(0, 30))
     arbitrator = draw(
         st.none()

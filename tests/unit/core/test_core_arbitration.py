@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import pytest
 
+from hbmon.config.leasetiming import LeaseTiming
 from hbmon.config.model import (
     ARBITRATOR_HANDOVER_RETRY_MS,
     ArbitratorSettings,
-    LeaseTiming,
     Timers,
 )
 from hbmon.core.arbevents import (

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from hbmon.config.model import ArbitratorSettings, LeaseTiming, Timers
+from hbmon.config.leasetiming import LeaseTiming
+from hbmon.config.model import ArbitratorSettings, Timers
 from hbmon.core.arbevents import (
     ArbiterAnswer,
     ArbiterFailed,
