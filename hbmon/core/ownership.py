@@ -33,7 +33,6 @@ from hbmon.core.arbitration import Arbitration
 from hbmon.core.batches import Batches
 from hbmon.core.events import (
     AnnounceGroup,
-    BlockReason,
     ConflictKind,
     ControlRequest,
     DeathReason,
@@ -106,7 +105,9 @@ class Ownership:
         self._batches = Batches()
         self._exchange = StandbyExchange(self, self._peers, self._table, self._batches, wrap)
         self._memory = Memory()  # what the standing rules remember between inputs
-        self._guard = Guard(config, self._table, self._batches, self._memory, wrap)
+        self._guard = Guard(
+            config, self._table, self._batches, self._memory, wrap, self._peers, gate.may_start
+        )
         self._gave_up = False
         self._pings = (0, 0)  # (reachable, configured)
         # The last status_fields() and what they were built from (most beats repeat them).
@@ -417,7 +418,9 @@ class Ownership:
             if not step:
                 break
             effects += step
-        return effects + self._after(now) + self._gate.follow(self._table, now)
+        effects += self._after(now)
+        effects += self._gate.follow(self._table, now)
+        return effects + self._guard.key_won(now)  # a key won may let a reset go ahead
 
     def _decide(self, now: float) -> list[Effect]:
         match self._stages.state:
@@ -512,6 +515,7 @@ class Ownership:
             hung_wait_s=self._guard.hung_wait or 0.0,
             taken=MappingProxyType(dict(self._memory.taken)),
             unlicensed=self._gate.unlicensed(self._table.held(), now),
+            arbitrated=self._gate.enabled,
         )
 
     def _apply(self, wishes: list[Wish], now: float) -> list[Effect]:
@@ -529,16 +533,8 @@ class Ownership:
                     self._table.unwant(key, reason)
                 case Acquire():
                     self._batches.acquire(w, self._table, now)
-                case Block(peers=peers, keys=keys, why=why):
-                    for name in peers:
-                        self._peers[name].blocked = True
-                    effects.append(self._guard.count(keys, BlockReason.QUORUM, why))
-                case Unblock(peer=peer):
-                    self._peers[peer].blocked = False
-                case Reset(peer=peer, delay_s=delay):
-                    effects += self._guard.fences.plan(peer, delay, now)
-                case NoReset(peer=peer, result=result):
-                    effects += self._guard.spare(peer, result, now)
+                case Block() | Unblock() | Reset() | NoReset() | Force():
+                    effects += self._guard.apply(w, now)
                 case TakeOverFrom(peer=peer):
                     effects += self._apply(takeover(self._facts(now), peer, dead=True), now)
                 case GiveAway(peer=peer, scope=scope, keys=keys, why=why):
@@ -546,8 +542,6 @@ class Ownership:
                     effects += self._exchange.go_standby(p, scope, keys, why, None, now)
                 case FailbackDone(peer=peer):
                     self._peers[peer].failback = False
-                case Force(key=key):
-                    effects += self._guard.force(key, now)
                 case Dual() | Unowned() | PingLead() | Taken():
                     self._memory.note(w)
                 case OwnershipConflict(kind=kind):
