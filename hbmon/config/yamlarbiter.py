@@ -53,8 +53,15 @@ def read_arbitrator(r: Reader, value: object, p: Path_) -> ArbitratorSettings | 
 
 
 def _path(r: Reader, m: dict[str, object], name: str, p: Path_) -> Path | None:
-    text = r.get(m, name, p, as_str, "")
+    text = r.get(m, name, p, _file_name, "")
     return Path(text) if text else None
+
+
+def _file_name(v: object) -> str:
+    text = as_str(v)
+    if "\0" in text:  # no file has one; the checks that open it would fail on it
+        raise ValueError("a file name cannot contain a NUL character")
+    return text
 
 
 def arbitrator_to_yaml(arb: ArbitratorSettings | None) -> dict[str, object] | None:

@@ -125,6 +125,10 @@ def test_yaml_without_section_has_no_arbitrator() -> None:
             "arbitrator:\n  endpoints: [http://a:2379]\n  bogus: 1\n",
             "hbmon.yaml:9: arbitrator.bogus: unknown key",
         ),
+        (  # found by the config fuzz: a traceback from the readability check before
+            'arbitrator:\n  endpoints: [https://a:2379]\n  ca: "/etc/ca\\0.pem"\n',
+            "hbmon.yaml:9: arbitrator.ca: a file name cannot contain a NUL character",
+        ),
     ],
 )
 def test_bad_settings_name_file_line_field(section: str, expected: str) -> None:
