@@ -30,6 +30,7 @@ from hbmon.control.server import ControlServer
 from hbmon.engine import Engine, Identity
 from hbmon.errors import StartupError
 from hbmon.io.fencing import Fencer, device_problems
+from hbmon.io.handover_file import HandoverFile
 from hbmon.io.media import Media
 from hbmon.io.ping import Pinger
 from hbmon.io.ports import ArbiterPort, EngineIO, EventSink, PingPort
@@ -45,6 +46,9 @@ from hbmon.sdnotify import SdNotifier
 
 LOADAVG_PATH = Path("/proc/loadavg")
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# The unit's RestartKillSignal: systemd stops a restarting hbmon with it, and hbmon
+# hands its groups over to the next process instead of releasing them.
+HANDOVER_SIGNAL = signal.SIGQUIT
 
 
 def with_overrides(
@@ -80,18 +84,30 @@ class ConfigFile:
 
 
 class LoopSignals:
-    """SIGTERM/SIGINT and SIGHUP handled on the running event loop."""
+    """SIGTERM/SIGINT, SIGHUP and SIGQUIT handled on the running event loop."""
 
-    def install(self, stop: Callable[[], None], reload: Callable[[], None]) -> None:
+    def install(
+        self,
+        stop: Callable[[], None],
+        reload: Callable[[], None],
+        handover: Callable[[], None],
+    ) -> None:
         loop = asyncio.get_running_loop()
         for sig in STOP_SIGNALS:
             loop.add_signal_handler(sig, stop)
         loop.add_signal_handler(signal.SIGHUP, reload)
+        loop.add_signal_handler(HANDOVER_SIGNAL, handover)
 
     def remove(self) -> None:
         loop = asyncio.get_running_loop()
-        for sig in (*STOP_SIGNALS, signal.SIGHUP):
+        for sig in (*STOP_SIGNALS, signal.SIGHUP, HANDOVER_SIGNAL):
             loop.remove_signal_handler(sig)
+
+
+def _quit_before_start(signum: int, frame: object) -> None:
+    """A restart before the engine runs: nothing is held yet, so leave as a stop would
+    (SIGQUIT's default would dump core)."""
+    raise SystemExit(0)
 
 
 def read_loadavg() -> str | None:
@@ -118,6 +134,7 @@ def real_io(cfg: Config, source: ConfigFile, metrics: Metrics, generation: int) 
             observe=metrics.observe_operation,
             on_status_disagreement=metrics.observe_status_disagreement,
         ),
+        handover=HandoverFile(cfg.hbmon.run_dir),
         control=ControlServer(cfg.hbmon.run_dir / CONTROL_SOCKET_NAME),
         notifier=SdNotifier(),
         pinger=pinger,
@@ -149,6 +166,7 @@ def run(
     log_format: Literal["text", "json"],
     web_config: Path | None = None,
 ) -> int:
+    signal.signal(HANDOVER_SIGNAL, _quit_before_start)
     cfg, problems = load_any(config_path, node)
     for p in problems:
         print(p, file=sys.stderr)

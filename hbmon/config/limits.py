@@ -15,3 +15,6 @@ INITDEAD_WARN_BELOW_MS = 10000
 SERIAL_BAUDS = (9600, 19200, 38400, 57600, 115200, 230400, 460800)
 # mcast6's hop limit, checked as heartbeat checks it (> 4 refused).
 MCAST6_MAX_HOPS = 4
+# Addresses left up by a restart expire after the handover window, in whole seconds
+# (the kernel's address lifetimes).
+MIN_HANDOVER_WINDOW_MS = 1000

@@ -28,6 +28,11 @@ CONTROL_SOCKET_NAME = "hbmon.sock"
 # heartbeat advertises deadtime + this for its first seconds (spec §4.5).
 STARTUP_DT_EXTRA_MS = 2000
 STARTUP_DT_PERIOD_MS = 5000
+# A restart hands the groups over to the next process (hbmon/core/handover.py):
+# peers add this to their dead interval meanwhile, as they do for heartbeat's own
+# restart (deadtime + 30 s, spec §4.5), and the addresses left up expire after it
+# unless the next process takes them.
+HANDOVER_WINDOW_MS = 30_000
 # heartbeat pings each ping node about once a second, whatever keepalive is.
 PING_INTERVAL_MS = 1000
 # ...but never fewer than this many echoes per deadping (hbmon: at deadping 1 s a
@@ -488,6 +493,8 @@ class HbmonSettings:
     run_dir: Path = DEFAULT_RUN_DIR  # the control socket lives here
     quorum_policy: QuorumPolicy = QuorumPolicy.FREEZE
     failback_stickiness_ms: int = 0
+    # How long a restart may take without a failover (core/handover.py).
+    handover_window_ms: int = HANDOVER_WINDOW_MS
     tls_cert: Path | None = None
     tls_key: Path | None = None
     # Prometheus-style web config for the metrics endpoint (TLS, basic auth).

@@ -115,6 +115,7 @@ def config_to_dict(cfg: Config) -> dict[str, object]:
             "state_dir": str(hb.state_dir),
             "quorum_policy": hb.quorum_policy.value,
             "failback_stickiness_ms": hb.failback_stickiness_ms,
+            "handover_window_ms": hb.handover_window_ms,
             "tls_cert": str(hb.tls_cert) if hb.tls_cert else None,
             "tls_key": str(hb.tls_key) if hb.tls_key else None,
         },

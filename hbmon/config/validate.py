@@ -20,6 +20,7 @@ from hbmon.config.limits import (
     MAX_PORT,
     MCAST6_MAX_HOPS,
     MCAST_MAX_TTL,
+    MIN_HANDOVER_WINDOW_MS,
     SERIAL_BAUDS,
 )
 from hbmon.config.model import (
@@ -336,6 +337,15 @@ def _check_misc(cfg: Config) -> list[Finding]:
     hb = cfg.hbmon
     if hb.failback_stickiness_ms < 0:
         out.append(Finding("hbmon.failback_stickiness", "failback stickiness must not be negative"))
+    if hb.handover_window_ms < MIN_HANDOVER_WINDOW_MS:
+        # The addresses a restart leaves up expire after it, in whole seconds.
+        out.append(
+            Finding(
+                "hbmon.handover_window",
+                f"handover window [{hb.handover_window_ms} ms] must be at least"
+                f" {MIN_HANDOVER_WINDOW_MS // 1000} s",
+            )
+        )
     if (hb.tls_cert is None) != (hb.tls_key is None):
         out.append(Finding("hbmon.tls", "tls needs both cert and key"))
     host, sep, port = hb.metrics_address.rpartition(":")

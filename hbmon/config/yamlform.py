@@ -40,6 +40,7 @@ Written by `hbmon config convert`, read with yaml.safe_load. Layout::
       run_dir: /run/hbmon
       quorum_policy: freeze
       failback_stickiness: 0s
+      handover_window: 30s     # a restart keeps the resources up this long for the next process
       tls: {cert: null, key: null}
     raw: [[keepalive, "2"], …]  # ha.cf values as written, kept for `cl_status hbparameter`
     respawn:                   # ha.cf's respawn lines (only when there are any)
@@ -199,6 +200,7 @@ def to_yaml(cfg: Config) -> str:
             "run_dir": str(hb.run_dir),
             "quorum_policy": hb.quorum_policy.value,
             "failback_stickiness": _ms(hb.failback_stickiness_ms),
+            "handover_window": _ms(hb.handover_window_ms),
             "tls": {
                 "cert": str(hb.tls_cert) if hb.tls_cert else None,
                 "key": str(hb.tls_key) if hb.tls_key else None,
@@ -267,6 +269,7 @@ _HBMON = frozenset(
         "run_dir",
         "quorum_policy",
         "failback_stickiness",
+        "handover_window",
         "tls",
         "web_config",
         *HBMON_KEYS,
@@ -453,6 +456,7 @@ def _hbmon(r: Reader, doc: dict[str, object]) -> HbmonSettings:
         failback_stickiness_ms=r.get(
             m, "failback_stickiness", p, as_time, base.failback_stickiness_ms
         ),
+        handover_window_ms=r.get(m, "handover_window", p, as_time, base.handover_window_ms),
         tls_cert=Path(cert) if cert else None,
         tls_key=Path(key) if key else None,
         web_config=Path(web_config) if web_config else None,

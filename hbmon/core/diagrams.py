@@ -63,7 +63,8 @@ MACHINES = (
         "Ownership stages",
         "hbmon/core/stages.py",
         "Where this node's resource ownership is, from before comm-up to after "
-        "its shutdown. One per node.",
+        "its shutdown, or to the handover of a restart (hbmon/core/handover.py). "
+        "One per process.",
         stages.TABLE,
     ),
     Machine(

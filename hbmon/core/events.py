@@ -86,6 +86,10 @@ class TakeoverReason(StrEnum):
     PING_QUORUM = "ping_quorum"  # the peer saw fewer ping nodes and gave up
     RECOVERY = "recovery"  # a group nobody held (after a failure or a blocked takeover)
     HUNG_OWNER = "hung_owner"  # taken while the dead owner's address answered (hung_owner)
+    # Handed over by our previous process (a restart) but found partly stopped: started
+    # again here. Never a failover: no batch, so hbmon_failovers_total{reason="handover"}
+    # stays 0; the handover itself is counted apart (core/handover.py).
+    HANDOVER = "handover"
 
 
 class StopReason(StrEnum):
@@ -233,6 +237,43 @@ class ControlRequest:
     scope: Scope
 
 
+@dataclass(frozen=True, slots=True)
+class Handover:
+    """Restart requested (systemd's RestartKillSignal, `systemctl restart`, a package
+    upgrade): hand the groups over to this node's next process instead of releasing
+    them (core/handover.py)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HandoverSaved:
+    """The driver's answer to `HandoverReady`: the addresses expire after the window
+    and the record is written (ok), or not (then the groups are released as for a stop)."""
+
+    ok: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSurvey:
+    """What the start-up scan found of one group the previous process handed over."""
+
+    key: str
+    addresses_up: bool  # every address of the group is on its interface (True if it has none)
+    all_running: bool  # every resource's status says running
+    any_running: bool
+
+
+@dataclass(frozen=True, slots=True)
+class HandedOver:
+    """At start, before `ActiveAtStart`: our previous process handed these groups over
+    (its record was fresh, from this boot and this node)."""
+
+    generation: int  # the previous process's
+    gap_s: float  # since it handed over
+    claims: Scope  # its rsc_hold flags
+    groups: tuple[GroupSurvey, ...]  # the groups it held that are still configured
+
+
 Event = (
     PacketIn
     | PacketRejected
@@ -245,6 +286,9 @@ Event = (
     | ActiveAtStart
     | ControlRequest
     | ArbiterAnswer
+    | Handover
+    | HandoverSaved
+    | HandedOver
 )
 
 
@@ -401,6 +445,43 @@ class ShutdownComplete:
 
 
 @dataclass(frozen=True, slots=True)
+class HandoverReady:
+    """Our restart: nothing is starting or stopping any more. The driver makes the
+    addresses of `keys` expire after `window_s` (unless the next process keeps them),
+    writes the handover record, and answers `HandoverSaved`."""
+
+    keys: tuple[str, ...]  # the groups held here, in file order
+    claims: Scope  # our rsc_hold flags, for the next process
+    window_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class HandoverComplete:
+    """The restart notice is out (dt stretched by the window); the driver exits
+    without releasing anything."""
+
+    keys: tuple[str, ...]
+    window_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class PeerHandover:
+    """The peer announced a restart that keeps its resources up (`hbhandover`): its
+    dead interval is stretched by `window_s` meanwhile."""
+
+    node: str
+    window_s: float
+    dead_interval_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class KeepGroup:
+    """A group our previous process handed over is ours: its addresses no longer expire."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
 class StartGroup:
     """Start the group's resources left to right (stopping them again if one fails)."""
 
@@ -528,6 +609,10 @@ Effect = (
     | PingObserved
     | PingTransition
     | ShutdownComplete
+    | HandoverReady
+    | HandoverComplete
+    | PeerHandover
+    | KeepGroup
     | StartGroup
     | StopGroup
     | ProbeGroup

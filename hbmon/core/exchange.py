@@ -55,6 +55,8 @@ from hbmon.wire.message import Field
 Wrap = Callable[[tuple[Field, ...], float], SendMessage]
 
 NOT_NICE = "Standby mode only implemented when nice_failback on"
+# Our shutdown or restart: no exchange starts any more.
+_ENDING = frozenset({Stage.LEAVING, Stage.GONE, Stage.HANDING_OVER, Stage.HANDED_OVER})
 
 
 def _reason(word: str | None) -> TakeoverReason | None:
@@ -204,7 +206,7 @@ class StandbyExchange:
         return self._local_refusal(who, now) or self._peer_refusal(p, who)
 
     def _local_refusal(self, who: str, now: float) -> StandbyRefused | None:
-        if self._host.stage is Stage.LEAVING or self._host.stage is Stage.GONE:
+        if self._host.stage in _ENDING:
             text = "Shutdown in progress: standby refused."
             return StandbyRefused(RefusalReason.SHUTTING_DOWN, text)
         if not self._sb.idle:

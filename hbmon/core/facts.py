@@ -179,7 +179,8 @@ class Claim:
 
 @dataclass(frozen=True, slots=True)
 class Release:
-    """Stop wanting `key` here (it leaves its batch); the group table stops it."""
+    """Stop wanting `key` here (it leaves its batch, or its wait as late); the group
+    table stops it if it runs."""
 
     key: str
     reason: StopReason

@@ -223,6 +223,16 @@ class GroupTable:
         g.start_reason, g.stop_reason = None, StopReason.VERIFY
         return True
 
+    def resume(self, key: str, now: float) -> bool:
+        """A group our previous process handed over, found running: held and wanted
+        here, as if we had started it (nothing is run)."""
+        g = self._groups.get(key)
+        if g is None or g.removed or g.state is not GroupState.RELEASED:
+            return False
+        g.state, g.last_change_at = GroupState.HELD, now
+        g.start_reason, g.stop_reason = TakeoverReason.HANDOVER, None
+        return True
+
     def want(
         self,
         key: str,

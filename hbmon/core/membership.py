@@ -42,6 +42,7 @@ from hbmon.core.events import (
     PacketsMissing,
     PacketsReordered,
     PartitionHealed,
+    PeerHandover,
     PeerRestarted,
     PeerSilent,
     ShutdownNotice,
@@ -63,6 +64,7 @@ from hbmon.core.liveness import (
 from hbmon.core.seqtrack import Duplicate, Filled, Fresh, Replay, SeqTracker
 from hbmon.core.snapshot import LinkView, PeerView
 from hbmon.errors import DropReason
+from hbmon.wire.builders import handover_window_ms
 from hbmon.wire.message import Message
 
 STATUS_TYPE = "status"
@@ -107,6 +109,8 @@ class Peer:
     reordered: int = 0
     restarts: int = 0
     partition_heals: int = 0
+    handovers: int = 0  # restarts it announced as a handover
+    handover_generation: int | None = None  # the incarnation whose handover was counted
 
 
 @dataclass(slots=True)
@@ -413,8 +417,22 @@ class Membership:
                 effects.append(LateBeat(peer.name, interval, Threshold.DEADTIME))
             elif _us(interval) > _us(self.timing.warntime):
                 effects.append(LateBeat(peer.name, interval, Threshold.WARNTIME))
+        effects += self._handover(peer, msg, hg)
         effects.append(BeatReceived(peer.name, iface, interval, seq))
         return effects
+
+    def _handover(self, peer: Peer, msg: Message, hg: int) -> list[Effect]:
+        """Its restart notice (core/handover.py): the silence until its next process
+        speaks was announced, so it is not late; its `dt` already says how long."""
+        window_ms = handover_window_ms(msg)
+        if window_ms is None:
+            return []
+        peer.silence_counted.update(Threshold)
+        if peer.handover_generation == hg:
+            return []  # the notice is sent more than once
+        peer.handover_generation = hg
+        peer.handovers += 1
+        return [PeerHandover(peer.name, window_ms / 1000, self.dead_interval(peer))]
 
     def _shutdone(self, peer: Peer, now: float) -> list[Effect]:
         effects: list[Effect] = [ShutdownNotice(peer.name)]
@@ -491,6 +509,7 @@ class Membership:
                 reordered_packets=p.reordered,
                 restarts=p.restarts,
                 partition_heals=p.partition_heals,
+                handovers=p.handovers,
             )
             for p in self.peers.values()
         )

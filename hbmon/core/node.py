@@ -7,7 +7,8 @@
     pingnodes    ping-node liveness
     echo         hbecho entries out, RTT samples in
     counters     drops by (iface, reason)
-    ownership    resource groups: takeover, standby, failback, split-brain guard
+    ownership    resource groups: takeover, standby, failback, split-brain guard,
+                 and the handover of a restart (core/handover.py)
     arbitration  the external arbitrator (etcd), when configured: our lease and
                  keys renewed with every status, the peer's word for the failsafe
 
@@ -46,6 +47,11 @@ from hbmon.core.events import (
     Event,
     FenceDone,
     GroupDone,
+    HandedOver,
+    Handover,
+    HandoverComplete,
+    HandoverReady,
+    HandoverSaved,
     LoadAverage,
     LocalStatusChanged,
     NodeDead,
@@ -60,6 +66,7 @@ from hbmon.core.events import (
     PingResult,
     PingTransition,
     ProbeDone,
+    ResourceLog,
     RttMeasured,
     SendMessage,
     Shutdown,
@@ -67,6 +74,7 @@ from hbmon.core.events import (
     ShutdownNotice,
 )
 from hbmon.core.flowctl import T_NS_REXMIT, T_REQNODES, FlowControl, repnodes_head
+from hbmon.core.handover import advertised_window_ms
 from hbmon.core.membership import Membership
 from hbmon.core.ownership import Ownership
 from hbmon.core.pingnodes import PingNodes
@@ -82,6 +90,9 @@ _ALIVE = (NodeStatus.UP, NodeStatus.ACTIVE)
 NO_LOAD = "n/a"
 # The `st` of our very first status, as heartbeat sends it (spec §4.6.5).
 FIRST_ST = "init"
+# The restart notice goes out this many times (the old process exits right after:
+# nobody would answer a retransmission request).
+HANDOVER_NOTICES = 2
 # Settling is a fixed point (comm-up can make more deadlines due); it converges in 2.
 _MAX_SETTLE_ROUNDS = 8
 _MAX_LOAD_LEN = 256
@@ -109,6 +120,9 @@ class Node:
         self._comm_up = False
         self._stopped = False
         self._leaving = False
+        # Our restart (core/handover.py): requested, and what the driver was asked to save.
+        self._handing = False
+        self._handover: HandoverReady | None = None
         self._load = NO_LOAD
         self._sent_first = False
         self._schedule: StatusSchedule | None = None
@@ -176,7 +190,31 @@ class Node:
                 if self._leaving:
                     return effects
                 self._leaving = True
+                self._handing = False  # a stop while handing over releases after all
                 effects += self._own.leave(now)
+            case Handover():
+                if self._leaving or self._handing:
+                    return effects
+                if self._gate.enabled:
+                    # The etcd lease and the keys on it belong to this process: its
+                    # successor could not prove it holds them, so a restart is a stop.
+                    text = "Restart with an arbitrator: giving up all HA resources (no handover)."
+                    effects.append(ResourceLog("WARN", text))
+                    self._leaving = True
+                    return effects + self._own.leave(now)
+                self._handing = True
+                effects += self._own.hand_over(now)
+            case HandoverSaved(ok=ok, detail=detail):
+                if not self._handing or self._handover is None:
+                    return effects  # a stop came first: its release goes on
+                if ok:
+                    return effects + self._handed_over(self._handover, now)
+                text = f"Handover failed: {detail}; giving up all HA resources instead."
+                effects.append(ResourceLog("ERROR", text))
+                self._handing, self._leaving = False, True
+                effects += self._own.leave(now)
+            case HandedOver():
+                effects += self._own.handed_over(event, now)
             case GroupDone():
                 effects += self._own.group_done(event, now)
             case ProbeDone():
@@ -262,6 +300,7 @@ class Node:
             refusals=own.refusals,
             fencing=own.fencing,
             arbiter=self._gate.view(now),
+            handover=own.handover,
         )
 
     # ------------------------------------------------------------ internal --
@@ -288,6 +327,11 @@ class Node:
             effects += self._gate.leave(now)  # our keys go with the lease
             if self._gate.quiet():
                 effects += self._shutdone(now)
+        if self._handing and not self._stopped and self._handover is None:
+            window_s = self._config.hbmon.handover_window_ms / 1000
+            self._handover = self._own.handover_ready(window_s)
+            if self._handover is not None:
+                effects.append(self._handover)
         return effects
 
     def _route(self, effects: list[Effect], now: float) -> list[Effect]:
@@ -394,14 +438,20 @@ class Node:
     def _ts(self, now: float) -> int:
         return max(0, int(now + self._wall_epoch))
 
-    def _status(self, now: float) -> SendMessage:
+    def _status(self, now: float, handover_ms: int | None = None) -> SendMessage:
+        """Our status; `handover_ms`: the restart notice (dt stretched by that window)."""
         cfg = self._config
         st = self._local.value if self._sent_first else FIRST_ST
         self._sent_first = True
         entries = self._echo.entries(now, self._membership.live_links())
+        dt_ms = advertised_dt_ms(cfg.timers, self._started_at, now)
+        notice: tuple[Field, ...] = ()
+        if handover_ms is not None:
+            dt_ms += handover_ms
+            notice = (builders.handover_field(handover_ms),)
         msg = builders.status(
             st=st,
-            dt_ms=advertised_dt_ms(cfg.timers, self._started_at, now),
+            dt_ms=dt_ms,
             src=cfg.node,
             srcuuid=self._uuid,
             seq=self._seq.take(now),
@@ -409,7 +459,7 @@ class Node:
             ts=self._ts(now),
             ld=self._load,
             ttl=cfg.ttl,
-            extra=(_echo_field(entries), *self._own.status_fields(), *self._arb_field),
+            extra=(_echo_field(entries), *self._own.status_fields(), *notice, *self._arb_field),
         )
         seq = msg.get_hex("seq")
         if seq is not None:
@@ -473,6 +523,15 @@ class Node:
             )
             out.append(SendMessage(ack))
         return out
+
+    def _handed_over(self, ready: HandoverReady, now: float) -> list[Effect]:
+        """The handover is saved: the restart notice, then silence until our next process
+        (heartbeat's restart: deadtime + 30 s advertised, resources kept)."""
+        effects = self._own.handed(now)
+        window_ms = advertised_window_ms(ready.window_s)
+        effects += [self._status(now, window_ms) for _ in range(HANDOVER_NOTICES)]
+        self._stopped = True
+        return [*effects, HandoverComplete(ready.keys, ready.window_s)]
 
     def _shutdone(self, now: float) -> list[Effect]:
         """Our groups are released (ownership is gone): the last word, then silence."""

@@ -7,7 +7,10 @@ input it settles what every group should be, then lets the group table act.
 The parts, each in its own file:
 
     core/stages.py     the stage table: JOINING → WAITING → RUNNING → LEAVING → GONE
-    core/takeover.py   startup and takeovers from a dead or leaving peer (pure)
+    core/takeover.py   startup and takeovers from a dead, leaving or restarted
+                       peer (pure)
+    core/handover.py   a restart without a failover: what the old process hands
+                       the new one, and what the new one adopts (pure)
     core/rules.py      the standing rules while RUNNING: dual owner, quorum
                        retry, failback, ping comparison, nobody owns (pure)
     core/facts.py      the snapshot those decisions read, the wishes they return
@@ -40,6 +43,9 @@ from hbmon.core.events import (
     FenceDone,
     GroupDone,
     GroupState,
+    HandedOver,
+    HandoverReady,
+    KeepGroup,
     OwnershipConflict,
     ProbeDone,
     ResourceLog,
@@ -73,11 +79,22 @@ from hbmon.core.facts import (
 )
 from hbmon.core.groups import GroupTable, Outcome
 from hbmon.core.guard import Guard
+from hbmon.core.handover import adopt
 from hbmon.core.peerrsc import Arrival, News, PeerRsc, hb_peer_leaving, held_elsewhere
 from hbmon.core.rules import FAILBACK_DUE, RULES, Memory
-from hbmon.core.snapshot import OwnershipView
-from hbmon.core.stages import Announce, Leave, PeerLeaving, Released, Stage, StageInput, Stages
-from hbmon.core.takeover import startup, startup_deadlines, takeover
+from hbmon.core.snapshot import HandoverView, OwnershipView
+from hbmon.core.stages import (
+    Announce,
+    Handed,
+    HandOver,
+    Leave,
+    PeerLeaving,
+    Released,
+    Stage,
+    StageInput,
+    Stages,
+)
+from hbmon.core.takeover import rejoined, startup, startup_deadlines, takeover
 from hbmon.wire import rscmsg
 from hbmon.wire.message import Field, Message
 from hbmon.wire.rscmsg import Report
@@ -100,6 +117,8 @@ class Ownership:
         self._peers: dict[str, PeerRsc] = gate.bind({})
         self._stages = Stages()
         self._verifying: set[str] = set()  # found running before we joined, being stopped
+        self._resumed: HandoverView | None = None  # what our previous process handed over
+        self._handover_asked = False  # HandoverReady is out (our own restart)
         self._comm_at: float | None = None
         self._now = now
         self._batches = Batches()
@@ -174,7 +193,7 @@ class Ownership:
 
     def rsc_hold(self) -> str:
         """cl_status rscstatus: none|local|foreign|all, `transition` while in flux."""
-        if self._stages.state in (Stage.WAITING, Stage.LEAVING) or (
+        if self._stages.state in (Stage.WAITING, Stage.LEAVING, Stage.HANDING_OVER) or (
             self._stages.state is Stage.RUNNING and not self.stable
         ):
             return "transition"
@@ -213,6 +232,7 @@ class Ownership:
             blocked=tuple(self._guard.blocked.items()),
             refusals=tuple(self._exchange.refusals.items()),
             fencing=self._guard.fences.views(),
+            handover=self._resumed,
         )
 
     # ------------------------------------------------------ for the exchange --
@@ -244,7 +264,10 @@ class Ownership:
         """heartbeat's verifyallidle, made to act: release what runs before we join."""
         self._now = now
         effects: list[Effect] = []
+        resumed = self._resumed.keys if self._resumed is not None else ()
         for key in keys:
+            if key in resumed:
+                continue  # handed over by our previous process: ours, not a leftover
             effects.append(ResourceLog("CRIT", f"Resource {key} is active, and should not be!"))
             if self._stages.state is Stage.JOINING and self._table.adopt(key, now):
                 self._verifying.add(key)
@@ -276,11 +299,10 @@ class Ownership:
     def peer_restarted(self, name: str, now: float) -> list[Effect]:
         if self._news(name, News.RESTARTED, now) is None:
             return []
+        # What it keeps is judged on its new process's first word about its groups
+        # (`message`, then core/takeover.py `rejoined`): after a handover it still
+        # holds them, after a crash it holds nothing and the rest is taken over.
         effects = self._guard.back(name) + self._exchange.abort(name, f"{name} restarted", now)
-        if self._stages.state is Stage.RUNNING:
-            # Its previous life ended without a word (within deadtime, so never
-            # declared dead): what it ran is unmanaged now. Take it, probe first.
-            effects += self._apply(takeover(self._facts(now), name, dead=True), now)
         return effects + self._reconcile(now)
 
     def partition_healed(self, name: str, now: float) -> list[Effect]:
@@ -343,6 +365,10 @@ class Ownership:
             settled = p.apply(parsed, self._table.preferred(), now)
             if settled and self._stages.state is not Stage.JOINING:
                 effects.append(info("remote resource transition completed."))
+            if p.rejoining:
+                p.rejoining = False
+                if self._stages.state is Stage.RUNNING:
+                    effects += self._apply(rejoined(self._facts(now), name), now)
         match parsed:
             case rscmsg.Starting():
                 effects += self._on_starting(p, now)
@@ -404,6 +430,72 @@ class Ownership:
         for g in self._table:
             self._table.unwant(g.key, StopReason.SHUTDOWN)
         self._batches.clear()
+        return effects + self._reconcile(now)
+
+    # ----------------------------------------------------- restart (handover) --
+    def hand_over(self, now: float) -> list[Effect]:
+        """Our restart: keep what runs for the next process (core/handover.py).
+
+        Nothing new starts; groups wanted but not started are let go (the next
+        process places them as at any start). What is starting or stopping
+        finishes first: `handover_ready` says when.
+        """
+        if not self._stages.allows(StageInput.HAND_OVER):
+            return []
+        self._now = now
+        effects = self._guard.stand_down() + self._exchange.abort(None, "restarting", now)
+        if self._table.busy():
+            text = "Handover delayed until current resource activity finishes."
+            effects.append(ResourceLog("WARN", text))
+        self._stages.fire(HandOver())
+        for g in self._table:
+            if g.want and not g.held:
+                self._table.unwant(g.key, StopReason.SHUTDOWN)
+        self._batches.clear()
+        return effects + self._reconcile(now)
+
+    def handover_ready(self, window_s: float) -> HandoverReady | None:
+        """Once, when our restart may hand over: nothing is starting or stopping."""
+        if self._stages.state is not Stage.HANDING_OVER or self._handover_asked:
+            return None
+        if self._table.busy():
+            return None
+        self._handover_asked = True
+        keys = tuple(g.key for g in self._table if g.held)
+        return HandoverReady(keys, self._claims, window_s)
+
+    def handed(self, now: float) -> list[Effect]:
+        """The handover is saved: the groups are the next process's from here."""
+        self._now = now
+        if not self._stages.allows(StageInput.HANDED):
+            return []
+        self._stages.fire(Handed())
+        return []
+
+    def handed_over(self, ev: HandedOver, now: float) -> list[Effect]:
+        """At start: adopt what our previous process handed over (core/handover.py)."""
+        if self._stages.state is not Stage.JOINING or self._resumed is not None:
+            return []
+        self._now = now
+        plan = adopt(ev.groups)
+        kept = [k for k in plan.kept if self._table.resume(k, now)]
+        restart = [k for k in plan.restart if self._table.get(k) is not None]
+        for key in restart:
+            self._table.want(key, TakeoverReason.HANDOVER)
+        self._resumed = HandoverView(ev.generation, ev.gap_s, tuple(kept), tuple(restart))
+        self._claims = ev.claims
+        gap = f"{ev.gap_s * 1000:.0f} ms"
+        effects: list[Effect] = [
+            info(f"restart: resuming from generation {ev.generation} (handed over {gap} ago)")
+        ]
+        for key in kept:
+            effects += [KeepGroup(key), info(f"restart: resource group {key} kept running")]
+        for key in restart:
+            text = f"restart: resource group {key} is partly stopped: starting it again"
+            effects += [KeepGroup(key), ResourceLog("WARN", text)]
+        for key in plan.lost:
+            text = f"restart: resource group {key} lost an address meanwhile: not resumed"
+            effects.append(ResourceLog("WARN", text))
         return effects + self._reconcile(now)
 
     def expire(self, now: float) -> list[Effect]:
@@ -529,7 +621,7 @@ class Ownership:
                 case Claim(scope=scope):
                     self.claim(scope)
                 case Release(key=key, reason=reason):
-                    self._batches.drop(key)
+                    self._batches.forget(key)  # neither pending nor waiting as late
                     self._table.unwant(key, reason)
                 case Acquire():
                     self._batches.acquire(w, self._table, now)

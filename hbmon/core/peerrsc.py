@@ -64,6 +64,9 @@ class PeerRsc:
     gave_up: bool = False  # its last death: heard, and holding nothing (no reset needed)
     died_at: float | None = None  # when it was last declared dead
     taken: frozenset[str] = frozenset()  # held, taken from a hung owner (keeps them on a dual)
+    # It restarted and its new process has not said yet what it holds (ownership
+    # judges the restart on that first word: core/takeover.py `rejoined`).
+    rejoining: bool = False
     generation: int | None = None
     top: int | None = None
     seen: set[int] = field(default_factory=set)
@@ -99,6 +102,10 @@ class PeerRsc:
                 # Any takeover from it that waits for quorum is moot now.
                 self.alive, self.up_since, self.blocked = True, now, False
             case News.RESTARTED:
+                # Judged on its first word only if it restarted while alive: one we
+                # declared dead had its groups taken over then (or blocked, and moot
+                # now that it is back: Ownership.peer_alive).
+                self.rejoining = self.alive
                 self.forget(now)
             case News.DIED:
                 # heartbeat's need_stonith, from what it said before it died: it holds
@@ -108,9 +115,11 @@ class PeerRsc:
                 self.alive, self.stable, self.failback, self.up_since = False, False, False, None
                 self.heard = False  # what it said before is no longer news when it is back
                 self.claims = Scope.NONE
+                self.rejoining = False
             case News.LEAVING:
                 self.leaving, self.failback, self.stable = True, False, False
                 self.claims = Scope.NONE
+                self.rejoining = False
             case News.STARTING:
                 self.stable = False
             case News.HEALED:

@@ -9,6 +9,8 @@ change; it changes nothing itself, so it can be tested from any state):
                 lease lapsed, no peer confirms us): release it
     dual_owner  a group held here and by a peer: the node `quorum.keeper` names
                 keeps it, the other releases it (both sides compute the same)
+    moot        a takeover held back because the group's address still answers,
+                and a live peer now says it holds the group: that was the answer
     quorum      a takeover blocked by quorum runs once a ping node answers
     failback    auto_failback on/legacy: the preferred node (re)appeared, is
                 stable and up for the stickiness: hand its groups back (standby)
@@ -159,6 +161,21 @@ def dual_owner(f: Facts) -> list[Wish]:
     return wishes
 
 
+def moot(f: Facts) -> list[Wish]:
+    """A takeover waiting for an address to stop answering, while a live peer reports
+    holding the group (a peer that restarted and took its own group back, or kept
+    it across a handover): the address is rightly in use, stop waiting for it."""
+    wishes: list[Wish] = []
+    for g in f.groups:
+        if not (g.want and g.late and not g.held):
+            continue
+        holders = [p.name for p in f.peers if p.healthy and p.heard and g.key in p.held]
+        if holders:
+            text = f"Takeover of {g.key} cancelled: {holders[0]} holds it."
+            wishes += [info(text), Release(g.key, StopReason.PEER_BACK)]
+    return wishes
+
+
 def quorum(f: Facts) -> list[Wish]:
     """A takeover blocked for want of quorum: moot once the peer lives, run once quorum is back."""
     wishes: list[Wish] = []
@@ -275,4 +292,4 @@ def hung_owner(f: Facts) -> list[Wish]:
 
 
 # The order matters: a rule sees what the ones before it changed.
-RULES: tuple[Rule, ...] = (arbitrated, dual_owner, quorum, failback, ping, nobody, hung_owner)
+RULES: tuple[Rule, ...] = (arbitrated, dual_owner, moot, quorum, failback, ping, nobody, hung_owner)

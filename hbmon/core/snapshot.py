@@ -53,6 +53,7 @@ class PeerView:
     reordered_packets: int
     restarts: int
     partition_heals: int
+    handovers: int = 0  # restarts it announced as a handover (resources kept up)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +97,20 @@ class TakeoverView:
     peer: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class HandoverView:
+    """What this process took over from its predecessor at start (core/handover.py)."""
+
+    from_generation: int
+    gap_s: float  # from the predecessor's handover to our adoption
+    kept: tuple[str, ...]  # still running: held again as they were
+    restarted: tuple[str, ...]  # partly stopped: started again
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return (*self.kept, *self.restarted)
+
+
 class OwnershipView(NamedTuple):
     """What `Ownership.view()` gives the snapshot."""
 
@@ -108,6 +123,7 @@ class OwnershipView(NamedTuple):
     blocked: tuple[tuple[BlockReason, int], ...]
     refusals: tuple[tuple[RefusalReason, int], ...]
     fencing: tuple[FenceView, ...]
+    handover: HandoverView | None  # what this process adopted from its predecessor
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +164,7 @@ class Snapshot:
     refusals: tuple[tuple[RefusalReason, int], ...] = ()  # standby / takeover refused, by why
     fencing: tuple[FenceView, ...] = ()  # each peer's reset (core/fencing.py)
     arbiter: ArbiterView | None = None  # None: no arbitrator configured
+    handover: HandoverView | None = None  # this process began by adopting its predecessor's
 
     def peer(self, name: str) -> PeerView | None:
         for p in self.peers:

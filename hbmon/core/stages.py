@@ -7,6 +7,10 @@
     RUNNING  takeovers, standby exchanges, failback and the standing rules
     LEAVING  our shutdown: every group is being released
     GONE     everything released; the node may send `shutdone`
+    HANDING_OVER  our restart (core/handover.py): nothing new starts; once no
+             group is starting or stopping, the held ones are handed over
+    HANDED_OVER   the record is saved; the next process takes the groups as
+             they run (a failed save leaves for LEAVING instead)
 
 Every move is one row of `TRANSITIONS`; an event a stage does not list raises
 `LocalTransitionError` (stage events come from our own decisions, so a refused
@@ -31,6 +35,8 @@ class Stage(StrEnum):
     RUNNING = "running"
     LEAVING = "leaving"
     GONE = "gone"
+    HANDING_OVER = "handing_over"
+    HANDED_OVER = "handed_over"
 
 
 class StageInput(StrEnum):
@@ -42,6 +48,8 @@ class StageInput(StrEnum):
     PEER_LEAVING = "peer_leaving"  # a peer shuts down: take over now, waiting or not
     LEAVE = "leave"  # our own shutdown begins
     RELEASED = "released"  # our shutdown released what it could
+    HAND_OVER = "hand_over"  # our restart begins: keep the groups for the next process
+    HANDED = "handed"  # the handover record is saved
 
 
 # ---------------------------------------------------------------- events --
@@ -110,7 +118,21 @@ class Released:
     kind: ClassVar[StageInput] = StageInput.RELEASED
 
 
-StageEvent = Announce | PeersKnown | Alone | PeerLeaving | Leave | Released
+@dataclass(frozen=True, slots=True)
+class HandOver:
+    """Our restart begins: what runs here is kept for the next process."""
+
+    kind: ClassVar[StageInput] = StageInput.HAND_OVER
+
+
+@dataclass(frozen=True, slots=True)
+class Handed:
+    """The next process has what it needs (addresses set to expire, record saved)."""
+
+    kind: ClassVar[StageInput] = StageInput.HANDED
+
+
+StageEvent = Announce | PeersKnown | Alone | PeerLeaving | Leave | Released | HandOver | Handed
 
 
 # ----------------------------------------------------------------- table --
@@ -125,6 +147,12 @@ TRANSITIONS: dict[tuple[Stage, StageInput], Stage] = {
     (St.WAITING, In.LEAVE): St.LEAVING,
     (St.RUNNING, In.LEAVE): St.LEAVING,
     (St.LEAVING, In.RELEASED): St.GONE,
+    (St.JOINING, In.HAND_OVER): St.HANDING_OVER,
+    (St.WAITING, In.HAND_OVER): St.HANDING_OVER,
+    (St.RUNNING, In.HAND_OVER): St.HANDING_OVER,
+    (St.HANDING_OVER, In.HANDED): St.HANDED_OVER,
+    # A stop while handing over, or a handover the driver could not save: release.
+    (St.HANDING_OVER, In.LEAVE): St.LEAVING,
 }
 TABLE = Table("ownership stage", Stage.JOINING, TRANSITIONS)
 

@@ -6,6 +6,9 @@
     takeover   a peer died (probe first, guarded by quorum) or is leaving
                (what it released starts at once): take every group nobody
                else claims
+    rejoined   a peer restarted and its new process said what it holds: that
+               stays with it (a handover, core/handover.py); the rest is taken
+               as from a dead node
     reset_gate before taking from a dead peer: reset it first, or say why not
                (heartbeat's STONITH decision; the machine is core/fencing.py);
                with an arbitrator, the groups are acquired at once, the reset
@@ -121,8 +124,36 @@ def alone(f: Facts) -> list[Wish]:
     return wishes
 
 
-def takeover(f: Facts, name: str, *, dead: bool, silent_since: float | None = None) -> list[Wish]:
-    """Peer `name` is dead (`dead`, probe first) or leaving: take what nobody else claims.
+def rejoined(f: Facts, name: str) -> list[Wish]:
+    """Peer `name` restarted (a new generation, never declared dead) and its new
+    process has spoken: what it claims is its own, kept up across the restart by a
+    handover (core/handover.py). What its previous life may have left running
+    beyond that is unmanaged now: taken as from a dead node, addresses probed first
+    (it is alive: no reset).
+    """
+    p = f.peer(name)
+    kept = p.claimed
+    others = frozenset().union(*(q.claimed for q in f.peers if q.healthy and q.name != name))
+    free = [g for g in f.groups if not g.claimed and not g.backoff and g.key not in others]
+    wishes: list[Wish] = []
+    if kept:
+        text = f"Node {name} restarted holding [{', '.join(sorted(kept))}]: left with it."
+        wishes.append(info(text))
+    if not [g for g in free if g.key not in kept]:
+        return wishes
+    return [*wishes, *takeover(f, name, dead=True, spare=kept)]
+
+
+def takeover(
+    f: Facts,
+    name: str,
+    *,
+    dead: bool,
+    silent_since: float | None = None,
+    spare: frozenset[str] = frozenset(),
+) -> list[Wish]:
+    """Peer `name` is dead (`dead`, probe first) or leaving: take what nobody else claims
+    (`spare`: groups a restarted peer keeps).
 
     A dead peer (not one that restarted, which is alive) is first judged as heartbeat
     does: reset it, or say why not (core/fencing.py `reset_gate`); nothing is taken
@@ -134,7 +165,11 @@ def takeover(f: Facts, name: str, *, dead: bool, silent_since: float | None = No
     """
     p = f.peer(name)
     others = frozenset().union(*(q.claimed for q in f.peers if q.healthy and q.name != name))
-    keys = tuple(g.key for g in f.groups if not g.claimed and not g.backoff and g.key not in others)
+    keys = tuple(
+        g.key
+        for g in f.groups
+        if not g.claimed and not g.backoff and g.key not in others and g.key not in spare
+    )
     died = dead and not p.alive
     why = f.quorum_block() if dead and keys else None
     gate: list[Wish] = []

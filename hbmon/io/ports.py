@@ -7,13 +7,15 @@ real ones in one place; tests/unit/engine builds fakes.
 
     media      the heartbeat links (UDP sockets, serial lines): a factory, since a
                reload that changes them opens new ones beside the old
-    resources  starts, stops, probes and announces resource groups
+    resources  starts, stops, probes and announces resource groups; surveys them
+               and arms or disarms their addresses' expiry for a restart's handover
+    handover   the handover record a restarting process leaves for the next one
     control    the control socket
     notifier   sd_notify(3): ready, status, watchdog, stopping, reloading
     pinger     ping-node echoes (a factory: a reload restarts it)
     clients    heartbeat's respawn clients, started at comm-up
     fencer     resets a dead node with its fencing devices; checks the devices
-    signals    SIGTERM/SIGINT (stop) and SIGHUP (reload)
+    signals    SIGTERM/SIGINT (stop), SIGHUP (reload) and SIGQUIT (restart: hand over)
     source     where the configuration is re-read from on reload
     arbiter    the external arbitrator (etcd), None when none is configured
     loadavg    the `ld` line; wall: the wall clock for `ts` fields
@@ -37,7 +39,8 @@ from hbmon.config.model import (
 )
 from hbmon.config.problems import Problem
 from hbmon.core.arbevents import ArbiterAnswer, ArbiterRequest
-from hbmon.core.events import Event
+from hbmon.core.events import Event, GroupSurvey
+from hbmon.core.handover import HandoverRecord
 from hbmon.wire.codec import Sign
 from hbmon.wire.message import Message
 
@@ -80,6 +83,15 @@ class ResourcePort(Protocol):
         """(an address of the group answers on the service network, details)."""
 
     async def announce_group(self, group: ResourceGroup) -> None: ...
+
+    async def survey(self, group: ResourceGroup) -> GroupSurvey:
+        """What of a group handed over by our previous process still runs here."""
+
+    async def hand_over(self, group: ResourceGroup, lifetime_s: int) -> tuple[bool, str]:
+        """Make the group's addresses expire after `lifetime_s`: (ok, details)."""
+
+    async def keep(self, group: ResourceGroup) -> tuple[bool, str]:
+        """The group's addresses no longer expire: (ok, details)."""
 
     def reconfigure(self, config: Config) -> None: ...
 
@@ -130,7 +142,12 @@ class FencePort(Protocol):
 
 
 class Signals(Protocol):
-    def install(self, stop: Callable[[], None], reload: Callable[[], None]) -> None: ...
+    def install(
+        self,
+        stop: Callable[[], None],
+        reload: Callable[[], None],
+        handover: Callable[[], None],
+    ) -> None: ...
 
     def remove(self) -> None: ...
 
@@ -154,6 +171,18 @@ class ConfigSource(Protocol):
         problems; None if it is unusable."""
 
 
+class HandoverPort(Protocol):
+    def boot_id(self) -> str: ...
+
+    def load(self) -> HandoverRecord | None:
+        """The record our previous process left, None if none (or unreadable)."""
+
+    def save(self, record: HandoverRecord) -> None:
+        """Write it durably; StartupError if that fails."""
+
+    def discard(self) -> None: ...
+
+
 # (ping nodes, where their results go, echo interval and timeout in seconds)
 PingerFactory = Callable[[tuple[PingNode, ...], EventSink, float], PingPort]
 
@@ -164,6 +193,7 @@ class EngineIO:
 
     media: Callable[[tuple[Medium, ...]], MediaPort]
     resources: ResourcePort
+    handover: HandoverPort
     control: ControlPort
     notifier: Notifier
     pinger: PingerFactory

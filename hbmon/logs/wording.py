@@ -37,6 +37,9 @@ from hbmon.core.events import (
     FenceNode,
     GroupState,
     GroupTransition,
+    HandoverComplete,
+    HandoverReady,
+    KeepGroup,
     LateBeat,
     LinkStatus,
     LinkTransition,
@@ -50,6 +53,7 @@ from hbmon.core.events import (
     PacketsMissing,
     PacketsReordered,
     PartitionHealed,
+    PeerHandover,
     PeerRestarted,
     PeerSilent,
     PingObserved,
@@ -161,6 +165,24 @@ def describe(effect: Effect, *, local_node: str | None = None) -> tuple[HbLevel,
         case ShutdownComplete():
             who = f"{local_node} " if local_node else ""
             return "info", f"{who}Heartbeat shutdown complete."
+        case HandoverReady(keys=keys, window_s=window):
+            # heartbeat: "Current resources: -R -C all" before its restart exec.
+            held = f"[{', '.join(keys)}]" if keys else "none"
+            return (
+                "info",
+                f"Current resources: {held}; handing them over to the next hbmon process"
+                f" (they stay up; {_ms(window)} ms for it to take them)",
+            )
+        case HandoverComplete(keys=keys):
+            who = f"{local_node} " if local_node else ""
+            kept = f"{len(keys)} group(s) kept up"
+            return "info", f"{who}Heartbeat restart handover complete: {kept}."
+        case PeerHandover(node=node, window_s=window, dead_interval_s=dead):
+            return (
+                "info",
+                f"Node {node} is restarting: it keeps its resources; waiting"
+                f" {_ms(dead)} ms (deadtime + {_ms(window)} ms) for its next process",
+            )
         case GroupTransition(key=key, new=new, reason=reason, detail=detail):
             return _group_line(key, new, detail or (reason.value if reason else ""))
         case TakeoverComplete(reason=reason, keys=keys, duration_s=duration, peer=peer):
@@ -209,6 +231,7 @@ def describe(effect: Effect, *, local_node: str | None = None) -> tuple[HbLevel,
             | ReleaseKey()
             | RevokeLease()
             | LeaseRenewal()
+            | KeepGroup()
         ):
             return None
         case _:

@@ -122,6 +122,20 @@ def _this_node(snap: Snapshot) -> Iterator[Metric]:
         "Sequenced messages sent (status and cluster messages; the last `seq`).",
         snap.seq_sent,
     )
+    resumed = snap.handover
+    yield gauge(
+        "hbmon_handover_resumed_groups",
+        "Groups this process took over from its predecessor at start, without a failover "
+        "(a restart or upgrade that handed them over); 0 after a fresh start.",
+        len(resumed.keys) if resumed is not None else 0,
+    )
+    if resumed is not None:
+        yield gauge(
+            "hbmon_handover_gap_seconds",
+            "From the previous process handing the groups over to this one taking them "
+            "(the restart's unmanaged interval; the resources stayed up).",
+            resumed.gap_s,
+        )
 
 
 def _node_states(snap: Snapshot) -> GaugeMetricFamily:
@@ -149,6 +163,7 @@ def _peers(snap: Snapshot, config: Config) -> Iterator[Metric]:
     last_change, *gauges = _peer_gauges(snap)
     c = counters
     yield from (c.transitions, last_change, c.late, c.lost, c.reordered, c.restarts, c.heals)
+    yield c.handovers
     yield from gauges
 
 
@@ -186,6 +201,12 @@ class _PeerCounters:
             "happened.",
             "node",
         )
+        self.handovers = _counters(
+            "hbmon_peer_handovers_total",
+            "Peer restarts announced as a handover: its resources stayed up for its next "
+            "process and its dead interval was stretched meanwhile (no failover).",
+            "node",
+        )
 
     def add(self, p: PeerView) -> None:
         counts = dict.fromkeys(PRECREATED_TRANSITIONS, 0)
@@ -199,13 +220,14 @@ class _PeerCounters:
         self.reordered.add_metric([p.name], p.reordered_packets)
         self.restarts.add_metric([p.name], p.restarts)
         self.heals.add_metric([p.name], p.partition_heals)
+        self.handovers.add_metric([p.name], p.handovers)
 
     def add_zero(self, name: str) -> None:
         for change in PRECREATED_TRANSITIONS:
             self.transitions.add_metric([name, *change], 0)
         for th in Threshold:
             self.late.add_metric([name, th.value], 0)
-        for fam in (self.lost, self.reordered, self.restarts, self.heals):
+        for fam in (self.lost, self.reordered, self.restarts, self.heals, self.handovers):
             fam.add_metric([name], 0)
 
 

@@ -23,6 +23,11 @@ hbmon extension, the RTT echo (design §3): a status may carry one string field
 interface we heard, ``node/iface:seqhex:hold_us`` joined by ``;`` — the last
 seq received there and the microseconds since it arrived. heartbeat ignores
 unknown fields and signs them like any other.
+
+hbmon extension, the restart notice (hbmon/core/handover.py): the last status of
+a process that hands its groups over to the next one carries `hbhandover` (after
+the other extension fields, before `ttl`): the window in decimal milliseconds
+that its `dt` was stretched by. Its resources stay up meanwhile.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ from hbmon.wire.message import FT_BINARY, Field, Message
 
 PROTOCOL_VERSION = 1
 ECHO_FIELD = "hbecho"
+HANDOVER_FIELD = "hbhandover"
+_MAX_HANDOVER_MS = 24 * 3600 * 1000
 
 T_STATUS = "status"
 T_SHUTDONE = "shutdone"
@@ -286,3 +293,17 @@ def echo_entries(message: Message) -> tuple[EchoEntry, ...]:
     """The echo entries a message carries (none if it has no `hbecho` field)."""
     value = message.get(ECHO_FIELD)
     return parse_echo(value) if value is not None else ()
+
+
+def handover_field(window_ms: int) -> Field:
+    """The restart notice `hbhandover=<window ms>`."""
+    return _s(HANDOVER_FIELD, _dec(HANDOVER_FIELD, window_ms))
+
+
+def handover_window_ms(message: Message) -> int | None:
+    """A status's restart notice (window in ms), None if it has none or a bad one."""
+    value = message.get(HANDOVER_FIELD)
+    if value is None or not value.isdigit() or len(value) > 9:
+        return None
+    ms = int(value)
+    return ms if ms <= _MAX_HANDOVER_MS else None

@@ -7,6 +7,7 @@ auto_failback off). The tests run in order on one pair.
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Iterator
 
@@ -75,6 +76,37 @@ def test_graceful_stop_of_heartbeat_moves_the_vip_at_once_and_failback_off_keeps
     wait(lambda: mixed.hb.nodestatus("solr1") == "active", 20, "heartbeat rejoins")
     time.sleep(12)  # heartbeat's settle wait: auto_failback off must not move it back
     assert mixed.holders() == ["solr1"]
+
+
+def test_a_restart_of_hbmon_keeps_the_vip_and_heartbeat_takes_nothing(mixed: Mixed) -> None:
+    """hbmon/core/handover.py against the real heartbeat: it honours the stretched
+    `dt` of hbmon's restart notice and, as for its own `heartbeat -R`, takes nothing
+    from a node that restarted (it ignores `hbhandover` itself)."""
+    mixed.wait_holders(["solr1"], 5, "precondition")
+    seen = len(mixed.hb.log_lines())
+    assert mixed.agent is not None
+    gaps: list[list[str]] = []
+    mixed.agent.send_signal(signal.SIGQUIT)
+    assert mixed.agent.wait(10) == 0
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 3.5:  # gone longer than deadtime (2 s): heartbeat waits
+        if mixed.holders() != ["solr1"]:
+            gaps.append(mixed.holders())
+        time.sleep(0.02)
+    assert mixed.hb.nodestatus("solr1") == "active"  # the stretched dt: not dead
+    mixed.start_agent()
+    wait(lambda: mixed.peer_status() == "active", 20, "hbmon's new agent hears heartbeat")
+    deadline = time.monotonic() + 5  # past heartbeat's deadtime: any late move shows
+    while time.monotonic() < deadline:
+        if mixed.holders() != ["solr1"]:
+            gaps.append(mixed.holders())
+        time.sleep(0.02)
+    assert gaps == [], mixed.explain()
+    assert [g["holder"] for g in mixed.status()["groups"]] == ["solr1"]
+    assert mixed.hb.nodestatus("solr1") == "active"
+    new = mixed.hb.log_lines()[seen:]
+    assert any("Heartbeat restart on node solr1" in line for line in new), mixed.explain()
+    assert not [line for line in new if "is dead" in line or "Taking over" in line]
 
 
 def test_graceful_stop_of_hbmon_hands_the_vip_to_heartbeat(mixed: Mixed) -> None:

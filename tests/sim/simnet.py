@@ -17,6 +17,12 @@ addresses with it. Starts and stops can be made to fail, and a probe answers
 "in use" while another machine runs the group and the service network joins them.
 A FenceNode is the power switch: after `fence_delay` it crashes the target
 machine and answers FenceDone OK, or BAD while the target is in `fence_fail`.
+
+A restart that hands over (core/handover.py) is modelled as the engine does it:
+`HandoverReady` arms the groups' address expiry on the machine and is answered
+with `HandoverSaved`; `HandoverComplete` ends the process; `resume()` starts the
+next one from the record, and its `KeepGroup`s disarm the expiry. An expiry that
+is reached removes the group from the machine, as the kernel removes the address.
 """
 
 from __future__ import annotations
@@ -41,6 +47,12 @@ from hbmon.core.events import (
     FenceResult,
     GroupDone,
     GroupOp,
+    GroupSurvey,
+    HandedOver,
+    HandoverComplete,
+    HandoverReady,
+    HandoverSaved,
+    KeepGroup,
     PacketIn,
     PacketRejected,
     ProbeDone,
@@ -95,6 +107,16 @@ class World:
     fence_delay: float = 1.0
     fence_fail: set[str] = field(default_factory=set)  # machines the switch cannot reset
     fenced: list[tuple[str, str]] = field(default_factory=list)  # (by, target) resets done
+    save_delay: float = 0.0625  # arming the expiry and writing the handover record
+    # (machine, key) -> when the group's addresses expire (a handover's dead man's switch)
+    expiry: dict[tuple[str, str], float] = field(default_factory=dict)
+    refuse_save: set[str] = field(default_factory=set)  # machines whose save fails
+
+    def expire(self, now: float) -> None:
+        for (machine, key), at in list(self.expiry.items()):
+            if at <= now:
+                del self.expiry[(machine, key)]
+                self.on(key).discard(machine)
 
     def on(self, key: str) -> set[str]:
         return self.running.setdefault(key, set())
@@ -146,6 +168,8 @@ class Sim:
         self.frozen: dict[str, tuple[Node, list[Event]]] = {}
         self._queue: list[_Pending] = []
         self._order = itertools.count()
+        # name -> (the last HandoverReady of its process, when, that process's generation)
+        self.records: dict[str, tuple[HandoverReady, float, int]] = {}
 
     # -------------------------------------------------------------- nodes --
     def start(self, name: str, *, generation: int = 100) -> Node:
@@ -166,6 +190,33 @@ class Sim:
         active = tuple(k for k, on in sorted(self.world.running.items()) if name in on)
         if active:
             self._apply(name, node.handle(ActiveAtStart(active), now))
+        self._apply(name, node.start(now))
+        return node
+
+    def resume(self, name: str, *, generation: int, partly: frozenset[str] = frozenset()) -> Node:
+        """Start `name`'s next process after a handover, as the engine does: the
+        record's groups surveyed on the machine, then the usual start. `partly`: groups
+        whose addresses are up but some other resource of which says stopped."""
+        ready, at, old_generation = self.records[name]
+        now = self.clock.now
+        node = Node(
+            self.configs[name],
+            generation=generation,
+            uuid=UUIDS[name],
+            now=now,
+            wall_epoch=WALL_EPOCH,
+        )
+        self.nodes[name] = node
+        if now - at < ready.window_s:
+            surveys = tuple(
+                GroupSurvey(k, up, up and k not in partly, up)
+                for k in ready.keys
+                for up in (name in self.world.on(k),)
+            )
+            self._apply(name, node.handle(HandedOver(old_generation, now - at, ready.claims,
+                                                      surveys), now))  # fmt: skip
+        active = tuple(k for k, on in sorted(self.world.running.items()) if name in on)
+        self._apply(name, node.handle(ActiveAtStart(active), now))
         self._apply(name, node.start(now))
         return node
 
@@ -236,6 +287,7 @@ class Sim:
             if nxt is None or nxt > t:
                 break
             self.clock.set(nxt)
+            self.world.expire(nxt)
             while self._queue and self._queue[0].at <= nxt:
                 p = heapq.heappop(self._queue)
                 event = p.then() if p.then is not None else p.event
@@ -255,6 +307,7 @@ class Sim:
     def _next_instant(self) -> float | None:
         times = [p.at for p in self._queue[:1]]
         times += [d for n in self.nodes.values() if (d := n.next_deadline()) is not None]
+        times += list(self.world.expiry.values())
         return min(times, default=None)
 
     # ------------------------------------------------------------ queries --
@@ -290,6 +343,12 @@ class Sim:
                 self._execute(name, e)
             elif isinstance(e, FenceNode):
                 self._fence(name, e.node)
+            elif isinstance(e, HandoverReady):
+                self._save_handover(name, e)
+            elif isinstance(e, KeepGroup):
+                self.world.expiry.pop((name, e.key), None)
+            elif isinstance(e, HandoverComplete):
+                self.nodes.pop(name, None)  # the old process exits
 
     def _fence(self, name: str, target: str) -> None:
         """The power switch: the target machine is off when the answer comes."""
@@ -305,6 +364,19 @@ class Sim:
         node = self.nodes.get(name)
         at = self.clock.now + w.fence_delay
         heapq.heappush(self._queue, _Pending(at, next(self._order), name, None, node, answer))
+
+    def _save_handover(self, name: str, ready: HandoverReady) -> None:
+        node = self.nodes[name]
+        now = self.clock.now
+        ok = name not in self.world.refuse_save
+        if ok:
+            for key in ready.keys:
+                self.world.expiry[(name, key)] = now + ready.window_s
+            generation = node.snapshot(now).generation
+            self.records[name] = (ready, now, generation)
+        answer = HandoverSaved(ok, "" if ok else "cannot write the record")
+        at = now + self.world.save_delay
+        heapq.heappush(self._queue, _Pending(at, next(self._order), name, answer, node))
 
     def _execute(self, name: str, effect: StartGroup | StopGroup | ProbeGroup) -> None:
         w = self.world

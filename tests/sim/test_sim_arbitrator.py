@@ -25,7 +25,11 @@ from hbmon.core.events import (
     ControlOp,
     GroupState,
     GroupTransition,
+    Handover,
+    HandoverReady,
+    ResourceLog,
     Scope,
+    Shutdown,
     StartGroup,
     StopGroup,
 )
@@ -184,7 +188,7 @@ def test_etcd_lost_first_then_the_peer_still_releases_before_the_peer_takes_over
 def test_graceful_shutdown_hands_over_without_waiting_for_the_lease() -> None:
     sim = arbpair()
     w = settled(sim)
-    sim.event(B, __import__("hbmon.core.events", fromlist=["Shutdown"]).Shutdown())
+    sim.event(B, Shutdown())
     t0 = sim.clock.now
     w.run(t0 + 5)
     assert sim.effects(B, RevokeLease)
@@ -192,6 +196,24 @@ def test_graceful_shutdown_hands_over_without_waiting_for_the_lease() -> None:
     taken = starts(sim, A, VIP_B)
     assert taken
     assert taken[0] - t0 < 1.5  # stop, release, a claim retried 0.1 s later at most
+    assert w.max_owners[VIP_B] == 1
+
+
+def test_a_restart_with_an_arbitrator_is_a_stop_not_a_handover() -> None:
+    """The lease and its keys die with the process that holds them, so its successor
+    could not show it holds the group: a restart (SIGQUIT) releases as a stop does."""
+    sim = arbpair()
+    w = settled(sim)
+    sim.event(B, Handover())
+    t0 = sim.clock.now
+    w.run(t0 + 5)
+    assert sim.effects(B, HandoverReady) == []
+    warned = [e.text for _, e in sim.effects(B, ResourceLog) if "arbitrator" in e.text]
+    assert warned == ["Restart with an arbitrator: giving up all HA resources (no handover)."]
+    assert sim.effects(B, RevokeLease)
+    taken = starts(sim, A, VIP_B)
+    assert taken
+    assert taken[0] - t0 < 1.5
     assert w.max_owners[VIP_B] == 1
 
 

@@ -4,13 +4,14 @@ summary of what was measured, printed at the end of the run."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -69,24 +70,46 @@ def hbmon_deb() -> Path:
     if given:
         return Path(given)
     require_tools("dpkg-buildpackage")
-    t0 = time.monotonic()
-    res = subprocess.run(
-        [str(ROOT / "scripts" / "build-deb.sh")], capture_output=True, text=True, timeout=900
-    )
-    assert res.returncode == 0, res.stderr[-3000:]
-    path = Path(res.stdout.strip().splitlines()[-1])
+    # Under pytest-xdist every worker has this session fixture: one builds, the
+    # others wait on the lock and take its result (two builds would install build
+    # dependencies with apt at once and rewrite dist/ under a running test).
+    dist = ROOT / "dist"
+    dist.mkdir(exist_ok=True)
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    lock_name = ".build-deb.lock"
+    with open(dist / lock_name, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        built = dist / f".build-deb.{run_id}" if run_id else None
+        if built is not None and built.exists():
+            return Path(built.read_text())
+        t0 = time.monotonic()
+        res = subprocess.run(
+            [str(ROOT / "scripts" / "build-deb.sh")], capture_output=True, text=True, timeout=900
+        )
+        assert res.returncode == 0, res.stderr[-3000:]
+        path = Path(res.stdout.strip().splitlines()[-1])
+        if built is not None:
+            for old in dist.glob(".build-deb.*"):
+                if old.name != lock_name:
+                    old.unlink()  # earlier runs' records
+            built.write_text(str(path))
     measure("build-deb.sh", f"{time.monotonic() - t0:.1f} s, {path.name}")
     measure(".deb size", f"{path.stat().st_size} bytes")
     return path
 
 
-def repack_with_version(deb: Path, version: str, out_dir: Path) -> Path:
+def repack_with_version(
+    deb: Path, version: str, out_dir: Path, edit: Callable[[Path], None] | None = None
+) -> Path:
     """The same package as another version: control's Version and hbmon.__version__
-    changed (a "newer build" for the upgrade tests, without a second build)."""
+    changed (a "newer build" for the upgrade tests, without a second build); `edit`
+    may change the unpacked tree further (an "older" hbmon)."""
     work = Path(tempfile.mkdtemp(prefix="hbmon-repack-"))
     try:
         tree = work / "tree"
         subprocess.run(["dpkg-deb", "-R", str(deb), str(tree)], check=True)
+        if edit is not None:
+            edit(tree)
         control = tree / "DEBIAN" / "control"
         text = control.read_text()
         old = next(ln.split(": ", 1)[1] for ln in text.splitlines() if ln.startswith("Version:"))

@@ -19,6 +19,7 @@ import pytest
 from conftest import measure
 from netns_helpers import wait_until
 from sdcluster import Cluster, messages
+from vipclient import VipClient
 
 from hbmon.testing.lab import VIP
 
@@ -141,6 +142,39 @@ def test_with_the_drop_in_the_group_runs_in_the_host_mount_namespace(cluster: Cl
     out = s2.run("systemd-analyze", "security", "hbmon", "--no-pager").stdout
     measure(
         "systemd-analyze security hbmon with classic-resources.conf", out.strip().splitlines()[-1]
+    )
+
+
+def test_a_restart_keeps_the_mount_and_the_daemon_running(cluster: Cluster) -> None:
+    """A restart hands the group over (KillMode=process in the drop-in: the daemon the
+    LSB script started outlives hbmon's old process); the new process finds every
+    resource running and starts nothing again."""
+    s2 = cluster.nodes["solr2"]
+    assert cluster.wait_stable() == "solr2"
+    daemon = s2.run("cat", "/run/hbtestd.pid", check=True).stdout.strip()
+    cursor = s2.run("journalctl", "-n0", "--show-cursor", "--no-pager").stdout.split()[-1]
+    client = VipClient(cluster.lab.client_ns, VIP).start()
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    s2.run("systemctl", "restart", "hbmon", check=True, timeout=120)
+    took = time.monotonic() - t0
+    assert cluster.wait_stable() == "solr2"
+    time.sleep(0.5)
+    client.stop()
+    outage = client.outage(t0 - 0.4, time.monotonic())
+    assert s2.run("cat", "/run/hbtestd.pid", check=True).stdout.strip() == daemon
+    assert daemon_running(cluster, "solr2")
+    assert mounted(cluster, "solr2")
+    log = s2.run("cat", f"{MOUNTPOINT}/hbtestd.log").stdout
+    assert log.count("started on solr2") == 1  # its start was not run again
+    lines = messages(s2, "hbmon", f"--after-cursor={cursor}")
+    assert f"info: restart: resource group {GROUP} kept running" in lines
+    assert not [line for line in lines if line.startswith("info: Running ")]  # no script op
+    assert outage.lost == 0
+    measure(
+        "classic group (IPaddr2 + Filesystem + LSB) across systemctl restart",
+        f"daemon pid kept, mount kept; command {took:.2f} s, client gap"
+        f" {outage.largest_gap_s * 1000:.0f} ms, {outage.lost}/{outage.sent} lost",
     )
 
 

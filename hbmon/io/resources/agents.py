@@ -177,6 +177,31 @@ class AddressAgent:
             logger.info(f"{self.resource.agent}: IP address {entry.address} released")
         return Outcome(True, f"removed {self.spec.ip}")
 
+    async def set_lifetime(self, seconds: int | None) -> Outcome:
+        """Make the address expire after `seconds`, or never again (None): a restart's
+        dead man's switch (hbmon/core/handover.py). An address not configured has
+        nothing to expire."""
+        if self.spec is None:
+            return Outcome(True, f"nothing to do ({self.error})")
+        nl = self._ctx.io.netlink
+        try:
+            found = await addresses.find(nl, self.spec)
+            for entry in found:
+                await nl.set_lifetime(
+                    entry.index,
+                    entry.address,
+                    entry.prefixlen,
+                    seconds=seconds,
+                    nodad=self.spec.ip.version == 6,
+                )
+        except OSError as exc:
+            return Outcome(False, f"cannot set the lifetime of {self.spec.ip}: {exc}")
+        if not found:
+            return Outcome(True, f"{self.spec.ip} not configured")
+        if seconds is None:
+            return Outcome(True, f"{self.spec.ip} kept (no expiry)")
+        return Outcome(True, f"{self.spec.ip} expires in {seconds} s")
+
     async def status(self) -> tuple[bool, str]:
         if self.spec is None:
             return False, self.error

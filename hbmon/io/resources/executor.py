@@ -12,6 +12,9 @@
   returns; the repeats run in background tasks this executor owns, cancelled
   when the group is stopped or the executor closed.
 - Operations on one group are serialised; different groups run freely.
+- A restart's handover (hbmon/core/handover.py): `survey` says what of a group
+  still runs, `hand_over` makes its addresses expire after the window (the
+  kernel removes them then), `keep` makes them permanent again.
 - Which way each resource resolves (a script, heartbeat's classic agent run
   as its OCF agent, an init script, …, resolve.py) is logged once, for every
   resource at construction: a resource that cannot be found is an error in
@@ -35,6 +38,7 @@ from pathlib import Path
 from loguru import logger
 
 from hbmon.config.model import DEFAULT_CONFIG_DIR, Config, Resource, ResourceGroup
+from hbmon.core.events import GroupSurvey
 from hbmon.io.resources.addresses import IPAddress
 from hbmon.io.resources.agents import (
     NOT_PROBED,
@@ -150,6 +154,45 @@ class ResourceExecutor:
                 logger.info(f"Resource {resource} is active here: {why}")
                 return True
         return False
+
+    async def survey(self, group: ResourceGroup) -> GroupSurvey:
+        """What of a group our previous process handed over still runs here: are its
+        addresses up, and does every resource's status say running?"""
+        addresses_up, all_running, any_running = True, True, False
+        for resource in group.resources:
+            agent = self._agent(group, resource)
+            try:
+                running, why = await agent.status()
+            except Exception as exc:
+                logger.opt(exception=exc).error(f"{resource}: status: {_unexpected(exc)}")
+                running, why = False, _unexpected(exc)  # unknown: not adopted as running
+            logger.info(f"Resource {resource} is {'running' if running else 'stopped'}: {why}")
+            if isinstance(agent, AddressAgent) and not running:
+                addresses_up = False
+            all_running = all_running and running
+            any_running = any_running or running
+        return GroupSurvey(group.key, addresses_up, all_running, any_running)
+
+    async def hand_over(self, group: ResourceGroup, lifetime_s: int) -> tuple[bool, str]:
+        """Our restart: the group's addresses expire after `lifetime_s` unless the next
+        process keeps them. (ok, details)"""
+        return await self._set_lifetimes(group, lifetime_s)
+
+    async def keep(self, group: ResourceGroup) -> tuple[bool, str]:
+        """A group handed over by our previous process is ours: its addresses stay."""
+        return await self._set_lifetimes(group, None)
+
+    async def _set_lifetimes(self, group: ResourceGroup, seconds: int | None) -> tuple[bool, str]:
+        async with self._lock(group):
+            outcomes = []
+            for resource in group.resources:
+                agent = self._agent(group, resource)
+                if isinstance(agent, AddressAgent):
+                    outcomes.append(await agent.set_lifetime(seconds))
+        failed = [o.detail for o in outcomes if not o.ok]
+        if failed:
+            return False, "; ".join(failed)
+        return True, "; ".join(o.detail for o in outcomes) or "no addresses"
 
     async def probe_group(self, group: ResourceGroup) -> tuple[bool, str]:
         """(in_use, detail): does another host answer for one of the group's addresses?

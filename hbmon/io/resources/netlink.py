@@ -109,6 +109,8 @@ RT_TABLE_MAIN = 254
 RTN_UNICAST = 1
 IFF_UP = 0x1
 IFA_F_NODAD = 0x02
+# An address lifetime of "forever" (INFINITY_LIFE_TIME): a permanent address.
+FOREVER = 0xFFFFFFFF
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +158,10 @@ class Netlink(Protocol):
         nodad: bool,
     ) -> None: ...
     async def del_address(self, index: int, address: str, prefixlen: int) -> None: ...
+    async def set_lifetime(
+        self, index: int, address: str, prefixlen: int, *, seconds: int | None, nodad: bool
+    ) -> None:
+        """Make an existing address expire after `seconds` (None: never again)."""
 
 
 def _os_error(exc: NetlinkError) -> OSError:
@@ -273,3 +279,24 @@ class PyRoute2:
     async def del_address(self, index: int, address: str, prefixlen: int) -> None:
         async with self._ipr() as ipr:
             await ipr.addr("del", index=index, address=address, prefixlen=prefixlen)
+
+    async def set_lifetime(
+        self, index: int, address: str, prefixlen: int, *, seconds: int | None, nodad: bool
+    ) -> None:
+        # RTM_NEWADDR with NLM_F_REPLACE on an existing address changes only its
+        # lifetimes (label, broadcast and the address stay). The kernel removes an
+        # address whose valid lifetime ends. pyroute2 0.7 reads the lifetimes from
+        # `cacheinfo`, 0.9 from `valid`/`preferred` (with `cacheinfo` last): give both.
+        lifetime = FOREVER if seconds is None else max(1, seconds)
+        kwargs: dict[str, object] = {
+            "index": index,
+            "address": address,
+            "prefixlen": prefixlen,
+            "valid": lifetime,
+            "preferred": lifetime,
+            "cacheinfo": {"valid": lifetime, "preferred": lifetime},
+        }
+        if nodad:
+            kwargs["flags"] = IFA_F_NODAD  # IPv6: a replace sets the flags anew
+        async with self._ipr() as ipr:
+            await ipr.addr("replace", **kwargs)

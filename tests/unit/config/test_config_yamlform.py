@@ -109,6 +109,17 @@ def test_times_as_strings_or_integer_ms() -> None:
     assert (cfg.timers.keepalive_ms, cfg.timers.deadtime_ms) == (500, 1500)
 
 
+def test_the_handover_window_is_a_time_of_at_least_a_second() -> None:
+    cfg, _ = from_yaml(minimal(hbmon={"handover_window": "45s"}), F, None)
+    assert cfg is not None
+    assert cfg.hbmon.handover_window_ms == 45000
+    assert HbmonSettings().handover_window_ms == 30000  # heartbeat's restart: deadtime + 30 s
+    cfg, problems = from_yaml(minimal(hbmon={"handover_window": "500ms"}), F, None)
+    assert cfg is None
+    (p,) = [p for p in problems if not p.warning]
+    assert p.message == ("hbmon.handover_window: handover window [500 ms] must be at least 1 s")
+
+
 def test_unquoted_off_means_off() -> None:
     cfg, _ = from_yaml(minimal().replace("auto_failback: 'on'", "auto_failback: off"), F, None)
     assert cfg is not None
@@ -354,6 +365,7 @@ def configs(draw: st.DrawFn) -> Config:
             state_dir=draw(_path),
             quorum_policy=draw(st.sampled_from(QuorumPolicy)),
             failback_stickiness_ms=draw(st.integers(0, 10**7)),
+            handover_window_ms=draw(st.integers(1000, 10**7)),
             tls_cert=tls[0] if tls else None,
             tls_key=tls[1] if tls else None,
         ),

@@ -23,6 +23,7 @@ from hbmon.core.events import (
     OwnershipConflict,
     ResourceLog,
     Scope,
+    StopReason,
     TakeoverReason,
 )
 from hbmon.core.facts import (
@@ -66,12 +67,41 @@ def test_rules_run_in_the_documented_order() -> None:
     assert [r.__name__ for r in rules.RULES] == [
         "arbitrated",
         "dual_owner",
+        "moot",
         "quorum",
         "failback",
         "ping",
         "nobody",
         "hung_owner",
     ]
+
+
+# ------------------------------------------------------------------- moot --
+def test_moot_drops_a_takeover_waiting_for_an_address_a_live_peer_holds() -> None:
+    waiting = free("g1", want=True, claimed=False, late=True)
+    f = facts((waiting,), (peer(held=frozenset({"g1"})),))
+    assert rules.moot(f) == [
+        ResourceLog("info", "Takeover of g1 cancelled: beta holds it."),
+        Release("g1", StopReason.PEER_BACK),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("g", "p"),
+    [
+        # not waiting as late: a takeover whose probe is still out, or plain startup
+        (free("g1", want=True, late=False), peer(held=frozenset({"g1"}))),
+        # held here: dual_owner's business
+        (group("g1", late=True), peer(held=frozenset({"g1"}))),
+        # the peer does not hold it (the address answers for someone else)
+        (free("g1", want=True, late=True), peer()),
+        # the peer holds it but is not healthy, or we have not heard it yet
+        (free("g1", want=True, late=True), peer(held=frozenset({"g1"}), healthy=False)),
+        (free("g1", want=True, late=True), peer(held=frozenset({"g1"}), heard=False)),
+    ],
+)
+def test_moot_leaves_every_other_takeover_alone(g: GroupFacts, p: Any) -> None:
+    assert rules.moot(facts((g,), (p,))) == []
 
 
 # ------------------------------------------------------------- dual owner --

@@ -11,6 +11,8 @@ from hbmon.core import stages
 from hbmon.core.stages import (
     Alone,
     Announce,
+    Handed,
+    HandOver,
     Leave,
     PeerLeaving,
     PeersKnown,
@@ -29,6 +31,8 @@ EVENTS: dict[StageInput, StageEvent] = {
     StageInput.PEER_LEAVING: PeerLeaving("beta"),
     StageInput.LEAVE: Leave(),
     StageInput.RELEASED: Released(),
+    StageInput.HAND_OVER: HandOver(),
+    StageInput.HANDED: Handed(),
 }
 
 
@@ -96,11 +100,25 @@ def test_the_error_blames_us() -> None:
         Stages().fire(Released())
 
 
-def test_every_stage_is_reachable_and_every_road_ends_gone() -> None:
+def test_a_restart_hands_over_from_any_stage_before_leaving() -> None:
+    """core/handover.py: a restart keeps the groups for the next process; a stop (or a
+    handover that could not be saved) while handing over releases them after all."""
+    for stage in (Stage.JOINING, Stage.WAITING, Stage.RUNNING):
+        s = at(stage)
+        assert s.fire(HandOver()) is Stage.HANDING_OVER
+        assert s.fire(Handed()) is Stage.HANDED_OVER
+    s = at(Stage.HANDING_OVER)
+    assert s.fire(Leave()) is Stage.LEAVING
+    for stage in (Stage.LEAVING, Stage.GONE, Stage.HANDED_OVER):
+        assert not at(stage).allows(StageInput.HAND_OVER)
+
+
+def test_every_stage_is_reachable_and_every_road_ends_gone_or_handed_over() -> None:
     assert {s for s in Stage if path_to(s) or s is stages.TABLE.initial} == set(Stage)
     outgoing = {src for src, _ in stages.TRANSITIONS}
-    assert set(Stage) - outgoing == {Stage.GONE}  # the only terminal stage
-    for stage in set(Stage) - {Stage.GONE}:
+    # The process ends in one of these: it released everything, or handed it over.
+    assert set(Stage) - outgoing == {Stage.GONE, Stage.HANDED_OVER}
+    for stage in set(Stage) - {Stage.GONE, Stage.HANDED_OVER}:
         s = at(stage)
         if s.allows(StageInput.LEAVE):
             s.fire(Leave())

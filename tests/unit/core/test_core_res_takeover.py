@@ -12,6 +12,7 @@ from hbmon.core.takeover import (
     BOTH_STARTING_WAIT_S,
     alone,
     known,
+    rejoined,
     startup,
     startup_deadlines,
     takeover,
@@ -207,3 +208,43 @@ def test_with_an_arbitrator_the_groups_are_acquired_before_the_reset_and_wait_fo
         (("mine",), False, True),
         (("theirs",), False, True),
     ]
+
+
+# -------------------------------------------------------------- rejoined --
+def test_a_restarted_peer_keeps_what_its_new_process_reports() -> None:
+    """A handover: its new process reports the group it kept; nothing is taken."""
+    back = peer(held=frozenset({"theirs"}), stable=False)
+    f = facts((THEIRS, group("mine")), (back,))
+    assert rejoined(f, "beta") == [info("Node beta restarted holding [theirs]: left with it.")]
+
+
+def test_a_restarted_peer_that_holds_nothing_is_taken_over_probing_first() -> None:
+    """A crash or watchdog restart: its new process holds nothing (it releases what
+    it found running); what nobody claims is taken as from a dead node, probed."""
+    back = peer(stable=False)
+    f = facts((THEIRS, group("mine")), (back,))
+    assert rejoined(f, "beta") == [
+        Claim(Scope.ALL),
+        info("Resources being acquired from beta."),
+        Unblock("beta"),
+        Acquire(TakeoverReason.PEER_DEAD, ("theirs",), probe=True, peer="beta", mach_down=True),
+    ]
+
+
+def test_a_restarted_peer_keeps_its_groups_and_leaves_the_rest_to_takeover() -> None:
+    back = peer(held=frozenset({"theirs"}), stable=False)
+    orphan = free("orphan", preferred="beta")
+    f = facts((THEIRS, orphan), (back,))
+    assert rejoined(f, "beta") == [
+        info("Node beta restarted holding [theirs]: left with it."),
+        Claim(Scope.ALL),
+        info("Resources being acquired from beta."),
+        Unblock("beta"),
+        Acquire(TakeoverReason.PEER_DEAD, ("orphan",), probe=True, peer="beta", mach_down=True),
+    ]
+
+
+def test_a_restarted_peer_with_nothing_anywhere_to_take_says_nothing() -> None:
+    """Unlike a death, a restart that leaves nothing unowned is not news: no "gave up"."""
+    f = facts((group("mine"),), (peer(stable=False),))
+    assert rejoined(f, "beta") == []

@@ -81,7 +81,9 @@ def test_default_environment_is_read(
 
 
 @pytest.mark.parametrize(
-    "address", ["/nonexistent/hbmon/notify", "@hbmon-nobody-listens-" + secrets.token_hex(6)]
+    "address",
+    ["/nonexistent/hbmon/notify", "@hbmon-nobody-listens-" + secrets.token_hex(6)],
+    ids=["missing-path", "abstract-nobody-listens"],  # stable ids: the name is random
 )
 def test_failures_never_raise(address: str) -> None:
     assert SdNotifier({"NOTIFY_SOCKET": address}).ready() is False

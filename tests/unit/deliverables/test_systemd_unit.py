@@ -85,6 +85,22 @@ def test_service_contract() -> None:
     assert s["RuntimeDirectory"] == ["hbmon"]
 
 
+def test_a_restart_is_a_handover_and_a_stop_a_release() -> None:
+    """hbmon/core/handover.py: systemd's restart job sends RestartKillSignal (SIGQUIT,
+    what hbmon's daemon treats as a handover), a stop KillSignal (SIGTERM, the
+    default: release); the record in the runtime directory outlives the restart."""
+    from hbmon.daemon import HANDOVER_SIGNAL, STOP_SIGNALS
+
+    s = settings()
+    assert s["RestartKillSignal"] == [HANDOVER_SIGNAL.name]
+    assert "KillSignal" not in s  # SIGTERM
+    assert "SIGTERM" in {sig.name for sig in STOP_SIGNALS}
+    assert s["RuntimeDirectoryPreserve"] == ["restart"]
+    assert s["KillMode"] == ["mixed"]
+    drop_in = (ROOT / "systemd" / "classic-resources.conf").read_text()
+    assert re.search(r"^KillMode=process$", drop_in, re.M)  # its daemons outlive a restart
+
+
 def test_hardening_keeps_what_hbmon_needs() -> None:
     s = settings()
     caps = {"CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_NET_BIND_SERVICE"}

@@ -42,7 +42,8 @@ from hbmon.core.arbevents import (
     RenewLease,
     RevokeLease,
 )
-from hbmon.core.events import FenceResult
+from hbmon.core.events import FenceResult, GroupSurvey
+from hbmon.core.handover import HandoverRecord
 from hbmon.engine import Engine, Identity
 from hbmon.errors import StartupError
 from hbmon.io.fencing import FenceOutcome
@@ -132,6 +133,10 @@ class FakeResources:
     closed: bool = False
     gate: asyncio.Event | None = None  # the scan at start waits for it
     start_error: Exception | None = None  # start_group raises it
+    partly: set[str] = field(default_factory=set)  # running, but a resource says stopped
+    no_address: set[str] = field(default_factory=set)  # running, but its address is gone
+    lifetimes: dict[str, int | None] = field(default_factory=dict)  # key -> expiry set
+    refuse_lifetime: str | None = None  # hand_over fails with these words
 
     async def active(self, group: ResourceGroup) -> bool:
         self.ops.append(("status", group.key))
@@ -155,6 +160,28 @@ class FakeResources:
 
     async def announce_group(self, group: ResourceGroup) -> None:
         self.ops.append(("announce", group.key))
+
+    async def survey(self, group: ResourceGroup) -> GroupSurvey:
+        self.ops.append(("survey", group.key))
+        running = group.key in self.running
+        return GroupSurvey(
+            group.key,
+            addresses_up=running and group.key not in self.no_address,
+            all_running=running and group.key not in self.partly,
+            any_running=running,
+        )
+
+    async def hand_over(self, group: ResourceGroup, lifetime_s: int) -> tuple[bool, str]:
+        self.ops.append(("hand_over", group.key))
+        if self.refuse_lifetime is not None:
+            return False, self.refuse_lifetime
+        self.lifetimes[group.key] = lifetime_s
+        return True, f"expires in {lifetime_s} s"
+
+    async def keep(self, group: ResourceGroup) -> tuple[bool, str]:
+        self.ops.append(("keep", group.key))
+        self.lifetimes[group.key] = None
+        return True, "kept"
 
     def reconfigure(self, config: Config) -> None:
         self.configs.append(config)
@@ -242,13 +269,50 @@ class FakeClients:
 
 
 @dataclass
+class FakeHandover:
+    """The record store: what a restarting engine saved, what the next one reads."""
+
+    record: HandoverRecord | None = None
+    boot: str = "boot-1"
+    refuse: str | None = None  # save raises StartupError with these words
+    saved: list[HandoverRecord] = field(default_factory=list)
+    discarded: int = 0
+
+    def boot_id(self) -> str:
+        return self.boot
+
+    def load(self) -> HandoverRecord | None:
+        return self.record
+
+    def save(self, record: HandoverRecord) -> None:
+        if self.refuse is not None:
+            raise StartupError(self.refuse)
+        self.saved.append(record)
+        self.record = record
+
+    def discard(self) -> None:
+        self.discarded += 1
+        self.record = None
+
+
+@dataclass
 class FakeSignals:
     stop: Callable[[], None] | None = None
     reload: Callable[[], None] | None = None
+    handover: Callable[[], None] | None = None
     removed: bool = False
 
-    def install(self, stop: Callable[[], None], reload: Callable[[], None]) -> None:
-        self.stop, self.reload = stop, reload
+    def install(
+        self,
+        stop: Callable[[], None],
+        reload: Callable[[], None],
+        handover: Callable[[], None],
+    ) -> None:
+        self.stop, self.reload, self.handover = stop, reload, handover
+
+    def send_handover(self) -> None:
+        assert self.handover is not None
+        self.handover()
 
     def remove(self) -> None:
         self.removed = True
@@ -326,6 +390,7 @@ class Harness:
         self.pingers: list[FakePinger] = []
         self.refuse_media: list[str | None] = []  # for the next media built, in order
         self.resources = FakeResources()
+        self.handover = FakeHandover()
         self.control = FakeControl()
         self.notifier = FakeNotifier()
         self.clients = FakeClients()
@@ -347,6 +412,7 @@ class Harness:
         fields: dict[str, Any] = {
             "media": media,
             "resources": self.resources,
+            "handover": self.handover,
             "control": self.control,
             "notifier": self.notifier,
             "pinger": pinger,

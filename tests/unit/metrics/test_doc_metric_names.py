@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from hbmon import __version__
 from hbmon.config.model import ArbitratorSettings
-from hbmon.core.events import PingResult
+from hbmon.core.events import HandedOver, PingResult, Scope
 from hbmon.core.node import Node
 from hbmon.metrics import Metrics
 from hbmon.watch.exporter import WatchMetrics
@@ -58,12 +58,20 @@ def exposed() -> set[str]:
     for e in effects:
         agent.observe(e)
     agent.set_snapshot_source(lambda: node.snapshot(9.0))
+    # A process that began by resuming its predecessor's groups (a restart's handover)
+    # shows what it resumed.
+    resumed = Node(cfg, generation=6, uuid=b"\0" * 16, now=10.0, wall_epoch=1.7e9)
+    resumed.handle(HandedOver(5, 0.8, Scope.NONE, ()), 10.0)
+    after_restart = Metrics(cfg, version=__version__, process_metrics=False)
+    after_restart.set_snapshot_source(lambda: resumed.snapshot(10.0))
     watch = WatchMetrics(cfg, version=__version__, process_metrics=False)
     observer = Observer(cfg, 0.0, 1.7e9)
     watch.set_snapshot_source(lambda: observer.snapshot(1.0))
     watch.set_known(owner=True, pings=True)
-    return _names(generate_latest(agent.registry).decode()) | _names(
-        generate_latest(watch.registry).decode()
+    return (
+        _names(generate_latest(agent.registry).decode())
+        | _names(generate_latest(after_restart.registry).decode())
+        | _names(generate_latest(watch.registry).decode())
     )
 
 

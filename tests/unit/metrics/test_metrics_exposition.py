@@ -37,7 +37,7 @@ from hbmon.core.events import (
     Threshold,
     TransitionReason,
 )
-from hbmon.core.snapshot import LinkView
+from hbmon.core.snapshot import HandoverView, LinkView
 from hbmon.errors import DropReason
 from hbmon.metrics import Metrics, on_loop
 from hbmon.wire.message import Message
@@ -97,6 +97,7 @@ def test_configured_peer_missing_from_snapshot_still_has_zero_counters() -> None
     s = scrape(make_metrics(snap=snapshot(peers=(), links=())))
     assert value(s, "hbmon_heartbeat_late_total", node="solr2", threshold="warntime") == 0
     assert value(s, "hbmon_heartbeat_lost_total", node="solr2") == 0
+    assert value(s, "hbmon_peer_handovers_total", node="solr2") == 0
     assert value(s, "hbmon_link_transitions_total", node="solr2", link="em1/solr2") == 0
     assert (
         value(
@@ -116,6 +117,7 @@ def test_peer_counters_timestamps_and_age() -> None:
         reordered_packets=2,
         restarts=1,
         partition_heals=1,
+        handovers=1,
         transitions=(
             (NodeStatus.ACTIVE, NodeStatus.DEAD, TransitionReason.TIMEOUT, 2),
             (NodeStatus.DEAD, NodeStatus.UP, TransitionReason.RETURNED, 1),
@@ -127,6 +129,7 @@ def test_peer_counters_timestamps_and_age() -> None:
     assert value(s, "hbmon_heartbeat_reordered_total", node="solr2") == 2
     assert value(s, "hbmon_peer_restarts_total", node="solr2") == 1
     assert value(s, "hbmon_partition_heals_total", node="solr2") == 1
+    assert value(s, "hbmon_peer_handovers_total", node="solr2") == 1
     tr = "hbmon_node_transitions_total"
     active_dead = {"from": "active", "to": "dead"}
     dead_up = {"from": "dead", "to": "up"}
@@ -150,6 +153,16 @@ def test_peer_counters_timestamps_and_age() -> None:
     assert value(s, "hbmon_peer_dead_interval_seconds", node="solr2") == 3.0
     assert value(s, "hbmon_generation") == 1795610133
     assert value(s, "hbmon_comm_up") == 1
+
+
+def test_a_start_that_resumed_a_handover_says_how_many_groups_and_the_gap() -> None:
+    fresh = scrape(make_metrics(snap=snapshot()))
+    assert value(fresh, "hbmon_handover_resumed_groups") == 0
+    assert "hbmon_handover_gap_seconds" not in fresh
+    view = HandoverView(from_generation=7, gap_s=0.84, kept=("g1",), restarted=("g2",))
+    s = scrape(make_metrics(snap=replace(snapshot(), handover=view)))
+    assert value(s, "hbmon_handover_resumed_groups") == 2
+    assert value(s, "hbmon_handover_gap_seconds") == pytest.approx(0.84)
 
 
 def test_never_heard_peer_has_no_age_sample() -> None:

@@ -32,6 +32,8 @@ class FakeNetlink:
         self.added: list[dict[str, object]] = []
         self.fail_add: OSError | None = None
         self.fail_del: OSError | None = None
+        self.fail_lifetime: OSError | None = None
+        self.lifetimes: dict[str, int | None] = {}  # address -> expiry set (None: forever)
 
     def add_link(self, index: int, name: str, mac: bytes) -> None:
         self.links[index] = Link(index, name, mac, True)
@@ -79,6 +81,15 @@ class FakeNetlink:
                 self.addrs.remove(a)
                 return
         raise OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address")
+
+    async def set_lifetime(
+        self, index: int, address: str, prefixlen: int, *, seconds: int | None, nodad: bool
+    ) -> None:
+        if self.fail_lifetime is not None:
+            raise self.fail_lifetime
+        if not any(a.index == index and a.address == address for a in self.addrs):
+            raise OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address")
+        self.lifetimes[address] = seconds
 
     def has(self, address: str) -> bool:
         return any(a.address == address for a in self.addrs)
