@@ -409,12 +409,33 @@ seen now. It resolves a day after the last scrape if nobody acts.""",
     ]
 
 
+def arbitrator_rules(p: Params) -> list[Rule]:
+    up = p.sel("hbmon_arbitrator_up")
+    return [
+        Rule(
+            "HbmonArbitratorLost",
+            "warning",
+            f"{up} == 0",
+            "30s",
+            "A node cannot reach its arbitrator (etcd).",
+            """{{ $labels.instance }} has had no answer from etcd for 30 s. Nothing moves
+            while its peer still confirms it by heartbeat (the failsafe), but no takeover
+            can happen until etcd answers again, and if the peer link fails too the node
+            releases what it holds.""",
+            why="""Only agents with an arbitrator export hbmon_arbitrator_up. 30 s rides
+out an etcd leader election; the lease itself is far shorter, so this is about the
+protection being gone, not about the groups (HbmonGroupUnowned covers those).""",
+        ),
+    ]
+
+
 GROUPS = (
     ("hbmon.heartbeat", heartbeat_rules),
     ("hbmon.resources", resource_rules),
     ("hbmon.fencing", fencing_rules),
     ("hbmon.security", security_rules),
     ("hbmon.agent", agent_rules),
+    ("hbmon.arbitrator", arbitrator_rules),
 )
 
 

@@ -673,6 +673,55 @@ def overview() -> db.Dashboard:
             )
             .decimals(0)
             .override_by_regexp(".* failure$", [fixed_color("red")]),
+            # -- the external arbitrator (etcd); only agents that use one export these
+            graph(
+                "Arbitrator (etcd)",
+                "hbmon_arbitrator_up: 1 while etcd answers; keys held in etcd; groups held "
+                "on the peer's word alone (the failsafe, while the lease does not count).",
+                (8, 6),
+                q(f"hbmon_arbitrator_up{{{SEL}}}", "up {{instance}}"),
+                q(f"hbmon_arbitrator_keys_held{{{SEL}}}", "keys {{instance}}", "B"),
+                q(f"hbmon_arbitrator_failsafe_groups{{{SEL}}}", "failsafe {{instance}}", "C"),
+                lines={"failsafe": "orange"},
+            )
+            .min(0)
+            .decimals(0),
+            graph(
+                "Lease renewal latency",
+                "p50 and p99 time from a lease renewal to etcd's answer "
+                "(hbmon_arbitrator_lease_renewal_seconds), and how long the lease still "
+                "counts (hbmon_arbitrator_lease_remaining_seconds).",
+                (8, 6),
+                q(
+                    quantile(0.99, "hbmon_arbitrator_lease_renewal_seconds", "instance", SEL),
+                    "p99 {{instance}}",
+                ),
+                q(
+                    quantile(0.5, "hbmon_arbitrator_lease_renewal_seconds", "instance", SEL),
+                    "p50 {{instance}}",
+                    "B",
+                ),
+                q(
+                    f"hbmon_arbitrator_lease_remaining_seconds{{{SEL}}}",
+                    "remaining {{instance}}",
+                    "C",
+                ),
+                unit=units.Seconds,
+                lines={"remaining": "blue"},
+            ),
+            graph(
+                "Arbitrator key conflicts",
+                "Claims that found another node's key in etcd "
+                "(hbmon_arbitrator_cas_conflicts_total): a takeover the arbitrator refused, "
+                "e.g. during a cut between the nodes.",
+                (8, 6),
+                q(
+                    "sum by (instance) "
+                    f"(increase(hbmon_arbitrator_cas_conflicts_total{{{SEL}}}{RI}))",
+                    "{{instance}}",
+                ),
+                bars=True,
+            ).decimals(0),
         ],
     )
 

@@ -33,7 +33,7 @@ from hbmon.io.fencing import Fencer, device_problems
 from hbmon.io.handover_file import HandoverFile
 from hbmon.io.media import Media
 from hbmon.io.ping import Pinger
-from hbmon.io.ports import EngineIO, EventSink, PingPort
+from hbmon.io.ports import ArbiterPort, EngineIO, EventSink, PingPort
 from hbmon.io.resources.executor import ResourceExecutor
 from hbmon.io.respawn import ProcessSpawner, Supervisor
 from hbmon.io.state_files import load_or_create_uuid, next_generation
@@ -117,9 +117,10 @@ def read_loadavg() -> str | None:
         return None
 
 
-def real_io(cfg: Config, source: ConfigFile, metrics: Metrics) -> EngineIO:
+def real_io(cfg: Config, source: ConfigFile, metrics: Metrics, generation: int) -> EngineIO:
     """The engine's real I/O objects (nothing opened yet); StartupError if a respawn
-    client would be refused, as heartbeat refuses it at start."""
+    client would be refused, as heartbeat refuses it at start, or if the arbitrator's
+    TLS files cannot be used."""
     Supervisor.check(cfg.respawn)
 
     def pinger(nodes: tuple[PingNode, ...], sink: EventSink, interval_s: float) -> PingPort:
@@ -143,7 +144,16 @@ def real_io(cfg: Config, source: ConfigFile, metrics: Metrics) -> EngineIO:
         source=source,
         loadavg=read_loadavg,
         wall=time.time,
+        arbiter=arbiter_port(cfg, generation),
     )
+
+
+def arbiter_port(cfg: Config, generation: int) -> ArbiterPort | None:
+    if cfg.arbitrator is None:
+        return None  # the etcd client is never imported then
+    from hbmon.io.arbiter import ArbiterDriver
+
+    return ArbiterDriver(cfg.arbitrator, cfg.nodes, cfg.node, generation)
 
 
 def run(
@@ -198,7 +208,7 @@ def _run_validated(cfg: Config, source: ConfigFile, sink: LogSink) -> int:
     server = serve(metrics, cfg.hbmon.metrics_address, web_config=for_settings(cfg.hbmon))
     logger.info("Metrics on {}", server.url())
     try:
-        io = real_io(cfg, source, metrics)
+        io = real_io(cfg, source, metrics, generation)
         engine = Engine(cfg, Identity(generation, uuid), io, metrics, sink, metrics_server=server)
         # Until the engine takes SIGHUP over, a reload asked now would find the
         # configuration just read; without this it would kill the process.

@@ -21,13 +21,14 @@ import asyncio
 import itertools
 import math
 from collections.abc import Coroutine, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from loguru import logger
 
 from hbmon.config.model import PING_INTERVAL_MS, PINGS_PER_DEADPING, Config, ResourceGroup
 from hbmon.control.commands import dispatch
+from hbmon.core.arbevents import ClaimKey, GrantLease, ReleaseKey, RenewLease, RevokeLease
 from hbmon.core.events import (
     ActiveAtStart,
     AnnounceGroup,
@@ -69,7 +70,7 @@ from hbmon.core.node import Node
 from hbmon.core.snapshot import Snapshot
 from hbmon.errors import StartupError, WireError
 from hbmon.io.deadline import DeadlineTimer
-from hbmon.io.ports import EngineIO, MediaPort, PingPort
+from hbmon.io.ports import ArbiterPort, EngineIO, MediaPort, PingPort
 from hbmon.logs import LogSink
 from hbmon.metrics import Metrics, on_loop
 from hbmon.metrics.http import Endpoint, Server
@@ -119,6 +120,7 @@ class Engine:
         self._signer = Signer(config.auth)
         self._decoder = Decoder()
         self._media: MediaPort = io.media(config.media)
+        self._arbiter: ArbiterPort | None = io.arbiter  # None: no arbitrator configured
         self._pinger: PingPort | None = None
         self._fence_watch: asyncio.Task[None] | None = None
         self._timer: DeadlineTimer | None = None
@@ -170,6 +172,8 @@ class Engine:
 
     async def _start(self, node: Node, loop: asyncio.AbstractEventLoop) -> None:
         self._feed_loadavg()
+        if self._arbiter is not None:
+            self._arbiter.start(self._handle)  # etcd's answers come back as events
         # What our previous process handed over (a restart), if it did: surveyed,
         # and adopted by the core; then heartbeat's verifyallidle, except that we
         # act on it: whatever else runs before we have joined is released first.
@@ -267,6 +271,8 @@ class Engine:
             if not fut.done():
                 fut.set_result(ControlReply(0, False, "hbmon is shutting down"))
         await self._io.control.close()
+        if self._arbiter is not None:
+            await self._arbiter.close()
         await self._io.resources.close()
         self._media.close()
 
@@ -418,6 +424,9 @@ class Engine:
                     link = f"{iface}/{peer}"
                     old = self._rtt.get(link)
                     self._rtt[link] = rtt if old is None else old + RTT_SMOOTHING * (rtt - old)
+                case GrantLease() | RenewLease() | ClaimKey() | ReleaseKey() | RevokeLease():
+                    if self._arbiter is not None:
+                        self._arbiter.submit(effect)
                 case ShutdownComplete():
                     self._io.handover.discard()  # a stop: nothing to hand over
                     if self._stopped is not None and not self._stopped.done():
@@ -574,6 +583,9 @@ class Engine:
                 return
             self._media.close()
             self._media = media
+        if new.arbitrator != old.arbitrator:
+            logger.warning("arbitrator settings changed: they apply when hbmon next starts")
+            new = replace(new, arbitrator=old.arbitrator)
         if (new.respawn, new.env) != (old.respawn, old.env):
             logger.warning("respawn/env lines changed: they apply when hbmon next starts")
         self._config = new

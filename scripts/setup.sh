@@ -41,6 +41,9 @@ if [ "$mode" = test ]; then
     python3-setuptools python3-wheel debootstrap lintian)
   # socat's pty pairs stand in for the null-modem cable of the serial-medium tests.
   apt_needed+=(socat)
+  # The arbitrator's tests run a real etcd (3.4) cluster in namespaces and on loopback
+  # (hbmon/testing/labetcd.py), with etcdctl for its health checks; never as a service here.
+  apt_needed+=(etcd-server etcd-client)
 fi
 missing=()
 for p in "${apt_needed[@]}"; do
@@ -64,10 +67,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
   if [ -n "$own_policy" ]; then rm -f /usr/sbin/policy-rc.d; trap - EXIT; fi
 fi
 if [ "$mode" = test ]; then
-  # heartbeat must stay off on the host: masked where systemd runs, and checked.
+  # heartbeat and etcd must stay off on the host: masked where systemd runs, and checked.
   if [ -d /run/systemd/system ]; then
-    systemctl disable --now heartbeat.service >/dev/null 2>&1 || true
-    systemctl mask heartbeat.service >/dev/null 2>&1 || true
+    for unit in heartbeat.service etcd.service; do
+      systemctl disable --now "$unit" >/dev/null 2>&1 || true
+      systemctl mask "$unit" >/dev/null 2>&1 || true
+    done
   fi
   # Our own network namespace is the host's here (pid 1's may not be readable).
   host_net="$(readlink /proc/self/ns/net 2>/dev/null || true)"
@@ -77,6 +82,11 @@ if [ "$mode" = test ]; then
       exit 1
     fi
   done
+  # An etcd the package started (where no policy-rc.d held it back) listens on the
+  # host's 2379/2380: stop it; the tests run their own members.
+  if [ -d /run/systemd/system ] && systemctl is-active --quiet etcd.service; then
+    systemctl stop etcd.service
+  fi
 fi
 
 py=python3

@@ -31,6 +31,8 @@ from hbmon.config.model import (
 from hbmon.config.nodename import local_node_name
 from hbmon.config.problems import Finding, Problem, has_errors
 from hbmon.config.validate import check_config
+from hbmon.config.yamlarbiter import ARBITRATOR_FILE, read_side_file
+from hbmon.config.yamlread import Reader, field_path
 
 HACF = "ha.cf"
 AUTHKEYS = "authkeys"
@@ -46,6 +48,7 @@ class _Sources:
     haresources_file: str
     hacf: HaCf
     auth: AuthKeys
+    arbitrator: Reader | None  # hbmon-arbitrator.yaml, when there is one
 
 
 def _read(path: Path, what: str, problems: list[Problem]) -> bytes | None:
@@ -125,6 +128,11 @@ def build_config(
 
 
 def _locate(f: Finding, src: _Sources, cfg: Config) -> Problem:
+    if f.field.startswith("arbitrator") and src.arbitrator is not None:
+        # The side file holds the section's keys at its top level.
+        path = field_path(f.field)[1:]
+        r = src.arbitrator
+        return Problem(r.filename, r.line_of(path), f.message, f.warning)
     m = _HEAD.match(f.field)
     head, index, sub = (m.group(1), m.group(2), m.group(3)) if m else (f.field, None, None)
     i = int(index) if index is not None else -1
@@ -188,13 +196,19 @@ def load_ha_dir(
         resources, res_problems = parse_haresources(res_data, str(haresources_path))
         problems += res_problems
 
+    arbitrator, arb_reader, arb_problems = read_side_file(config_dir / ARBITRATOR_FILE)
+    problems += arb_problems
+
     if hacf_data is None:
         return None, problems
     # A broken authkeys has been reported already; a stand-in lets the other
     # rules run, and its own findings are dropped.
     auth_config = auth.config or AuthConfig(active=0, keys=())
     cfg = build_config(hacf, auth_config, resources, local_node_name(config_dir, node))
-    src = _Sources(str(hacf_path), str(authkeys_path), str(haresources_path), hacf, auth)
+    cfg = dataclasses.replace(cfg, arbitrator=arbitrator)
+    src = _Sources(
+        str(hacf_path), str(authkeys_path), str(haresources_path), hacf, auth, arb_reader
+    )
     for finding in check_config(cfg):
         if auth.config is None and finding.field.startswith("auth"):
             continue

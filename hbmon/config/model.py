@@ -126,6 +126,28 @@ RESPAWN_SHORT_RUN_DELAY_MS = 1000
 # waits for ever).
 RESPAWN_STOP_GRACE_MS = 10_000
 
+# The external arbitrator (hbmon extension, docs/arbitrator.md): a node holds a
+# resource group only while it holds the group's key in etcd under its lease.
+ARBITRATOR_PREFIX = "/hbmon"
+# One etcd request (grant, renewal, claim) waits at most this long, then the next
+# endpoint is tried.
+ARBITRATOR_REQUEST_TIMEOUT_MS = 500
+# etcd grants lease TTLs in whole seconds.
+ETCD_TTL_UNIT_MS = 1000
+# etcd 3.4 looks for expired leases every 500 ms (its lessor loop): a lease's key
+# disappears up to this long after the TTL ran out.
+ETCD_EXPIRY_LAG_MS = 500
+# How far etcd's clock may run ahead of ours over one TTL (rate, not offset: both
+# sides measure intervals). NTP slews at most 500 ppm and a free-running quartz
+# stays within 100 ppm; 1 % is generous on purpose.
+ARBITRATOR_CLOCK_DRIFT = 0.01
+# An owner that cannot renew begins releasing its addresses this long before its
+# lease can end at etcd (an address delete takes a few ms; this covers a busy host).
+ARBITRATOR_RELEASE_LEAD_MS = 300
+# A claim that found the key of a peer which says it let the group go (a standby,
+# its shutdown) is tried again this soon: the peer's delete is on its way.
+ARBITRATOR_HANDOVER_RETRY_MS = 100
+
 
 def default_warntime_ms(deadtime_ms: int) -> int:
     """warntime defaults to half of deadtime (spec §1.2)."""
@@ -342,6 +364,41 @@ class ResourceGroup:
         return str(self.resources[0])
 
 
+def default_lease_ttl_ms(deadtime_ms: int) -> int:
+    """The lease TTL when none is configured: the whole seconds that still let a dead
+    owner's key disappear by the time its peer declares it dead.
+
+    The owner renews with every heartbeat it sends, so its last renewal and its
+    last beat leave together; the key is gone at most TTL + ETCD_EXPIRY_LAG_MS
+    after that, and the peer declares it dead deadtime after the same beat.
+    """
+    whole = (deadtime_ms - ETCD_EXPIRY_LAG_MS) // ETCD_TTL_UNIT_MS * ETCD_TTL_UNIT_MS
+    return max(ETCD_TTL_UNIT_MS, whole)
+
+
+@dataclass(frozen=True, slots=True)
+class ArbitratorSettings:
+    """An etcd cluster that decides who may hold each resource group (hbmon extension).
+
+    `endpoints` are client URLs (http:// or https://) of the members; `ca` checks
+    their certificates (the system's CAs when None), `cert`/`key` identify this node.
+    Keys live under `prefix`/`cluster`/; `cluster` defaults to the node names.
+    `lease_ttl_ms` None: `default_lease_ttl_ms(deadtime)`.
+    """
+
+    endpoints: tuple[str, ...]
+    cluster: str = ""
+    prefix: str = ARBITRATOR_PREFIX
+    lease_ttl_ms: int | None = None
+    request_timeout_ms: int = ARBITRATOR_REQUEST_TIMEOUT_MS
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+
+    def cluster_name(self, nodes: tuple[str, ...]) -> str:
+        return self.cluster or "+".join(sorted(nodes))
+
+
 @dataclass(frozen=True, slots=True)
 class FenceDevice:
     """One way to reset (fence) a node: heartbeat's `stonith` / `stonith_host` lines, or
@@ -472,6 +529,8 @@ class Config:
     env: tuple[tuple[str, str], ...] = ()
     # Fencing devices in file order (ha.cf stonith/stonith_host; YAML fencing).
     fencing: tuple[FenceDevice, ...] = ()
+    # The external arbitrator (etcd); None: ownership follows the peer protocol alone.
+    arbitrator: ArbitratorSettings | None = None
 
     @property
     def peers(self) -> tuple[str, ...]:

@@ -5,6 +5,7 @@ Never includes key material: `auth` names the signing key's method and index onl
 
 from __future__ import annotations
 
+from hbmon.config.leasetiming import lease_timing
 from hbmon.config.model import (
     BcastMedium,
     Config,
@@ -118,6 +119,25 @@ def config_to_dict(cfg: Config) -> dict[str, object]:
             "tls_cert": str(hb.tls_cert) if hb.tls_cert else None,
             "tls_key": str(hb.tls_key) if hb.tls_key else None,
         },
+        "arbitrator": _arbitrator(cfg),
+    }
+
+
+def _arbitrator(cfg: Config) -> dict[str, object] | None:
+    """The effective arbitrator settings (paths only: the key file stays where it is)."""
+    arb, timing = cfg.arbitrator, lease_timing(cfg)
+    if arb is None or timing is None:
+        return None
+    return {
+        "endpoints": list(arb.endpoints),
+        "prefix": arb.prefix,
+        "cluster": arb.cluster_name(cfg.nodes),
+        "lease_ttl_ms": timing.ttl_ms,
+        "request_timeout_ms": arb.request_timeout_ms,
+        "release_after_renewal_ms": round(timing.hold_s(timing.ttl_s) * 1000),
+        "ca": str(arb.ca) if arb.ca else None,
+        "cert": str(arb.cert) if arb.cert else None,
+        "key": str(arb.key) if arb.key else None,
     }
 
 
@@ -146,4 +166,10 @@ def config_to_text(cfg: Config) -> str:
         lines.append(f"fencing:       {d.kind.value} {d.type} ({where})")
     for c in cfg.respawn:
         lines.append(f"respawn:       {c.user}: {c.command}")
+    arb, timing = cfg.arbitrator, lease_timing(cfg)
+    if arb is not None and timing is not None:
+        lines.append(
+            f"arbitrator:    etcd {' '.join(arb.endpoints)}, keys under"
+            f" {arb.prefix}/{arb.cluster_name(cfg.nodes)}/, lease {timing.ttl_s} s"
+        )
     return "\n".join(lines) + "\n"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from hbmon.config.arbcheck import check_arbitrator
 from hbmon.config.fencecheck import check_fencing
 from hbmon.config.limits import (
     INITDEAD_WARN_BELOW_MS,
@@ -58,6 +59,7 @@ def check_config(cfg: Config) -> list[Finding]:
     findings += _check_resources(cfg)
     findings += _check_misc(cfg)
     findings += check_fencing(cfg)
+    findings += check_arbitrator(cfg)
     return findings
 
 

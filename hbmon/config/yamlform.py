@@ -46,6 +46,11 @@ Written by `hbmon config convert`, read with yaml.safe_load. Layout::
     respawn:                   # ha.cf's respawn lines (only when there are any)
       - {user: hacluster, command: /usr/lib/heartbeat/ipfail}
     env: {ALERT: ops@example.org}   # ha.cf's env lines: HA_ALERT for clients and scripts
+    arbitrator:                # an etcd cluster arbitrates ownership (config/yamlarbiter.py)
+      endpoints: [https://10.1.201.31:2379]
+      ca: /etc/hbmon/etcd-ca.pem
+      cert: /etc/hbmon/etcd-node.pem
+      key: /etc/hbmon/etcd-node.key
 
 The file embeds the authentication secrets, so it is a secret itself: like
 authkeys it must not be group- or other-readable (checked by `load_yaml_file`).
@@ -99,6 +104,7 @@ from hbmon.config.nodename import local_node_name
 from hbmon.config.problems import Problem, has_errors
 from hbmon.config.show import medium_to_dict
 from hbmon.config.validate import check_config
+from hbmon.config.yamlarbiter import arbitrator_to_yaml, read_arbitrator
 from hbmon.config.yamlfencing import (
     HBMON_KEYS,
     fencing_to_yaml,
@@ -211,6 +217,8 @@ def to_yaml(cfg: Config) -> str:
         doc["respawn"] = [{"user": c.user, "command": c.command} for c in cfg.respawn]
     if cfg.env:
         doc["env"] = dict(cfg.env)
+    if cfg.arbitrator is not None:
+        doc["arbitrator"] = arbitrator_to_yaml(cfg.arbitrator)
     header = "# hbmon configuration. It contains the authentication secrets: keep it mode 0600.\n"
     # ASCII output: PyYAML writes line-break characters such as U+0085 raw when
     # allow_unicode is on, and reads them back as line breaks.
@@ -240,6 +248,7 @@ _TOP = frozenset(
         "fencing",
         "respawn",
         "env",
+        "arbitrator",
     }
 )
 _TIMERS = frozenset({"keepalive", "deadtime", "warntime", "initdead", "deadping"})
@@ -542,6 +551,7 @@ def from_yaml(
         respawn=_respawn(r, doc),
         env=_env(r, doc),
         fencing=read_fencing(r, doc),
+        arbitrator=read_arbitrator(r, doc.get("arbitrator"), ("arbitrator",)),
     )
     for finding in check_config(cfg):
         if auth is None and finding.field.startswith("auth"):

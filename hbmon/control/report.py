@@ -99,6 +99,17 @@ def snapshot_to_dict(snap: Snapshot, *, rtt: dict[str, float] | None = None) -> 
             "duration_s": round(snap.last_takeover.duration_s, 6),
             "from": snap.last_takeover.peer,
         },
+        "arbitrator": None
+        if snap.arbiter is None
+        else {
+            "reachable": snap.arbiter.reachable,
+            "lease": None if snap.arbiter.lease is None else f"{snap.arbiter.lease:x}",
+            "ttl_s": snap.arbiter.ttl_s,
+            "lease_left_s": round(snap.arbiter.lease_left_s, 3),
+            "keys_held": snap.arbiter.keys_held,
+            "failsafe_groups": snap.arbiter.failsafe_groups,
+            "conflicts": snap.arbiter.conflicts,
+        },
     }
 
 
@@ -151,5 +162,17 @@ def render_table(d: dict[str, Any]) -> str:
         lines.append(
             f"last takeover: {lt['reason']}{src}, {len(lt['groups'])} group(s) "
             f"in {lt['duration_s'] * 1000:.0f} ms"
+        )
+    arb = d.get("arbitrator")
+    if arb:
+        state = "answering" if arb["reachable"] else "UNREACHABLE"
+        lease = (
+            f"lease {arb['lease']} ({arb['lease_left_s']:.1f}s left)"
+            if arb["lease"]
+            else "no lease"
+        )
+        lines.append(
+            f"arbitrator: etcd {state}, {lease}, {arb['keys_held']} key(s) held, "
+            f"{arb['failsafe_groups']} group(s) on the failsafe, {arb['conflicts']} conflict(s)"
         )
     return "\n".join(lines)

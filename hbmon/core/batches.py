@@ -57,7 +57,9 @@ class Batches:
     def acquire(self, a: Acquire, table: GroupTable, now: float) -> None:
         """Want `a.keys` held here, as one batch (counted from `a.trigger_at` if given)."""
         for key in a.keys:
-            table.want(key, a.reason, probe=a.probe, silent_since=a.silent_since)
+            table.want(
+                key, a.reason, probe=a.probe, silent_since=a.silent_since, after_reset=a.after_reset
+            )
         at = now if a.trigger_at is None else a.trigger_at
         self.open(Batch(a.reason, at, a.peer, set(a.keys), mach_down=a.mach_down))
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from hbmon.core import fencing, groups, liveness, stages, standby
+from hbmon.core import arbtables, fencing, groups, liveness, stages, standby
 from hbmon.core.machine import Table
 
 COMMAND = "python -m hbmon.core.diagrams > docs/states.md"
@@ -91,6 +91,21 @@ MACHINES = (
         "reset it (after our fencing delay) and retry with backoff until it works; "
         "its groups are taken from `unneeded`, `unprotected` or `reset`.",
         fencing.TABLE,
+    ),
+    Machine(
+        "Arbitrator lease",
+        "hbmon/core/arbtables.py",
+        "Our lease in etcd (when an arbitrator is configured). A failed renewal "
+        "does not move it: how long it still counts here is kept beside it "
+        "(core/arbitration.py).",
+        arbtables.LEASE_TABLE,
+    ),
+    Machine(
+        "Arbitrator key",
+        "hbmon/core/arbtables.py",
+        "One resource group's key in etcd: claimed before the group may start, "
+        "released once the group stopped; `lease_gone` when etcd forgot our lease.",
+        arbtables.KEY_TABLE,
     ),
 )
 

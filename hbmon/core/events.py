@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from hbmon.core.arbevents import ArbiterAnswer, ArbiterNotice, ArbiterRequest
 from hbmon.errors import DropReason
 from hbmon.wire.message import Message
 
@@ -100,6 +101,7 @@ class StopReason(StrEnum):
     PEER_BACK = "peer returned"  # a takeover from a peer that is alive again after all
     STANDBY = "standby"  # handed to the peer by a standby exchange
     DUAL_OWNER = "dual owner"  # the other holder keeps it (core/quorum.py keeper)
+    ARBITRATOR = "arbitrator lease lapsed"  # our lease and the failsafe no longer cover it
 
 
 GroupReason = TakeoverReason | StopReason
@@ -283,6 +285,7 @@ Event = (
     | FenceDone
     | ActiveAtStart
     | ControlRequest
+    | ArbiterAnswer
     | Handover
     | HandoverSaved
     | HandedOver
@@ -622,4 +625,6 @@ Effect = (
     | OwnershipConflict
     | StandbyRefused
     | ResourceLog
+    | ArbiterRequest
+    | ArbiterNotice
 )

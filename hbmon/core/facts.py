@@ -146,6 +146,9 @@ class Facts(NamedTuple):
     hung_take: bool = False  # hung_owner take_over: a late group is taken after hung_wait_s
     hung_wait_s: float = 0.0
     taken: Mapping[str, str] = MappingProxyType({})  # group -> hung owner we took it from
+    # Held groups the arbitrator no longer covers (core/arbitration.py): to release.
+    unlicensed: frozenset[str] = frozenset()
+    arbitrated: bool = False  # an arbitrator is configured: a reset waits for a key
 
     def quorum_block(self) -> str | None:
         return takeover_block(self.policy, self.configured, self.reachable)
@@ -190,7 +193,8 @@ class Acquire:
     `peer`: the node they come from; `mach_down`: a takeover from a dead or
     leaving node (announced as heartbeat's mach_down); `silent_since`: the dead
     peer's last beat, so an early probe in that silence can stand for the probe;
-    `trigger_at`: when the takeover began, if before now (a reset came first).
+    `trigger_at`: when the takeover began, if before now (a reset came first);
+    `after_reset`: they start only after a reset still to come (`Reset.after_key`).
     """
 
     reason: TakeoverReason
@@ -200,6 +204,7 @@ class Acquire:
     mach_down: bool = False
     silent_since: float | None = None
     trigger_at: float | None = None
+    after_reset: bool = False
 
     def __post_init__(self) -> None:
         if not self.keys:
@@ -231,10 +236,12 @@ class TakeOverFrom:
 
 @dataclass(frozen=True, slots=True)
 class Reset:
-    """Reset (fence) the dead `peer` after `delay_s`; its groups wait for that."""
+    """Reset (fence) the dead `peer` after `delay_s`; its groups wait for that.
+    `after_key` (with an arbitrator): not before etcd gave us one of their keys."""
 
     peer: str
     delay_s: float
+    after_key: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,13 @@ node, once:
                                        reset succeeded (`result=OK`); a failed one
                                        (`result=bad|badhost`) is retried, forever
 
+With an external arbitrator (docs/arbitrator.md), a reset waits for etcd: the
+dead node's groups are acquired at once but start only after the reset, and the
+reset starts only once etcd gave us the key of one of them (AWAITING_KEY). A
+node that etcd still lets hold its groups is not hung and not dead: it renews
+its lease, so the key never comes and it is never shot (docs/fencing.md, "With
+an arbitrator").
+
 hbmon adds a deterministic delay, so that two nodes cut off from each other
 never reset each other at once: a node that holds groups (so the other may want
 to reset it too) waits its own delay (FENCE_DELAY_MS × its rank in the node
@@ -19,8 +26,9 @@ list, or hbmon.fencing.delays) before it shoots; a node that holds nothing is
 not reset by its peer (the rule above), so it shoots at once. Retries back off.
 
 Per peer, one machine (`TABLE`): IDLE until its death is judged, then UNNEEDED,
-UNPROTECTED (no device: taken anyway), or DELAYED → RESETTING → RESET (taken,
-no address probe: the node is off) with BACKOFF between failed attempts. A peer
+UNPROTECTED (no device: taken anyway), or (AWAITING_KEY →) DELAYED → RESETTING →
+RESET (taken, no address probe: the node is off) with BACKOFF between failed
+attempts. A peer
 heard again goes back to IDLE; a reset already running then is ABANDONED (its
 outcome only logged). The decisions (reset or not, how long to wait first) are
 pure functions in core/takeover.py; `FenceBook` holds the machines and their
@@ -49,6 +57,7 @@ class FenceState(StrEnum):
     IDLE = "idle"  # alive, or its death not judged yet
     UNNEEDED = "unneeded"  # it died holding nothing: no reset
     UNPROTECTED = "unprotected"  # a reset was needed, no device can do it: taken anyway
+    AWAITING_KEY = "awaiting_key"  # (arbitrator) no reset before etcd gives us a key it held
     DELAYED = "delayed"  # waiting out our fencing delay
     RESETTING = "resetting"  # an attempt is running
     BACKOFF = "backoff"  # the last attempt failed; the next after a backoff
@@ -62,6 +71,8 @@ class FenceInput(StrEnum):
     SPARE = "spare"  # it died holding nothing
     NO_DEVICE = "no_device"  # it died, may hold groups, and no device can reset it
     NEED = "need"  # it died and may hold groups: reset it
+    NEED_KEY = "need_key"  # the same, with an arbitrator: once one of their keys is ours
+    KEY_WON = "key_won"  # etcd gave us the key of a group waiting for this reset
     DUE = "due"  # the delay or the backoff is over: an attempt starts
     OK = "ok"
     FAILED = "failed"
@@ -73,6 +84,9 @@ TRANSITIONS: dict[tuple[FenceState, FenceInput], FenceState] = {
     (S.IDLE, In.SPARE): S.UNNEEDED,
     (S.IDLE, In.NO_DEVICE): S.UNPROTECTED,
     (S.IDLE, In.NEED): S.DELAYED,
+    (S.IDLE, In.NEED_KEY): S.AWAITING_KEY,
+    (S.AWAITING_KEY, In.KEY_WON): S.DELAYED,
+    (S.AWAITING_KEY, In.BACK): S.IDLE,
     (S.DELAYED, In.DUE): S.RESETTING,
     (S.RESETTING, In.OK): S.RESET,
     (S.RESETTING, In.FAILED): S.BACKOFF,
@@ -82,6 +96,7 @@ TRANSITIONS: dict[tuple[FenceState, FenceInput], FenceState] = {
     (S.ABANDONED, In.FAILED): S.IDLE,
     # Dead again while the old attempt still runs: that attempt stands for this death.
     (S.ABANDONED, In.NEED): S.RESETTING,
+    (S.ABANDONED, In.NEED_KEY): S.RESETTING,
     (S.IDLE, In.BACK): S.IDLE,
     (S.UNNEEDED, In.BACK): S.IDLE,
     (S.UNPROTECTED, In.BACK): S.IDLE,
@@ -91,7 +106,11 @@ TRANSITIONS: dict[tuple[FenceState, FenceInput], FenceState] = {
 }
 TABLE = Table("fencing", FenceState.IDLE, TRANSITIONS)
 # A takeover from any dead node waits while one of these is under way.
-PENDING = frozenset({FenceState.DELAYED, FenceState.RESETTING, FenceState.BACKOFF})
+PENDING = frozenset(
+    {FenceState.AWAITING_KEY, FenceState.DELAYED, FenceState.RESETTING, FenceState.BACKOFF}
+)
+# Not yet begun: given up on when the node is heard again, or at our shutdown.
+WAITING = frozenset({FenceState.AWAITING_KEY, FenceState.DELAYED, FenceState.BACKOFF})
 # A takeover from the peer may go ahead (heartbeat's takeover_from_node).
 CLEARED = frozenset({FenceState.UNNEEDED, FenceState.UNPROTECTED, FenceState.RESET})
 
@@ -112,6 +131,7 @@ class PeerFence:
 
     state: FenceState = FenceState.IDLE
     due: float | None = None  # DELAYED / BACKOFF: when the next attempt starts
+    delay: float = 0.0  # AWAITING_KEY: the fencing delay to wait once the key is ours
     attempts: int = 0  # in this episode
     failures: int = 0  # consecutive, in this episode
     since: float | None = None  # when this episode began
@@ -171,16 +191,38 @@ class FenceBook:
         if TABLE.allows(pf.state, kind):
             self._fire(pf, kind)
 
-    def plan(self, peer: str, delay_s: float, now: float) -> list[Effect]:
-        """Reset `peer` after `delay_s` (at once if 0)."""
+    def plan(self, peer: str, delay_s: float, now: float, after_key: bool = False) -> list[Effect]:
+        """Reset `peer` after `delay_s` (at once if 0); `after_key`: only once etcd gave
+        us the key of a group it may hold (`key_won`), then after `delay_s`."""
         pf = self._peers[peer]
-        if not TABLE.allows(pf.state, FenceInput.NEED):
+        kind = FenceInput.NEED_KEY if after_key else FenceInput.NEED
+        if not TABLE.allows(pf.state, kind):
             return []
         running = pf.state is FenceState.ABANDONED
-        self._fire(pf, FenceInput.NEED)
+        self._fire(pf, kind)
         pf.attempts, pf.failures, pf.since = (1 if running else 0), 0, now
         if running:
             return [ResourceLog("info", f"A reset of {peer} is already running; waiting for it.")]
+        if after_key:
+            pf.delay = delay_s
+            text = f"Resetting node {peer} once the arbitrator gives us a group it may hold."
+            return [ResourceLog("info", text)]
+        return self._delay(peer, pf, delay_s, now)
+
+    def awaiting_key(self) -> bool:
+        return any(pf.state is FenceState.AWAITING_KEY for pf in self._peers.values())
+
+    def key_won(self, now: float) -> list[Effect]:
+        """etcd gave us the key of a group waiting for a reset: every reset that waited
+        for it goes ahead (after its fencing delay)."""
+        effects: list[Effect] = []
+        for peer, pf in self._peers.items():
+            if pf.state is FenceState.AWAITING_KEY:
+                self._fire(pf, FenceInput.KEY_WON)
+                effects += self._delay(peer, pf, pf.delay, now)
+        return effects
+
+    def _delay(self, peer: str, pf: PeerFence, delay_s: float, now: float) -> list[Effect]:
         pf.due = now + delay_s
         if delay_s <= 0:
             return self._attempt(peer, pf)
@@ -234,7 +276,7 @@ class FenceBook:
         was = pf.state
         self._fire(pf, FenceInput.BACK)
         pf.due = None
-        if was in (FenceState.DELAYED, FenceState.BACKOFF):
+        if was in WAITING:
             return [ResourceLog("info", f"Reset of {peer} cancelled: it is heard again.")]
         return []
 
@@ -243,7 +285,7 @@ class FenceBook:
         (one already running is left to finish)."""
         effects: list[Effect] = []
         for peer, pf in self._peers.items():
-            if pf.state in (FenceState.DELAYED, FenceState.BACKOFF):
+            if pf.state in WAITING:
                 self._fire(pf, FenceInput.BACK)
                 pf.due = None
                 effects.append(ResourceLog("info", f"Reset of {peer} cancelled: shutting down."))

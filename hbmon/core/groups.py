@@ -16,7 +16,7 @@ Starts go in file order, stops right to left.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -103,6 +103,7 @@ class Group:
     start_reason: TakeoverReason | None = None
     stop_reason: StopReason | None = None
     probe: bool = False  # probe before the next start
+    after_reset: bool = False  # its start waits for a reset still to come (`reset_done`)
     probing: bool = False  # a ProbeGroup is out
     blocked: bool = False  # the last probe found the address in use
     retry_at: float | None = None  # end of backoff (FAILED) or next probe (blocked)
@@ -145,8 +146,12 @@ class Group:
 class GroupTable:
     """Every configured group (and removed ones still held), moved one operation at a time."""
 
-    def __init__(self, groups: tuple[ResourceGroup, ...]) -> None:
+    def __init__(
+        self, groups: tuple[ResourceGroup, ...], gate: Callable[[str, float], bool] | None = None
+    ) -> None:
         self._groups: dict[str, Group] = {}
+        # The arbitrator's word before any start (core/arbitration.py may_start).
+        self._gate = gate
         self.configure(groups)
 
     # ------------------------------------------------------------- config --
@@ -235,19 +240,20 @@ class GroupTable:
         *,
         probe: bool = False,
         silent_since: float | None = None,
+        after_reset: bool = False,
     ) -> None:
         """Start `key` here; `probe` first unless an early probe already covers it.
 
         An early probe covers the start when it ran in the same silence of the
         same peer (`silent_since` is that peer's last beat): it then saw what a
         probe after the dead declaration would see, only sooner. One still out is
-        adopted instead of sending a second.
+        adopted instead of sending a second. `after_reset`: not before `reset_done`.
         """
         g = self._groups[key]
         g.start_reason, g.stop_reason = reason, None
         if g.held:
             return
-        g.probe = probe
+        g.probe, g.after_reset = probe, after_reset
         if not probe or silent_since is None or g.early_since != silent_since:
             return
         if g.early is EarlyProbe.CLEAR and not g.probing:
@@ -276,9 +282,18 @@ class GroupTable:
         g = self._groups[key]
         if g.want or g.held:
             g.stop_reason = reason
-        g.start_reason, g.probe, g.blocked = None, False, False
+        g.start_reason, g.probe, g.blocked, g.after_reset = None, False, False, False
         if g.state is not GroupState.FAILED:
             g.retry_at = None
+
+    def reset_done(self) -> None:
+        """The resets the groups waited for are done: they may start."""
+        for g in self._groups.values():
+            g.after_reset = False
+
+    def awaiting_reset(self) -> list[str]:
+        """Groups wanted here whose start waits for a reset."""
+        return [g.key for g in self if g.after_reset and g.want]
 
     # ---------------------------------------------------------------- run --
     def step(self, now: float) -> list[Effect]:
@@ -290,10 +305,14 @@ class GroupTable:
                 continue
             if g.retry_at is not None and g.retry_at > now:
                 continue  # backing off, or waiting to probe again
+            if g.after_reset:
+                continue  # a dead node that may hold it is reset first (core/guard.py)
             if g.probe:
                 g.probing = True
                 effects.append(ProbeGroup(g.key))
                 continue
+            if self._gate is not None and not self._gate(g.key, now):
+                continue  # its key in etcd is not ours yet
             effects.append(self._move(g, T.START, start, now))
             effects.append(StartGroup(g.key, start))
         for g in reversed(list(self)):

@@ -3,16 +3,23 @@
     the address probe   a group whose address still answers waits (late) and is
                         probed again every keepalive (split-brain guard)
     the reset           a dead node that may hold groups is reset first, as
-                        heartbeat does (core/fencing.py's machine, its book here)
+                        heartbeat does (core/fencing.py's machine, its book here);
+                        with an arbitrator, once etcd gave us one of their keys
+                        (`key_won`), and the groups start after it
+    quorum              a takeover that waits for a ping node (rules.quorum)
     hung_owner          take_over: a late group is taken after a further wait,
                         marked so that the taker keeps it on the dual
 
-and the count of takeovers each of them (and quorum) held back. The decisions
-stay pure (core/takeover.py, core/rules.py); this applies their outcome to the
-group table and the batches, which ownership shares with it.
+and the count of takeovers each of them held back. The decisions stay pure
+(core/takeover.py, core/rules.py); this applies their wishes about these (`apply`)
+and their outcome to the group table, the batches and the peers' block marks,
+which ownership shares with it.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import assert_never
 
 from hbmon.config.model import Config, HungOwnerPolicy
 from hbmon.core.batches import Batches
@@ -23,27 +30,41 @@ from hbmon.core.events import (
     FenceResult,
     ProbeDone,
     ResourceLog,
+    StopReason,
     TakeoverBlocked,
     TakeoverReason,
 )
 from hbmon.core.exchange import Wrap
-from hbmon.core.facts import PeerFacts, Taken
-from hbmon.core.fencing import FenceBook, FenceState, stonith_head
+from hbmon.core.facts import Block, Force, NoReset, PeerFacts, Reset, Taken, Unblock
+from hbmon.core.fencing import PENDING, FenceBook, FenceState, stonith_head
 from hbmon.core.groups import GroupTable, Outcome
 from hbmon.core.peerrsc import PeerRsc
 from hbmon.core.rules import Memory
 
+GuardWish = Block | Unblock | Reset | NoReset | Force
+HasKey = Callable[[str, float], bool]  # the arbitrator lets a group start here now
+
 
 class Guard:
-    """The probe's verdicts, the resets, the hung-owner policy; `blocked` counts."""
+    """The probe's verdicts, the resets, the hung-owner policy, quorum blocks; `blocked`
+    counts."""
 
     def __init__(
-        self, config: Config, table: GroupTable, batches: Batches, memory: Memory, wrap: Wrap
+        self,
+        config: Config,
+        table: GroupTable,
+        batches: Batches,
+        memory: Memory,
+        wrap: Wrap,
+        peers: Mapping[str, PeerRsc],
+        has_key: HasKey,
     ) -> None:
         self._table = table
         self._batches = batches
         self._memory = memory
         self._wrap = wrap
+        self._peers = peers  # ownership's, read and marked (blocked) here
+        self._has_key = has_key
         self.fences = FenceBook(config)
         self.blocked = dict.fromkeys(BlockReason, 0)
         self.hung_wait: float | None = None  # hung_owner take_over: the further wait
@@ -67,8 +88,42 @@ class Guard:
         return self.fences.expire(now)
 
     def back(self, peer: str) -> list[Effect]:
-        """`peer` is heard again: a reset planned for its death is moot."""
-        return self.fences.back(peer)
+        """`peer` is heard again: a reset planned for its death is moot, and so are the
+        takeovers that waited for it (the protocol with the peer decides again)."""
+        effects = self.fences.back(peer)
+        if not any(v.state in PENDING for v in self.fences.views()):
+            for key in self._table.awaiting_reset():
+                self._batches.forget(key)
+                self._table.unwant(key, StopReason.PEER_BACK)
+        return effects
+
+    def apply(self, w: GuardWish, now: float) -> list[Effect]:
+        """Carry out a decision's wish about quorum, a reset or a hung owner."""
+        match w:
+            case Block(peers=peers, keys=keys, why=why):
+                for name in peers:
+                    self._peers[name].blocked = True
+                return [self.count(keys, BlockReason.QUORUM, why)]
+            case Unblock(peer=peer):
+                self._peers[peer].blocked = False
+                return []
+            case Reset(peer=peer, delay_s=delay, after_key=after_key):
+                return self.fences.plan(peer, delay, now, after_key)
+            case NoReset(peer=peer, result=result):
+                return self.spare(peer, result, now)
+            case Force(key=key):
+                return self.force(key, now)
+            case _:
+                assert_never(w)
+
+    def key_won(self, now: float) -> list[Effect]:
+        """With an arbitrator: once etcd gave us the key of a group that waits for a
+        reset, the resets waiting for a key go ahead."""
+        if not self.fences.awaiting_key():
+            return []
+        if not any(self._has_key(key, now) for key in self._table.awaiting_reset()):
+            return []
+        return self.fences.key_won(now)
 
     def stand_down(self) -> list[Effect]:
         """Our shutdown: no reset waits for its turn any more."""
@@ -115,8 +170,11 @@ class Guard:
         effects.insert(0, self._wrap(stonith_head(ev.node, ev.result), now))
         if state is FenceState.BACKOFF and self.fences.first_failure(ev.node):
             why = f"{ev.node} is not reset ({ev.result.value}: {ev.detail or ev.device})"
-            waiting = tuple(g.key for g in self._table.configured() if not g.claimed)
+            configured = self._table.configured()
+            waiting = tuple(g.key for g in configured if not g.claimed or g.after_reset)
             effects.append(self.count(waiting, BlockReason.FENCING, why))
+        if state is FenceState.RESET and not any(v.state in PENDING for v in self.fences.views()):
+            self._table.reset_done()
         return state is FenceState.RESET, effects
 
     # --------------------------------------------------------- hung owner --

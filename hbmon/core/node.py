@@ -9,6 +9,8 @@
     counters     drops by (iface, reason)
     ownership    resource groups: takeover, standby, failback, split-brain guard,
                  and the handover of a restart (core/handover.py)
+    arbitration  the external arbitrator (etcd), when configured: our lease and
+                 keys renewed with every status, the peer's word for the failsafe
 
 Membership's and the ping nodes' verdicts (comm-up, a peer alive, dead,
 restarted, leaving, back after a partition; a ping node up or down) are routed
@@ -24,9 +26,18 @@ from __future__ import annotations
 
 from typing import assert_never
 
+from hbmon.config.leasetiming import lease_timing
 from hbmon.config.model import EARLY_PROBE_MARGIN_MS, Config
+from hbmon.core.arbevents import (
+    ArbiterFailed,
+    KeyClaimed,
+    KeyReleased,
+    LeaseGranted,
+    LeaseRenewed,
+)
+from hbmon.core.arbitration import ARB_FIELD, Arbitration
 from hbmon.core.counters import DropCounters
-from hbmon.core.echo import EchoBook
+from hbmon.core.echo import EchoBook, SentLog
 from hbmon.core.events import (
     ActiveAtStart,
     CommUp,
@@ -125,9 +136,15 @@ class Node:
             now=now,
         )
         self._drops = DropCounters(self._membership.ifaces)
-        self._own = Ownership(config, now, self._sequenced)
+        self._gate = Arbitration(
+            config.node, generation, lease_timing(config), config.timers.keepalive_ms / 1000
+        )
+        self._status_sent = SentLog()  # our statuses' seqs: what a peer's echo confirms
+        self._own = Ownership(config, now, self._sequenced, self._gate)
         self._probed_silence: dict[str, float] = {}  # peer -> last beat an early probe covered
         self._flow = FlowControl()
+        # In every status: we run with the arbitrator (a peer without it is a mixed pair).
+        self._arb_field = (Field(ARB_FIELD, b"1"),) if self._gate.enabled else ()
         # next_deadline() as of the last entry (start, handle, on_timer, reconfigure);
         # None when an entry has run since, or before the first call.
         self._deadline: tuple[float | None] | None = None
@@ -143,7 +160,7 @@ class Node:
         self._schedule = StatusSchedule(now, self._config.timers.keepalive_ms / 1000)
         self._local = NodeStatus.UP
         self._deadline = None
-        return [LocalStatusChanged(NodeStatus.UP), *self._settle(now)]
+        return [LocalStatusChanged(NodeStatus.UP), *self._gate.start(now), *self._settle(now)]
 
     def handle(self, event: Event, now: float) -> list[Effect]:
         # Nothing can be due before the deadline computed since the last entry
@@ -178,6 +195,13 @@ class Node:
             case Handover():
                 if self._leaving or self._handing:
                     return effects
+                if self._gate.enabled:
+                    # The etcd lease and the keys on it belong to this process: its
+                    # successor could not prove it holds them, so a restart is a stop.
+                    text = "Restart with an arbitrator: giving up all HA resources (no handover)."
+                    effects.append(ResourceLog("WARN", text))
+                    self._leaving = True
+                    return effects + self._own.leave(now)
                 self._handing = True
                 effects += self._own.hand_over(now)
             case HandoverSaved(ok=ok, detail=detail):
@@ -201,6 +225,8 @@ class Node:
                 effects += self._own.active_at_start(keys, now)
             case ControlRequest():
                 effects += self._own.control(event, now)
+            case LeaseGranted() | LeaseRenewed() | KeyClaimed() | KeyReleased() | ArbiterFailed():
+                effects += self._gate.answer(event, now) + self._own.expire(now)
             case _:
                 assert_never(event)
         for e in effects:
@@ -273,6 +299,7 @@ class Node:
             takeovers_blocked=own.blocked,
             refusals=own.refusals,
             fencing=own.fencing,
+            arbiter=self._gate.view(now),
             handover=own.handover,
         )
 
@@ -294,9 +321,12 @@ class Node:
                 effects += self._own.peer_overdue(peer, last, now)
         if self._schedule is not None and not self._stopped and self._schedule.due(now):
             effects.append(self._status(now))
+            effects += self._gate.beat(now)  # the lease is renewed with every status
             self._schedule.advance(now)
         if self._leaving and not self._stopped and self._own.gone:
-            effects += self._shutdone(now)
+            effects += self._gate.leave(now)  # our keys go with the lease
+            if self._gate.quiet():
+                effects += self._shutdone(now)
         if self._handing and not self._stopped and self._handover is None:
             window_s = self._config.hbmon.handover_window_ms / 1000
             self._handover = self._own.handover_ready(window_s)
@@ -324,10 +354,12 @@ class Node:
                         overdue = min(t.warntime_ms, t.deadtime_ms / 2) / 1000
                         fresh = self._replied_since(last + overdue)
                         out += own.pings(fresh, len(self._config.ping_nodes), now)
+                    self._gate.peer_lost(node)
                     out += own.peer_dead(node, reason, now, silent_since=last)
                 case NodeTransition(node=node, old=old, new=new) if old in _BACK and new in _ALIVE:
                     out += own.peer_alive(node, now)
                 case PeerRestarted(node=node):
+                    self._gate.peer_lost(node)
                     out += own.peer_restarted(node, now)
                 case PartitionHealed(node=node):
                     out += own.partition_healed(node, now)
@@ -386,9 +418,22 @@ class Node:
             rtt = self._echo.rtt(node, iface, echoes, self._config.node, self._seq.sent, now)
             if rtt is not None:
                 effects.append(RttMeasured(node, iface, rtt))
+            if self._gate.enabled:
+                effects += self._confirm(node, message, echoes, now)
         if receipt.delivered:
             self._echo.record(node, iface, seq, now)
         return effects
+
+    def _confirm(
+        self, node: str, message: Message, echoes: tuple[EchoEntry, ...], now: float
+    ) -> list[Effect]:
+        """A peer's status acknowledges our latest status it got (hbecho): its word that
+        it still hears us, which the arbitrator's failsafe rests on. Only a status
+        counts: the peer's dead timer runs from the statuses it receives."""
+        mine = [e.seq for e in echoes if e.node == self._config.node]
+        acked = self._status_sent.sent_at(max(mine)) if mine else None
+        arbitrated = message.get(ARB_FIELD) is not None
+        return list(self._gate.confirm(node, acked, arbitrated, now))
 
     def _ts(self, now: float) -> int:
         return max(0, int(now + self._wall_epoch))
@@ -414,8 +459,11 @@ class Node:
             ts=self._ts(now),
             ld=self._load,
             ttl=cfg.ttl,
-            extra=(_echo_field(entries), *self._own.status_fields(), *notice),
+            extra=(_echo_field(entries), *self._own.status_fields(), *notice, *self._arb_field),
         )
+        seq = msg.get_hex("seq")
+        if seq is not None:
+            self._status_sent.record(seq, now)
         return self._out(msg)
 
     def _sequenced(self, head: tuple[Field, ...], now: float) -> SendMessage:

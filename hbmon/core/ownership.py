@@ -19,6 +19,7 @@ The parts, each in its own file:
     core/guard.py      the address probe, the reset of a dead node, hung_owner
     core/groups.py     the per-group state machine that starts and stops groups
     core/peerrsc.py    what each peer said about its groups (PeerRsc)
+    core/arbitration.py  the external arbitrator (etcd): keys, lease, failsafe
 
 This class holds the state, takes the inputs, builds the snapshot and applies
 the wishes (`_apply`, the only place a decision changes anything).
@@ -31,10 +32,10 @@ from typing import assert_never
 
 from hbmon.config.model import AutoFailback, Config
 from hbmon.core import scopes
+from hbmon.core.arbitration import Arbitration
 from hbmon.core.batches import Batches
 from hbmon.core.events import (
     AnnounceGroup,
-    BlockReason,
     ConflictKind,
     ControlRequest,
     DeathReason,
@@ -110,10 +111,10 @@ class Ownership:
     of a `Facts` snapshot (core/takeover.py, core/rules.py).
     """
 
-    def __init__(self, config: Config, now: float, wrap: Wrap) -> None:
-        self._wrap = wrap
-        self._table = GroupTable(config.resources)
-        self._peers: dict[str, PeerRsc] = {}
+    def __init__(self, config: Config, now: float, wrap: Wrap, gate: Arbitration) -> None:
+        self._wrap, self._gate = wrap, gate
+        self._table = GroupTable(config.resources, gate.may_start if gate.enabled else None)
+        self._peers: dict[str, PeerRsc] = gate.bind({})
         self._stages = Stages()
         self._verifying: set[str] = set()  # found running before we joined, being stopped
         self._resumed: HandoverView | None = None  # what our previous process handed over
@@ -123,7 +124,9 @@ class Ownership:
         self._batches = Batches()
         self._exchange = StandbyExchange(self, self._peers, self._table, self._batches, wrap)
         self._memory = Memory()  # what the standing rules remember between inputs
-        self._guard = Guard(config, self._table, self._batches, self._memory, wrap)
+        self._guard = Guard(
+            config, self._table, self._batches, self._memory, wrap, self._peers, gate.may_start
+        )
         self._gave_up = False
         self._pings = (0, 0)  # (reachable, configured)
         # The last status_fields() and what they were built from (most beats repeat them).
@@ -205,6 +208,7 @@ class Ownership:
             self._exchange.deadline,
             *self._guard.deadlines(),
             *self._memory.deadlines(self._settle, self._ping_hold),
+            self._gate.next_deadline(self._now),
         ]
         if self._stages.state is Stage.WAITING and self._comm_at is not None:
             ds += startup_deadlines(self._comm_at, (p.resource_at for p in self._peers.values()))
@@ -506,7 +510,9 @@ class Ownership:
             if not step:
                 break
             effects += step
-        return effects + self._after(now)
+        effects += self._after(now)
+        effects += self._gate.follow(self._table, now)
+        return effects + self._guard.key_won(now)  # a key won may let a reset go ahead
 
     def _decide(self, now: float) -> list[Effect]:
         match self._stages.state:
@@ -600,6 +606,8 @@ class Ownership:
             hung_take=self._guard.hung_wait is not None,
             hung_wait_s=self._guard.hung_wait or 0.0,
             taken=MappingProxyType(dict(self._memory.taken)),
+            unlicensed=self._gate.unlicensed(self._table.held(), now),
+            arbitrated=self._gate.enabled,
         )
 
     def _apply(self, wishes: list[Wish], now: float) -> list[Effect]:
@@ -617,16 +625,8 @@ class Ownership:
                     self._table.unwant(key, reason)
                 case Acquire():
                     self._batches.acquire(w, self._table, now)
-                case Block(peers=peers, keys=keys, why=why):
-                    for name in peers:
-                        self._peers[name].blocked = True
-                    effects.append(self._guard.count(keys, BlockReason.QUORUM, why))
-                case Unblock(peer=peer):
-                    self._peers[peer].blocked = False
-                case Reset(peer=peer, delay_s=delay):
-                    effects += self._guard.fences.plan(peer, delay, now)
-                case NoReset(peer=peer, result=result):
-                    effects += self._guard.spare(peer, result, now)
+                case Block() | Unblock() | Reset() | NoReset() | Force():
+                    effects += self._guard.apply(w, now)
                 case TakeOverFrom(peer=peer):
                     effects += self._apply(takeover(self._facts(now), peer, dead=True), now)
                 case GiveAway(peer=peer, scope=scope, keys=keys, why=why):
@@ -634,8 +634,6 @@ class Ownership:
                     effects += self._exchange.go_standby(p, scope, keys, why, None, now)
                 case FailbackDone(peer=peer):
                     self._peers[peer].failback = False
-                case Force(key=key):
-                    effects += self._guard.force(key, now)
                 case Dual() | Unowned() | PingLead() | Taken():
                     self._memory.note(w)
                 case OwnershipConflict(kind=kind):

@@ -5,6 +5,8 @@ after every input, in this order, each on a fresh `Facts` snapshot (Patroni's
 QuorumStateResolver idea: a rule reads the whole picture and says what should
 change; it changes nothing itself, so it can be tested from any state):
 
+    arbitrated  a group held here that the arbitrator no longer covers (our
+                lease lapsed, no peer confirms us): release it
     dual_owner  a group held here and by a peer: the node `quorum.keeper` names
                 keeps it, the other releases it (both sides compute the same)
     moot        a takeover held back because the group's address still answers,
@@ -35,6 +37,7 @@ from hbmon.core.events import (
     ConflictKind,
     GroupState,
     OwnershipConflict,
+    ResourceLog,
     Scope,
     StopReason,
     TakeoverReason,
@@ -109,6 +112,19 @@ class Memory:
 
 
 # ----------------------------------------------------------------- rules --
+def arbitrated(f: Facts) -> list[Wish]:
+    """A group the arbitrator no longer lets us hold: release it before our lease ends."""
+    wishes: list[Wish] = []
+    for g in f.groups:
+        if g.key in f.unlicensed and g.want:
+            why = "etcd did not renew our lease in time and no peer confirms that we hold it"
+            wishes += [
+                ResourceLog("WARN", f"Releasing resource group {g.key}: {why}"),
+                Release(g.key, StopReason.ARBITRATOR),
+            ]
+    return wishes
+
+
 def dual_owner(f: Facts) -> list[Wish]:
     """A group held here and by a peer: one keeps it, by the same rule on both sides."""
     wishes: list[Wish] = []
@@ -276,4 +292,4 @@ def hung_owner(f: Facts) -> list[Wish]:
 
 
 # The order matters: a rule sees what the ones before it changed.
-RULES: tuple[Rule, ...] = (dual_owner, moot, quorum, failback, ping, nobody, hung_owner)
+RULES: tuple[Rule, ...] = (arbitrated, dual_owner, moot, quorum, failback, ping, nobody, hung_owner)

@@ -127,6 +127,19 @@ class OwnershipView(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
+class ArbiterView:
+    """The external arbitrator as this node sees it (core/arbitration.py)."""
+
+    reachable: bool  # the last request to etcd was answered
+    lease: int | None  # our lease, None while we have none
+    ttl_s: int  # its TTL as etcd granted it
+    lease_left_s: float  # how much longer it counts here (0: it does not)
+    keys_held: int
+    failsafe_groups: int  # groups held on the peer's word alone (etcd unreachable)
+    conflicts: int  # claims that found another node's key
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     now: float
     wall_epoch: float  # wall = monotonic + wall_epoch
@@ -150,6 +163,7 @@ class Snapshot:
     takeovers_blocked: tuple[tuple[BlockReason, int], ...] = ()  # takeovers not done, by why
     refusals: tuple[tuple[RefusalReason, int], ...] = ()  # standby / takeover refused, by why
     fencing: tuple[FenceView, ...] = ()  # each peer's reset (core/fencing.py)
+    arbiter: ArbiterView | None = None  # None: no arbitrator configured
     handover: HandoverView | None = None  # this process began by adopting its predecessor's
 
     def peer(self, name: str) -> PeerView | None:

@@ -10,7 +10,9 @@
                stays with it (a handover, core/handover.py); the rest is taken
                as from a dead node
     reset_gate before taking from a dead peer: reset it first, or say why not
-               (heartbeat's STONITH decision; the machine is core/fencing.py)
+               (heartbeat's STONITH decision; the machine is core/fencing.py);
+               with an arbitrator, the groups are acquired at once, the reset
+               waits for one of their keys and they start after it
 
 Each reads a `Facts` snapshot and returns wishes (core/facts.py).
 """
@@ -84,6 +86,8 @@ def alone(f: Facts) -> list[Wish]:
 
     A node not heard within initdead may hold any of them: as heartbeat does, it is
     reset first (core/fencing.py); the takeover then follows its reset (`takeover`).
+    With an arbitrator they are acquired now and start after the reset, which waits
+    for etcd to give us one of their keys (`reset_gate`).
     """
     dead = [p for p in f.peers if not p.healthy]
     fire = Fire(Alone(tuple(p.name for p in dead)))
@@ -98,16 +102,24 @@ def alone(f: Facts) -> list[Wish]:
     notices = [w for gate, _ in gates for w in gate]
     if not all(go for _, go in gates):
         return [fire, *notices]
-    probe = not (dead and all(p.fence is FenceState.RESET for p in dead))
+    held = after_key(notices)
+    probe = not held and not (dead and all(p.fence is FenceState.RESET for p in dead))
     ours = tuple(g.key for g in groups if g.preferred == f.me)
     theirs = tuple(g.key for g in groups if g.preferred != f.me)
     peer = dead[0].name if len(dead) == 1 else None
     wishes += notices
     if ours:
-        wishes.append(Acquire(TakeoverReason.STARTUP, ours, probe=probe))
+        wishes.append(Acquire(TakeoverReason.STARTUP, ours, probe=probe, after_reset=held))
     if theirs:
         wishes.append(
-            Acquire(TakeoverReason.PEER_DEAD, theirs, probe=probe, peer=peer, mach_down=True)
+            Acquire(
+                TakeoverReason.PEER_DEAD,
+                theirs,
+                probe=probe,
+                peer=peer,
+                mach_down=True,
+                after_reset=held,
+            )
         )
     return wishes
 
@@ -146,9 +158,10 @@ def takeover(
     A dead peer (not one that restarted, which is alive) is first judged as heartbeat
     does: reset it, or say why not (core/fencing.py `reset_gate`); nothing is taken
     while a reset of it, or of another dead node, is under way. After a reset its
-    groups start without a probe: the node is off. A leaving peer released its
-    groups, so they start at once; one it still said it held (a failed stop, or news
-    older than its shutdone) is probed first.
+    groups start without a probe: the node is off. With an arbitrator, they are
+    acquired at once and start after the reset, which waits for one of their keys.
+    A leaving peer released its groups, so they start at once; one it still said it
+    held (a failed stop, or news older than its shutdone) is probed first.
     """
     p = f.peer(name)
     others = frozenset().union(*(q.claimed for q in f.peers if q.healthy and q.name != name))
@@ -161,7 +174,7 @@ def takeover(
     why = f.quorum_block() if dead and keys else None
     gate: list[Wish] = []
     if died and why is None:  # not when we may be the one cut off: never shoot then
-        gate, go = reset_gate(f, p)
+        gate, go = reset_gate(f, p, bool(keys))
         if not go or pending(f, besides=name):
             return gate
     wishes: list[Wish] = [*gate, Claim(Scope.ALL)]  # heartbeat's takeover_from_node
@@ -173,17 +186,19 @@ def takeover(
         if why is not None:
             return [*wishes, Block((name,), keys, why)]
         reset = died and p.fence is FenceState.RESET
+        held = after_key(gate)
         return [
             *wishes,
             Unblock(name),
             Acquire(
                 TakeoverReason.PEER_DEAD,
                 keys,
-                probe=not reset,
+                probe=not (reset or held),
                 peer=name,
                 mach_down=True,
                 silent_since=silent_since,
                 trigger_at=p.died_at if reset else None,  # the reset is part of the takeover
+                after_reset=held,
             ),
         ]
     free = tuple(k for k in keys if k not in p.claimed)
@@ -209,9 +224,22 @@ def pending(f: Facts, besides: str | None = None) -> bool:
     return any(p.fence in PENDING for p in f.peers if p.name != besides)
 
 
-def reset_gate(f: Facts, p: PeerFacts) -> tuple[list[Wish], bool]:
+def after_key(wishes: list[Wish]) -> bool:
+    """A reset among `wishes` waits for a key: the groups are acquired now, to start
+    after it."""
+    return any(isinstance(w, Reset) and w.after_key for w in wishes)
+
+
+def reset_gate(f: Facts, p: PeerFacts, to_take: bool = True) -> tuple[list[Wish], bool]:
     """Before taking anything from the dead peer `p`, heartbeat's judgement of its death,
-    once: (wishes, whether its groups may be taken now)."""
+    once: (wishes, whether its groups may be acquired now).
+
+    With an arbitrator and groups `to_take`, the reset comes after etcd gave us one
+    of their keys (`Reset.after_key`): they are acquired now (so their keys are
+    claimed) and start only after the reset. The other order would shoot an owner
+    that etcd still lets hold its groups, in a cut between the nodes: a healthy
+    node lost, and its groups down until its lease ran out (docs/fencing.md).
+    """
     if p.fence is FenceState.IDLE:
         if p.gave_up:
             gave = [info(f"Dead node {p.name} gave up resources.")] if f.groups else []
@@ -222,5 +250,6 @@ def reset_gate(f: Facts, p: PeerFacts) -> tuple[list[Wish], bool]:
                 ResourceLog("WARN", "No STONITH device configured."),
                 ResourceLog("WARN", "Shared disks are not protected."),
             ], True
-        return [Reset(p.name, reset_delay(f))], False
+        keyed = f.arbitrated and to_take
+        return [Reset(p.name, reset_delay(f), after_key=keyed)], keyed
     return [], p.fence in CLEARED

@@ -17,6 +17,7 @@ real ones in one place; tests/unit/engine builds fakes.
     fencer     resets a dead node with its fencing devices; checks the devices
     signals    SIGTERM/SIGINT (stop), SIGHUP (reload) and SIGQUIT (restart: hand over)
     source     where the configuration is re-read from on reload
+    arbiter    the external arbitrator (etcd), None when none is configured
     loadavg    the `ld` line; wall: the wall clock for `ts` fields
 """
 
@@ -37,6 +38,7 @@ from hbmon.config.model import (
     WireFormat,
 )
 from hbmon.config.problems import Problem
+from hbmon.core.arbevents import ArbiterAnswer, ArbiterRequest
 from hbmon.core.events import Event, GroupSurvey
 from hbmon.core.handover import HandoverRecord
 from hbmon.wire.codec import Sign
@@ -150,6 +152,16 @@ class Signals(Protocol):
     def remove(self) -> None: ...
 
 
+class ArbiterPort(Protocol):
+    """Runs the core's etcd requests; each one's answer comes back through `deliver`."""
+
+    def start(self, deliver: Callable[[ArbiterAnswer], None]) -> None: ...
+
+    def submit(self, request: ArbiterRequest) -> None: ...
+
+    async def close(self) -> None: ...
+
+
 class ConfigSource(Protocol):
     @property
     def path(self) -> Path: ...
@@ -191,3 +203,4 @@ class EngineIO:
     source: ConfigSource
     loadavg: Callable[[], str | None]
     wall: Callable[[], float]
+    arbiter: ArbiterPort | None = None

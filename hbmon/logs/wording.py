@@ -14,6 +14,19 @@ from dataclasses import fields
 from enum import Enum
 from typing import assert_never
 
+from hbmon.core.arbevents import (
+    ArbiterReachability,
+    ClaimKey,
+    GrantLease,
+    KeyChange,
+    KeyConflict,
+    LeaseChange,
+    LeaseRenewal,
+    ReleaseKey,
+    RenewLease,
+    RevokeLease,
+    UnarbitratedPeer,
+)
 from hbmon.core.events import (
     AnnounceGroup,
     BeatReceived,
@@ -193,6 +206,15 @@ def describe(effect: Effect, *, local_node: str | None = None) -> tuple[HbLevel,
             return None  # the refusal, timeout or abort that ended it is logged
         case ControlReply(ok=ok, message=message):
             return ("info" if ok else "WARN"), message
+        case ArbiterReachability() | LeaseChange() | KeyConflict() | KeyChange():
+            return _arbiter_line(effect)
+        case UnarbitratedPeer(peer=peer):
+            return (
+                "CRIT",
+                f"Node {peer} sends no sign of the arbitrator: a pair where only one node"
+                " uses it (heartbeat, or hbmon without it) is not supported; its heartbeats"
+                " do not count for the failsafe",
+            )
         case (
             BeatReceived()
             | RttMeasured()
@@ -203,9 +225,38 @@ def describe(effect: Effect, *, local_node: str | None = None) -> tuple[HbLevel,
             | ProbeGroup()
             | FenceNode()  # the driver logs each device it tries (io/fencing.py)
             | AnnounceGroup()
+            | GrantLease()
+            | RenewLease()
+            | ClaimKey()
+            | ReleaseKey()
+            | RevokeLease()
+            | LeaseRenewal()
             | KeepGroup()
         ):
             return None
+        case _:
+            assert_never(effect)
+
+
+def _arbiter_line(
+    effect: ArbiterReachability | LeaseChange | KeyConflict | KeyChange,
+) -> tuple[HbLevel, str]:
+    """The external arbitrator's notices: heartbeat has none, so these are hbmon's words."""
+    match effect:
+        case ArbiterReachability(reachable=True):
+            return "info", "Arbitrator (etcd) answers again"
+        case ArbiterReachability(detail=detail):
+            return "WARN", f"Arbitrator (etcd) unreachable: {detail}"
+        case LeaseChange(lease=None, detail=detail):
+            return "WARN", f"Arbitrator lease lost: {detail}"
+        case LeaseChange(lease=lease, detail=detail):
+            return "info", f"Arbitrator lease {lease:x} {detail}"
+        case KeyConflict(group=group, holder=holder):
+            return "WARN", f"Resource group {group}: its key in etcd is held by {holder}; not taken"
+        case KeyChange(group=group, held=True, detail=detail):
+            return "info", f"Resource group {group}: key in etcd is ours ({detail})"
+        case KeyChange(group=group, detail=detail):
+            return "info", f"Resource group {group}: key in etcd no longer ours ({detail})"
         case _:
             assert_never(effect)
 

@@ -6,8 +6,8 @@ Two kinds of data feed the exposition:
   so one scrape is one consistent view, and a flap between two scrapes still
   shows in the `_total` counters the core keeps (rendered by render.py).
 * **Distributions** (RTT, beat interval, ping RTT, loop lag, failover and
-  operation durations) cannot be rebuilt from a snapshot; `Metrics.observe()`
-  feeds them from the core's notices (buckets.py).
+  operation durations, the arbitrator's lease renewals) cannot be rebuilt from
+  a snapshot; `Metrics.observe()` feeds them from the core's notices (buckets.py).
 
 Everything is rendered by our own collector, so no series carries a `_created`
 sample and nothing touches prometheus_client's global registry or its global
@@ -29,6 +29,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from hbmon.config.model import Config
+from hbmon.core.arbevents import LeaseRenewal
 from hbmon.core.events import (
     BeatReceived,
     Effect,
@@ -120,6 +121,17 @@ class Metrics:
             ("resource", "op"),
             OPERATION_BUCKETS,
         )
+        # Only with an arbitrator (a reload cannot add or remove one: engine.py).
+        self._renewal = (
+            HistogramFamily(
+                "hbmon_arbitrator_lease_renewal_seconds",
+                "Lease renewals answered by etcd: from the request to its answer.",
+                (),
+                LATENCY_BUCKETS,
+            )
+            if config.arbitrator is not None
+            else None
+        )
         self._op_failures: dict[tuple[str, str], int] = {}
         self._status_disagreements: dict[str, int] = {}
         self._fencing = FenceMetrics(config)
@@ -151,6 +163,8 @@ class Metrics:
                     self._heartbeats_sent += 1
                 case TakeoverComplete(reason=reason, duration_s=duration):
                     self._failover.ensure((reason.value,)).observe(duration)
+                case LeaseRenewal(latency_s=latency) if self._renewal is not None:
+                    self._renewal.ensure(()).observe(latency)
                 case _:
                     pass
 
@@ -200,6 +214,8 @@ class Metrics:
         for ping in config.ping_nodes:
             self._ping_rtt.ensure((ping.name,))
         self._loop_lag.ensure(())
+        if self._renewal is not None:
+            self._renewal.ensure(())
         for reason in TakeoverReason:
             self._failover.ensure((reason.value,))
         for group in config.resources:
@@ -250,6 +266,8 @@ class Metrics:
                 disagreements.add_metric([res], n)
             hists.append(disagreements)
             hists += self._fencing.render()
+            if self._renewal is not None:
+                hists.append(self._renewal.render())
         yield from static
         yield from hists
         if snap is not None:

@@ -2,10 +2,11 @@
 
 `render(snap, config)` yields, in this order: this node, every node's state,
 the peers' counters and gauges, the links, dropped packets, the ping nodes, the
-resource groups, what ownership did with them and the resets it waits for.
-Every labelled series that alerts use with `increase()` is present at 0 from
-the first scrape: per configured peer, link, ping node, late threshold and
-reason (observability.md §3), even for a peer the core has not listed yet.
+resource groups, what ownership did with them, the resets it waits for and, when
+one is configured, the external arbitrator. Every labelled series that alerts
+use with `increase()` is present at 0 from the first scrape: per configured
+peer, link, ping node, late threshold and reason (observability.md §3), even
+for a peer the core has not listed yet.
 
 Conventions (observability.md): base units, `_total` counters,
 `_timestamp_seconds` wall-clock gauges, no label whose value changes on
@@ -32,7 +33,7 @@ from hbmon.core.events import (
     TakeoverReason,
     Threshold,
 )
-from hbmon.core.snapshot import GroupView, PeerView, Snapshot
+from hbmon.core.snapshot import ArbiterView, GroupView, PeerView, Snapshot
 from hbmon.errors import DropReason
 
 # States of a cluster node, rendered one-hot by `hbmon_node_state`. Ping nodes have
@@ -104,6 +105,8 @@ def render(snap: Snapshot, config: Config) -> Iterator[Metric]:
     yield from _groups(snap)
     yield from _ownership(snap)
     yield _fencing(snap)
+    if snap.arbiter is not None:
+        yield from _arbitrator(snap.arbiter)
 
 
 def _this_node(snap: Snapshot) -> Iterator[Metric]:
@@ -449,3 +452,39 @@ def _fencing(snap: Snapshot) -> GaugeMetricFamily:
     for v in snap.fencing:
         pending.add_metric([v.node], int(v.state in fencing.PENDING))
     return pending
+
+
+def _arbitrator(view: ArbiterView) -> Iterator[Metric]:
+    """The external arbitrator (etcd; docs/arbitrator.md): present only when configured.
+    Its renewal latency is a histogram the collector keeps."""
+    yield gauge(
+        "hbmon_arbitrator_up",
+        "1 while the arbitrator (etcd) answers our requests.",
+        int(view.reachable),
+    )
+    yield gauge(
+        "hbmon_arbitrator_lease_remaining_seconds",
+        "How much longer our lease counts here (0: it does not; then only the failsafe"
+        " keeps groups).",
+        view.lease_left_s,
+    )
+    yield gauge(
+        "hbmon_arbitrator_lease_ttl_seconds",
+        "Our lease's TTL as etcd granted it (0 before the first grant).",
+        view.ttl_s,
+    )
+    yield gauge(
+        "hbmon_arbitrator_keys_held",
+        "Resource-group keys this node holds in etcd.",
+        view.keys_held,
+    )
+    yield gauge(
+        "hbmon_arbitrator_failsafe_groups",
+        "Groups held on the peer's word alone while our lease does not count.",
+        view.failsafe_groups,
+    )
+    yield counter(
+        "hbmon_arbitrator_cas_conflicts_total",
+        "Key claims (compare-and-set) that found another node's key.",
+        view.conflicts,
+    )

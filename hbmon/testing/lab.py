@@ -224,6 +224,14 @@ class Lab:
             _ip("-n", ns, "-6", "addr", "add", f"{ip6}/{PREFIX6_LEN}", "dev", "em1", "nodad")
         _ip("-n", ns, "link", "set", "em1", "up")
 
+    def add_host(self, name: str, ip: str) -> str:
+        """One more namespace on the bridge, at `ip` on its em1 (an etcd member, say);
+        deleted with the lab. Returns the namespace's name."""
+        ns = f"{self.prefix}-{name}"
+        self._add_ns(ns)
+        self._attach(ns, f"p{name}"[:15], ip)
+        return ns
+
     def tty(self, name: str) -> Path:
         """Node `name`'s end of the serial cable."""
         return self.root / f"tty-{name}"

@@ -36,6 +36,7 @@ import yaml
 from netns_helpers import require_netns
 
 from hbmon.testing.lab import METRICS_PORT, NODE_IPS, Lab
+from hbmon.testing.labetcd import ArbLab
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -166,9 +167,13 @@ def test_every_dashboard_query_returns_data(tmp_path: Path) -> None:
     t_begin = time.monotonic()
     lab = Lab()
     procs: list[subprocess.Popen[bytes]] = []
+    arb: ArbLab | None = None
     prom_log = tmp_path / "prometheus.log"
     try:
         lab.up()
+        # With the arbitrator, so its panels have data too (a TTL the lab's 2 s deadtime
+        # allows: only a warning that failover may wait for the lease).
+        arb = ArbLab(lab, lease_ttl="2s").up()
         agents = {name: lab.start_agent(name) for name in lab.nodes}
         procs += agents.values()
         procs.append(start([
@@ -286,6 +291,8 @@ def test_every_dashboard_query_returns_data(tmp_path: Path) -> None:
     finally:
         for p in reversed(procs):
             stop(p)
+        if arb is not None:
+            arb.down()
         lab.down()
     leftover = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert lab.prefix not in leftover

@@ -123,3 +123,22 @@ def test_missing_privileges_are_named(tmp_path: Path) -> None:
     assert "Traceback" not in res.stderr
     assert "permission denied" in res.stderr
     assert "CAP_NET_BIND_SERVICE" in res.stderr
+
+
+def test_arbitrator_tls_files_that_cannot_be_used_are_named(tmp_path: Path) -> None:
+    """The engine's arbiter port is built before anything opens; a key it cannot load is
+    a one-line refusal, not a traceback (the endpoint is never contacted)."""
+    d = write_dir(tmp_path, hacf(free_udp_port()))
+    (tmp_path / "ca.pem").write_text("not a certificate\n")
+    (d / "hbmon-arbitrator.yaml").write_text(
+        "endpoints: [https://192.0.2.31:2379]\n"
+        f"ca: {tmp_path / 'ca.pem'}\n"
+        f"cert: {tmp_path / 'client.pem'}\n"
+        f"key: {tmp_path / 'client.key'}\n"
+        "lease_ttl: 2s\n"
+    )
+    res = run_agent(d, tmp_path, f"127.0.0.1:{free_tcp_port()}")
+    assert res.returncode == 1
+    assert "Traceback" not in res.stderr
+    assert "arbitrator TLS files cannot be used" in res.stderr
+    assert "Not started." in res.stderr

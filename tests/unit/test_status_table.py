@@ -59,3 +59,23 @@ def test_dict_carries_each_peers_reset() -> None:
     assert snapshot_to_dict(snap)["fencing"] == [
         {"node": "solr2", "state": "backoff", "attempts": 2, "failures": 2, "since": 1_000_058.0}
     ]
+
+
+def test_arbitrator_state_in_status_only_when_configured() -> None:
+    from hbmon.core.snapshot import ArbiterView
+
+    assert snapshot_to_dict(sample())["arbitrator"] is None
+    assert "arbitrator" not in render_table(snapshot_to_dict(sample()))
+    view = ArbiterView(
+        reachable=False, lease=0x1F, ttl_s=2, lease_left_s=0.0, keys_held=1,
+        failsafe_groups=1, conflicts=3,
+    )  # fmt: skip
+    d = snapshot_to_dict(dataclasses.replace(sample(), arbiter=view))
+    assert d["arbitrator"] == {
+        "reachable": False, "lease": "1f", "ttl_s": 2, "lease_left_s": 0.0, "keys_held": 1,
+        "failsafe_groups": 1, "conflicts": 3,
+    }  # fmt: skip
+    assert (
+        "arbitrator: etcd UNREACHABLE, lease 1f (0.0s left), 1 key(s) held, "
+        "1 group(s) on the failsafe, 3 conflict(s)"
+    ) in render_table(d)

@@ -2,12 +2,13 @@
 
 Hypothesis feeds arbitrary bytes, and byte soups built from the real directives,
 to the ha.cf, authkeys and haresources parsers and to a whole ha.d directory;
-and arbitrary documents to the YAML form: nested dicts, lists and scalars of
-any type, both free-form and shaped like the real layout with arbitrary
-leaves, plus arbitrary text. The outcome must be a config (no errors) or None
-with at least one error, and every problem must print as `FILE:LINE: message`
-naming the file it came from. The reload path (engine `_reload_config`) calls
-the same `load_any`, so what holds here holds for a SIGHUP reload.
+and arbitrary documents to the YAML form and to hbmon-arbitrator.yaml beside
+ha.cf: nested dicts, lists and scalars of any type, both free-form and shaped
+like the real layout with arbitrary leaves, plus arbitrary text. The outcome
+must be a config (no errors) or None with at least one error, and every problem
+must print as `FILE:LINE: message` naming the file it came from. The reload
+path (engine `_reload_config`) calls the same `load_any`, so what holds here
+holds for a SIGHUP reload.
 
 The profile is fixed (derandomized, no example database): CI runs the same
 inputs every time. `EXAMPLES` is the number of inputs per test.
@@ -30,7 +31,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hbmon.config import hacf as hacf_module
-from hbmon.config import yamlform
+from hbmon.config import yamlarbiter, yamlform
 from hbmon.config.authkeys import parse_authkeys
 from hbmon.config.directives import BY_NAME as DIRECTIVE_TABLE
 from hbmon.config.hacf import parse_hacf
@@ -51,6 +52,7 @@ EXAMPLES = {
     "yaml_free": 300,
     "yaml_text": 300,
     "yaml_file": 100,
+    "arbitrator_file": 150,
 }
 
 
@@ -269,6 +271,7 @@ LAYOUT = {
     "logging": dict.fromkeys(yamlform._LOGGING, LEAF),
     "hbmon": {**dict.fromkeys(yamlform._HBMON, LEAF), "tls": {"cert": LEAF, "key": LEAF}},
     "raw": [[LEAF]],
+    "arbitrator": {**dict.fromkeys(yamlarbiter.KEYS, LEAF), "endpoints": [LEAF]},
 }
 SHAPED = shaped(LAYOUT)
 
@@ -329,6 +332,23 @@ def test_yaml_file_through_the_loader(doc: object, tail: bytes) -> None:
         path.chmod(0o600)
         cfg, problems = load_any(path, "alpha")
         check_outcome(cfg, problems, str(path))
+
+
+@profile("arbitrator_file")
+@given(shaped(LAYOUT["arbitrator"]) | ANY, st.binary(max_size=8))
+def test_arbitrator_file_beside_hacf(doc: object, tail: bytes) -> None:
+    """hbmon-arbitrator.yaml beside a good ha.d: problems in it, or in ha.cf for the
+    timing rule that reads both (the TTL against deadtime), never a traceback."""
+    with tempfile.TemporaryDirectory() as tmp:
+        d = _write_dir(Path(tmp), HACF, AUTHKEYS, HARESOURCES)
+        (d / yamlarbiter.ARBITRATOR_FILE).write_bytes(dump(doc).encode("utf-8") + tail)
+        cfg, problems = load_any(d, "alpha")
+        files = {str(d / n) for n in ("ha.cf", yamlarbiter.ARBITRATOR_FILE)}
+        for p in problems:
+            found = PROBLEM.fullmatch(str(p))
+            assert found is not None, str(p)
+            assert found["file"] in files, str(p)
+        assert (cfg is None) == has_errors(problems)
 
 
 # -------------------------------------------------- known crashes, by name --

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from hbmon.config.limits import SERIAL_BAUDS
 from hbmon.config.loader import load_any, load_config
 from hbmon.config.model import (
+    ArbitratorSettings,
     AuthConfig,
     AuthKey,
     AuthMethod,
@@ -322,6 +323,23 @@ def configs(draw: st.DrawFn) -> Config:
         )
     )
     tls = draw(st.none() | st.tuples(_path, _path))
+    # A TTL the timing rule accepts whatever the keepalive (config/leasetiming.py LeaseTiming).
+    ttl_s = (keepalive + 500 + 300) // 990 + 1 + draw(st.integers(0, 30))
+    arbitrator = draw(
+        st.none()
+        | st.builds(
+            ArbitratorSettings,
+            endpoints=st.lists(
+                _ip.map(lambda ip: f"https://{ip}:2379"), min_size=1, max_size=3
+            ).map(tuple),
+            cluster=st.just("") | _name,
+            prefix=_name.map(lambda n: f"/{n}"),
+            lease_ttl_ms=st.just(ttl_s * 1000),
+            ca=st.none() | _path,
+            cert=st.just(Path("/etc/hbmon/n.pem")),
+            key=st.just(Path("/etc/hbmon/n.key")),
+        )
+    )
     return Config(
         node=draw(st.sampled_from(nodes)),
         nodes=tuple(nodes),
@@ -371,6 +389,7 @@ def configs(draw: st.DrawFn) -> Config:
                 )
             )
         ),
+        arbitrator=arbitrator,
     )
 
 

@@ -47,9 +47,9 @@ def test_a_changed_table_changes_the_drawing() -> None:
 
 def test_one_diagram_per_machine() -> None:
     text = diagrams.render()
-    assert text.count("```mermaid") == len(diagrams.MACHINES) == 6
+    assert text.count("```mermaid") == len(diagrams.MACHINES) == 8
     titles = ("Node liveness", "Link liveness", "Ownership stages", "Resource group")
-    for title in (*titles, "Standby exchange", "Fencing"):
+    for title in (*titles, "Standby exchange", "Fencing", "Arbitrator lease", "Arbitrator key"):
         assert f"\n## {title}\n" in text
 
 

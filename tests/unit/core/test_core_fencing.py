@@ -153,6 +153,34 @@ def test_our_shutdown_cancels_resets_that_wait() -> None:
     assert book.next_deadline() is None
 
 
+def test_with_an_arbitrator_a_reset_waits_for_a_key_then_its_delay() -> None:
+    book = FenceBook(config(nodes=("alpha", "beta", "gamma")))
+    assert book.plan("beta", 10.0, 0.0, after_key=True) == [
+        ResourceLog("info", "Resetting node beta once the arbitrator gives us a group it may hold.")
+    ]
+    book.plan("gamma", 0.0, 0.0, after_key=True)
+    assert book.state("beta") is FenceState.AWAITING_KEY in PENDING
+    assert book.awaiting_key()
+    assert book.next_deadline() is None  # nothing happens before the key, however long
+    assert book.expire(1000.0) == []
+    # the key: gamma (delay 0) at once, beta after its delay, counted from the key
+    waits = "Resetting node beta in 10 s (fencing delay), unless it is heard again."
+    assert book.key_won(30.0) == [ResourceLog("info", waits), FenceNode("gamma", 1)]
+    assert not book.awaiting_key()
+    assert book.next_deadline() == 40.0
+    assert book.expire(40.0) == [FenceNode("beta", 1)]
+
+
+def test_heard_again_or_our_shutdown_gives_up_a_reset_that_waits_for_a_key() -> None:
+    book = FenceBook(config())
+    book.plan("beta", 0.0, 0.0, after_key=True)
+    assert book.back("beta") == [ResourceLog("info", "Reset of beta cancelled: it is heard again.")]
+    assert book.state("beta") is FenceState.IDLE
+    book.plan("beta", 0.0, 5.0, after_key=True)
+    assert book.stand_down() == [ResourceLog("info", "Reset of beta cancelled: shutting down.")]
+    assert book.key_won(6.0) == []
+
+
 def test_spare_records_why_no_reset() -> None:
     book = FenceBook(config())
     book.spare("beta", FenceResult.UNNEEDED)
@@ -202,6 +230,13 @@ def test_gate_judges_a_death_once_as_heartbeat_does() -> None:
         True,
     )
     assert reset_gate(f, dead._replace(fenceable=True)) == ([Reset("beta", 10.0)], False)
+    # with an arbitrator the groups are acquired now, and the reset waits for a key...
+    arbitrated = f._replace(arbitrated=True)
+    keyed = [Reset("beta", 10.0, after_key=True)]
+    assert reset_gate(arbitrated, dead._replace(fenceable=True)) == (keyed, True)
+    # ...unless there is nothing to take (no key to wait for): reset as heartbeat does
+    alone = reset_gate(arbitrated, dead._replace(fenceable=True), to_take=False)
+    assert alone == ([Reset("beta", 10.0)], False)
     for state in FenceState:
         if state is FenceState.IDLE:
             continue

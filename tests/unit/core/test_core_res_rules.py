@@ -65,6 +65,7 @@ def test_wishes_are_checked_when_built() -> None:
 
 def test_rules_run_in_the_documented_order() -> None:
     assert [r.__name__ for r in rules.RULES] == [
+        "arbitrated",
         "dual_owner",
         "moot",
         "quorum",

@@ -6,7 +6,7 @@ from factstools import facts, free, group, peer
 
 from hbmon.config.model import QuorumPolicy
 from hbmon.core.events import FenceResult, GroupState, ResourceLog, Scope, TakeoverReason
-from hbmon.core.facts import Acquire, Block, Claim, Fire, NoReset, Unblock, info
+from hbmon.core.facts import Acquire, Block, Claim, Fire, NoReset, Reset, Unblock, info
 from hbmon.core.stages import Alone, PeersKnown
 from hbmon.core.takeover import (
     BOTH_STARTING_WAIT_S,
@@ -174,6 +174,39 @@ def test_takeover_never_touches_a_group_starting_or_held_here() -> None:
         info("Dead node beta gave up resources."),
         NoReset("beta", FenceResult.UNNEEDED),
         Claim(Scope.ALL),
+    ]
+
+
+def test_with_an_arbitrator_the_groups_are_acquired_before_the_reset_and_wait_for_it() -> None:
+    """The key first (docs/fencing.md): the groups are wanted at once, so their keys are
+    claimed; unprobed, since they start only after the reset that follows the key."""
+    holding = peer(alive=False, healthy=False, held=frozenset({"theirs"}), fenceable=True)
+    f = facts((THEIRS,), (holding,), arbitrated=True, fence_delay_s=10.0)
+    assert takeover(f, "beta", dead=True, silent_since=90.0) == [
+        Reset("beta", 0.0, after_key=True),  # we hold nothing: no delay
+        Claim(Scope.ALL),
+        info("Resources being acquired from beta."),
+        Unblock("beta"),
+        Acquire(
+            TakeoverReason.PEER_DEAD,
+            ("theirs",),
+            probe=False,
+            peer="beta",
+            mach_down=True,
+            silent_since=90.0,
+            after_reset=True,
+        ),
+    ]
+    # without the arbitrator, heartbeat's order: the reset alone, the takeover after it
+    assert takeover(f._replace(arbitrated=False), "beta", dead=True) == [Reset("beta", 0.0)]
+    # at startup, with a node not heard within initdead: ours too wait for its reset
+    unheard = peer(alive=False, healthy=False, heard=False, fenceable=True)
+    wishes = alone(facts((MINE, THEIRS), (unheard,), arbitrated=True))
+    assert wishes[2] == Reset("beta", 0.0, after_key=True)
+    acquired = [w for w in wishes if isinstance(w, Acquire)]
+    assert [(a.keys, a.probe, a.after_reset) for a in acquired] == [
+        (("mine",), False, True),
+        (("theirs",), False, True),
     ]
 
 

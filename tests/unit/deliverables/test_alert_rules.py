@@ -44,6 +44,7 @@ REQUIRED = {
     "HbmonAgentDown",
     "HbmonAgentNotScraped",
     "HbmonTimersMisconfigured",
+    "HbmonArbitratorLost",
 }
 AM_CONFIG = ALERTS / "alertmanager.yml"
 TESTS = sorted((ALERTS / "tests").glob("*.yml"))

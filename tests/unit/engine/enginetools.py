@@ -29,6 +29,19 @@ from hbmon.config.model import (
     WireFormat,
 )
 from hbmon.config.problems import Problem
+from hbmon.core.arbevents import (
+    ArbiterAnswer,
+    ArbiterRequest,
+    ClaimKey,
+    GrantLease,
+    KeyClaimed,
+    KeyReleased,
+    LeaseGranted,
+    LeaseRenewed,
+    ReleaseKey,
+    RenewLease,
+    RevokeLease,
+)
 from hbmon.core.events import FenceResult, GroupSurvey
 from hbmon.core.handover import HandoverRecord
 from hbmon.engine import Engine, Identity
@@ -311,6 +324,45 @@ class FakeSignals:
     def send_reload(self) -> None:
         assert self.reload is not None
         self.reload()
+
+
+@dataclass
+class FakeArbiter:
+    """An etcd that grants a lease and lets every claim win, answering each request on
+    the loop's next turn (as the real driver's task would), unless `silent` names the
+    request types it never answers."""
+
+    deliver: Callable[[ArbiterAnswer], None] | None = None
+    requests: list[ArbiterRequest] = field(default_factory=list)
+    silent: tuple[type, ...] = ()
+    closed: bool = False
+
+    def start(self, deliver: Callable[[ArbiterAnswer], None]) -> None:
+        self.deliver = deliver
+
+    def submit(self, request: ArbiterRequest) -> None:
+        assert self.deliver is not None, "submit before start"
+        self.requests.append(request)
+        if not isinstance(request, self.silent):
+            asyncio.get_running_loop().call_soon(self.deliver, _answer(request))
+
+    async def close(self) -> None:
+        self.closed = True
+
+    def kinds(self) -> list[str]:
+        return [type(r).__name__ for r in self.requests]
+
+
+def _answer(request: ArbiterRequest) -> ArbiterAnswer:
+    match request:
+        case GrantLease(request=r, ttl_s=ttl):
+            return LeaseGranted(r, 0x51, ttl)
+        case RenewLease(request=r):
+            return LeaseRenewed(r, 1)
+        case ClaimKey(request=r):
+            return KeyClaimed(r, True)
+        case ReleaseKey(request=r) | RevokeLease(request=r):
+            return KeyReleased(r, True)
 
 
 @dataclass

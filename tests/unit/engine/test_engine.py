@@ -442,5 +442,12 @@ def test_only_daemon_builds_real_io_objects() -> None:
     import hbmon.engine as engine
 
     src = Path(engine.__file__).read_text(encoding="utf-8")
-    for name in ("Media(", "ResourceExecutor(", "ControlServer(", "SdNotifier(", "Pinger("):
+    for name in (
+        "Media(",
+        "ResourceExecutor(",
+        "ControlServer(",
+        "SdNotifier(",
+        "Pinger(",
+        "ArbiterDriver(",
+    ):
         assert name not in src, name

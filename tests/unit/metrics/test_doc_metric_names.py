@@ -20,6 +20,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from hbmon import __version__
+from hbmon.config.model import ArbitratorSettings
 from hbmon.core.events import HandedOver, PingResult, Scope
 from hbmon.core.node import Node
 from hbmon.metrics import Metrics
@@ -44,7 +45,8 @@ def _names(text: str) -> set[str]:
 
 
 def exposed() -> set[str]:
-    cfg = config()
+    # With an arbitrator, so its series (present only then) are exposed too.
+    cfg = config(arbitrator=ArbitratorSettings(endpoints=("http://192.0.2.31:2379",)))
     node = Node(cfg, generation=5, uuid=b"\0" * 16, now=0.0, wall_epoch=1.7e9)
     agent = Metrics(cfg, version=__version__, process_metrics=False)
     effects = list(node.start(0.0))
