@@ -10,16 +10,16 @@ The engine builds no I/O object: it is given them (hbmon/io/ports.py,
 ones are built in hbmon/daemon.py; tests/unit/engine drives it with fakes.
 
 A restart (SIGQUIT: the unit's RestartKillSignal) hands the groups over to the
-next process instead of releasing them (hbmon/core/handover.py): the engine
-carries out the I/O of both ends, the old one's (addresses set to expire,
-record written) and the new one's (record read, groups surveyed, addresses kept).
+next process instead of releasing them (hbmon/core/handover.py): the engine's
+`HandoverDriver` (hbmon/engine_handover.py) carries out the I/O of both ends, the
+old one's (addresses set to expire, record written) and the new one's (record
+read, groups surveyed, addresses kept).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import math
 from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -45,11 +45,9 @@ from hbmon.core.events import (
     GroupOp,
     GroupSurvey,
     GroupTransition,
-    HandedOver,
     Handover,
     HandoverComplete,
     HandoverReady,
-    HandoverSaved,
     KeepGroup,
     LoadAverage,
     NodeTransition,
@@ -65,9 +63,9 @@ from hbmon.core.events import (
     StartGroup,
     StopGroup,
 )
-from hbmon.core.handover import HandoverRecord, Verdict, judge
 from hbmon.core.node import Node
 from hbmon.core.snapshot import Snapshot
+from hbmon.engine_handover import HandoverDriver
 from hbmon.errors import StartupError, WireError
 from hbmon.io.deadline import DeadlineTimer
 from hbmon.io.ports import ArbiterPort, EngineIO, MediaPort, PingPort
@@ -133,7 +131,7 @@ class Engine:
         self._pending: dict[int, asyncio.Future[ControlReply]] = {}
         self._request_ids = itertools.count(1)
         self._rtt: dict[str, float] = {}
-        self._keeping: list[asyncio.Task[bool]] = []  # KeepGroup at start
+        self._handover = HandoverDriver(io, identity.generation, lambda: self._config, self._handle)
 
     # ------------------------------------------------------------ lifecycle --
     async def run(self) -> int:
@@ -177,10 +175,10 @@ class Engine:
         # What our previous process handed over (a restart), if it did: surveyed,
         # and adopted by the core; then heartbeat's verifyallidle, except that we
         # act on it: whatever else runs before we have joined is released first.
-        surveyed = await self._take_handover(loop.time())
+        surveyed = await self._handover.take(loop.time())
         active = await self._scan_active(surveyed)
         self._handle(ActiveAtStart(active))
-        await self._keep_resumed()
+        await self._handover.kept()
         self._apply(node.start(loop.time()))
         self._start_pinger()
         self._watch_fences()
@@ -197,35 +195,6 @@ class Engine:
         elif "reload" in self._early:
             self._reload()
 
-    async def _take_handover(self, now: float) -> dict[str, GroupSurvey]:
-        """Read our previous process's record; if it may be used, survey the groups it
-        names and let the core adopt them. The surveys, by group."""
-        store = self._io.handover
-        record = store.load()
-        if record is None:
-            return {}
-        verdict = judge(record, node=self._config.node, boot_id=store.boot_id(), now=now)
-        if verdict is not Verdict.USABLE:
-            logger.warning(
-                "Handover record of generation {} not used: {}; starting afresh.",
-                record.generation,
-                verdict.value,
-            )
-            store.discard()
-            return {}
-        groups = [g for g in self._config.resources if g.key in record.groups]
-        gone = sorted(set(record.groups) - {g.key for g in groups})
-        if gone:
-            logger.warning(
-                "Handed-over groups no longer configured (their addresses expire): {}",
-                ", ".join(gone),
-            )
-        surveys = {g.key: await self._io.resources.survey(g) for g in groups}
-        assert self._loop is not None
-        gap = self._loop.time() - record.at
-        self._handle(HandedOver(record.generation, gap, record.claims, tuple(surveys.values())))
-        return surveys
-
     async def _scan_active(self, surveyed: dict[str, GroupSurvey]) -> tuple[str, ...]:
         found = []
         for group in self._config.resources:
@@ -236,26 +205,6 @@ class Engine:
             if running:
                 found.append(group.key)
         return tuple(found)
-
-    async def _keep_resumed(self) -> None:
-        """The adopted groups' addresses are permanent again: the record is spent."""
-        if not self._keeping:
-            self._io.handover.discard()
-            return
-        results = await asyncio.gather(*self._keeping)
-        self._keeping.clear()
-        self._io.handover.discard()
-        if not all(results):
-            logger.critical("Some handed-over addresses still expire: see above.")
-
-    async def _keep(self, key: str) -> bool:
-        group = self._group(key)
-        if group is None:
-            return True
-        ok, detail = await self._io.resources.keep(group)
-        if not ok:
-            logger.critical("Cannot keep the addresses of {}: {}", key, detail)
-        return ok
 
     async def _close(self) -> None:
         # After the groups are released, as heartbeat stops its clients.
@@ -308,44 +257,6 @@ class Engine:
             "SIGQUIT",
         )
         self._handle(Handover())
-
-    async def _save_handover(self, ready: HandoverReady) -> None:
-        """Our restart's I/O: the addresses expire after the window unless the next
-        process keeps them (the dead man's switch), then the record. The core is
-        told how it went; on failure it releases the groups as for a stop."""
-        assert self._loop is not None
-        store = self._io.handover
-        record = HandoverRecord(
-            node=self._config.node,
-            generation=self._identity.generation,
-            groups=ready.keys,
-            claims=ready.claims,
-            at=self._loop.time(),  # before the expiry starts: the record ends no later
-            window_s=ready.window_s,
-            boot_id=store.boot_id(),
-            wall=self._io.wall(),
-        )
-        failure: str | None = None
-        try:
-            failure = await self._arm_expiry(ready.keys, math.ceil(ready.window_s))
-            if failure is None:
-                store.save(record)
-        except Exception as exc:  # whatever went wrong, the core must hear of it
-            failure = str(exc)
-        if failure is not None:
-            store.discard()
-        self._handle(HandoverSaved(failure is None, failure or ""))
-
-    async def _arm_expiry(self, keys: tuple[str, ...], lifetime_s: int) -> str | None:
-        """The groups' addresses expire after `lifetime_s`: None, or what failed."""
-        for key in keys:
-            group = self._group(key)
-            if group is None:
-                continue
-            ok, detail = await self._io.resources.hand_over(group, lifetime_s)
-            if not ok:
-                return f"{key}: {detail}"
-        return None
 
     def _start_pinger(self) -> None:
         cfg = self._config
@@ -432,12 +343,12 @@ class Engine:
                     if self._stopped is not None and not self._stopped.done():
                         self._stopped.set_result(0)
                 case HandoverReady():
-                    self._spawn(self._save_handover(effect))
+                    self._spawn(self._handover.save(effect))
                 case HandoverComplete():
                     if self._stopped is not None and not self._stopped.done():
                         self._stopped.set_result(0)
                 case KeepGroup(key=key):
-                    self._keeping.append(self._loop.create_task(self._keep(key)))
+                    self._handover.keep(key)
                 case _:
                     pass
             self._metrics.observe(effect)
