@@ -11,6 +11,8 @@ The parts, each in its own file:
                        peer (pure)
     core/handover.py   a restart without a failover: what the old process hands
                        the new one, and what the new one adopts (pure)
+    core/lifecycle.py  our own start, stop and restart: the handover adopted,
+                       leftovers stopped, everything released or handed over
     core/rules.py      the standing rules while RUNNING: dual owner, quorum
                        retry, failback, ping comparison, nobody owns (pure)
     core/facts.py      the snapshot those decisions read, the wishes they return
@@ -45,7 +47,6 @@ from hbmon.core.events import (
     GroupState,
     HandedOver,
     HandoverReady,
-    KeepGroup,
     OwnershipConflict,
     ProbeDone,
     ResourceLog,
@@ -79,15 +80,12 @@ from hbmon.core.facts import (
 )
 from hbmon.core.groups import GroupTable, Outcome
 from hbmon.core.guard import Guard
-from hbmon.core.handover import adopt
+from hbmon.core.lifecycle import Lifecycle
 from hbmon.core.peerrsc import Arrival, News, PeerRsc, hb_peer_leaving, held_elsewhere
 from hbmon.core.rules import FAILBACK_DUE, RULES, Memory
-from hbmon.core.snapshot import HandoverView, OwnershipView
+from hbmon.core.snapshot import OwnershipView
 from hbmon.core.stages import (
     Announce,
-    Handed,
-    HandOver,
-    Leave,
     PeerLeaving,
     Released,
     Stage,
@@ -116,18 +114,15 @@ class Ownership:
         self._table = GroupTable(config.resources, gate.may_start if gate.enabled else None)
         self._peers: dict[str, PeerRsc] = gate.bind({})
         self._stages = Stages()
-        self._verifying: set[str] = set()  # found running before we joined, being stopped
-        self._resumed: HandoverView | None = None  # what our previous process handed over
-        self._handover_asked = False  # HandoverReady is out (our own restart)
         self._comm_at: float | None = None
         self._now = now
         self._batches = Batches()
+        self._life = Lifecycle(self._table, self._stages, self._batches)
         self._exchange = StandbyExchange(self, self._peers, self._table, self._batches, wrap)
         self._memory = Memory()  # what the standing rules remember between inputs
         self._guard = Guard(
             config, self._table, self._batches, self._memory, wrap, self._peers, gate.may_start
         )
-        self._gave_up = False
         self._pings = (0, 0)  # (reachable, configured)
         # The last status_fields() and what they were built from (most beats repeat them).
         self._status_memo: tuple[tuple[Report, int, int], tuple[Field, ...]] | None = None
@@ -232,7 +227,7 @@ class Ownership:
             blocked=tuple(self._guard.blocked.items()),
             refusals=tuple(self._exchange.refusals.items()),
             fencing=self._guard.fences.views(),
-            handover=self._resumed,
+            handover=self._life.resumed,
         )
 
     # ------------------------------------------------------ for the exchange --
@@ -263,16 +258,7 @@ class Ownership:
     def active_at_start(self, keys: tuple[str, ...], now: float) -> list[Effect]:
         """heartbeat's verifyallidle, made to act: release what runs before we join."""
         self._now = now
-        effects: list[Effect] = []
-        resumed = self._resumed.keys if self._resumed is not None else ()
-        for key in keys:
-            if key in resumed:
-                continue  # handed over by our previous process: ours, not a leftover
-            effects.append(ResourceLog("CRIT", f"Resource {key} is active, and should not be!"))
-            if self._stages.state is Stage.JOINING and self._table.adopt(key, now):
-                self._verifying.add(key)
-                self._table.unwant(key, StopReason.VERIFY)
-        return effects + self._reconcile(now)
+        return self._life.leftovers(keys, now) + self._reconcile(now)
 
     def comm_up(self, now: float) -> list[Effect]:
         self._now = now
@@ -392,7 +378,7 @@ class Ownership:
                 self._batches.drop(ev.key)
                 effects += self._announce_state(now)  # so the peer can take it
             case Outcome.STOP_FAILED | Outcome.STOPPED:
-                self._verifying.discard(ev.key)
+                self._life.stopped(ev.key)
             case _:
                 pass
         return effects + self._reconcile(now)
@@ -419,84 +405,36 @@ class Ownership:
             return []
         self._now = now
         effects = self._guard.stand_down() + self._exchange.abort(None, "shutting down", now)
-        if self._table.busy():
-            text = "Shutdown delayed until current resource activity finishes."
-            effects.append(ResourceLog("WARN", text))
-        if self._table.held() or self._table.busy():
-            self._gave_up = True
-            effects.append(info("Giving up all HA resources."))
-        self._stages.fire(Leave())
+        effects += self._life.leave()
         self._claims = Scope.NONE
-        for g in self._table:
-            self._table.unwant(g.key, StopReason.SHUTDOWN)
-        self._batches.clear()
         return effects + self._reconcile(now)
 
     # ----------------------------------------------------- restart (handover) --
     def hand_over(self, now: float) -> list[Effect]:
-        """Our restart: keep what runs for the next process (core/handover.py).
-
-        Nothing new starts; groups wanted but not started are let go (the next
-        process places them as at any start). What is starting or stopping
-        finishes first: `handover_ready` says when.
-        """
+        """Our restart: keep what runs for the next process (core/lifecycle.py)."""
         if not self._stages.allows(StageInput.HAND_OVER):
             return []
         self._now = now
         effects = self._guard.stand_down() + self._exchange.abort(None, "restarting", now)
-        if self._table.busy():
-            text = "Handover delayed until current resource activity finishes."
-            effects.append(ResourceLog("WARN", text))
-        self._stages.fire(HandOver())
-        for g in self._table:
-            if g.want and not g.held:
-                self._table.unwant(g.key, StopReason.SHUTDOWN)
-        self._batches.clear()
-        return effects + self._reconcile(now)
+        return effects + self._life.hand_over() + self._reconcile(now)
 
     def handover_ready(self, window_s: float) -> HandoverReady | None:
         """Once, when our restart may hand over: nothing is starting or stopping."""
-        if self._stages.state is not Stage.HANDING_OVER or self._handover_asked:
-            return None
-        if self._table.busy():
-            return None
-        self._handover_asked = True
-        keys = tuple(g.key for g in self._table if g.held)
-        return HandoverReady(keys, self._claims, window_s)
+        return self._life.handover_ready(self._claims, window_s)
 
     def handed(self, now: float) -> list[Effect]:
         """The handover is saved: the groups are the next process's from here."""
         self._now = now
-        if not self._stages.allows(StageInput.HANDED):
-            return []
-        self._stages.fire(Handed())
+        self._life.handed()
         return []
 
     def handed_over(self, ev: HandedOver, now: float) -> list[Effect]:
-        """At start: adopt what our previous process handed over (core/handover.py)."""
-        if self._stages.state is not Stage.JOINING or self._resumed is not None:
+        """At start: adopt what our previous process handed over (core/lifecycle.py)."""
+        if self._stages.state is not Stage.JOINING or self._life.resumed is not None:
             return []
         self._now = now
-        plan = adopt(ev.groups)
-        kept = [k for k in plan.kept if self._table.resume(k, now)]
-        restart = [k for k in plan.restart if self._table.get(k) is not None]
-        for key in restart:
-            self._table.want(key, TakeoverReason.HANDOVER)
-        self._resumed = HandoverView(ev.generation, ev.gap_s, tuple(kept), tuple(restart))
         self._claims = ev.claims
-        gap = f"{ev.gap_s * 1000:.0f} ms"
-        effects: list[Effect] = [
-            info(f"restart: resuming from generation {ev.generation} (handed over {gap} ago)")
-        ]
-        for key in kept:
-            effects += [KeepGroup(key), info(f"restart: resource group {key} kept running")]
-        for key in restart:
-            text = f"restart: resource group {key} is partly stopped: starting it again"
-            effects += [KeepGroup(key), ResourceLog("WARN", text)]
-        for key in plan.lost:
-            text = f"restart: resource group {key} lost an address meanwhile: not resumed"
-            effects.append(ResourceLog("WARN", text))
-        return effects + self._reconcile(now)
+        return self._life.adopt(ev, now) + self._reconcile(now)
 
     def expire(self, now: float) -> list[Effect]:
         self._now = now
@@ -517,7 +455,7 @@ class Ownership:
     def _decide(self, now: float) -> list[Effect]:
         match self._stages.state:
             case Stage.JOINING:
-                if self._comm_at is not None and not self._verifying:
+                if self._comm_at is not None and not self._life.verifying:
                     return self._announce(now)
                 return []
             case Stage.WAITING:
@@ -542,11 +480,7 @@ class Ownership:
                     effects.append(self.resource_msg(now, stable=True))
             self._reported_stable = stable
         elif self._stages.state is Stage.LEAVING and not self._table.busy():
-            if held := ", ".join(sorted(self._table.held())):
-                text = f"Shutting down with resource groups whose stop failed: {held}"
-                effects.append(ResourceLog("CRIT", text))
-            elif self._gave_up:
-                effects.append(info("All HA resources relinquished."))
+            effects += self._life.farewell()
             if self.nice and self._comm_at is not None:
                 effects.append(self.resource_msg(now, stable=False, info=rscmsg.INFO_SHUTDOWN))
             self._stages.fire(Released())
