@@ -9,6 +9,7 @@ it, timeouts, aborts, and the replies to the control request that asked for it.
 
 It serves an `Ownership` (its `Host`), whose peers, group table and batches it
 shares: as requester it releases groups in the table, as responder it opens a batch.
+Our rsc_hold flags and the `resource` message are core/holding.py's (its `Holds`).
 """
 
 from __future__ import annotations
@@ -89,6 +90,10 @@ class Host(Protocol):
     @property
     def stage(self) -> Stage: ...
 
+
+class Holds(Protocol):
+    """What the exchange needs of what we say we hold (core/holding.py)."""
+
     def claim(self, scope: Scope) -> None:
         """Add `scope` to our rsc_hold flags."""
 
@@ -111,12 +116,14 @@ class StandbyExchange:
     def __init__(
         self,
         host: Host,
+        holds: Holds,
         peers: Mapping[str, PeerRsc],
         table: GroupTable,
         batches: Batches,
         wrap: Wrap,
     ) -> None:
         self._host = host
+        self._holds = holds
         self._peers = peers  # the host's own, kept up to date by it
         self._table = table
         self._batches = batches
@@ -304,13 +311,13 @@ class StandbyExchange:
                 return [*effects, self._wrap(head, now)]
             case rscmsg.INFO_OTHER if sb.phase is Phase.ASKED and sb.peer == p.name:
                 sb.fire(GotOther(p.reports), now)
-                self._host.unclaim(sb.scope)  # heartbeat's go_standby(ME)
+                self._holds.unclaim(sb.scope)  # heartbeat's go_standby(ME)
                 for key in sb.keys:
                     self._table.unwant(key, StopReason.STANDBY)
                 remaining = self._table.held() - sb.keys
                 return [
                     _info(f"standby: {p.name} can take our {sb.scope} resources"),
-                    self._host.resource_msg(
+                    self._holds.resource_msg(
                         now, stable=False, info=rscmsg.INFO_STANDBY, held=remaining
                     ),
                 ]
@@ -400,7 +407,7 @@ class StandbyExchange:
         scope, rid = sb.scope, sb.request_id
         failed = sb.keys - set(b.started)
         sb.fire(GroupsAcquired(), now)
-        self._host.claim(scopes.mirror(scope))  # the requester's set
+        self._holds.claim(scopes.mirror(scope))  # the requester's set
         effects: list[Effect] = [
             _info(f"Standby resource acquisition done [{scope}]."),
             self._wrap(rscmsg.ask_head(scope, rscmsg.INFO_DONE), now),

@@ -2,7 +2,8 @@
 
     start     what our previous process handed over is adopted (core/handover.py
               `adopt`); any other group found running is stopped before we
-              join (heartbeat's verifyallidle, made to act)
+              join (heartbeat's verifyallidle, made to act); the initial
+              acquisition is said once complete (`settled`)
     stop      every group is released (`leave`); once none is busy, the last
               words are said (`farewell`) and the stage moves on to GONE
     restart   nothing new starts, what runs is kept for the next process
@@ -31,7 +32,10 @@ from hbmon.core.facts import info
 from hbmon.core.groups import GroupTable
 from hbmon.core.handover import adopt
 from hbmon.core.snapshot import HandoverView
-from hbmon.core.stages import Handed, HandOver, Leave, Stage, StageInput, Stages
+from hbmon.core.stages import Handed, HandOver, Leave, Stage, StageEvent, StageInput, Stages
+
+# The initial acquisition, logged once it is complete (heartbeat's names).
+INITIAL_LABEL = {StageInput.PEERS_KNOWN: "T_RESOURCES(us)", StageInput.ALONE: "mach_down"}
 
 
 class Lifecycle:
@@ -46,6 +50,7 @@ class Lifecycle:
         self.resumed: HandoverView | None = None  # what our previous process handed over
         self._handover_asked = False  # HandoverReady is out (our own restart)
         self._gave_up = False  # our stop had groups to release
+        self._initial_label: str | None = None  # the start's acquisition, until stable
 
     # -------------------------------------------------------------- start --
     def leftovers(self, keys: tuple[str, ...], now: float) -> list[Effect]:
@@ -61,6 +66,21 @@ class Lifecycle:
                 self.verifying.add(key)
                 self._table.unwant(key, StopReason.VERIFY)
         return effects
+
+    def fire(self, event: StageEvent) -> None:
+        """A decision moves the stage; the start's acquisition is named by its event."""
+        self._stages.fire(event)
+        self._initial_label = INITIAL_LABEL.get(event.kind, self._initial_label)
+
+    def settled(self) -> list[Effect]:
+        """We became stable: the first time after the start's acquisition, it is said."""
+        if self._initial_label is None:
+            return []
+        label, self._initial_label = self._initial_label, None
+        return [
+            info("local resource transition completed."),
+            info(f"Initial resource acquisition complete ({label})"),
+        ]
 
     def stopped(self, key: str) -> None:
         """A group's stop ended (well or not): it is no longer being verified."""

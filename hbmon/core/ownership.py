@@ -7,8 +7,7 @@ input it settles what every group should be, then lets the group table act.
 The parts, each in its own file:
 
     core/stages.py     the stage table: JOINING → WAITING → RUNNING → LEAVING → GONE
-    core/takeover.py   startup and takeovers from a dead, leaving or restarted
-                       peer (pure)
+    core/takeover.py   startup, takeovers from a dead, leaving or restarted peer (pure)
     core/handover.py   a restart without a failover: what the old process hands
                        the new one, and what the new one adopts (pure)
     core/lifecycle.py  our own start, stop and restart: the handover adopted,
@@ -21,6 +20,7 @@ The parts, each in its own file:
     core/guard.py      the address probe, the reset of a dead node, hung_owner
     core/groups.py     the per-group state machine that starts and stops groups
     core/peerrsc.py    what each peer said about its groups (PeerRsc)
+    core/holding.py    our rsc_hold flags, status extras and `resource` message
     core/arbitration.py  the external arbitrator (etcd): keys, lease, failsafe
 
 This class holds the state, takes the inputs, builds the snapshot and applies
@@ -33,7 +33,6 @@ from types import MappingProxyType
 from typing import assert_never
 
 from hbmon.config.model import AutoFailback, Config
-from hbmon.core import scopes
 from hbmon.core.arbitration import Arbitration
 from hbmon.core.batches import Batches
 from hbmon.core.events import (
@@ -51,7 +50,6 @@ from hbmon.core.events import (
     ProbeDone,
     ResourceLog,
     Scope,
-    SendMessage,
     StopReason,
     TakeoverReason,
 )
@@ -80,6 +78,7 @@ from hbmon.core.facts import (
 )
 from hbmon.core.groups import GroupTable, Outcome
 from hbmon.core.guard import Guard
+from hbmon.core.holding import Holding
 from hbmon.core.lifecycle import Lifecycle
 from hbmon.core.peerrsc import Arrival, News, PeerRsc, hb_peer_leaving, held_elsewhere
 from hbmon.core.rules import FAILBACK_DUE, RULES, Memory
@@ -96,9 +95,6 @@ from hbmon.core.takeover import rejoined, startup, startup_deadlines, takeover
 from hbmon.wire import rscmsg
 from hbmon.wire.message import Field, Message
 from hbmon.wire.rscmsg import Report
-
-# The initial acquisition, logged once it is complete (heartbeat's names).
-INITIAL_LABEL = {StageInput.PEERS_KNOWN: "T_RESOURCES(us)", StageInput.ALONE: "mach_down"}
 
 
 class Ownership:
@@ -118,28 +114,24 @@ class Ownership:
         self._now = now
         self._batches = Batches()
         self._life = Lifecycle(self._table, self._stages, self._batches)
-        self._exchange = StandbyExchange(self, self._peers, self._table, self._batches, wrap)
+        self._holding = Holding(config.node, self._table, wrap, self.report)
+        self._exchange = StandbyExchange(
+            self, self._holding, self._peers, self._table, self._batches, wrap
+        )
         self._memory = Memory()  # what the standing rules remember between inputs
         self._guard = Guard(
             config, self._table, self._batches, self._memory, wrap, self._peers, gate.may_start
         )
         self._pings = (0, 0)  # (reachable, configured)
-        # The last status_fields() and what they were built from (most beats repeat them).
-        self._status_memo: tuple[tuple[Report, int, int], tuple[Field, ...]] | None = None
         self._reported_stable = False
-        self._initial_label: str | None = None
         self._conflicts = dict.fromkeys(ConflictKind, 0)
-        # Our rsc_hold flags the way heartbeat keeps its own (i_hold_resources); they
-        # speak for a set that is empty here (scopes.hold_scope), so heartbeat's audit
-        # finds every set owned exactly once.
-        self._claims = Scope.NONE
         self._cfg = config
         self._configure(config)
 
     # ------------------------------------------------------------- config --
     def _configure(self, config: Config) -> list[str]:
         self._cfg = config
-        self._me = config.node
+        self._me = self._holding.me = config.node
         self._mode = config.auto_failback
         keepalive = config.timers.keepalive_ms / 1000
         self._settle = 2 * keepalive
@@ -181,10 +173,7 @@ class Ownership:
         return Report(self.stable, t.steady(), t.pending(), t.failed(self._now), phase, taken)
 
     def status_fields(self) -> tuple[Field, ...]:
-        key = (self.report(), *self._pings)
-        if self._status_memo is None or self._status_memo[0] != key:
-            self._status_memo = (key, rscmsg.status_extra(*key))
-        return self._status_memo[1]
+        return self._holding.status_fields(*self._pings)
 
     def rsc_hold(self) -> str:
         """cl_status rscstatus: none|local|foreign|all, `transition` while in flux."""
@@ -192,10 +181,7 @@ class Ownership:
             self._stages.state is Stage.RUNNING and not self.stable
         ):
             return "transition"
-        return self._hold(self._table.held()).value
-
-    def _hold(self, keys: frozenset[str]) -> Scope:
-        return scopes.hold_scope(keys, self._me, self._table.preferred(), self._claims)
+        return self._holding.scope(self._table.held()).value
 
     def next_deadline(self) -> float | None:
         ds: list[float | None] = [
@@ -238,12 +224,6 @@ class Ownership:
     @property
     def stage(self) -> Stage:
         return self._stages.state
-
-    def claim(self, scope: Scope) -> None:
-        self._claims = scopes.union(self._claims, scope)
-
-    def unclaim(self, scope: Scope) -> None:
-        self._claims = scopes.without(self._claims, scope)
 
     # ------------------------------------------------------------- inputs --
     def _news(self, name: str, news: News, now: float) -> PeerRsc | None:
@@ -406,7 +386,7 @@ class Ownership:
         self._now = now
         effects = self._guard.stand_down() + self._exchange.abort(None, "shutting down", now)
         effects += self._life.leave()
-        self._claims = Scope.NONE
+        self._holding.claims = Scope.NONE
         return effects + self._reconcile(now)
 
     # ----------------------------------------------------- restart (handover) --
@@ -420,7 +400,7 @@ class Ownership:
 
     def handover_ready(self, window_s: float) -> HandoverReady | None:
         """Once, when our restart may hand over: nothing is starting or stopping."""
-        return self._life.handover_ready(self._claims, window_s)
+        return self._life.handover_ready(self._holding.claims, window_s)
 
     def handed(self, now: float) -> list[Effect]:
         """The handover is saved: the groups are the next process's from here."""
@@ -433,7 +413,7 @@ class Ownership:
         if self._stages.state is not Stage.JOINING or self._life.resumed is not None:
             return []
         self._now = now
-        self._claims = ev.claims
+        self._holding.claims = ev.claims
         return self._life.adopt(ev, now) + self._reconcile(now)
 
     def expire(self, now: float) -> list[Effect]:
@@ -470,19 +450,16 @@ class Ownership:
         if self._stages.state is Stage.RUNNING:
             stable = self.stable
             if stable and not self._reported_stable:
-                if self._initial_label is not None:
-                    effects.append(info("local resource transition completed."))
-                    effects.append(
-                        info(f"Initial resource acquisition complete ({self._initial_label})")
-                    )
-                    self._initial_label = None
+                effects += self._life.settled()
                 if self.nice and not self._hb_peer_leaving():
-                    effects.append(self.resource_msg(now, stable=True))
+                    effects.append(self._holding.resource_msg(now, stable=True))
             self._reported_stable = stable
         elif self._stages.state is Stage.LEAVING and not self._table.busy():
             effects += self._life.farewell()
             if self.nice and self._comm_at is not None:
-                effects.append(self.resource_msg(now, stable=False, info=rscmsg.INFO_SHUTDOWN))
+                effects.append(
+                    self._holding.resource_msg(now, stable=False, info=rscmsg.INFO_SHUTDOWN)
+                )
             self._stages.fire(Released())
         return effects
 
@@ -501,7 +478,7 @@ class Ownership:
         self._news(p.name, News.STARTING, now)
         if self._stages.state is Stage.JOINING or not self.nice:
             return []
-        return [self.resource_msg(now, stable=self.stable)]
+        return [self._holding.resource_msg(now, stable=self.stable)]
 
     # ------------------------------------------------------------- wishes --
     def _standing_rules(self, now: float) -> list[Effect]:
@@ -550,10 +527,9 @@ class Ownership:
         for w in wishes:
             match w:
                 case Fire(event=event):
-                    self._stages.fire(event)
-                    self._initial_label = INITIAL_LABEL.get(event.kind, self._initial_label)
+                    self._life.fire(event)
                 case Claim(scope=scope):
-                    self.claim(scope)
+                    self._holding.claim(scope)
                 case Release(key=key, reason=reason):
                     self._batches.forget(key)  # neither pending nor waiting as late
                     self._table.unwant(key, reason)
@@ -595,24 +571,10 @@ class Ownership:
         return effects
 
     # ----------------------------------------------------------- messages --
-    def resource_msg(
-        self,
-        now: float,
-        *,
-        stable: bool,
-        info: str | None = None,
-        held: frozenset[str] | None = None,
-    ) -> SendMessage:
-        report = self.report()
-        if held is not None:
-            report = Report(stable, held, frozenset(), report.failed, report.phase, report.taken)
-        scope = self._hold(report.held | report.pending)
-        return self._wrap(rscmsg.resource_head(scope, stable=stable, info=info, report=report), now)
-
     def _hb_peer_leaving(self) -> bool:
         return hb_peer_leaving(self._peers.values())
 
     def _announce_state(self, now: float) -> list[Effect]:
         if self._stages.state is not Stage.RUNNING or not self.nice or self._hb_peer_leaving():
             return []
-        return [self.resource_msg(now, stable=self.stable)]
+        return [self._holding.resource_msg(now, stable=self.stable)]
