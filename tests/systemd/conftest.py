@@ -5,7 +5,6 @@ summary of what was measured, printed at the end of the run."""
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import shutil
 import subprocess
@@ -20,44 +19,24 @@ from netns_helpers import require_netns
 from sdcontainer import reap_stale_cgroups
 
 ROOT = Path(__file__).resolve().parents[2]
-MEASURED: dict[str, object] = {}
 _PENDING: list[tuple[str, str]] = []  # measured in this process, not yet on a report
-_PROPERTY = "hbmon-measurement"
+MEASUREMENT = "hbmon-measurement"  # the property tests/conftest.py prints
 
 
 def measure(key: str, value: object) -> None:
-    """Record a number for the end-of-run summary (and $HBMON_TEST_REPORT)."""
-    MEASURED[key] = value
+    """Record a number for the end-of-run summary (and $HBMON_TEST_REPORT): it
+    travels on the test's report (tests/conftest.py prints it), which also works
+    when the test ran in a pytest-xdist worker."""
     _PENDING.append((key, str(value)))
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    # Under pytest-xdist the summary is printed by the controller, which sees the
-    # workers' test reports only: the numbers travel on them as user properties.
     outcome = yield
     report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
     if _PENDING:
-        report.user_properties.extend((_PROPERTY, kv) for kv in _PENDING)
+        report.user_properties.extend((MEASUREMENT, kv) for kv in _PENDING)
         _PENDING.clear()
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    for name, value in report.user_properties:
-        if name == _PROPERTY:
-            key, text = value
-            MEASURED.setdefault(key, text)
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not MEASURED:
-        return
-    terminalreporter.section("systemd container measurements")
-    for key, value in MEASURED.items():
-        terminalreporter.write_line(f"{key}: {value}")
-    report = os.environ.get("HBMON_TEST_REPORT")
-    if report:
-        Path(report).write_text(json.dumps(MEASURED, indent=2, default=str) + "\n")
 
 
 def require_tools(*tools: str) -> None:
