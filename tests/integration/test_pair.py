@@ -77,6 +77,9 @@ def test_both_agents_see_each_other_active(pair: Pair) -> None:
 
 
 def test_ping_node_reachable_then_gateway_down(pair: Pair) -> None:
+    # Alone (or first in its process) the pair may still be starting.
+    wait_until(lambda: active_view(pair, "solr1", "solr2"), timeout=INITDEAD + 5,
+               what="both agents active")  # fmt: skip
     wait_until(
         lambda: pair.metrics("solr1").get("hbmon_ping_reachable_nodes") == 1,
         timeout=5, what="gateway reachable",
