@@ -70,6 +70,8 @@ from hbmon.wire.message import Message
 STATUS_TYPE = "status"
 SHUTDONE_TYPE = "shutdone"
 NOSEQ_PREFIX = "NS_"
+# Iterating an enum class runs Python code each time; beats ask on every arrival.
+_THRESHOLDS = tuple(Threshold)
 
 
 def _us(seconds: float) -> int:
@@ -157,7 +159,10 @@ class Membership:
 
     def __init__(self, config: Config, now: float) -> None:
         self.own = config.node
-        self.comm_up = False
+        self._comm_up = False
+        # next_deadline() and overdue_at() until the next change (None: not computed).
+        self._deadline: tuple[float | None] | None = None
+        self._overdue: tuple[float, list[tuple[str, float, float]]] | None = None
         self.timing = _Timing.of(config)
         self.peers: dict[str, Peer] = {}
         self.links: dict[tuple[str, str], Link] = {}
@@ -167,6 +172,7 @@ class Membership:
     # ------------------------------------------------------------- config --
     def configure(self, config: Config, now: float) -> None:
         """(Re)configure; peers and links that remain keep their state and counters."""
+        self._changed()
         self.own = config.node
         self.timing = _Timing.of(config)
         old = self.peers
@@ -180,6 +186,19 @@ class Membership:
             for iface in self.ifaces:
                 key = (name, iface)
                 self.links[key] = old_links.get(key) or Link(name, iface)
+
+    @property
+    def comm_up(self) -> bool:
+        return self._comm_up
+
+    @comm_up.setter
+    def comm_up(self, value: bool) -> None:
+        self._changed()  # dead intervals change with it
+        self._comm_up = value
+
+    def _changed(self) -> None:
+        self._deadline = None
+        self._overdue = None
 
     # ------------------------------------------------------------ queries --
     def dead_interval(self, peer: Peer) -> float:
@@ -209,6 +228,9 @@ class Membership:
         Never earlier than half its dead interval: a probe is evidence only
         after a silence that is already unusual.
         """
+        memo = self._overdue
+        if memo is not None and memo[0] == lead:
+            return memo[1]
         out: list[tuple[str, float, float]] = []
         for peer in self.peers.values():
             if peer.status in (NodeStatus.INIT, NodeStatus.DEAD) or peer.last_status_at is None:
@@ -217,6 +239,7 @@ class Membership:
             out.append(
                 (peer.name, peer.last_status_at, peer.last_status_at + max(dt - lead, dt / 2))
             )
+        self._overdue = (lead, out)
         return out
 
     def _threshold_s(self, threshold: Threshold) -> float:
@@ -228,7 +251,7 @@ class Membership:
             return []
         return [
             (peer.last_status_at + self._threshold_s(th), th)
-            for th in Threshold
+            for th in _THRESHOLDS
             if th not in peer.silence_counted
         ]
 
@@ -246,6 +269,11 @@ class Membership:
         return link.last_heard_at + self.dead_interval(peer)
 
     def next_deadline(self) -> float | None:
+        if self._deadline is None:
+            self._deadline = (self._next_deadline(),)
+        return self._deadline[0]
+
+    def _next_deadline(self) -> float | None:
         ds: list[float] = []
         for peer in self.peers.values():
             d = self._peer_deadline(peer)
@@ -265,6 +293,10 @@ class Membership:
     def expire(self, now: float) -> list[Effect]:
         """Everything due at or before `now`: silences reaching warntime or deadtime,
         dead peers, dead links, then loss."""
+        due = self.next_deadline()
+        if due is None or now < due:
+            return []
+        self._changed()
         effects: list[Effect] = []
         for peer in self.peers.values():
             # Before the death check: a silence that reaches deadtime as the peer dies
@@ -291,6 +323,7 @@ class Membership:
 
     # ----------------------------------------------------------- receive --
     def receive(self, iface: str, msg: Message, source: str, now: float) -> Receipt:
+        self._changed()
         t, src = msg.type, msg.src
         if not t or not src:
             return self._drop(DropReason.MALFORMED, iface, source, src, "missing t or src")
@@ -380,7 +413,7 @@ class Membership:
         interval = now - prev if prev is not None else None
         if interval is not None and peer.status is not NodeStatus.INIT:
             # The silence ends here; one whose timer has not run yet counts now.
-            for th in Threshold:
+            for th in _THRESHOLDS:
                 if th not in peer.silence_counted and _us(interval) >= _us(self._threshold_s(th)):
                     self._count_silence(peer, th)
         peer.silence_counted.clear()
@@ -445,6 +478,7 @@ class Membership:
     # ----------------------------------------------------------- helpers --
     def reset_init_clock(self, now: float) -> None:
         """Start: initdead of peers never heard counts from `now`."""
+        self._changed()
         for peer in self.peers.values():
             if peer.status is NodeStatus.INIT:
                 peer.added_at = now

@@ -306,6 +306,14 @@ class Node:
     # ------------------------------------------------------------ internal --
     def _settle(self, now: float) -> list[Effect]:
         """Everything due at or before `now`: deaths, comm-up, then our status."""
+        if self._comm_up and not self._leaving and not self._handing:
+            # Neither comm-up, our goodbye nor a handover can be pending: only
+            # deadlines can be due, and most wakes (a beat in, a ping reply) come
+            # before the first.
+            due = self.next_deadline()
+            if due is None or now < due:
+                return []
+            self._deadline = None
         effects: list[Effect] = []
         for _ in range(_MAX_SETTLE_ROUNDS):
             step = self._pings.expire(now) + self._membership.expire(now) + self._comm_check()

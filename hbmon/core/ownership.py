@@ -124,6 +124,13 @@ class Ownership:
         )
         self._pings = (0, 0)  # (reachable, configured)
         self._reported_stable = False
+        # True while nothing has changed since the last reconcile ended: a fixed
+        # point, which an input that changes nothing cannot move (every time-driven
+        # rule has a deadline). Most beats and ping replies are such inputs. Never
+        # with an arbitrator: its lease changes outside our inputs.
+        self._clean = False
+        # next_deadline() until the state next changes (None: not computed since).
+        self._deadline: tuple[float | None] | None = None
         self._conflicts = dict.fromkeys(ConflictKind, 0)
         self._cfg = config
         self._configure(config)
@@ -184,6 +191,14 @@ class Ownership:
         return self._holding.scope(self._table.held()).value
 
     def next_deadline(self) -> float | None:
+        if self._gate.enabled:  # the arbitrator's deadlines move with its own events
+            return self._next_deadline()
+        cached = self._deadline
+        if cached is None or (cached[0] is not None and cached[0] <= self._now):
+            cached = self._deadline = (self._next_deadline(),)
+        return cached[0]
+
+    def _next_deadline(self) -> float | None:
         ds: list[float | None] = [
             self._table.next_deadline(),
             self._exchange.deadline,
@@ -248,6 +263,8 @@ class Ownership:
 
     def pings(self, reachable: int, configured: int, now: float) -> list[Effect]:
         self._now = now
+        if self._clean and self._pings == (reachable, configured):
+            return []  # a reply from a ping node that was up already: nothing new
         self._pings = (reachable, configured)
         return self._reconcile(now)
 
@@ -299,6 +316,7 @@ class Ownership:
         if p is None or not p.alive or self._stages.state is not Stage.RUNNING:
             return []
         self._now = now
+        self._dirty()
         return self._guard.probe_early(silent_since)
 
     def peer_leaving(self, name: str, now: float) -> list[Effect]:
@@ -325,7 +343,20 @@ class Ownership:
         if arrival is Arrival.AGAIN:
             return []
         effects: list[Effect] = []
-        if isinstance(parsed, rscmsg.StatusExt | rscmsg.ResourceMsg) and (
+        if (
+            isinstance(parsed, rscmsg.StatusExt)
+            and arrival is Arrival.NEWEST
+            and self._clean
+            and self._exchange.idle
+            and not p.rejoining
+        ):
+            before = p.said()
+            p.apply(parsed, self._table.preferred(), now)
+            if p.said() == before:
+                # A beat that repeats what the peer said before: the fixed point
+                # the last reconcile reached still holds.
+                return []
+        elif isinstance(parsed, rscmsg.StatusExt | rscmsg.ResourceMsg) and (
             arrival is Arrival.NEWEST
         ):
             settled = p.apply(parsed, self._table.preferred(), now)
@@ -400,12 +431,16 @@ class Ownership:
 
     def handover_ready(self, window_s: float) -> HandoverReady | None:
         """Once, when our restart may hand over: nothing is starting or stopping."""
-        return self._life.handover_ready(self._holding.claims, window_s)
+        ready = self._life.handover_ready(self._holding.claims, window_s)
+        if ready is not None:
+            self._dirty()
+        return ready
 
     def handed(self, now: float) -> list[Effect]:
         """The handover is saved: the groups are the next process's from here."""
         self._now = now
         self._life.handed()
+        self._dirty()
         return []
 
     def handed_over(self, ev: HandedOver, now: float) -> list[Effect]:
@@ -430,7 +465,15 @@ class Ownership:
             effects += step
         effects += self._after(now)
         effects += self._gate.follow(self._table, now)
-        return effects + self._guard.key_won(now)  # a key won may let a reset go ahead
+        effects += self._guard.key_won(now)  # a key won may let a reset go ahead
+        self._deadline = None
+        self._clean = not self._gate.enabled
+        return effects
+
+    def _dirty(self) -> None:
+        """The state changed outside a reconcile: the next input must reconcile."""
+        self._clean = False
+        self._deadline = None
 
     def _decide(self, now: float) -> list[Effect]:
         match self._stages.state:

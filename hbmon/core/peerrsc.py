@@ -79,6 +79,22 @@ class PeerRsc:
     def healthy(self) -> bool:
         return self.alive and not self.leaving
 
+    def said(self) -> tuple[object, ...]:
+        """Everything a state report can change that a decision reads (all but the
+        `reports` count, which only the standby exchange reads)."""
+        return (
+            self.held,
+            self.pending,
+            self.failed,
+            self.taken,
+            self.stable,
+            self.phase,
+            self.exact,
+            self.heard,
+            self.pings,
+            self.claims,
+        )
+
     def arrival(self, hg: int | None, seq: int) -> Arrival:
         if hg is not None and hg != self.generation:
             if self.generation is not None and hg < self.generation:
@@ -87,7 +103,9 @@ class PeerRsc:
         if seq in self.seen:
             return Arrival.AGAIN
         self.seen.add(seq)
-        if len(self.seen) > _SEEN_WINDOW:
+        if len(self.seen) > 2 * _SEEN_WINDOW:
+            # Pruned in bulk, not by one each message: a rebuild per beat cost more
+            # than the rest of a beat's ownership bookkeeping.
             floor = max(self.seen) - _SEEN_WINDOW
             self.seen = {s for s in self.seen if s > floor}
         if self.top is None or seq > self.top:

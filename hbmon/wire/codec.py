@@ -236,8 +236,13 @@ def _parse_netstring_field(raw: bytes) -> Field:
     return Field(_field_name(name), value, ftype)
 
 
+_PRINTABLE_ASCII = bytes(range(0x20, 0x7F))
+
+
 def _printable(raw: bytes) -> bool:
-    return all(0x20 <= b < 0x7F for b in raw)
+    # Deleting every printable byte leaves nothing: done in C, where a generator
+    # over the trailer's bytes cost a tenth of a beat's decoding.
+    return not raw.translate(None, _PRINTABLE_ASCII)
 
 
 def _classic_field(line: bytes) -> Field:

@@ -35,6 +35,9 @@ class Field:
 @dataclass(frozen=True, slots=True)
 class Message:
     fields: tuple[Field, ...]
+    # name -> its first field, built at the first lookup: a received beat is asked
+    # for a dozen fields, each a scan of the whole tuple otherwise.
+    _index: dict[str, Field] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def build(cls, *pairs: tuple[str, str | bytes]) -> Message:
@@ -47,17 +50,20 @@ class Message:
                 out.append(Field(name, value.encode("utf-8"), FT_STRING))
         return cls(tuple(out))
 
+    def _field(self, name: str) -> Field | None:
+        index = self._index
+        if index is None:
+            index = {f.name: f for f in reversed(self.fields)}  # the first one wins
+            object.__setattr__(self, "_index", index)
+        return index.get(name)
+
     def get(self, name: str) -> str | None:
-        for f in self.fields:
-            if f.name == name:
-                return f.text
-        return None
+        f = self._field(name)
+        return None if f is None else f.value.decode("utf-8", "replace")
 
     def get_bytes(self, name: str) -> bytes | None:
-        for f in self.fields:
-            if f.name == name:
-                return f.value
-        return None
+        f = self._field(name)
+        return None if f is None else f.value
 
     def get_hex(self, name: str) -> int | None:
         """A hex integer field (`seq`, `hg`, `ts`, `dt`, `ackseq`); None if absent or bad."""
