@@ -127,6 +127,7 @@ class Node:
         self._sent_first = False
         self._schedule: StatusSchedule | None = None
         self._seq = SeqCounter()
+        self._fields = builders.FieldCache()  # what our messages repeat, built once
         self._echo = EchoBook()
         self._membership = Membership(config, now)
         self._pings = PingNodes.create(
@@ -235,7 +236,7 @@ class Node:
         return effects + self._settle(now)
 
     def on_timer(self, now: float) -> list[Effect]:
-        self._deadline = None
+        # The cached deadline stays: nothing changed since the last entry computed it.
         return self._settle(now)
 
     def next_deadline(self) -> float | None:
@@ -313,7 +314,7 @@ class Node:
             due = self.next_deadline()
             if due is None or now < due:
                 return []
-            self._deadline = None
+        self._deadline = None
         effects: list[Effect] = []
         for _ in range(_MAX_SETTLE_ROUNDS):
             step = self._pings.expire(now) + self._membership.expire(now) + self._comm_check()
@@ -468,6 +469,7 @@ class Node:
             ld=self._load,
             ttl=cfg.ttl,
             extra=(_echo_field(entries), *self._own.status_fields(), *notice, *self._arb_field),
+            fields=self._fields,
         )
         seq = msg.get_hex("seq")
         if seq is not None:
@@ -486,6 +488,7 @@ class Node:
             ts=self._ts(now),
             ld=self._load,
             ttl=cfg.ttl,
+            fields=self._fields,
         )
         return self._out(msg)
 
@@ -528,6 +531,7 @@ class Node:
                 hg=self._generation,
                 ts=self._ts(now),
                 ttl=self._config.ttl,
+                fields=self._fields,
             )
             out.append(SendMessage(ack))
         return out
@@ -552,6 +556,7 @@ class Node:
             ts=self._ts(now),
             ld=self._load,
             ttl=cfg.ttl,
+            fields=self._fields,
         )
         self._stopped = True
         self._local = NodeStatus.DEAD

@@ -129,8 +129,11 @@ class Ownership:
         # rule has a deadline). Most beats and ping replies are such inputs. Never
         # with an arbitrator: its lease changes outside our inputs.
         self._clean = False
-        # next_deadline() until the state next changes (None: not computed since).
+        # next_deadline() and report() until the state next changes (None: not
+        # computed since). A backoff that ends is a deadline, so `failed` cannot
+        # change between two changes of state.
         self._deadline: tuple[float | None] | None = None
+        self._report: Report | None = None
         self._conflicts = dict.fromkeys(ConflictKind, 0)
         self._cfg = config
         self._configure(config)
@@ -174,10 +177,13 @@ class Ownership:
         )
 
     def report(self) -> Report:
-        t = self._table
-        phase = self._exchange.phase.value
-        taken = frozenset(self._memory.taken)
-        return Report(self.stable, t.steady(), t.pending(), t.failed(self._now), phase, taken)
+        if self._report is None or self._gate.enabled:
+            t = self._table
+            phase = self._exchange.phase.value
+            taken = frozenset(self._memory.taken)
+            failed = t.failed(self._now)
+            self._report = Report(self.stable, t.steady(), t.pending(), failed, phase, taken)
+        return self._report
 
     def status_fields(self) -> tuple[Field, ...]:
         return self._holding.status_fields(*self._pings)
@@ -466,14 +472,14 @@ class Ownership:
         effects += self._after(now)
         effects += self._gate.follow(self._table, now)
         effects += self._guard.key_won(now)  # a key won may let a reset go ahead
-        self._deadline = None
+        self._deadline = self._report = None
         self._clean = not self._gate.enabled
         return effects
 
     def _dirty(self) -> None:
         """The state changed outside a reconcile: the next input must reconcile."""
         self._clean = False
-        self._deadline = None
+        self._deadline = self._report = None
 
     def _decide(self, now: float) -> list[Effect]:
         match self._stages.state:

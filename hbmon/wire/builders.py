@@ -65,28 +65,70 @@ def _dec(name: str, value: int) -> str:
     return str(value)
 
 
-def _s(name: str, value: str) -> Field:
+class FieldCache:
+    """The fields a node's messages repeat (t, st, src, srcuuid, hg, ld, ttl…), built once.
+
+    Fields are immutable, so they can be shared, and a frozen dataclass costs more
+    to build than to look up. The node that sends owns one; bounded, it starts
+    over when full.
+    """
+
+    __slots__ = ("_fields", "_size")
+
+    def __init__(self, size: int = 512) -> None:
+        self._fields: dict[tuple[str, str | bytes], Field] = {}
+        self._size = size
+
+    def string(self, name: str, value: str) -> Field:
+        f = self._fields.get((name, value))
+        if f is None:
+            f = self._keep((name, value), Field(name, value.encode("utf-8")))
+        return f
+
+    def binary(self, name: str, value: bytes) -> Field:
+        f = self._fields.get((name, value))
+        if f is None:
+            f = self._keep((name, value), Field(name, value, FT_BINARY))
+        return f
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+    def _keep(self, key: tuple[str, str | bytes], f: Field) -> Field:
+        if len(self._fields) >= self._size:
+            self._fields.clear()
+        self._fields[key] = f
+        return f
+
+
+def _s(name: str, value: str, cache: FieldCache | None = None) -> Field:
+    if cache is not None:
+        return cache.string(name, value)
     return Field(name, value.encode("utf-8"))
 
 
-def _uuid(name: str, value: bytes) -> Field:
+def _uuid(name: str, value: bytes, cache: FieldCache | None = None) -> Field:
+    if cache is not None:
+        return cache.binary(name, value)
     return Field(name, value, FT_BINARY)
 
 
-def _trailer(*, src: str, srcuuid: bytes, seq: int, hg: int, ts: int, ld: str) -> tuple[Field, ...]:
+def _trailer(
+    *, src: str, srcuuid: bytes, seq: int, hg: int, ts: int, ld: str, c: FieldCache | None
+) -> tuple[Field, ...]:
     """The `src srcuuid seq hg ts ld` block every sequenced message carries."""
     return (
-        _s("src", src),
-        _uuid("srcuuid", srcuuid),
-        _s("seq", _hex("seq", seq)),
-        _s("hg", _hex("hg", hg)),
-        _s("ts", _hex("ts", ts)),
-        _s("ld", ld),
+        _s("src", src, c),
+        _uuid("srcuuid", srcuuid, c),
+        _s("seq", _hex("seq", seq)),  # new every time: not worth remembering
+        _s("hg", _hex("hg", hg), c),
+        _s("ts", _hex("ts", ts), c),
+        _s("ld", ld, c),
     )
 
 
-def _ttl(ttl: int) -> Field:
-    return _s("ttl", _dec("ttl", ttl))
+def _ttl(ttl: int, c: FieldCache | None) -> Field:
+    return _s("ttl", _dec("ttl", ttl), c)
 
 
 def sequenced(
@@ -99,6 +141,7 @@ def sequenced(
     ts: int,
     ld: str,
     ttl: int,
+    fields: FieldCache | None = None,
 ) -> Message:
     """`head` (which holds `t`, and `dest` etc. where heartbeat puts them) + the common block.
 
@@ -109,8 +152,8 @@ def sequenced(
     return Message(
         (
             *head,
-            *_trailer(src=src, srcuuid=srcuuid, seq=seq, hg=hg, ts=ts, ld=ld),
-            _ttl(ttl),
+            *_trailer(src=src, srcuuid=srcuuid, seq=seq, hg=hg, ts=ts, ld=ld, c=fields),
+            _ttl(ttl, fields),
         )
     )
 
@@ -127,22 +170,35 @@ def status(
     ld: str,
     ttl: int,
     extra: tuple[Field, ...] = (),
+    fields: FieldCache | None = None,
 ) -> Message:
-    """A heartbeat (`t=status`); `extra` (e.g. the `hbecho` field) goes before `ttl`."""
+    """A heartbeat (`t=status`); `extra` (e.g. the `hbecho` field) goes before `ttl`.
+    `fields`: the sender's cache of repeated fields (none: every field is new)."""
+    c = fields
     return Message(
         (
-            _s("t", T_STATUS),
-            _s("st", st),
-            _s("dt", _hex("dt", dt_ms)),
-            _s("protocol", str(PROTOCOL_VERSION)),
-            *_trailer(src=src, srcuuid=srcuuid, seq=seq, hg=hg, ts=ts, ld=ld),
+            _s("t", T_STATUS, c),
+            _s("st", st, c),
+            _s("dt", _hex("dt", dt_ms), c),
+            _s("protocol", str(PROTOCOL_VERSION), c),
+            *_trailer(src=src, srcuuid=srcuuid, seq=seq, hg=hg, ts=ts, ld=ld, c=c),
             *extra,
-            _ttl(ttl),
+            _ttl(ttl, c),
         )
     )
 
 
-def shutdone(*, src: str, srcuuid: bytes, seq: int, hg: int, ts: int, ld: str, ttl: int) -> Message:
+def shutdone(
+    *,
+    src: str,
+    srcuuid: bytes,
+    seq: int,
+    hg: int,
+    ts: int,
+    ld: str,
+    ttl: int,
+    fields: FieldCache | None = None,
+) -> Message:
     """Sent last on a graceful stop: `t=shutdone st=dead`."""
     return sequenced(
         (_s("t", T_SHUTDONE), _s("st", "dead")),
@@ -153,6 +209,7 @@ def shutdone(*, src: str, srcuuid: bytes, seq: int, hg: int, ts: int, ld: str, t
         ts=ts,
         ld=ld,
         ttl=ttl,
+        fields=fields,
     )
 
 
@@ -180,19 +237,21 @@ def ns_ackmsg(
     hg: int,
     ts: int,
     ttl: int,
+    fields: FieldCache | None = None,
 ) -> Message:
     """Flow-control ack (no `seq`, no `ld`); heartbeat sends one to the peer and one to itself."""
+    c = fields
     return Message(
         (
-            _s("t", T_NS_ACKMSG),
-            _s("dest", dest),
+            _s("t", T_NS_ACKMSG, c),
+            _s("dest", dest, c),
             _s("ackseq", _hex("ackseq", ackseq)),
-            _uuid("destuuid", destuuid),
-            _s("src", src),
-            _uuid("srcuuid", srcuuid),
-            _s("hg", _hex("hg", hg)),
-            _s("ts", _hex("ts", ts)),
-            _ttl(ttl),
+            _uuid("destuuid", destuuid, c),
+            _s("src", src, c),
+            _uuid("srcuuid", srcuuid, c),
+            _s("hg", _hex("hg", hg), c),
+            _s("ts", _hex("ts", ts), c),
+            _ttl(ttl, c),
         )
     )
 
@@ -223,7 +282,7 @@ def ns_rexmit(
             _uuid("srcuuid", srcuuid),
             _s("hg", _hex("hg", hg)),
             _s("ts", _hex("ts", ts)),
-            _ttl(ttl),
+            _ttl(ttl, None),
         )
     )
 

@@ -252,3 +252,16 @@ def test_echo_encode_refuses_what_it_cannot_carry(entry: EchoEntry) -> None:
 
 def test_message_without_echo() -> None:
     assert echo_entries(Message((Field("t", b"status"),))) == ()
+
+
+def test_a_field_cache_shares_fields_and_changes_no_message() -> None:
+    cache = builders.FieldCache(size=8)
+    kw = {"src": "solr1", "srcuuid": b"\x01" * 16, "hg": 5, "ts": 9, "ld": "n/a", "ttl": 4}
+    for seq in range(1, 30):
+        cached = builders.status(st="active", dt_ms=2000, seq=seq, fields=cache, **kw)  # type: ignore[arg-type]
+        assert cached == builders.status(st="active", dt_ms=2000, seq=seq, **kw)  # type: ignore[arg-type]
+    a = builders.shutdone(seq=40, fields=cache, **kw)  # type: ignore[arg-type]
+    b = builders.shutdone(seq=41, fields=cache, **kw)  # type: ignore[arg-type]
+    assert a.fields[2] is b.fields[2]  # src, built once
+    assert a.fields[4] is not b.fields[4]  # seq, new each time
+    assert 0 < len(cache) <= 8  # bounded: starts over when full
