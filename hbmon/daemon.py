@@ -123,8 +123,10 @@ def real_io(cfg: Config, source: ConfigFile, metrics: Metrics, generation: int) 
     TLS files cannot be used."""
     Supervisor.check(cfg.respawn)
 
-    def pinger(nodes: tuple[PingNode, ...], sink: EventSink, interval_s: float) -> PingPort:
-        return Pinger(nodes, sink, interval_s=interval_s, timeout_s=interval_s)
+    def pinger(
+        nodes: tuple[PingNode, ...], sink: EventSink, interval_s: float, beat_s: float
+    ) -> PingPort:
+        return Pinger(nodes, sink, interval_s=interval_s, timeout_s=interval_s, beat_s=beat_s)
 
     return EngineIO(
         media=Media,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -132,6 +133,7 @@ class Engine:
         self._request_ids = itertools.count(1)
         self._rtt: dict[str, float] = {}
         self._handover = HandoverDriver(io, identity.generation, lambda: self._config, self._handle)
+        self._next_loadavg = 0.0  # when the status wake next reads the load average
 
     # ------------------------------------------------------------ lifecycle --
     async def run(self) -> int:
@@ -179,10 +181,10 @@ class Engine:
         active = await self._scan_active(surveyed)
         self._handle(ActiveAtStart(active))
         await self._handover.kept()
+        self._next_loadavg = loop.time() + LOADAVG_PERIOD_S
         self._apply(node.start(loop.time()))
         self._start_pinger()
         self._watch_fences()
-        self._spawn(self._loadavg_loop())
         interval = self._io.notifier.watchdog_interval()
         if interval is not None:
             # From the loop itself: a stalled loop stops petting and systemd restarts us.
@@ -261,7 +263,10 @@ class Engine:
     def _start_pinger(self) -> None:
         cfg = self._config
         if cfg.ping_nodes:
-            self._pinger = self._io.pinger(cfg.ping_nodes, self._handle, ping_interval_s(cfg))
+            keepalive = cfg.timers.keepalive_ms / 1000
+            self._pinger = self._io.pinger(
+                cfg.ping_nodes, self._handle, ping_interval_s(cfg), keepalive
+            )
             self._pinger.start()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
@@ -280,14 +285,14 @@ class Engine:
         logger.opt(exception=exc).error("Internal error in {}: {!r}", what, exc)
 
     # --------------------------------------------------------------- events --
-    def _on_datagram(self, iface: str, data: bytes, source: str) -> None:
+    def _on_datagram(self, iface: str, data: bytes, source: str, at: float) -> None:
         try:
             decoded = self._decoder.decode(data)
             self._signer.verify(decoded)
         except WireError as exc:
             self._handle(PacketRejected(iface, exc.reason, source, str(exc)))
             return
-        self._handle(PacketIn(iface=iface, message=decoded.message, source=source))
+        self._handle(PacketIn(iface=iface, message=decoded.message, source=source, at=at))
 
     def _handle(self, event: Event) -> None:
         assert self._node is not None
@@ -304,7 +309,7 @@ class Engine:
     def _apply(self, effects: Iterable[Effect]) -> None:
         assert self._loop is not None
         now = self._loop.time()
-        changed = False
+        changed = beat = False
         for effect in effects:
             match effect:
                 case CommUp():
@@ -316,6 +321,7 @@ class Engine:
                     changed = True
                 case SendMessage(message=message):
                     self._media.send(message, self._signer.sign, self._config.msgfmt)
+                    beat = beat or message.type == "status"
                 case StartGroup(key=key):
                     self._spawn(self._group_op(key, GroupOp.START))
                 case StopGroup(key=key):
@@ -355,7 +361,18 @@ class Engine:
             self._log.log_effect(effect, now)
         if changed:
             self._sd_status()
+        if beat:
+            self._on_beat(now)
         self._arm()
+
+    def _on_beat(self, now: float) -> None:
+        """We are awake to send a status: what else is due soon is done in this wake,
+        not in one of its own (an idle agent's cost is mostly its wake-ups)."""
+        if self._pinger is not None:
+            self._pinger.beat(now)
+        if now >= self._next_loadavg:
+            self._next_loadavg = now + LOADAVG_PERIOD_S
+            self._feed_loadavg()
 
     def _arm(self) -> None:
         assert self._node is not None
@@ -433,11 +450,6 @@ class Engine:
         text = self._io.loadavg()
         if text is not None:
             self._handle(LoadAverage(text))
-
-    async def _loadavg_loop(self) -> None:
-        while True:
-            await asyncio.sleep(LOADAVG_PERIOD_S)
-            self._feed_loadavg()
 
     # -------------------------------------------------------------- reload --
     def _reload(self) -> None:
@@ -527,5 +539,12 @@ class Engine:
 
 def ping_interval_s(config: Config) -> float:
     """heartbeat pings about once a second; at a deadping near that, a live ping node
-    would flap dead between replies, so ping at least three times per deadping."""
-    return min(PING_INTERVAL_MS, config.timers.deadping_ms / PINGS_PER_DEADPING) / 1000
+    would flap dead between replies, so ping at least three times per deadping.
+
+    Where keepalive is shorter, the interval is a whole number of keepalives (never
+    longer than the above): each round then goes out in a wake that sends a status.
+    """
+    interval = min(PING_INTERVAL_MS, config.timers.deadping_ms / PINGS_PER_DEADPING) / 1000
+    keepalive = config.timers.keepalive_ms / 1000
+    beats = math.floor(interval / keepalive + 1e-9)
+    return beats * keepalive if beats >= 1 else interval

@@ -171,6 +171,9 @@ class PacketIn:
     iface: str
     message: Message
     source: str = ""  # sender's address, for drop accounting
+    # When it reached this host (the kernel's receive timestamp, on the driver's
+    # clock); None: when it is handled.
+    at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

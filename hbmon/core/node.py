@@ -116,6 +116,7 @@ class Node:
         self._uuid = uuid
         self._wall_epoch = wall_epoch
         self._started_at = now
+        self._last_now = now  # the latest time an entry settled (packets never go before it)
         self._local = NodeStatus.INIT
         self._comm_up = False
         self._stopped = False
@@ -156,6 +157,7 @@ class Node:
         if self._schedule is not None or self._stopped:
             return []
         self._started_at = now
+        self._last_now = max(self._last_now, now)
         self._membership.reset_init_clock(now)
         self._pings.reset_init_clock(now)
         self._schedule = StatusSchedule(now, self._config.timers.keepalive_ms / 1000)
@@ -164,22 +166,30 @@ class Node:
         return [LocalStatusChanged(NodeStatus.UP), *self._gate.start(now), *self._settle(now)]
 
     def handle(self, event: Event, now: float) -> list[Effect]:
+        # A packet counts from when it reached us, not from when the driver got to
+        # it: a beat that arrived before its peer's deadline is in time, and its
+        # echo's round trip excludes our own delay. Never before a time already
+        # settled, so the core's clock still only moves forward.
+        when = now
+        if isinstance(event, PacketIn) and event.at is not None:
+            when = min(max(event.at, self._last_now), now)
+        self._last_now = max(self._last_now, now)
         # Nothing can be due before the deadline computed since the last entry
         # (state changes only inside entries): the settle before the event is then
         # a no-op, and the one after it still runs.
         cached = self._deadline
         self._deadline = None
-        if cached is not None and (cached[0] is None or now < cached[0]):
+        if cached is not None and (cached[0] is None or when < cached[0]):
             effects: list[Effect] = []
         else:
-            effects = self._settle(now)
+            effects = self._settle(when)
         if self._stopped:  # shut down: we send nothing and take no input, but time still runs
             if isinstance(event, ControlRequest):  # every request gets its one reply
                 effects.append(ControlReply(event.request_id, False, "hbmon is shut down."))
             return effects
         match event:
             case PacketIn(iface=iface, message=message, source=source):
-                effects += self._packet(iface, message, source, now)
+                effects += self._packet(iface, message, source, when)
             case PacketRejected(iface=iface, reason=reason, source=source, detail=detail):
                 effects.append(PacketDropped(reason, iface, source, None, detail))
             case PingResult():
@@ -237,6 +247,7 @@ class Node:
 
     def on_timer(self, now: float) -> list[Effect]:
         # The cached deadline stays: nothing changed since the last entry computed it.
+        self._last_now = max(self._last_now, now)
         return self._settle(now)
 
     def next_deadline(self) -> float | None:
@@ -259,6 +270,7 @@ class Node:
     def reconfigure(self, config: Config, now: float) -> list[Effect]:
         """A valid new config (SIGHUP): nodes that remain keep their state and counters."""
         self._deadline = None
+        self._last_now = max(self._last_now, now)
         self._config = config
         self._membership.configure(config, now)
         self._pings.configure(

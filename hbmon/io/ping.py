@@ -36,6 +36,7 @@ import inspect
 import os
 import socket
 import struct
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -44,6 +45,8 @@ from loguru import logger
 
 from hbmon.config.model import PingNode
 from hbmon.core.events import PingResult
+from hbmon.io.arrival import ANCILLARY_SPACE, kernel_stamp
+from hbmon.io.arrival import enable as enable_timestamps
 
 PingSink = Callable[[PingResult], None]
 
@@ -133,15 +136,30 @@ class Pinger:
     reply or, unanswered, `timeout_s` after its round's start. At the engine's
     timeout = interval, an unanswered echo ends in the same wake-up that starts
     the next round.
+
+    `beat_s`: the driver wakes that often anyway (to send a status) and calls
+    `beat()` then; a round due within half of it goes out in that wake instead
+    of in one of its own (the engine makes the interval a whole number of beats).
+
+    The round trip is the kernel's receive stamp (SO_TIMESTAMPNS) minus the
+    time icmplib took right after sending: neither includes the event loop's
+    delay in getting to the socket.
     """
 
     def __init__(
-        self, nodes: tuple[PingNode, ...], sink: PingSink, *, interval_s: float, timeout_s: float
+        self,
+        nodes: tuple[PingNode, ...],
+        sink: PingSink,
+        *,
+        interval_s: float,
+        timeout_s: float,
+        beat_s: float | None = None,
     ) -> None:
         self._nodes = nodes
         self._sink = sink
         self._interval = interval_s
         self._timeout = timeout_s
+        self._beat = beat_s
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
         self._next_round: float | None = None
@@ -150,7 +168,8 @@ class Pinger:
         # family -> (icmplib socket, the socket under it)
         self._sockets: dict[int, tuple[Any, socket.socket]] = {}
         self._unusable: set[int] = set()  # families whose socket could not be opened
-        # (family, seq) -> (send time, deadline, ping node, address) of an echo in flight
+        # (family, seq) -> (wall-clock send time, deadline, ping node, address) of an
+        # echo in flight
         self._waiting: dict[tuple[int, int], tuple[float, float, str, str]] = {}
 
     def start(self) -> None:
@@ -170,12 +189,24 @@ class Pinger:
         self._sockets.clear()
         self._loop = None
 
-    def _tick(self) -> None:
+    def beat(self, now: float) -> None:
+        """The driver is awake at `now` (it sent a status): the next round goes out
+        now if it is due before the middle of the next beat."""
+        if self._loop is None or self._beat is None or self._next_round is None:
+            return
+        if self._next_round - now <= self._beat / 2:
+            self._tick(now + self._beat / 2)
+
+    def _tick(self, horizon: float | None = None) -> None:
+        """Echoes that ended, then the next round if it is due (by `horizon`: a beat
+        runs what is due before the next one)."""
         loop = self._loop
         if loop is None:
             return
+        if self._timer is not None:
+            self._timer.cancel()
         self._timer = None
-        now = loop.time()
+        now = loop.time() if horizon is None else horizon
         expired = [k for k, (_, deadline, _, _) in self._waiting.items() if deadline <= now]
         for key in expired:
             _, _, node, address = self._waiting.pop(key)
@@ -238,6 +269,7 @@ class Pinger:
                 raise
             sock = descriptor(icmp)
             sock.setblocking(False)
+            enable_timestamps(sock)
             asyncio.get_running_loop().add_reader(sock.fileno(), self._readable, sock, family)
             entry = self._sockets[family] = (icmp, sock)
         return entry[0]
@@ -248,12 +280,17 @@ class Pinger:
         icmp = self._socket(family)
         self._seq = (self._seq + 1) & 0xFFFF
         key = (family, self._seq)
-        self._waiting[key] = (self._loop.time(), deadline, node, address)
+        request = ICMPRequest(address, self._ident, self._seq, payload=PAYLOAD)
+        self._waiting[key] = (time.time(), deadline, node, address)
         try:
-            icmp.send(ICMPRequest(address, self._ident, self._seq, payload=PAYLOAD))
+            icmp.send(request)
         except ICMPLibError:
             del self._waiting[key]
             raise
+        # icmplib stamps the request (wall clock) right after its sendto.
+        sent = request.time
+        if sent:
+            self._waiting[key] = (sent, deadline, node, address)
 
     def _readable(self, sock: socket.socket, family: int) -> None:
         loop = self._loop
@@ -262,7 +299,7 @@ class Pinger:
         now = loop.time()
         while True:
             try:
-                packet, source = sock.recvfrom(2048)
+                packet, ancdata, _, source = sock.recvmsg(2048, ANCILLARY_SPACE)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:  # a queued error for some earlier echo: its timeout ends it
@@ -274,7 +311,9 @@ class Pinger:
             if waiting is not None:
                 sent, _, node, address = waiting
                 ok = reply.type == ECHO_REPLY[family]
-                self._sink(PingResult(node=node, address=address, rtt_s=now - sent if ok else None))
+                stamp = kernel_stamp(ancdata)
+                rtt = max(0.0, (time.time() if stamp is None else stamp) - sent)
+                self._sink(PingResult(node=node, address=address, rtt_s=rtt if ok else None))
                 if self._loop is None:  # the sink stopped us
                     return
         # A round that waited for its last echo starts now, not at a stale timer.

@@ -47,7 +47,8 @@ from hbmon.wire.message import Message
 if TYPE_CHECKING:
     from hbmon.io.fencing import FenceOutcome
 
-Receiver = Callable[[str, bytes, str], None]  # (link, datagram, source address)
+# (link, datagram, source address, arrival time on the loop's clock)
+Receiver = Callable[[str, bytes, str, float], None]
 EventSink = Callable[[Event], None]
 ControlHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -124,6 +125,9 @@ class PingPort(Protocol):
 
     async def stop(self) -> None: ...
 
+    def beat(self, now: float) -> None:
+        """The engine is awake to send a status at `now` (a round due soon goes now)."""
+
 
 class ClientsPort(Protocol):
     def start(self) -> None: ...
@@ -183,8 +187,9 @@ class HandoverPort(Protocol):
     def discard(self) -> None: ...
 
 
-# (ping nodes, where their results go, echo interval and timeout in seconds)
-PingerFactory = Callable[[tuple[PingNode, ...], EventSink, float], PingPort]
+# (ping nodes, where their results go, echo interval and timeout in seconds, the
+# status interval: the engine calls `beat` that often)
+PingerFactory = Callable[[tuple[PingNode, ...], EventSink, float, float], PingPort]
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,8 @@ from hbmon.config.model import UUCP_LOCK_DIR, SerialMedium
 from hbmon.errors import StartupError
 from hbmon.wire.serialframe import SerialDeframer
 
-Receiver = Callable[[str, bytes, str], None]  # (link name, frame, source)
+# (link name, frame, source, arrival time on the loop's clock)
+Receiver = Callable[[str, bytes, str, float], None]
 
 READ_SIZE = 4096
 # heartbeat's serial_write: a write the line has not taken within 500 ms fails.
@@ -184,9 +185,11 @@ class SerialPort:
             self._read_failed("end of file")
             return
         assert self._receiver is not None
+        assert self._loop is not None
+        at = self._loop.time()  # a tty has no kernel timestamp; its frames take ms anyway
         for frame in self._deframer.feed(data):
             self.frames_received += 1
-            self._receiver(self.medium.iface, frame, self.medium.device)
+            self._receiver(self.medium.iface, frame, self.medium.device, at)
 
     def _read_failed(self, why: str) -> None:
         """Stop reading for a second: a pty without its other side reports EIO at once,

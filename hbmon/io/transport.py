@@ -28,13 +28,16 @@ from hbmon.config.model import (
     UdpMedium,
 )
 from hbmon.errors import StartupError
+from hbmon.io.arrival import ANCILLARY_SPACE, Stamps
+from hbmon.io.arrival import enable as enable_timestamps
 
 # Large enough for heartbeat's biggest message (256 KiB) in one read.
 MAX_DATAGRAM = 262144 + 1024
 SIOCGIFBRDADDR = 0x8919
 LIMITED_BROADCAST = "255.255.255.255"
 
-Receiver = Callable[[str, bytes, str], None]  # (iface, datagram, source address)
+# (iface, datagram, source address, arrival time on the loop's clock)
+Receiver = Callable[[str, bytes, str, float], None]
 
 
 def describe(medium: UdpMedium) -> str:
@@ -218,24 +221,48 @@ class CopyFilter:
         return seen_by == medium
 
 
-class _MediumProtocol(asyncio.DatagramProtocol):
-    def __init__(self, index: int, iface: str, receiver: Receiver, copies: CopyFilter) -> None:
+class _MediumReader:
+    """Reads one medium's socket when the loop says it is readable: every datagram
+    queued, each with its kernel arrival time (hbmon/io/arrival.py).
+
+    Not asyncio's datagram transport: that reads one datagram per loop pass and
+    has no ancillary data, so no receive timestamp.
+    """
+
+    __slots__ = ("_buffer", "_copies", "_iface", "_index", "_loop", "_receiver", "_sock", "_view")
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        ep: Endpoint,
+        index: int,
+        receiver: Receiver,
+        copies: CopyFilter,
+    ) -> None:
+        self._loop = loop
+        self._sock = ep.sock
         self._index = index
-        self._iface = iface
+        self._iface = ep.medium.iface
         self._receiver = receiver
         self._copies = copies
+        self._buffer = bytearray(MAX_DATAGRAM)
+        self._view = memoryview(self._buffer)
 
-    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
-        if self._copies.first(self._index, self._iface, data):
-            self._receiver(self._iface, data, str(addr[0]))
-
-    def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable from a peer that is not listening yet: normal at start.
-        pass
-
-
-def _factory(protocol: _MediumProtocol) -> Callable[[], _MediumProtocol]:
-    return lambda: protocol
+    def readable(self) -> None:
+        stamps = Stamps(self._loop.time)
+        sock = self._sock
+        while True:
+            try:
+                size, ancdata, _, addr = sock.recvmsg_into((self._buffer,), ANCILLARY_SPACE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                # An ICMP error queued on the socket (a peer not listening yet):
+                # normal at start; the call that reported it consumed it.
+                continue
+            data = bytes(self._view[:size])
+            if self._copies.first(self._index, self._iface, data):
+                self._receiver(self._iface, data, str(addr[0]), stamps.arrival(ancdata))
 
 
 class Transport:
@@ -243,12 +270,13 @@ class Transport:
 
     def __init__(self, media: tuple[UdpMedium, ...]) -> None:
         self._media = media
-        self._endpoints: list[tuple[Endpoint, asyncio.DatagramTransport]] = []
+        self._endpoints: list[Endpoint] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.send_errors = 0
 
     def bound(self) -> set[tuple[int, str, int]]:
         """(family, iface, port) of every socket this transport holds open."""
-        return {(family(ep.medium), ep.medium.iface, ep.medium.port) for ep, _ in self._endpoints}
+        return {(family(ep.medium), ep.medium.iface, ep.medium.port) for ep in self._endpoints}
 
     async def open(self, receiver: Receiver, ours: set[tuple[int, str, int]] | None = None) -> None:
         """Open every medium. `ours`: ports our previous transport holds (a reload),
@@ -267,19 +295,25 @@ class Transport:
                 ep.sock.close()
             raise
         copies = CopyFilter(self._media)
+        self._loop = loop
         for index, ep in enumerate(endpoints):
-            protocol = _MediumProtocol(index, ep.medium.iface, receiver, copies)
-            transport, _ = await loop.create_datagram_endpoint(_factory(protocol), sock=ep.sock)
-            self._endpoints.append((ep, transport))
+            enable_timestamps(ep.sock)
+            reader = _MediumReader(loop, ep, index, receiver, copies)
+            loop.add_reader(ep.sock.fileno(), reader.readable)
+            self._endpoints.append(ep)
 
     def send(self, datagram: bytes) -> None:
-        for ep, transport in self._endpoints:
+        """One datagram on every medium, now. A full socket buffer drops it (counted):
+        a beat queued behind others would only arrive late."""
+        for ep in self._endpoints:
             try:
-                transport.sendto(datagram, ep.destination)
+                ep.sock.sendto(datagram, ep.destination)
             except OSError:
                 self.send_errors += 1
 
     def close(self) -> None:
-        for _, transport in self._endpoints:
-            transport.close()
+        for ep in self._endpoints:
+            if self._loop is not None:
+                self._loop.remove_reader(ep.sock.fileno())
+            ep.sock.close()
         self._endpoints.clear()

@@ -35,8 +35,8 @@ class _Wire:
     def setsockopt(self, *_: Any) -> None:  # icmplib sets TTL and TOS before each send
         pass
 
-    def recvfrom(self, size: int) -> tuple[bytes, tuple[str, int]]:
-        return self._ours.recv(size), ("10.0.0.1", 0)
+    def recvmsg(self, size: int, ancsize: int) -> tuple[bytes, list[Any], int, tuple[str, int]]:
+        return self._ours.recv(size), [], 0, ("10.0.0.1", 0)  # no kernel stamp: read time
 
     def setblocking(self, flag: bool) -> None:
         self._ours.setblocking(flag)
@@ -210,3 +210,30 @@ def test_no_privilege_for_a_raw_socket_is_said_once_and_every_echo_fails() -> No
     assert all(r.rtt_s is None for r in results)
     assert len(lines) == 1
     assert "CAP_NET_RAW" in lines[0]
+
+
+def test_a_beat_sends_the_round_due_before_the_next_beat_in_its_own_wake() -> None:
+    async def scenario() -> tuple[list[int], list[PingResult]]:
+        results: list[PingResult] = []
+        p = _FakePinger((PingNode("gw", ("10.0.0.1",)),), results.append,
+                        interval_s=10, timeout_s=10, beat_s=4)  # fmt: skip
+        loop = asyncio.get_running_loop()
+        p.start()
+        await asyncio.sleep(0.01)
+        sent = [_answer(p.theirs, [])]  # round 1 at start, answered
+        await asyncio.sleep(0.01)
+        t0 = loop.time()
+        p.beat(t0 + 1)  # round 2 due at start + 10: 9 s away, more than half a beat
+        sent.append(_answer(p.theirs, []))
+        p.beat(t0 + 8.5)  # 1.5 s away, within half a beat (2 s): it goes now
+        sent.append(_answer(p.theirs, []))
+        p.beat(t0 + 9)  # round 3 is due at start + 20: nothing more now
+        sent.append(_answer(p.theirs, []))
+        await asyncio.sleep(0.01)
+        await p.stop()
+        p.theirs.close()
+        return sent, results
+
+    sent, results = asyncio.run(scenario())
+    assert sent == [1, 0, 1, 0]
+    assert [r.rtt_s is not None for r in results] == [True, True]

@@ -28,9 +28,9 @@ def pty_pair() -> tuple[int, str]:
 
 
 def test_frames_in_and_out_of_a_pty() -> None:
-    async def scenario() -> tuple[list[tuple[str, bytes, str]], bytes]:
+    async def scenario() -> tuple[list[tuple[str, bytes, str, float]], bytes]:
         master, name = pty_pair()
-        got: list[tuple[str, bytes, str]] = []
+        got: list[tuple[str, bytes, str, float]] = []
         port = SerialPort(SerialMedium(name, 19200))
         port.open(lambda *a: got.append(a))
         try:
@@ -50,7 +50,8 @@ def test_frames_in_and_out_of_a_pty() -> None:
         return got, written
 
     got, written = asyncio.run(scenario())
-    assert got == [(got[0][0], FRAME, got[0][0])] * 2
+    assert [g[:3] for g in got] == [(got[0][0], FRAME, got[0][0])] * 2
+    assert all(isinstance(g[3], float) for g in got)  # when the frame was read
     assert got[0][0].startswith("/dev/pts/")
     assert written == b">>>\nt=x\n<<<\n"
 

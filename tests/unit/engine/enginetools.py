@@ -246,11 +246,16 @@ class FakePinger:
     nodes: tuple[PingNode, ...]
     sink: EventSink
     interval_s: float
+    beat_s: float
     started: bool = False
     stopped: bool = False
+    beats: list[float] = field(default_factory=list)
 
     def start(self) -> None:
         self.started = True
+
+    def beat(self, now: float) -> None:
+        self.beats.append(now)
 
     async def stop(self) -> None:
         self.stopped = True
@@ -404,8 +409,10 @@ class Harness:
             self.media_made.append(made)
             return made
 
-        def pinger(nodes: tuple[PingNode, ...], sink: EventSink, interval_s: float) -> FakePinger:
-            made = FakePinger(nodes, sink, interval_s)
+        def pinger(
+            nodes: tuple[PingNode, ...], sink: EventSink, interval_s: float, beat_s: float
+        ) -> FakePinger:
+            made = FakePinger(nodes, sink, interval_s, beat_s)
             self.pingers.append(made)
             return made
 
@@ -480,7 +487,8 @@ class Harness:
         """A peer's datagram on `link`, signed with the cluster key."""
         receiver = self.media.receiver
         assert receiver is not None, "media not open"
-        receiver(link, encode(message, Signer(self.cfg.auth).sign, WireFormat.NETSTRING), source)
+        data = encode(message, Signer(self.cfg.auth).sign, WireFormat.NETSTRING)
+        receiver(link, data, source, asyncio.get_running_loop().time())
 
     def beta_alive(self, seq: int = 1, st: str = "active") -> None:
         self.receive(status("beta", seq, st=st, dt_ms=2000))

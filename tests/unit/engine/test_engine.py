@@ -25,6 +25,7 @@ from hbmon.config.model import (
 )
 from hbmon.config.problems import Problem
 from hbmon.core.events import FenceResult, PingResult
+from hbmon.engine import ping_interval_s
 from hbmon.errors import StartupError
 
 KEY = GROUP.key
@@ -159,9 +160,28 @@ def test_a_ping_node_gets_a_pinger() -> None:
             (pinger,) = h.pingers
             assert pinger.started
             assert pinger.nodes == cfg.ping_nodes
-            assert pinger.interval_s == pytest.approx(2000 / 3 / 1000)  # 3 per deadping
+            # At least 3 per deadping (2 s), as a whole number of keepalives (200 ms).
+            assert pinger.interval_s == pytest.approx(0.6)
+            assert pinger.beat_s == pytest.approx(0.2)
+            # Every status sent gives the pinger the wake it goes out in.
+            await h.until(lambda: len(pinger.beats) >= 2, "a second status")
+            # (all but the first, which goes out as the node starts, before the pinger)
+            assert len(pinger.beats) == h.media.types().count("status") - 1
 
     run(main())
+
+
+def test_the_ping_interval_is_whole_keepalives_and_never_longer_than_a_third_of_deadping() -> None:
+    def interval(keepalive_ms: int, deadping_ms: int) -> float:
+        cfg = replace(config(), timers=replace(config().timers, keepalive_ms=keepalive_ms,
+                                               deadping_ms=deadping_ms))  # fmt: skip
+        return ping_interval_s(cfg)
+
+    assert interval(200, 1000) == pytest.approx(0.2)  # 1/3 s: one keepalive
+    assert interval(20, 200) == pytest.approx(0.06)  # 67 ms: three keepalives
+    assert interval(1000, 3000) == pytest.approx(1.0)
+    assert interval(1000, 30000) == pytest.approx(1.0)  # heartbeat's once a second
+    assert interval(2000, 30000) == pytest.approx(1.0)  # keepalive longer: its own wakes
 
 
 def test_a_peer_datagram_goes_through_the_codec_to_the_core() -> None:
@@ -172,7 +192,7 @@ def test_a_peer_datagram_goes_through_the_codec_to_the_core() -> None:
             h.beta_alive()
             await h.until(lambda: "ready" in h.notifier.plain(), "comm-up")
             assert "Status update for node beta: status active" in h.lines
-            h.media.receiver("eth0", b"###\nnonsense", "10.6.6.6")  # type: ignore[misc]
+            h.media.receiver("eth0", b"###\nnonsense", "10.6.6.6", 0.0)  # type: ignore[misc]
             assert (
                 await asyncio.to_thread(
                     h.sample, "hbmon_packets_dropped_total", iface="eth0", reason="malformed"
