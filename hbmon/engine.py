@@ -286,6 +286,7 @@ class Engine:
 
     # --------------------------------------------------------------- events --
     def _on_datagram(self, iface: str, data: bytes, source: str, at: float) -> None:
+        self._drain_pings()
         try:
             decoded = self._decoder.decode(data)
             self._signer.verify(decoded)
@@ -299,9 +300,15 @@ class Engine:
         assert self._loop is not None
         self._apply(self._node.handle(event, self._loop.time()))
 
+    def _drain_pings(self) -> None:
+        """Ping replies are read when we wake anyway, never wake us (hbmon/io/ping.py)."""
+        if self._pinger is not None:
+            self._pinger.drain()
+
     def _on_timer(self, deadline: float) -> None:
         assert self._node is not None
         assert self._loop is not None
+        self._drain_pings()
         now = self._loop.time()
         self._metrics.observe_loop_lag(max(0.0, now - deadline))
         self._apply(self._node.on_timer(now))

@@ -193,6 +193,9 @@ class PingResult:
     node: str
     address: str
     rtt_s: float | None
+    # When the reply reached this host (kernel timestamp, driver's clock); None:
+    # when it is handled. The driver reads replies at its next wake, not at once.
+    at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import assert_never
 
 from hbmon.config.leasetiming import lease_timing
-from hbmon.config.model import EARLY_PROBE_MARGIN_MS, Config
+from hbmon.config.model import EARLY_PROBE_MARGIN_MS, STATUS_PULL_MARGIN_MS, Config
 from hbmon.core.arbevents import (
     ArbiterFailed,
     KeyClaimed,
@@ -127,6 +127,7 @@ class Node:
         self._load = NO_LOAD
         self._sent_first = False
         self._schedule: StatusSchedule | None = None
+        self._pull_margin = 0.0
         self._seq = SeqCounter()
         self._fields = builders.FieldCache()  # what our messages repeat, built once
         self._echo = EchoBook()
@@ -161,17 +162,18 @@ class Node:
         self._membership.reset_init_clock(now)
         self._pings.reset_init_clock(now)
         self._schedule = StatusSchedule(now, self._config.timers.keepalive_ms / 1000)
+        self._pull_margin = pull_margin_s(self._config)
         self._local = NodeStatus.UP
         self._deadline = None
         return [LocalStatusChanged(NodeStatus.UP), *self._gate.start(now), *self._settle(now)]
 
     def handle(self, event: Event, now: float) -> list[Effect]:
-        # A packet counts from when it reached us, not from when the driver got to
-        # it: a beat that arrived before its peer's deadline is in time, and its
-        # echo's round trip excludes our own delay. Never before a time already
-        # settled, so the core's clock still only moves forward.
+        # A packet (or ping reply) counts from when it reached us, not from when the
+        # driver got to it: a beat that arrived before its peer's deadline is in
+        # time, and its echo's round trip excludes our own delay. Never before a
+        # time already settled, so the core's clock still only moves forward.
         when = now
-        if isinstance(event, PacketIn) and event.at is not None:
+        if isinstance(event, PacketIn | PingResult) and event.at is not None:
             when = min(max(event.at, self._last_now), now)
         self._last_now = max(self._last_now, now)
         # Nothing can be due before the deadline computed since the last entry
@@ -193,8 +195,8 @@ class Node:
             case PacketRejected(iface=iface, reason=reason, source=source, detail=detail):
                 effects.append(PacketDropped(reason, iface, source, None, detail))
             case PingResult():
-                observed = self._pings.observe(event, now)
-                effects += observed + self._route(observed, now)
+                observed = self._pings.observe(event, when)
+                effects += observed + self._route(observed, when)
             case LoadAverage(text=text):
                 self._load = _clean_load(text)
             case Shutdown():
@@ -283,6 +285,7 @@ class Node:
         self._echo.keep_only(set(config.peers))
         if self._schedule is not None:
             self._schedule.retime(config.timers.keepalive_ms / 1000, now)
+            self._pull_margin = pull_margin_s(config)
         effects = self._own.reconfigure(config, now)
         effects += self._own.pings(self._reachable(), len(config.ping_nodes), now)
         return effects + self._settle(now)
@@ -443,6 +446,8 @@ class Node:
                 effects += self._confirm(node, message, echoes, now)
         if receipt.delivered:
             self._echo.record(node, iface, seq, now)
+        if receipt.status_copy and self._comm_up and self._schedule is not None:
+            self._schedule.pull(now, self._pull_margin)
         return effects
 
     def _confirm(
@@ -573,6 +578,11 @@ class Node:
         self._stopped = True
         self._local = NodeStatus.DEAD
         return [self._out(msg), LocalStatusChanged(NodeStatus.DEAD), ShutdownComplete()]
+
+
+def pull_margin_s(config: Config) -> float:
+    """How long after a peer's beat our pulled grid sits (core/sender.py)."""
+    return min(STATUS_PULL_MARGIN_MS, config.timers.keepalive_ms / 10) / 1000
 
 
 def _echo_field(entries: tuple[EchoEntry, ...]) -> Field:

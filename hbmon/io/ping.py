@@ -13,7 +13,7 @@ returned as icmplib's `ICMPReply`, matched on our identifier and sequence number
 as icmplib matches them; an ICMP error quoting one of our echoes (unreachable,
 time exceeded) ends that echo at once with no reply.
 
-Hand-written here, and why: **receiving** (`_readable`, `parse_reply`).
+Hand-written here, and why: **receiving** (`drain`, `parse_reply`).
 icmplib's `ICMPSocket.receive()` blocks the calling thread: it sets a socket
 timeout and reads until a datagram parses, so one short or foreign ICMP message
 (a raw socket sees all of the host's ICMP) would stall the event loop, and the
@@ -22,16 +22,24 @@ it has just read (its deadline check follows the read). icmplib 3's
 `AsyncSocket.receive()` awaits one reply per call (a future, a timeout and a
 reader registration per echo: the per-echo cost the one-timer round design
 removes) and does not exist in icmplib 2.1, Debian 12's version, which also
-exposes no file descriptor (3.0 added `.sock`). So the loop's reader callback
-reads the socket icmplib opened, without blocking, and `parse_reply` turns each
-datagram into an `ICMPReply`. It honours the IPv4 header length and treats only
-ICMP error types as quotes of an echo (icmplib's parser reads any message that
-is not a reply, e.g. someone's echo request to us, as one).
+exposes no file descriptor (3.0 added `.sock`). So `drain` reads the socket
+icmplib opened, without blocking, and `parse_reply` turns each datagram into an
+`ICMPReply`. It honours the IPv4 header length and treats only ICMP error types
+as quotes of an echo (icmplib's parser reads any message that is not a reply,
+e.g. someone's echo request to us, as one).
+
+No reply wakes the agent: there is no reader on the socket. The engine drains
+it at each of its own wakes (a round goes out in the wake that sends a status,
+so the reply is read, at the latest, with the next one), each round's timer
+drains it before it times an echo out, and the kernel's receive timestamp says
+when each reply really came. The kernel queues only replies and ICMP errors
+(`only_replies`), so the host's other ICMP neither wakes nor crowds it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import os
 import socket
@@ -45,7 +53,7 @@ from loguru import logger
 
 from hbmon.config.model import PingNode
 from hbmon.core.events import PingResult
-from hbmon.io.arrival import ANCILLARY_SPACE, kernel_stamp
+from hbmon.io.arrival import ANCILLARY_SPACE, Stamps, kernel_stamp
 from hbmon.io.arrival import enable as enable_timestamps
 
 PingSink = Callable[[PingResult], None]
@@ -122,6 +130,31 @@ def open_icmp(family: int) -> Any:
     )
 
 
+# <linux/icmp.h> ICMP_FILTER (level SOL_RAW) and <netinet/icmp6.h> ICMP6_FILTER:
+# a bit set per ICMP type the raw socket is not to queue.
+SOL_RAW, ICMP_FILTER = 255, 1
+ICMP6_FILTER = 1
+
+
+def only_replies(sock: socket.socket, family: int) -> None:
+    """Have the kernel queue only echo replies and the errors that may quote our
+    echoes on `sock`: a raw socket otherwise gets all of the host's ICMP, which
+    would fill its buffer between two reads. Best effort: where the kernel
+    refuses, `parse_reply` still sorts them out."""
+    if family == socket.AF_INET:
+        wanted = {ICMP_ECHO_REPLY, *ICMP_ERRORS}
+        blocked = sum(1 << t for t in range(32) if t not in wanted)
+        level, option, value = SOL_RAW, ICMP_FILTER, struct.pack("=I", blocked)
+    else:
+        wanted = {ICMP6_ECHO_REPLY, *ICMP6_ERRORS}
+        words = [
+            sum(1 << bit for bit in range(32) if 32 * word + bit not in wanted) for word in range(8)
+        ]
+        level, option, value = socket.IPPROTO_ICMPV6, ICMP6_FILTER, struct.pack("=8I", *words)
+    with contextlib.suppress(OSError):
+        sock.setsockopt(level, option, value)
+
+
 def descriptor(icmp: Any) -> socket.socket:
     """The socket under an icmplib socket: `.sock` since icmplib 3.0; 2.1 has only `_sock`."""
     sock = getattr(icmp, "sock", None)
@@ -182,19 +215,42 @@ class Pinger:
             self._timer.cancel()
             self._timer = None
         self._waiting.clear()
-        loop = asyncio.get_running_loop()
-        for icmp, sock in self._sockets.values():
-            loop.remove_reader(sock.fileno())
+        for icmp, _ in self._sockets.values():
             icmp.close()
         self._sockets.clear()
         self._loop = None
 
+    def drain(self) -> None:
+        """Read every reply that has arrived. No reply wakes the agent: the driver
+        calls this at each of its own wakes (and each round's timer does), and each
+        reply carries the kernel's time of arrival, so reading it later changes
+        neither its round trip nor when it counts."""
+        loop = self._loop
+        if loop is None or not self._waiting:
+            # Nothing of ours can be queued (the kernel filters the rest): no
+            # system call, so the engine may ask at every wake for free.
+            return
+        stamps = Stamps(loop.time)
+        results: list[PingResult] = []
+        for family, (_, sock) in self._sockets.items():
+            results += self._read(sock, family, stamps)
+        # Handed over once the reading is done: the sink may send a status, whose
+        # beat can start a round (and drain) again.
+        for result in results:
+            self._sink(result)
+            if self._loop is None:  # the sink stopped us
+                return
+        # A round that waited for its last echo starts now, not at a stale timer.
+        if not self._waiting and self._next_round is not None and stamps.now >= self._next_round:
+            self._arm()
+
     def beat(self, now: float) -> None:
-        """The driver is awake at `now` (it sent a status): the next round goes out
-        now if it is due before the middle of the next beat."""
+        """The driver is awake at `now` (it sent a status): echoes that end and the
+        round that is due before the middle of the next beat are done now."""
         if self._loop is None or self._beat is None or self._next_round is None:
             return
-        if self._next_round - now <= self._beat / 2:
+        due = min([self._next_round, *(deadline for _, deadline, _, _ in self._waiting.values())])
+        if due - now <= self._beat / 2:
             self._tick(now + self._beat / 2)
 
     def _tick(self, horizon: float | None = None) -> None:
@@ -206,6 +262,9 @@ class Pinger:
         if self._timer is not None:
             self._timer.cancel()
         self._timer = None
+        self.drain()  # replies that came in time end their echoes first
+        if self._loop is None:
+            return
         now = loop.time() if horizon is None else horizon
         expired = [k for k, (_, deadline, _, _) in self._waiting.items() if deadline <= now]
         for key in expired:
@@ -234,7 +293,9 @@ class Pinger:
                     self._sink(PingResult(node=n.name, address=address, rtt_s=None))
 
     def _arm(self) -> None:
-        """The timer at the next round or, while echoes are in flight, the first deadline."""
+        """The timer at the next round or, while echoes are in flight, the first deadline.
+        With beats, half a beat later: the beat before it does the work, and the
+        timer only stands in should the beats stop."""
         loop = self._loop
         assert loop is not None
         assert self._next_round is not None
@@ -242,6 +303,8 @@ class Pinger:
             at = min(deadline for _, deadline, _, _ in self._waiting.values())
         else:
             at = self._next_round
+        if self._beat is not None:
+            at += self._beat / 2
         if self._timer is not None:
             if isinstance(self._timer, asyncio.TimerHandle) and self._timer.when() == at:
                 return
@@ -270,7 +333,7 @@ class Pinger:
             sock = descriptor(icmp)
             sock.setblocking(False)
             enable_timestamps(sock)
-            asyncio.get_running_loop().add_reader(sock.fileno(), self._readable, sock, family)
+            only_replies(sock, family)
             entry = self._sockets[family] = (icmp, sock)
         return entry[0]
 
@@ -292,12 +355,11 @@ class Pinger:
         if sent:
             self._waiting[key] = (sent, deadline, node, address)
 
-    def _readable(self, sock: socket.socket, family: int) -> None:
-        loop = self._loop
-        if loop is None:
-            return
-        now = loop.time()
-        while True:
+    def _read(self, sock: socket.socket, family: int, stamps: Stamps) -> list[PingResult]:
+        """Our echoes' replies (and ICMP errors quoting them) queued on `sock`."""
+        now = stamps.now
+        results: list[PingResult] = []
+        while self._waiting:  # the last reply of ours ends the reading, no EAGAIN needed
             try:
                 packet, ancdata, _, source = sock.recvmsg(2048, ANCILLARY_SPACE)
             except (BlockingIOError, InterruptedError):
@@ -313,9 +375,7 @@ class Pinger:
                 ok = reply.type == ECHO_REPLY[family]
                 stamp = kernel_stamp(ancdata)
                 rtt = max(0.0, (time.time() if stamp is None else stamp) - sent)
-                self._sink(PingResult(node=node, address=address, rtt_s=rtt if ok else None))
-                if self._loop is None:  # the sink stopped us
-                    return
-        # A round that waited for its last echo starts now, not at a stale timer.
-        if not self._waiting and self._next_round is not None and now >= self._next_round:
-            self._arm()
+                results.append(
+                    PingResult(node, address, rtt if ok else None, stamps.arrival(ancdata))
+                )
+        return results

@@ -128,6 +128,9 @@ class PingPort(Protocol):
     def beat(self, now: float) -> None:
         """The engine is awake to send a status at `now` (a round due soon goes now)."""
 
+    def drain(self) -> None:
+        """The engine is awake: hand over the replies that have come (none wakes it)."""
+
 
 class ClientsPort(Protocol):
     def start(self) -> None: ...

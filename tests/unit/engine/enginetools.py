@@ -250,12 +250,16 @@ class FakePinger:
     started: bool = False
     stopped: bool = False
     beats: list[float] = field(default_factory=list)
+    drains: int = 0
 
     def start(self) -> None:
         self.started = True
 
     def beat(self, now: float) -> None:
         self.beats.append(now)
+
+    def drain(self) -> None:
+        self.drains += 1
 
     async def stop(self) -> None:
         self.stopped = True
