@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from types import MappingProxyType
 
 from hbmon.config.model import GROUP_BACKOFF_INITIAL_MS, GROUP_BACKOFF_MAX_MS, ResourceGroup
 from hbmon.core.events import (
@@ -171,6 +172,8 @@ class GroupTable:
                 new[key] = g
                 leftover.append(key)
         self._groups = new
+        # Only a configuration changes it; every beat asks.
+        self._preferred = MappingProxyType({g.key: g.preferred for g in self.configured()})
         return leftover
 
     # ------------------------------------------------------------ queries --
@@ -183,8 +186,8 @@ class GroupTable:
     def configured(self) -> list[Group]:
         return [g for g in self if not g.removed]
 
-    def preferred(self) -> dict[str, str]:
-        return {g.key: g.preferred for g in self.configured()}
+    def preferred(self) -> Mapping[str, str]:
+        return self._preferred
 
     def busy(self) -> bool:
         return any(g.busy for g in self._groups.values())

@@ -134,6 +134,10 @@ class Ownership:
         # change between two changes of state.
         self._deadline: tuple[float | None] | None = None
         self._report: Report | None = None
+        # Per peer: its last status's (hbrsc, hbping) values and what they parsed to.
+        self._status_seen: dict[
+            str, tuple[tuple[bytes | None, bytes | None], rscmsg.Parsed | None]
+        ] = {}
         self._conflicts = dict.fromkeys(ConflictKind, 0)
         self._cfg = config
         self._configure(config)
@@ -341,8 +345,10 @@ class Ownership:
         self, name: str, msg: Message, hg: int | None, seq: int, now: float
     ) -> list[Effect]:
         p = self._peers.get(name)
-        parsed = rscmsg.parse(msg)
-        if p is None or parsed is None:
+        if p is None:
+            return []
+        parsed = self._parse(name, msg)
+        if parsed is None:
             return []
         self._now = now
         arrival = p.arrival(hg, seq)
@@ -384,6 +390,19 @@ class Ownership:
             case _:
                 pass
         return effects + self._reconcile(now)
+
+    def _parse(self, name: str, msg: Message) -> rscmsg.Parsed | None:
+        """rscmsg.parse, remembered per peer for its statuses: most repeat the
+        previous one's report and ping count."""
+        if msg.type != rscmsg.T_STATUS:
+            return rscmsg.parse(msg)
+        key = (msg.get_bytes(rscmsg.RSC_FIELD), msg.get_bytes(rscmsg.PING_FIELD))
+        memo = self._status_seen.get(name)
+        if memo is not None and memo[0] == key:
+            return memo[1]
+        parsed = rscmsg.parse(msg)
+        self._status_seen[name] = (key, parsed)
+        return parsed
 
     def group_done(self, ev: GroupDone, now: float) -> list[Effect]:
         self._now = now

@@ -16,6 +16,7 @@ The bytes each signature covers come from the codec (hbmon/wire/codec.py):
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from typing import assert_never
 
@@ -52,21 +53,50 @@ def crc32_msb(data: bytes) -> int:
     return crc ^ _MASK32
 
 
+_HASHES = {AuthMethod.SHA1: "sha1", AuthMethod.MD5: "md5", AuthMethod.SHA256: "sha256"}
+
+
 def digest(method: AuthMethod, secret: bytes, data: bytes) -> str:
     """The hex digest heartbeat writes for `data` (crc ignores `secret`)."""
     match method:
-        # hmac.digest: one call into OpenSSL where hmac.new runs four Python
-        # functions, whose code an idle agent has to fetch again on every beat.
-        case AuthMethod.SHA1:
-            return hmac.digest(secret, data, "sha1").hex()
-        case AuthMethod.MD5:
-            return hmac.digest(secret, data, "md5").hex()
-        case AuthMethod.SHA256:
-            return hmac.digest(secret, data, "sha256").hex()
+        case AuthMethod.SHA1 | AuthMethod.MD5 | AuthMethod.SHA256:
+            return hmac.new(secret, data, _HASHES[method]).hexdigest()
         case AuthMethod.CRC:
             return format(crc32_msb(data), "x")
         case _:
             assert_never(method)
+
+
+class _KeyedDigest:
+    """One key's digest, with HMAC's two padded-key blocks hashed once, not per message.
+
+    An idle agent signs and checks four digests per beat, each on cold caches:
+    copying a hash state that has the pad in it is half of what setting up an
+    HMAC from the key again costs (RFC 2104's precomputation, as the hmac
+    module itself does internally).
+    """
+
+    __slots__ = ("_crc", "_inner", "_outer")
+
+    def __init__(self, key: AuthKey) -> None:
+        self._crc = key.method is AuthMethod.CRC
+        name = _HASHES.get(key.method, "sha1")
+        secret = key.secret
+        block = hashlib.new(name).block_size
+        if len(secret) > block:
+            secret = hashlib.new(name, secret).digest()
+        secret = secret.ljust(block, b"\0")
+        self._inner = hashlib.new(name, bytes(b ^ 0x36 for b in secret))
+        self._outer = hashlib.new(name, bytes(b ^ 0x5C for b in secret))
+
+    def hex(self, data: bytes) -> str:
+        if self._crc:
+            return format(crc32_msb(data), "x")
+        inner = self._inner.copy()
+        inner.update(data)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
 
 
 class Signer:
@@ -75,7 +105,7 @@ class Signer:
     Holds secrets: neither its repr nor any exception it raises shows them.
     """
 
-    __slots__ = ("_auth", "_key")
+    __slots__ = ("_auth", "_digests", "_key")
 
     def __init__(self, auth: AuthConfig) -> None:
         key = auth.key(auth.active)
@@ -83,6 +113,8 @@ class Signer:
             raise ConfigError(f"auth key {auth.active} (the signing key) is not defined")
         self._auth = auth
         self._key: AuthKey = key
+        # Per index, the key auth.key() finds (the first with that index).
+        self._digests = {k.index: _KeyedDigest(k) for k in reversed(auth.keys)}
 
     def __repr__(self) -> str:
         keys = ", ".join(f"{k.index}:{k.method}" for k in self._auth.keys)
@@ -94,7 +126,7 @@ class Signer:
 
     def sign(self, data: bytes) -> str:
         """``"N hex"`` over `data` with the active key."""
-        return f"{self._key.index} {digest(self._key.method, self._key.secret, data)}"
+        return f"{self._key.index} {self._digests[self._key.index].hex(data)}"
 
     def verify(self, decoded: Decoded) -> None:
         """Raise `BadAuth` unless every signature of `decoded` verifies."""
@@ -123,7 +155,7 @@ class Signer:
         key = self._auth.key(index)
         if key is None:
             raise BadAuth(DropReason.AUTH_UNKNOWN_KEY, f"{what}: unknown key index {index}")
-        want = digest(key.method, key.secret, data).encode("ascii")
+        want = self._digests[index].hex(data).encode("ascii")
         if not hmac.compare_digest(want, got):
             raise BadAuth(
                 DropReason.AUTH_MISMATCH, f"{what}: {key.method} digest mismatch (key {index})"

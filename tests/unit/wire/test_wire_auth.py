@@ -240,3 +240,22 @@ def test_sha256_round_trip(fmt: WireFormat, value: str) -> None:
     assert token is not None
     assert token.startswith("7 ")
     assert len(token) == 2 + 64
+
+
+@given(
+    st.sampled_from(list(AuthMethod)),
+    st.binary(min_size=1, max_size=200),  # keys shorter and longer than a hash block
+    st.binary(max_size=600),
+)
+def test_the_signers_precomputed_keys_sign_as_hmac_does(
+    method: AuthMethod, secret: bytes, data: bytes
+) -> None:
+    signer = Signer(AuthConfig(active=3, keys=(AuthKey(3, method, secret),)))
+    assert signer.sign(data) == f"3 {digest(method, secret, data)}"
+    assert signer.sign(data) == signer.sign(data)  # the pads are copied, never consumed
+
+
+def test_a_duplicate_index_verifies_with_the_key_auth_key_finds() -> None:
+    first, second = AuthKey(2, AuthMethod.SHA1, b"first"), AuthKey(2, AuthMethod.MD5, b"second")
+    signer = Signer(AuthConfig(active=2, keys=(first, second)))
+    assert signer.sign(b"x") == f"2 {digest(AuthMethod.SHA1, b'first', b'x')}"
