@@ -9,7 +9,7 @@ import struct
 
 import icmplib
 
-from hbmon.io.ping import PAYLOAD, make_reply, parse_reply
+from hbmon.io.ping import PAYLOAD, EchoRequests, make_reply, parse_reply
 
 
 def _ipv4(payload: bytes, options: bytes = b"") -> bytes:
@@ -70,3 +70,25 @@ def test_make_reply_fits_the_installed_icmplib() -> None:
     reply = make_reply(socket.AF_INET6, "::1", 129, 0, 1, 2, 64, 1.0)
     assert (reply.source, reply.id, reply.sequence, reply.type) == ("::1", 1, 2, 129)
     reply.raise_for_status()
+
+
+def _ones_complement_sum(data: bytes) -> int:
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return total
+
+
+def test_echo_requests_are_valid_icmp_echoes_for_every_sequence() -> None:
+    requests = EchoRequests(0xBEEF)
+    for seq in [*range(0, 70), *range(0, 0x10000, 977), 0xFFFE, 0xFFFF]:
+        v4 = requests.packet(socket.AF_INET, seq)
+        assert len(v4) == 64
+        kind, code, _, ident, got_seq = struct.unpack_from("!BBHHH", v4)
+        assert (kind, code, ident, got_seq) == (8, 0, 0xBEEF, seq)
+        assert v4[8:] == PAYLOAD
+        assert _ones_complement_sum(v4) == 0xFFFF  # a correct checksum
+        v6 = requests.packet(socket.AF_INET6, seq)
+        # ICMPv6: type 128, checksum left to the kernel (RFC 3542 raw sockets).
+        assert struct.unpack_from("!BBHHH", v6) == (128, 0, 0, 0xBEEF, seq)
+        assert v6[8:] == PAYLOAD
