@@ -65,11 +65,6 @@ ADDRESS_PROBE_TIMEOUT_MS = 150
 # over when deadtime ends: it starts probe timeout + this margin before the
 # deadline (never before half the deadtime).
 EARLY_PROBE_MARGIN_MS = 50
-# A peer's beat that arrives in the half keepalive before our next status pulls
-# that status forward to it (core/sender.py): we send in the wake that receives.
-# Our grid then sits this long after the peer's arrivals (a tenth of keepalive at
-# most), so a beat that comes a little late still arrives before our timer.
-STATUS_PULL_MARGIN_MS = 5
 # Script agents: lookup, environment and limits. heartbeat has no timeout.
 DEFAULT_INIT_DIR = Path("/etc/init.d")
 # OCF agents (resource-agents): heartbeat's classic agents and `OCF::agent::instance`.

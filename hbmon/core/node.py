@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import assert_never
 
 from hbmon.config.leasetiming import lease_timing
-from hbmon.config.model import EARLY_PROBE_MARGIN_MS, STATUS_PULL_MARGIN_MS, Config
+from hbmon.config.model import EARLY_PROBE_MARGIN_MS, Config
 from hbmon.core.arbevents import (
     ArbiterFailed,
     KeyClaimed,
@@ -127,7 +127,6 @@ class Node:
         self._load = NO_LOAD
         self._sent_first = False
         self._schedule: StatusSchedule | None = None
-        self._pull_margin = 0.0
         self._seq = SeqCounter()
         self._fields = builders.FieldCache()  # what our messages repeat, built once
         self._echo = EchoBook()
@@ -162,7 +161,6 @@ class Node:
         self._membership.reset_init_clock(now)
         self._pings.reset_init_clock(now)
         self._schedule = StatusSchedule(now, self._config.timers.keepalive_ms / 1000)
-        self._pull_margin = pull_margin_s(self._config)
         self._local = NodeStatus.UP
         self._deadline = None
         return [LocalStatusChanged(NodeStatus.UP), *self._gate.start(now), *self._settle(now)]
@@ -285,7 +283,6 @@ class Node:
         self._echo.keep_only(set(config.peers))
         if self._schedule is not None:
             self._schedule.retime(config.timers.keepalive_ms / 1000, now)
-            self._pull_margin = pull_margin_s(config)
         effects = self._own.reconfigure(config, now)
         effects += self._own.pings(self._reachable(), len(config.ping_nodes), now)
         return effects + self._settle(now)
@@ -446,8 +443,6 @@ class Node:
                 effects += self._confirm(node, message, echoes, now)
         if receipt.delivered:
             self._echo.record(node, iface, seq, now)
-        if receipt.status_copy and self._comm_up and self._schedule is not None:
-            self._schedule.pull(now, self._pull_margin)
         return effects
 
     def _confirm(
@@ -578,11 +573,6 @@ class Node:
         self._stopped = True
         self._local = NodeStatus.DEAD
         return [self._out(msg), LocalStatusChanged(NodeStatus.DEAD), ShutdownComplete()]
-
-
-def pull_margin_s(config: Config) -> float:
-    """How long after a peer's beat our pulled grid sits (core/sender.py)."""
-    return min(STATUS_PULL_MARGIN_MS, config.timers.keepalive_ms / 10) / 1000
 
 
 def _echo_field(entries: tuple[EchoEntry, ...]) -> Field:

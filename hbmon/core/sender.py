@@ -1,15 +1,8 @@
 """What we send and when: the fixed-rate status schedule and our seq counter.
 
-Statuses go out at anchor + k·keepalive. A late timer call sends once and
+Statuses go out at start + k·keepalive. A late timer call sends once and
 re-aligns to the next slot after `now`; it never shifts the schedule, so beats
 do not drift with scheduling jitter (heartbeat's own loop does drift).
-
-One shift is deliberate (`pull`): a peer's beat that arrives in the half period
-before our next slot moves that slot to the arrival, and the grid with it. The
-node then sends in the wake that receives, and an idle agent's cost is mostly
-its wake-ups. The peer's beats keep coming one keepalive apart, so ours do
-too; the grid sits a small margin after their arrival, so our timer, late
-arrivals aside, never fires first and stays the fallback should they stop.
 """
 
 from __future__ import annotations
@@ -21,39 +14,22 @@ from hbmon.core.echo import SentLog
 
 
 class StatusSchedule:
-    __slots__ = ("_anchor", "_k", "_now", "_period")
+    __slots__ = ("_anchor", "_k", "_period")
 
     def __init__(self, anchor: float, period: float) -> None:
         self._anchor = anchor
         self._period = period
         self._k = 0
-        self._now: float | None = None  # a pulled slot: send at this time, then the grid
 
     @property
     def next_at(self) -> float:
-        if self._now is not None:
-            return self._now
         return self._anchor + self._k * self._period
-
-    def pull(self, at: float, margin: float) -> bool:
-        """A peer's beat arrived at `at`: if our next slot falls in the half period
-        after it, send at `at` instead and put the grid `margin` after it.
-        True if the slot moved."""
-        if self._now is not None or not 0 < self.next_at - at <= self._period / 2:
-            return False
-        self._now = at
-        self._anchor = at + margin
-        self._k = 0
-        return True
 
     def due(self, now: float) -> bool:
         return now >= self.next_at
 
     def advance(self, now: float) -> None:
         """The status of the current slot is out: move to the first slot after `now`."""
-        if self._now is not None:  # a pulled slot: the grid starts after it
-            self._now = None
-            self._k = 0
         k = max(self._k + 1, math.floor((now - self._anchor) / self._period) + 1)
         while self._anchor + k * self._period <= now:
             k += 1
@@ -65,7 +41,6 @@ class StatusSchedule:
             return
         self._anchor = min(self.next_at, now + period)
         self._k = 0
-        self._now = None
         self._period = period
 
 

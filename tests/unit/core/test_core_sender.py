@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -70,28 +69,3 @@ def test_advertised_dt_during_and_after_startup() -> None:
     assert advertised_dt_ms(t, 100.0, 104.999) == 5000
     assert advertised_dt_ms(t, 100.0, 105.0) == 3000
     assert advertised_dt_ms(t, 0.1, 0.1 + 50 * 0.1) == 3000
-
-
-def test_a_pull_sends_at_the_arrival_then_moves_the_grid_after_it() -> None:
-    s = StatusSchedule(0.0, 1.0)
-    s.advance(0.0)  # next slot 1.0
-    assert not s.pull(0.4, 0.005)  # 0.6 before the slot: more than half a period
-    assert not s.pull(1.2, 0.005)  # the slot is due already: the timer sends it
-    assert s.pull(0.7, 0.005)
-    assert s.next_at == 0.7
-    assert s.due(0.7)
-    assert not s.pull(0.71, 0.005)  # pulled once: it goes out first
-    s.advance(0.702)
-    assert s.next_at == pytest.approx(1.705)
-    s.advance(1.705)
-    assert s.next_at == pytest.approx(2.705)
-
-
-def test_retime_keeps_a_pending_pull() -> None:
-    s = StatusSchedule(0.0, 1.0)
-    s.advance(0.0)
-    assert s.pull(0.8, 0.005)
-    s.retime(0.5, 0.81)
-    assert s.next_at == 0.8  # still due: the pending slot is kept
-    s.advance(0.81)
-    assert s.next_at == pytest.approx(1.3)
