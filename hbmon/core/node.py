@@ -409,7 +409,7 @@ class Node:
         )
 
     def _reachable(self) -> int:
-        return sum(1 for p in self._pings.views() if p.status is NodeStatus.PING)
+        return self._pings.reachable()
 
     def _comm_check(self) -> list[Effect]:
         if self._comm_up or self._schedule is None or self._stopped:

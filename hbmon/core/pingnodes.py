@@ -82,6 +82,10 @@ class PingNodes:
             if node.status is NodeStatus.INIT:
                 node.added_at = now
 
+    def reachable(self) -> int:
+        """How many ping nodes answer (PING)."""
+        return sum(1 for n in self.nodes.values() if n.status is NodeStatus.PING)
+
     def settled(self) -> bool:
         """Every ping node heard or declared dead (the ping part of comm-up)."""
         return all(n.status is not NodeStatus.INIT for n in self.nodes.values())
