@@ -32,7 +32,7 @@ from hbmon.logs.sinks import (
     file_format,
     stream_is_journal,
 )
-from hbmon.logs.wording import chatty_line, describe, fields_of, follow_ups
+from hbmon.logs.wording import SILENT, chatty_line, describe, fields_of, follow_ups
 
 
 def log_effect(
@@ -48,6 +48,8 @@ def log_effect(
     `chatty=False` skips the per-beat lines without building them: no sink takes
     them below debug 1, and building them for every beat is most of an idle
     agent's logging cost."""
+    if not chatty and type(effect) in SILENT:
+        return  # the commonest case, decided before anything is built
     described = describe(effect, local_node=local_node)
     if described is None:
         if not chatty:

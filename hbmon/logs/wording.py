@@ -109,11 +109,29 @@ def _drop_line(e: PacketDropped) -> str:
             return f"Dropped packet from [{who}]: {e.reason} ({origin})"
 
 
+# What describe() has no line for: actions and per-beat notices (debug's chatty
+# lines aside). Looked up first: they are most of what an idle agent's core says.
+SILENT: frozenset[type] = frozenset(
+    {
+        BeatReceived,
+        RttMeasured,
+        PingObserved,
+        SendMessage,
+        StartGroup,
+        StopGroup,
+        ProbeGroup,
+        AnnounceGroup,
+    }
+)
+
+
 def describe(effect: Effect, *, local_node: str | None = None) -> tuple[HbLevel, str] | None:
     """(heartbeat level, line) for a notice, or None for actions and per-beat notices.
 
     Wording is heartbeat 3.0.6's wherever heartbeat logs the same fact.
     """
+    if type(effect) in SILENT:
+        return None
     match effect:
         case LateBeat(node=node, interval_s=interval, threshold=threshold):
             if threshold == Threshold.DEADTIME:

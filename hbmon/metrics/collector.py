@@ -56,6 +56,10 @@ if TYPE_CHECKING:
     from hbmon.io.resources.executor import OpRecord
 
 SnapshotSource = Callable[[], Snapshot]
+# The effects `Metrics.observe` takes a sample from.
+_OBSERVED: frozenset[type] = frozenset(
+    {RttMeasured, BeatReceived, PingObserved, SendMessage, TakeoverComplete}
+)
 
 
 class Metrics:
@@ -151,6 +155,8 @@ class Metrics:
 
     def observe(self, effect: Effect) -> None:
         """Feed every effect the core returns; distributions are taken from notices."""
+        if type(effect) not in _OBSERVED:
+            return  # most effects feed no distribution: no lock taken for them
         with self._lock:
             match effect:
                 case RttMeasured(node=node, iface=iface, rtt_s=rtt):

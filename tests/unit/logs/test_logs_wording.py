@@ -277,3 +277,26 @@ def test_conflicts_and_blocks_by_kind() -> None:
     assert describe(none) == ("ERROR", "No one owns resource group g: acquired by alpha")
     blocked = TakeoverBlocked(("g",), BlockReason.IN_USE, "address of g still answers")
     assert describe(blocked) == ("CRIT", "Not taking over [g]: address of g still answers")
+
+
+def test_the_silent_shortcut_agrees_with_the_full_description(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SILENT is looked up before describe's match; with it empty, the match itself
+    must have no line for any of them either (so the shortcut hides nothing)."""
+    from hbmon.core import events
+    from hbmon.logs import wording
+
+    samples = [
+        events.BeatReceived("solr2", "em1", 0.2, 7),
+        events.RttMeasured("solr2", "em1", 0.0003),
+        events.PingObserved("gw", "10.0.0.254", 0.0002),
+        events.SendMessage(Message.build(("t", "status"))),
+        events.StartGroup("IPaddr::10.0.0.80", events.TakeoverReason.STARTUP),
+        events.StopGroup("IPaddr::10.0.0.80", events.StopReason.SHUTDOWN),
+        events.ProbeGroup("IPaddr::10.0.0.80"),
+        events.AnnounceGroup("IPaddr::10.0.0.80"),
+    ]
+    assert {type(e) for e in samples} == wording.SILENT
+    monkeypatch.setattr(wording, "SILENT", frozenset())
+    assert [wording.describe(e) for e in samples] == [None] * len(samples)
