@@ -222,8 +222,8 @@ class CopyFilter:
 
 
 class _MediumReader:
-    """Reads one medium's socket when the loop says it is readable: every datagram
-    queued, each with its kernel arrival time (hbmon/io/arrival.py).
+    """Reads one medium's socket when the loop says it is readable, with the kernel's
+    arrival time of each datagram (hbmon/io/arrival.py).
 
     Not asyncio's datagram transport: that reads one datagram per loop pass and
     has no ancillary data, so no receive timestamp.
@@ -249,20 +249,18 @@ class _MediumReader:
         self._view = memoryview(self._buffer)
 
     def readable(self) -> None:
-        stamps = Stamps(self._loop.time)
-        sock = self._sock
-        while True:
-            try:
-                size, ancdata, _, addr = sock.recvmsg_into((self._buffer,), ANCILLARY_SPACE)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                # An ICMP error queued on the socket (a peer not listening yet):
-                # normal at start; the call that reported it consumed it.
-                continue
-            data = bytes(self._view[:size])
-            if self._copies.first(self._index, self._iface, data):
-                self._receiver(self._iface, data, str(addr[0]), stamps.arrival(ancdata))
+        """One datagram per call: the loop calls again at once while more are queued,
+        and a single read never ends in the exception that says the queue is empty."""
+        try:
+            size, ancdata, _, addr = self._sock.recvmsg_into((self._buffer,), ANCILLARY_SPACE)
+        except OSError:
+            # Nothing after all, or an ICMP error queued on the socket (a peer not
+            # listening yet: normal at start); the call that reported it consumed it.
+            return
+        data = bytes(self._view[:size])
+        if self._copies.first(self._index, self._iface, data):
+            stamps = Stamps(self._loop.time)
+            self._receiver(self._iface, data, str(addr[0]), stamps.arrival(ancdata))
 
 
 class Transport:
