@@ -1,7 +1,7 @@
 """Where lines go: stderr (text or JSON, journald-aware), heartbeat's log files, syslog.
 
 Each sink renders a loguru record in heartbeat's format; hbmon/logs/logsink.py
-installs them. `InterceptHandler` brings stdlib `logging` (asyncio, pyroute2,
+installs them. `InterceptHandler` brings stdlib `logging` (asyncio,
 icmplib) into loguru.
 """
 
@@ -157,7 +157,7 @@ class SyslogSink:
 
 
 class InterceptHandler(logging.Handler):
-    """stdlib `logging` (asyncio, pyroute2, icmplib) into loguru."""
+    """stdlib `logging` (asyncio, icmplib) into loguru."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:

@@ -26,8 +26,9 @@ from hbmon.io.resources.addresses import (
     AddressSpec,
     IPAddress,
 )
-from hbmon.io.resources.netlink import Netlink, PyRoute2
+from hbmon.io.resources.netlink import Netlink
 from hbmon.io.resources.packet import format_mac
+from hbmon.io.resources.rtnetlink import Rtnetlink
 from hbmon.io.resources.scripts import RunResult
 
 Announce = Callable[[str, IPAddress], Awaitable[None]]
@@ -54,7 +55,7 @@ class ResourceIO:
 
 def system_io() -> ResourceIO:
     return ResourceIO(
-        netlink=PyRoute2(),
+        netlink=Rtnetlink(),
         announce=addresses.announce,
         probe_owner=addresses.probe_owner,
         run=scripts.run_command,
