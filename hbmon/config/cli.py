@@ -30,8 +30,6 @@ from hbmon.config.loader import YAML_SUFFIXES, load_any
 from hbmon.config.model import DEFAULT_CONFIG_DIR, DEFAULT_INIT_DIR, DEFAULT_OCF_ROOT, Config
 from hbmon.config.problems import Problem, has_errors
 from hbmon.config.sandbox import sandbox_need
-from hbmon.config.show import config_to_dict, config_to_text
-from hbmon.config.yamlform import to_yaml
 
 USAGE_ERROR = (2, "usage error (bad option or argument)")
 
@@ -203,6 +201,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from hbmon.config.show import config_to_dict, config_to_text  # not for `hbmon run`
+
     cfg, _ = _load(args)
     if cfg is None:
         return 1
@@ -260,6 +260,8 @@ def _to_stdout(text: str, forced: bool) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
+    from hbmon.config.yamlform import to_yaml  # not for `hbmon run`
+
     cfg, _ = _load(args)
     if cfg is None:
         return 1

@@ -11,7 +11,6 @@ from pathlib import Path
 from hbmon.config.hadir import load_ha_dir
 from hbmon.config.model import Config
 from hbmon.config.problems import Problem
-from hbmon.config.yamlform import load_yaml_file
 
 YAML_SUFFIXES = frozenset({".yaml", ".yml"})
 
@@ -32,5 +31,9 @@ def load_any(
     """Load an ha.d directory, or hbmon's YAML form when `path` ends in .yaml/.yml."""
     path = Path(path)
     if path.suffix in YAML_SUFFIXES:
+        # Only here: the YAML front end (~1 MiB of code) is no part of an agent
+        # that reads an ha.d directory.
+        from hbmon.config.yamlform import load_yaml_file
+
         return load_yaml_file(path, node)
     return load_config(path, node, watching=watching)
