@@ -333,8 +333,8 @@ class Engine:
                     self._spawn(self._group_op(key, GroupOp.START))
                 case StopGroup(key=key):
                     self._spawn(self._group_op(key, GroupOp.STOP))
-                case ProbeGroup(key=key):
-                    self._spawn(self._probe(key))
+                case ProbeGroup(key=key, window_s=window):
+                    self._spawn(self._probe(key, window))
                 case FenceNode(node=peer):
                     self._spawn(self._fence(peer))
                 case AnnounceGroup(key=key):
@@ -399,12 +399,12 @@ class Engine:
         outcome = await (res.start_group(group) if op is GroupOp.START else res.stop_group(group))
         self._handle(GroupDone(key, op, outcome.ok, outcome.detail))
 
-    async def _probe(self, key: str) -> None:
+    async def _probe(self, key: str, window_s: float) -> None:
         group = self._group(key)
         if group is None:
             self._handle(ProbeDone(key, False, "group not in the configuration"))
             return
-        in_use, detail = await self._io.resources.probe_group(group)
+        in_use, detail = await self._io.resources.probe_group(group, window_s)
         self._handle(ProbeDone(key, in_use, detail))
 
     # -------------------------------------------------------------- fencing --

@@ -61,6 +61,12 @@ GARP_INTERVAL_MS_IPADDR = 500
 # 150 ms is ample margin.
 ADDRESS_PROBE_COUNT = 3
 ADDRESS_PROBE_TIMEOUT_MS = 150
+# ...sized to the link (core/linkrtt.py): this many times the slowest measured
+# answer time (SRTT + 4·RTTVAR, heartbeat echoes and ping replies), never below
+# the floor (a loaded host's kernel may answer some ms late), never above the
+# timeout above (which is also used until something was measured).
+ADDRESS_PROBE_RTT_MULTIPLE = 30
+ADDRESS_PROBE_MIN_WINDOW_MS = 30
 # The probe runs early, in the last stretch of a peer's silence, so that it is
 # over when deadtime ends: it starts probe timeout + this margin before the
 # deadline (never before half the deadtime).

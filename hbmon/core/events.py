@@ -441,9 +441,11 @@ class StopGroup:
 
 @dataclass(frozen=True, slots=True)
 class ProbeGroup:
-    """Probe the group's addresses before taking them (split-brain guard)."""
+    """Probe the group's addresses before taking them (split-brain guard), for
+    `window_s` (the probes are spread over it; core/linkrtt.py sizes it)."""
 
     key: str
+    window_s: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -264,14 +264,14 @@ class GroupTable:
         elif g.early is EarlyProbe.OUT:
             g.probing = True
 
-    def probe_early(self, silent_since: float) -> list[Effect]:
+    def probe_early(self, silent_since: float, window_s: float) -> list[Effect]:
         """Probe every group that a takeover from a silent peer would start here."""
         effects: list[Effect] = []
         for g in self:
             if g.held or g.busy or g.removed or g.early_since == silent_since:
                 continue
             g.early_since, g.early = silent_since, EarlyProbe.OUT
-            effects.append(ProbeGroup(g.key))
+            effects.append(ProbeGroup(g.key, window_s))
         return effects
 
     def force(self, key: str, reason: TakeoverReason) -> None:
@@ -299,8 +299,9 @@ class GroupTable:
         return [g.key for g in self if g.after_reset and g.want]
 
     # ---------------------------------------------------------------- run --
-    def step(self, now: float) -> list[Effect]:
-        """Start or stop whatever differs from the wish and is free to move."""
+    def step(self, now: float, probe_window_s: float) -> list[Effect]:
+        """Start or stop whatever differs from the wish and is free to move (a start
+        that must be probed first gets a probe of `probe_window_s`)."""
         effects: list[Effect] = []
         for g in self:
             start = g.start_reason
@@ -312,7 +313,7 @@ class GroupTable:
                 continue  # a dead node that may hold it is reset first (core/guard.py)
             if g.probe:
                 g.probing = True
-                effects.append(ProbeGroup(g.key))
+                effects.append(ProbeGroup(g.key, probe_window_s))
                 continue
             if self._gate is not None and not self._gate(g.key, now):
                 continue  # its key in etcd is not ours yet

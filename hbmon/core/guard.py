@@ -130,14 +130,14 @@ class Guard:
         return self.fences.stand_down()
 
     # ------------------------------------------------------------- probe --
-    def probe_early(self, silent_since: float) -> list[Effect]:
+    def probe_early(self, silent_since: float, window_s: float) -> list[Effect]:
         """A peer is close to its deadtime: probe now what its death would make us take.
 
         The address probe otherwise sits between the dead declaration and the
         takeover. Probing in the last stretch of the same silence sees the same
         network, so the takeover can start at the deadline.
         """
-        return self._table.probe_early(silent_since)
+        return self._table.probe_early(silent_since, window_s)
 
     def probed(self, ev: ProbeDone, now: float) -> list[Effect]:
         """An address probe's answer: the group waits while its address answers."""

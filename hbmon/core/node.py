@@ -27,7 +27,12 @@ from __future__ import annotations
 from typing import assert_never
 
 from hbmon.config.leasetiming import lease_timing
-from hbmon.config.model import EARLY_PROBE_MARGIN_MS, Config
+from hbmon.config.model import (
+    ADDRESS_PROBE_MIN_WINDOW_MS,
+    ADDRESS_PROBE_RTT_MULTIPLE,
+    EARLY_PROBE_MARGIN_MS,
+    Config,
+)
 from hbmon.core.arbevents import (
     ArbiterFailed,
     KeyClaimed,
@@ -75,6 +80,7 @@ from hbmon.core.events import (
 )
 from hbmon.core.flowctl import T_NS_REXMIT, T_REQNODES, FlowControl, repnodes_head
 from hbmon.core.handover import advertised_window_ms
+from hbmon.core.linkrtt import LinkRtt
 from hbmon.core.membership import Membership
 from hbmon.core.ownership import Ownership
 from hbmon.core.pingnodes import PingNodes
@@ -143,6 +149,7 @@ class Node:
         )
         self._status_sent = SentLog()  # our statuses' seqs: what a peer's echo confirms
         self._own = Ownership(config, now, self._sequenced, self._gate)
+        self._link_rtt = LinkRtt(**_probe_sizing(config))
         self._probed_silence: dict[str, float] = {}  # peer -> last beat an early probe covered
         self._flow = FlowControl()
         # In every status: we run with the arbitrator (a peer without it is a mixed pair).
@@ -192,9 +199,11 @@ class Node:
                 effects += self._packet(iface, message, source, when)
             case PacketRejected(iface=iface, reason=reason, source=source, detail=detail):
                 effects.append(PacketDropped(reason, iface, source, None, detail))
-            case PingResult():
+            case PingResult(rtt_s=rtt):
                 observed = self._pings.observe(event, when)
                 effects += observed + self._route(observed, when)
+                if rtt is not None and observed:
+                    self._sample_rtt(f"ping/{event.address}", rtt)
             case LoadAverage(text=text):
                 self._load = _clean_load(text)
             case Shutdown():
@@ -280,6 +289,8 @@ class Node:
             now=now,
         )
         self._drops.add_ifaces(self._membership.ifaces)
+        self._link_rtt.reconfigure(**_probe_sizing(config))
+        self._own.probe_window_s = self._link_rtt.probe_window()
         self._echo.keep_only(set(config.peers))
         if self._schedule is not None:
             self._schedule.retime(config.timers.keepalive_ms / 1000, now)
@@ -396,7 +407,7 @@ class Node:
         """Peers whose current silence will soon reach deadtime and is not probed yet."""
         if self._stopped or not self._comm_up:
             return []
-        lead = (self._config.hbmon.resources.probe_timeout_ms + EARLY_PROBE_MARGIN_MS) / 1000
+        lead = self._own.probe_window_s + EARLY_PROBE_MARGIN_MS / 1000
         return [
             (peer, last, at)
             for peer, last, at in self._membership.overdue_at(lead)
@@ -407,6 +418,14 @@ class Node:
         return sum(
             1 for p in self._pings.views() if p.last_reply_at is not None and p.last_reply_at > t
         )
+
+    def _sample_rtt(self, source: str, rtt_s: float) -> None:
+        """A measured round trip: the address probe is sized by the slowest link."""
+        self._link_rtt.sample(source, rtt_s)
+        window = self._link_rtt.probe_window()
+        if window != self._own.probe_window_s:
+            self._own.probe_window_s = window
+            self._deadline = None  # the early probe's lead follows the window
 
     def _reachable(self) -> int:
         return self._pings.reachable()
@@ -439,6 +458,7 @@ class Node:
             rtt = self._echo.rtt(node, iface, echoes, self._config.node, self._seq.sent, now)
             if rtt is not None:
                 effects.append(RttMeasured(node, iface, rtt))
+                self._sample_rtt(f"{iface}/{node}", rtt)
             if self._gate.enabled:
                 effects += self._confirm(node, message, echoes, now)
         if receipt.delivered:
@@ -573,6 +593,15 @@ class Node:
         self._stopped = True
         self._local = NodeStatus.DEAD
         return [self._out(msg), LocalStatusChanged(NodeStatus.DEAD), ShutdownComplete()]
+
+
+def _probe_sizing(config: Config) -> dict[str, float]:
+    """LinkRtt's bounds: the address probe's floor, its configured timeout, the multiple."""
+    return {
+        "floor_s": ADDRESS_PROBE_MIN_WINDOW_MS / 1000,
+        "ceiling_s": config.hbmon.resources.probe_timeout_ms / 1000,
+        "multiple": ADDRESS_PROBE_RTT_MULTIPLE,
+    }
 
 
 def _echo_field(entries: tuple[EchoEntry, ...]) -> Field:

@@ -123,6 +123,8 @@ class Ownership:
             config, self._table, self._batches, self._memory, wrap, self._peers, gate.may_start
         )
         self._pings = (0, 0)  # (reachable, configured)
+        # How long an address probe lasts; the node sizes it to the link (linkrtt.py).
+        self.probe_window_s = config.hbmon.resources.probe_timeout_ms / 1000
         self._reported_stable = False
         # True while nothing has changed since the last reconcile ended: a fixed
         # point, which an input that changes nothing cannot move (every time-driven
@@ -327,7 +329,7 @@ class Ownership:
             return []
         self._now = now
         self._dirty()
-        return self._guard.probe_early(silent_since)
+        return self._guard.probe_early(silent_since, self.probe_window_s)
 
     def peer_leaving(self, name: str, now: float) -> list[Effect]:
         """The peer stops gracefully (`resource … info=shutdown` or `shutdone`): take over now."""
@@ -484,7 +486,11 @@ class Ownership:
     def _reconcile(self, now: float) -> list[Effect]:
         effects: list[Effect] = []
         for _ in range(8):  # a decision can enable the next; converges in a few rounds
-            step = self._decide(now) + self._table.step(now) + self._finish_batches(now)
+            step = (
+                self._decide(now)
+                + self._table.step(now, self.probe_window_s)
+                + self._finish_batches(now)
+            )
             if not step:
                 break
             effects += step

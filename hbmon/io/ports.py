@@ -80,7 +80,7 @@ class ResourcePort(Protocol):
 
     async def stop_group(self, group: ResourceGroup) -> GroupResult: ...
 
-    async def probe_group(self, group: ResourceGroup) -> tuple[bool, str]:
+    async def probe_group(self, group: ResourceGroup, window_s: float) -> tuple[bool, str]:
         """(an address of the group answers on the service network, details)."""
 
     async def announce_group(self, group: ResourceGroup) -> None: ...

@@ -56,7 +56,7 @@ async def main(config_dir: Path) -> None:
         elif req["op"] == "active":
             reply["ok"] = await ex.active(group(req["group"]))
         elif req["op"] == "probe":
-            in_use, detail = await ex.probe_group(group(req["group"]))
+            in_use, detail = await ex.probe_group(group(req["group"]), req.get("window", 0.15))
             reply.update(ok=True, in_use=in_use, detail=detail)
         reply["returned"] = time.monotonic()
         print(json.dumps(reply), flush=True)

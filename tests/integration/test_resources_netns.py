@@ -55,10 +55,10 @@ class Worker:
             env=env,
         )
 
-    def call(self, op: str, *group: str, timeout: float = 15) -> dict[str, Any]:
+    def call(self, op: str, *group: str, timeout: float = 15, **extra: object) -> dict[str, Any]:
         assert self.proc.stdin is not None
         assert self.proc.stdout is not None
-        self.proc.stdin.write(json.dumps({"op": op, "group": list(group)}) + "\n")
+        self.proc.stdin.write(json.dumps({"op": op, "group": list(group), **extra}) + "\n")
         self.proc.stdin.flush()
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
         assert ready, f"worker: no reply to {op} within {timeout}s"
@@ -248,6 +248,10 @@ def test_arp_probe_sees_the_other_node(env: tuple[Lab, dict[str, Worker]]) -> No
     assert w["solr1"].call("probe", spec)["in_use"] is False
     # Another host's own address (the gateway) is in use.
     assert w["solr1"].call("probe", f"IPaddr2::{GATEWAY_IP}/24/em1")["in_use"] is True
+    # ...also within the shortest window the core gives a fast link (30 ms).
+    assert w["solr2"].call("start", spec)["ok"]
+    for _ in range(5):
+        assert w["solr1"].call("probe", spec, window=0.03)["in_use"] is True
 
 
 def test_ipv6_probe_and_unsolicited_na(env: tuple[Lab, dict[str, Worker]]) -> None:

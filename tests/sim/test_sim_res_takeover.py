@@ -7,6 +7,7 @@ first in the file), VIP_B (beta's).
 
 from __future__ import annotations
 
+import pytest
 from simnet import DELAY, Sim
 from simowners import VIP_A, VIP_B, A, B, line_times, lines, rconfig, rpair, sent_types
 
@@ -26,8 +27,10 @@ from hbmon.core.events import (
 
 OP = 0.25
 PROBE = 0.125
-# The early probe's head start: probe timeout (150 ms) + margin (50 ms).
-EARLY_LEAD = (ADDRESS_PROBE_TIMEOUT_MS + EARLY_PROBE_MARGIN_MS) / 1000
+# The early probe's head start: its window + margin (50 ms). The sim's round trip
+# (1/8 s) sizes the window at its ceiling, the probe timeout (150 ms).
+WINDOW = ADDRESS_PROBE_TIMEOUT_MS / 1000
+EARLY_LEAD = WINDOW + EARLY_PROBE_MARGIN_MS / 1000
 
 
 def settled(sim: Sim | None = None, until: float = 5.0) -> Sim:
@@ -97,7 +100,7 @@ def test_peer_death_takeover_with_exact_duration() -> None:
     assert line_times(sim, A, "Resources being acquired from beta.") == [dead_at]
     # The split-brain probe ran in the last EARLY_LEAD of beta's silence, so the
     # start follows the dead declaration at once.
-    assert sim.effects(A, ProbeGroup) == [(dead_at - EARLY_LEAD, ProbeGroup(VIP_B))]
+    assert sim.effects(A, ProbeGroup) == [(dead_at - EARLY_LEAD, ProbeGroup(VIP_B, WINDOW))]
     assert sim.effects(A, StartGroup)[-1] == (
         dead_at,
         StartGroup(VIP_B, TakeoverReason.PEER_DEAD),
@@ -123,7 +126,7 @@ def test_an_early_probe_still_out_at_the_deadline_is_awaited_not_repeated() -> N
     sim.run_until(30)
     dead_at = 10 + DELAY + 10
     early = dead_at - EARLY_LEAD
-    assert sim.effects(A, ProbeGroup) == [(early, ProbeGroup(VIP_B))]
+    assert sim.effects(A, ProbeGroup) == [(early, ProbeGroup(VIP_B, WINDOW))]
     assert sim.effects(A, StartGroup)[-1] == (
         early + EARLY_LEAD + 0.5,
         StartGroup(VIP_B, TakeoverReason.PEER_DEAD),
@@ -254,3 +257,24 @@ def test_groups_found_running_are_released_before_we_announce() -> None:
     assert (0.0, GroupTransition(VIP_B, GroupState.HELD, GroupState.STOPPING, "verifyallidle")) in (
         sim.effects(A, GroupTransition)
     )
+
+
+def test_at_fast_timers_the_early_probe_is_sized_to_the_link_and_over_by_the_deadline() -> None:
+    """keepalive 20 ms / deadtime 200 ms on a 0.5 ms round trip: the probe lasts the
+    30 ms floor, not the 150 ms timeout, and starts so that it is over (with the
+    50 ms margin) when the silence reaches deadtime: the start follows the dead
+    declaration at once."""
+    timers = {"keepalive_ms": 20, "warntime_ms": 100, "deadtime_ms": 200, "initdead_ms": 1000}
+    sim = Sim({A: rconfig(A, **timers), B: rconfig(B, **timers)}, delay=0.000244140625)  # type: ignore[arg-type]
+    sim.world.probe_delay = 0.03  # the probe takes its whole window
+    settled(sim, until=6.0)  # past the 5 s of a peer's startup dt (deadtime + 2 s)
+    sim.crash(B)
+    sim.run_until(7.0)
+    (early,) = sim.effects(A, ProbeGroup)
+    at, probe = early
+    assert probe.window_s == 0.03
+    (start,) = [t for t, e in sim.effects(A, StartGroup) if e.key == VIP_B]
+    last_beat = start - 0.2  # the dead declaration, when the takeover starts
+    assert at == pytest.approx(last_beat + 0.2 - 0.03 - 0.05)
+    assert at + probe.window_s < start  # the probe was over before the deadline
+    assert line_times(sim, A, "Resources being acquired from beta.") == [start]

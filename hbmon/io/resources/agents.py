@@ -211,8 +211,9 @@ class AddressAgent:
             return True, f"{self.spec.ip} configured"
         return False, f"{self.spec.ip} not configured"
 
-    async def probe(self) -> tuple[bool, str]:
-        """(in_use, detail): does another host answer for the address on its segment?"""
+    async def probe(self, window_s: float) -> tuple[bool, str]:
+        """(in_use, detail): does another host answer for the address on its segment,
+        within `window_s`?"""
         if self.spec is None:
             return False, f"{NOT_PROBED}{self.error}"
         try:
@@ -221,9 +222,7 @@ class AddressAgent:
             return False, f"{NOT_PROBED}{exc}"
         s = self._ctx.settings
         try:
-            owner = await self._ctx.io.probe_owner(
-                place.ip, place.iface, s.probe_timeout_ms / 1000, s.probe_count
-            )
+            owner = await self._ctx.io.probe_owner(place.ip, place.iface, window_s, s.probe_count)
         except OSError as exc:
             if exc.errno in (errno.ENETDOWN, errno.ENODEV, errno.ENXIO):
                 # The segment cannot be seen, so the address cannot be checked: a node

@@ -194,8 +194,9 @@ class ResourceExecutor:
             return False, "; ".join(failed)
         return True, "; ".join(o.detail for o in outcomes) or "no addresses"
 
-    async def probe_group(self, group: ResourceGroup) -> tuple[bool, str]:
+    async def probe_group(self, group: ResourceGroup, window_s: float) -> tuple[bool, str]:
         """(in_use, detail): does another host answer for one of the group's addresses?
+        Each is probed for `window_s` (the core sizes it to the link).
 
         A probe that cannot run (no interface, no route) does not block: the
         takeover itself then fails or succeeds on its own terms.
@@ -208,7 +209,7 @@ class ResourceExecutor:
         in_use: dict[int, bool] = {}
 
         async def one(i: int, agent: AddressAgent) -> Outcome:
-            busy, detail = await agent.probe()
+            busy, detail = await agent.probe(window_s)
             in_use[i] = busy
             return Outcome(not detail.startswith(NOT_PROBED), detail)
 

@@ -76,6 +76,17 @@ class PacketLink:
     async def send(self, frame: bytes) -> None:
         await asyncio.get_running_loop().sock_sendall(self._socket(), frame)
 
+    def queued(self) -> list[tuple[bytes, int]]:
+        """The frames the socket holds now, read without waiting."""
+        sock = self._socket()
+        out = []
+        while True:
+            try:
+                data, addr = sock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return out
+            out.append((data, int(addr[2])))
+
     async def recv(self) -> tuple[bytes, int]:
         """The next frame and its packet type (PACKET_OUTGOING for our own)."""
         data, addr = await asyncio.get_running_loop().sock_recvfrom(self._socket(), 65535)
@@ -108,6 +119,11 @@ async def solicit(
             data, pkttype = await asyncio.wait_for(link.recv(), max(0.0, wake - loop.time()))
         except TimeoutError:
             continue
+        if pkttype != PACKET_OUTGOING and (found := answer(data)) is not None:
+            return found
+    # An answer that came in time but was not read yet (the loop was busy) counts:
+    # a short window must not let a late read pass for silence.
+    for data, pkttype in link.queued():
         if pkttype != PACKET_OUTGOING and (found := answer(data)) is not None:
             return found
     return None

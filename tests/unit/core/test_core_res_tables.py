@@ -38,6 +38,8 @@ from hbmon.errors import LocalTransitionError, PeerTransitionError
 GROUPS = tuple(ResourceGroup("alpha", (Resource(f"IPaddr::10.0.0.{i}"),)) for i in (1, 2, 3))
 K1, K2, K3 = (g.key for g in GROUPS)
 
+W = 0.15  # the probe window the core gives (its size is linkrtt.py's business)
+
 
 def table() -> GroupTable:
     return GroupTable(GROUPS)
@@ -58,24 +60,24 @@ def test_starts_in_file_order_stops_right_to_left() -> None:
     t = table()
     for k in (K3, K1, K2):
         t.want(k, TakeoverReason.STARTUP)
-    effects = t.step(0.0)
+    effects = t.step(0.0, W)
     assert [e.key for e in effects if isinstance(e, StartGroup)] == [K1, K2, K3]
     for k in (K1, K2, K3):
         t.done(GroupDone(k, GroupOp.START, True), 1.0)
         t.unwant(k, "shutdown")
-    effects = t.step(2.0)
+    effects = t.step(2.0, W)
     assert [e for e in effects if isinstance(e, StopGroup)] == [
         StopGroup(K3, "shutdown"),
         StopGroup(K2, "shutdown"),
         StopGroup(K1, "shutdown"),
     ]
-    assert t.step(2.0) == []  # one operation at a time per group
+    assert t.step(2.0, W) == []  # one operation at a time per group
 
 
 def test_failed_start_backs_off_and_is_handed_on() -> None:
     t = table()
     t.want(K1, TakeoverReason.PEER_DEAD)
-    t.step(0.0)
+    t.step(0.0, W)
     effects, outcome = t.done(GroupDone(K1, GroupOp.START, False, "exit 1"), 1.0)
     assert outcome is Outcome.START_FAILED
     assert effects == [
@@ -93,20 +95,20 @@ def test_failed_start_backs_off_and_is_handed_on() -> None:
     assert t.failed(5.0) == {K1}
     assert t.failed(11.0) == set()
     t.want(K1, TakeoverReason.RECOVERY)
-    assert t.step(10.5) == []  # still backing off
-    assert [type(e) for e in t.step(11.0)] == [GroupTransition, StartGroup]
+    assert t.step(10.5, W) == []  # still backing off
+    assert [type(e) for e in t.step(11.0, W)] == [GroupTransition, StartGroup]
 
 
 def test_failed_stop_counts_as_held_and_retries_after_backoff() -> None:
     t = table()
     t.adopt(K2, 0.0)
     t.unwant(K2, "verifyallidle")
-    assert t.step(0.0)[-1] == StopGroup(K2, "verifyallidle")
+    assert t.step(0.0, W)[-1] == StopGroup(K2, "verifyallidle")
     _, outcome = t.done(GroupDone(K2, GroupOp.STOP, False), 1.0)
     assert outcome is Outcome.STOP_FAILED
     assert t.held() == {K2}
-    assert t.step(5.0) == []
-    assert t.step(11.0)[-1] == StopGroup(K2, "verifyallidle")
+    assert t.step(5.0, W) == []
+    assert t.step(11.0, W)[-1] == StopGroup(K2, "verifyallidle")
     _, outcome = t.done(GroupDone(K2, GroupOp.STOP, False), 12.0)
     assert t.next_deadline() == 12.0 + 20  # doubled
 
@@ -120,28 +122,28 @@ def test_backoff_doubles_to_its_cap() -> None:
 def test_probe_blocks_then_clears() -> None:
     t = table()
     t.want(K1, TakeoverReason.PEER_DEAD, probe=True)
-    assert t.step(0.0) == [ProbeGroup(K1)]
+    assert t.step(0.0, W) == [ProbeGroup(K1, W)]
     assert t.claimed() == {K1}
     assert t.pending() == {K1}
     assert t.probed(ProbeDone(K1, True), 0.1, retry_s=1.0) is Outcome.BLOCKED
     assert t.claimed() == set()  # blocked: not claimed while someone answers for it
-    assert t.step(0.5) == []
-    assert t.step(1.1) == [ProbeGroup(K1)]
+    assert t.step(0.5, W) == []
+    assert t.step(1.1, W) == [ProbeGroup(K1, W)]
     assert t.probed(ProbeDone(K1, False), 1.2, retry_s=1.0) is Outcome.CLEAR
-    assert [type(e) for e in t.step(1.2)] == [GroupTransition, StartGroup]
+    assert [type(e) for e in t.step(1.2, W)] == [GroupTransition, StartGroup]
     assert t.done(GroupDone(K1, GroupOp.STOP, True), 2.0) == ([], None)  # stray answer
 
 
 def test_reconfigure_keeps_held_removed_groups_until_released() -> None:
     t = table()
     t.want(K3, TakeoverReason.STARTUP)
-    t.step(0.0)
+    t.step(0.0, W)
     t.done(GroupDone(K3, GroupOp.START, True), 1.0)
     assert t.configure(GROUPS[:2]) == [K3]
     assert [g.key for g in t.configured()] == [K1, K2]
     assert [g.key for g in t] == [K1, K2, K3]
     t.unwant(K3, "removed")
-    t.step(2.0)
+    t.step(2.0, W)
     t.done(GroupDone(K3, GroupOp.STOP, True), 3.0)
     assert [g.key for g in t] == [K1, K2]
 

@@ -137,6 +137,7 @@ class FakeResources:
     no_address: set[str] = field(default_factory=set)  # running, but its address is gone
     lifetimes: dict[str, int | None] = field(default_factory=dict)  # key -> expiry set
     refuse_lifetime: str | None = None  # hand_over fails with these words
+    probe_windows: list[float] = field(default_factory=list)
 
     async def active(self, group: ResourceGroup) -> bool:
         self.ops.append(("status", group.key))
@@ -154,8 +155,9 @@ class FakeResources:
         self.ops.append(("stop", group.key))
         return Outcome(True)
 
-    async def probe_group(self, group: ResourceGroup) -> tuple[bool, str]:
+    async def probe_group(self, group: ResourceGroup, window_s: float) -> tuple[bool, str]:
         self.ops.append(("probe", group.key))
+        self.probe_windows.append(window_s)
         return False, ""
 
     async def announce_group(self, group: ResourceGroup) -> None:

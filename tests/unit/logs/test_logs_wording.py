@@ -294,7 +294,7 @@ def test_the_silent_shortcut_agrees_with_the_full_description(
         events.SendMessage(Message.build(("t", "status"))),
         events.StartGroup("IPaddr::10.0.0.80", events.TakeoverReason.STARTUP),
         events.StopGroup("IPaddr::10.0.0.80", events.StopReason.SHUTDOWN),
-        events.ProbeGroup("IPaddr::10.0.0.80"),
+        events.ProbeGroup("IPaddr::10.0.0.80", 0.03),
         events.AnnounceGroup("IPaddr::10.0.0.80"),
     ]
     assert {type(e) for e in samples} == wording.SILENT

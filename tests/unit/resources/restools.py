@@ -102,6 +102,7 @@ class FakeWorld:
     netlink: FakeNetlink = field(default_factory=FakeNetlink)
     announced: list[tuple[str, IPAddress]] = field(default_factory=list)
     owners: dict[IPAddress, bytes] = field(default_factory=dict)  # other hosts' addresses
+    probe_windows: list[float] = field(default_factory=list)  # what each probe was given
     # Script behaviour: (name, op) -> (rc, stdout); a missing entry exits 0.
     script_results: dict[tuple[str, str], tuple[int | None, str]] = field(default_factory=dict)
     calls: list[tuple[str, ...]] = field(default_factory=list)
@@ -117,6 +118,7 @@ class FakeWorld:
     async def probe_owner(
         self, ip: IPAddress, iface: str, window: float, count: int
     ) -> bytes | None:
+        self.probe_windows.append(window)
         if self.probe_error is not None:
             raise self.probe_error
         return self.owners.get(ip)

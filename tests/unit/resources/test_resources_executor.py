@@ -283,15 +283,19 @@ def test_active_and_probe(tmp_path: Path) -> None:
     ex = executor(w, tmp_path)
     g = group(f"IPaddr2::{VIP}/24/em1", "db")
     assert not asyncio.run(ex.active(g))
-    assert asyncio.run(ex.probe_group(g)) == (False, f"{VIP} free on em1")
+    assert asyncio.run(ex.probe_group(g, 0.03)) == (False, f"{VIP} free on em1")
+    assert w.probe_windows == [0.03]  # the window the core sized, as given
     w.owners[ip_address(VIP)] = b"\x02\0\0\0\0\x09"
-    assert asyncio.run(ex.probe_group(g)) == (True, f"{VIP} answers on em1 from 02:00:00:00:00:09")
+    assert asyncio.run(ex.probe_group(g, 0.15)) == (
+        True,
+        f"{VIP} answers on em1 from 02:00:00:00:00:09",
+    )
     w.script_results[("db", "status")] = (0, "db is running")
     assert asyncio.run(ex.active(g))
-    assert asyncio.run(ex.probe_group(group("db"))) == (False, "no addresses to probe")
+    assert asyncio.run(ex.probe_group(group("db"), 0.15)) == (False, "no addresses to probe")
     records: list[OpRecord] = []
     ex = executor(w, tmp_path, records)
-    assert asyncio.run(ex.probe_group(group(f"IPaddr2::{VIP}/24/em9"))) == (
+    assert asyncio.run(ex.probe_group(group(f"IPaddr2::{VIP}/24/em9"), 0.15)) == (
         False,
         "not probed: interface em9 not found",
     )
@@ -400,9 +404,9 @@ def test_a_probe_on_a_downed_link_blocks_the_takeover(tmp_path: Path) -> None:
     ex = executor(w, tmp_path)
     g = group(f"IPaddr2::{VIP}/24/em1")
     w.probe_error = OSError(errno.ENETDOWN, "Network is down")
-    assert asyncio.run(ex.probe_group(g)) == (True, "cannot probe on em1: Network is down")
+    assert asyncio.run(ex.probe_group(g, 0.15)) == (True, "cannot probe on em1: Network is down")
     w.probe_error = OSError(errno.EPERM, "Operation not permitted")
-    in_use, detail = asyncio.run(ex.probe_group(g))
+    in_use, detail = asyncio.run(ex.probe_group(g, 0.15))
     assert not in_use
     assert detail.startswith("not probed: em1")
 

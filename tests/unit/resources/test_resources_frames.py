@@ -129,3 +129,35 @@ def test_dad_probe() -> None:
     assert len(frame) == 78  # no source link-layer option from the unspecified address
     assert ndisc.checksum(IPv6Address("::"), ndisc.solicited_node(VIP6), icmp) == 0
     assert ndisc.parse_advert(frame) is None  # a solicitation, not an advertisement
+
+
+def test_an_answer_queued_but_not_read_by_the_end_of_the_window_still_counts() -> None:
+    """The loop was too busy to read the answer in time: after the window, what the
+    socket holds is looked at before the probe says the address is free."""
+    import asyncio
+
+    from hbmon.io.resources.packet import PACKET_OUTGOING, solicit
+
+    class Busy:
+        def __init__(self, held: list[tuple[bytes, int]]) -> None:
+            self.held = held
+            self.sent = 0
+
+        async def send(self, frame: bytes) -> None:
+            self.sent += 1
+
+        async def recv(self) -> tuple[bytes, int]:
+            await asyncio.Event().wait()  # nothing is read within the window
+            raise AssertionError
+
+        def queued(self) -> list[tuple[bytes, int]]:
+            return self.held
+
+    def answer(data: bytes) -> bytes | None:
+        return b"owner" if data == b"reply" else None
+
+    ours = Busy([(b"reply", PACKET_OUTGOING)])  # our own frame, looped back
+    theirs = Busy([(b"noise", 0), (b"reply", 0)])
+    assert asyncio.run(solicit(ours, b"probe", 0.02, 3, answer)) is None  # type: ignore[arg-type]
+    assert asyncio.run(solicit(theirs, b"probe", 0.02, 3, answer)) == b"owner"  # type: ignore[arg-type]
+    assert theirs.sent == 3
