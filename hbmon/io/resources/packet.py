@@ -79,7 +79,7 @@ class PacketLink:
     def queued(self) -> list[tuple[bytes, int]]:
         """The frames the socket holds now, read without waiting."""
         sock = self._socket()
-        out = []
+        out: list[tuple[bytes, int]] = []
         while True:
             try:
                 data, addr = sock.recvfrom(65535)
