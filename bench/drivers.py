@@ -50,6 +50,14 @@ SETTINGS = {
         heartbeat=LabTimers(keepalive="200ms", warntime="500ms", deadtime="1", initdead="2"),
         advert_int=0.1,
     ),
+    "fastest": Setting(
+        "fastest",
+        # Issue 14's fastest setting of each: hbmon keepalive 20 ms / deadtime 200 ms,
+        # heartbeat 100 ms / 500 ms, keepalived advert_int 0.05 (VRRPv3 centiseconds).
+        hbmon=LabTimers(keepalive="20ms", warntime="100ms", deadtime="200ms", initdead="1"),
+        heartbeat=LabTimers(keepalive="100ms", warntime="250ms", deadtime="500ms", initdead="1"),
+        advert_int=0.05,
+    ),
 }
 DAEMONS = ("hbmon", "heartbeat", "keepalived")
 

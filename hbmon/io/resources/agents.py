@@ -121,6 +121,19 @@ class AddressAgent:
             return Outcome(False, str(exc))
         except OSError as exc:
             return Outcome(False, f"cannot add {self.spec.ip}: {exc.strerror or exc}")
+        # The first announcement right after the address is up, before anything
+        # else (the log line included): until it arrives, clients still send to
+        # the old owner's MAC.
+        count, interval = self._garp()
+        failed: OSError | None = None
+        if count > 0:
+            first_at = asyncio.get_running_loop().time()
+            try:
+                await self._ctx.io.announce(place.iface, place.ip)
+            except OSError as exc:
+                failed = exc
+            if count > 1:
+                self._repeats(place.iface, place.ip, count - 1, interval, first_at)
         if added:
             brd = f" with broadcast address {place.broadcast}" if place.broadcast else ""
             logger.info(
@@ -129,17 +142,10 @@ class AddressAgent:
                 + (f" (label {place.label})" if place.label else "")
             )
         detail = f"{place}" + ("" if added else " (already there)")
-        count, interval = self._garp()
-        if count > 0:
-            first_at = asyncio.get_running_loop().time()
-            try:
-                await self._ctx.io.announce(place.iface, place.ip)
-            except OSError as exc:
-                # The address is up; a lost announcement is not a failed start.
-                logger.warning(f"{self.resource}: announcing {place.ip} on {place.iface}: {exc}")
-                detail += f"; announcement failed: {exc.strerror or exc}"
-            if count > 1:
-                self._repeats(place.iface, place.ip, count - 1, interval, first_at)
+        if failed is not None:
+            # The address is up; a lost announcement is not a failed start.
+            logger.warning(f"{self.resource}: announcing {place.ip} on {place.iface}: {failed}")
+            detail += f"; announcement failed: {failed.strerror or failed}"
         return Outcome(True, detail)
 
     async def announce(self) -> Outcome:
