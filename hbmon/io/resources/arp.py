@@ -100,7 +100,7 @@ def claims(packet: ArpPacket, ip: IPv4Address, own_mac: bytes) -> bool:
 
 async def send_garp(iface: str, ip: IPv4Address) -> None:
     """One announcement pair (request, then reply) on `iface`."""
-    async with PacketLink(iface, ETH_P_ARP) as link:
+    async with PacketLink(iface, ETH_P_ARP, listen=False) as link:
         for frame in garp_frames(link.mac, ip):
             await link.send(frame)
 

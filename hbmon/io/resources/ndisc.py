@@ -136,7 +136,7 @@ def claims(advert: Advert, ip: IPv6Address, own_mac: bytes) -> bool:
 
 async def send_na(iface: str, ip: IPv6Address) -> None:
     """One unsolicited neighbour advertisement for `ip` on `iface`."""
-    async with PacketLink(iface, ETH_P_IPV6) as link:
+    async with PacketLink(iface, ETH_P_IPV6, listen=False) as link:
         await link.send(unsolicited_na(link.mac, ip))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 from collections.abc import Callable
 from types import TracebackType
 
@@ -31,18 +32,28 @@ def ethernet(dst: bytes, src: bytes, ethertype: int, payload: bytes) -> bytes:
 
 
 class PacketLink:
-    """An AF_PACKET socket on `iface` for `ethertype`; use as an async context manager."""
+    """An AF_PACKET socket on `iface` for `ethertype`; use as an async context manager.
+    `listen=False`: for sending only (no frame is queued to it).
 
-    def __init__(self, iface: str, ethertype: int) -> None:
+    The kernel makes both binding a socket that listens everywhere to one interface
+    and closing any packet socket wait for an RCU grace period (synchronize_net,
+    10-30 ms measured). So the socket is created for no protocol and bound to
+    interface and protocol in one step, and it is closed in a thread of its own:
+    neither the first gratuitous ARP of a takeover nor the event loop (beats, the
+    deadline timer) waits for the kernel's bookkeeping.
+    """
+
+    def __init__(self, iface: str, ethertype: int, *, listen: bool = True) -> None:
         self.iface = iface
         self.ethertype = ethertype
+        self.listen = listen
         self._sock: socket.socket | None = None
         self.mac = b""
 
     def open(self) -> PacketLink:
-        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(self.ethertype))
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
         try:
-            sock.bind((self.iface, self.ethertype))
+            sock.bind((self.iface, self.ethertype if self.listen else 0))
             sock.setblocking(False)
             # getsockname() on a bound packet socket: (ifname, proto, pkttype, hatype, addr)
             self.mac = bytes(sock.getsockname()[4])[:MAC_LEN]
@@ -54,8 +65,8 @@ class PacketLink:
 
     def close(self) -> None:
         if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+            sock, self._sock = self._sock, None
+            threading.Thread(target=sock.close, name="packet socket close", daemon=True).start()
 
     async def __aenter__(self) -> PacketLink:
         return self.open()
