@@ -75,11 +75,15 @@ from hbmon.metrics import Metrics, on_loop
 from hbmon.metrics.http import Endpoint, Server
 from hbmon.metrics.webconfig import for_settings
 from hbmon.wire.auth import Signer
+from hbmon.wire.builders import hold_longer
 from hbmon.wire.codec import Decoder
+from hbmon.wire.message import Message
 
 LOADAVG_PERIOD_S = 5.0
 # Smoothing of the per-link RTT shown by `hbmon status` (exponential moving average).
 RTT_SMOOTHING = 0.2
+# ...and of how long a status takes from encoding to sent (added to its echo holds).
+SEND_DELAY_SMOOTHING = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +138,7 @@ class Engine:
         self._rtt: dict[str, float] = {}
         self._handover = HandoverDriver(io, identity.generation, lambda: self._config, self._handle)
         self._next_loadavg = 0.0  # when the status wake next reads the load average
+        self._send_delay = 0.0  # how long encoding + signing + sending a status takes (EWMA)
 
     # ------------------------------------------------------------ lifecycle --
     async def run(self) -> int:
@@ -286,14 +291,17 @@ class Engine:
 
     # --------------------------------------------------------------- events --
     def _on_datagram(self, iface: str, data: bytes, source: str, at: float) -> None:
-        self._drain_pings()
         try:
             decoded = self._decoder.decode(data)
             self._signer.verify(decoded)
         except WireError as exc:
             self._handle(PacketRejected(iface, exc.reason, source, str(exc)))
-            return
-        self._handle(PacketIn(iface=iface, message=decoded.message, source=source, at=at))
+        else:
+            self._handle(PacketIn(iface=iface, message=decoded.message, source=source, at=at))
+        # Ping replies after the packet, not before: the core never goes back in time,
+        # so a reply handled first would make the packet count from now instead of
+        # from its arrival (and its echo's round trip with it).
+        self._drain_pings()
 
     def _handle(self, event: Event) -> None:
         assert self._node is not None
@@ -326,8 +334,11 @@ class Engine:
                     changed = True
                 case NodeTransition() | GroupTransition():
                     changed = True
-                case SendMessage(message=message):
-                    self._media.send(message, self._signer.sign, self._config.msgfmt)
+                case SendMessage(message=message, built_at=built):
+                    if built is None:
+                        self._media.send(message, self._signer.sign, self._config.msgfmt)
+                    else:
+                        self._send_status(message, built)
                     beat = beat or message.type == "status"
                 case StartGroup(key=key):
                     self._spawn(self._group_op(key, GroupOp.START))
@@ -371,6 +382,23 @@ class Engine:
         if beat:
             self._on_beat(now)
         self._arm()
+
+    def _send_status(self, message: Message, built: float) -> None:
+        """A status whose echo holds run until it leaves: from when it was built to
+        now, plus what encoding and signing have taken lately (they come after the
+        holds are fixed: the signature covers them). Its peer subtracts the holds
+        from the round trip, so our own delay is not taken for the network's; and
+        the core learns when it really left (just before it was written)."""
+        assert self._loop is not None
+        assert self._node is not None
+        start = self._loop.time()
+        held_us = round((start - built + self._send_delay) * 1_000_000)
+        fmt = self._config.msgfmt
+        sent = self._media.send(hold_longer(message, held_us), self._signer.sign, fmt)
+        self._send_delay += SEND_DELAY_SMOOTHING * (sent - start - self._send_delay)
+        seq = message.get_hex("seq")
+        if seq is not None:
+            self._node.sent(seq, sent)
 
     def _on_beat(self, now: float) -> None:
         """We are awake to send a status: what else is due soon is done in this wake,

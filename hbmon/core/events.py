@@ -274,9 +274,15 @@ Event = (
 # ------------------------------------------------------------------ effects --
 @dataclass(frozen=True, slots=True)
 class SendMessage:
-    """Sign, encode and send on every medium."""
+    """Sign, encode and send on every medium.
+
+    `built_at`: a status's hbecho holds count up to this time; the driver adds the
+    time until it sends (wire.builders.hold_longer) and reports when our status
+    left (`Node.sent`), so neither side's processing passes for network delay.
+    """
 
     message: Message
+    built_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -506,7 +506,7 @@ class Node:
         seq = msg.get_hex("seq")
         if seq is not None:
             self._status_sent.record(seq, now)
-        return self._out(msg)
+        return self._out(msg, built_at=now)
 
     def _sequenced(self, head: tuple[Field, ...], now: float) -> SendMessage:
         """A resource-protocol message with our seq and the common trailer."""
@@ -524,12 +524,18 @@ class Node:
         )
         return self._out(msg)
 
-    def _out(self, msg: Message) -> SendMessage:
+    def _out(self, msg: Message, built_at: float | None = None) -> SendMessage:
         """A sequenced message out; kept for heartbeat's retransmit requests."""
         seq = msg.get_hex("seq")
         if seq is not None:
             self._flow.sent(seq, msg)
-        return SendMessage(msg)
+        return SendMessage(msg, built_at)
+
+    def sent(self, seq: int, at: float) -> None:
+        """Our message `seq` went out at `at` (the driver says so right after sending,
+        later than when it was built): the round trip its echo gives counts from
+        then. Changes nothing else, so there is nothing to settle."""
+        self._status_sent.record(seq, at)
 
     def _flow_control(
         self, node: str, message: Message, delivered: bool, seq: int | None, now: float

@@ -9,6 +9,8 @@ or the device path for a serial line), so membership treats them alike.
 
 from __future__ import annotations
 
+import asyncio
+
 from hbmon.config.model import Medium, SerialMedium, UdpMedium, WireFormat
 from hbmon.errors import StartupError
 from hbmon.io.serial import SerialPort
@@ -60,13 +62,21 @@ class Media:
                 port.close()
         return None
 
-    def send(self, message: Message, sign: Sign, fmt: WireFormat) -> None:
+    def send(self, message: Message, sign: Sign, fmt: WireFormat) -> float:
+        """Encode, sign and send on every medium; returns the loop time at which the
+        datagram was ready to go out (encoded and signed, just before the first write)."""
+        clock = asyncio.get_running_loop().time
+        ready = None
         if self._has_udp:
-            self.udp.send(self._encoder.encode(message, sign, fmt))
+            datagram = self._encoder.encode(message, sign, fmt)
+            ready = clock()
+            self.udp.send(datagram)
         if self.serial:
             frame = to_serial(self._encoder.encode(message, sign, WireFormat.CLASSIC))
+            ready = clock() if ready is None else ready
             for port in self.serial:
                 port.send(frame)
+        return clock() if ready is None else ready
 
     @property
     def send_errors(self) -> int:

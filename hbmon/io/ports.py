@@ -68,7 +68,8 @@ class MediaPort(Protocol):
         """Open every medium (`previous`: the ones a reload replaces); StartupError if one
         cannot be, with nothing left open."""
 
-    def send(self, message: Message, sign: Sign, fmt: WireFormat) -> None: ...
+    def send(self, message: Message, sign: Sign, fmt: WireFormat) -> float:
+        """Send on every medium; the loop time the datagram was ready to go out."""
 
     def close(self) -> None: ...
 

@@ -348,6 +348,23 @@ def parse_echo(value: str) -> tuple[EchoEntry, ...]:
     return tuple(out)
 
 
+def hold_longer(message: Message, extra_us: int) -> Message:
+    """`message` with every hbecho hold `extra_us` longer: the time between building
+    a status and its going out counts as held (its receiver subtracts the hold from
+    the round trip, so leaving that time out would count it as network delay).
+    A message without (parseable) echo entries comes back as it is."""
+    value = message.get(ECHO_FIELD)
+    if value is None or extra_us <= 0:
+        return message
+    entries = parse_echo(value)
+    if not entries:
+        return message
+    later = encode_echo(
+        EchoEntry(e.node, e.iface, e.seq, min(e.hold_us + extra_us, 10**19 - 1)) for e in entries
+    )
+    return Message(tuple(later if f.name == ECHO_FIELD else f for f in message.fields))
+
+
 def echo_entries(message: Message) -> tuple[EchoEntry, ...]:
     """The echo entries a message carries (none if it has no `hbecho` field)."""
     value = message.get(ECHO_FIELD)

@@ -79,10 +79,11 @@ class FakeMedia:
             raise StartupError(self.refuse)
         self.receiver, self.previous = receiver, previous
 
-    def send(self, message: Message, sign: Sign, fmt: WireFormat) -> None:
+    def send(self, message: Message, sign: Sign, fmt: WireFormat) -> float:
         self.sent.append(message)
         self.formats.append(fmt)
         self.sign = sign
+        return asyncio.get_running_loop().time()
 
     def close(self) -> None:
         self.closed = True
