@@ -463,6 +463,17 @@ class Node:
                 effects += self._confirm(node, message, echoes, now)
         if receipt.delivered:
             self._echo.record(node, iface, seq, now)
+        if (
+            any(isinstance(e, PartitionHealed) for e in receipt.effects)
+            and not self._stopped
+            and self._own.stable
+        ):
+            # The peer is back after a partition, and it may hold what we keep: our
+            # holdings go out now, not at our next slot (an extra status, the grid
+            # unchanged), so the side that must release learns it at the first beat
+            # either of us sends after the heal. Not while we release something
+            # ourselves: our report would say it is gone before it is.
+            effects.append(self._status(now))
         return effects
 
     def _confirm(

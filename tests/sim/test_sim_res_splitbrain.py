@@ -6,7 +6,7 @@ keepalive 1 s, deadtime 10 s, delay 1/16 s; a start/stop takes 1/4 s, a probe 1/
 from __future__ import annotations
 
 from simnet import DELAY, Sim
-from simowners import VIP_A, VIP_B, A, B, feed_pings, lines, ping_addr, rpair
+from simowners import GROUPS, VIP_A, VIP_B, A, B, feed_pings, lines, ping_addr, rpair
 
 from hbmon.config.model import QuorumPolicy
 from hbmon.core.events import (
@@ -17,6 +17,7 @@ from hbmon.core.events import (
     OwnershipConflict,
     PartitionHealed,
     ProbeGroup,
+    SendMessage,
     StartGroup,
     StopGroup,
     TakeoverBlocked,
@@ -228,3 +229,28 @@ def test_equal_ping_counts_move_nothing() -> None:
     assert not [
         e for _, e in sim.effects(B, TakeoverComplete) if e.reason is TakeoverReason.PING_QUORUM
     ]
+
+
+def test_the_keeper_that_hears_the_heal_first_says_so_at_once() -> None:
+    """One group (beta's). After the split both hold it; at the heal beta, the keeper,
+    hears alpha's beat first and sends its holdings at once (a status outside its
+    grid), so alpha releases one network delay later, not at beta's next slot."""
+    sim = rpair(groups=(GROUPS[1],))
+    sim.start(A)
+    sim.run_until(0.25)
+    sim.start(B)  # beta's beats come 1/4 s after alpha's
+    sim.run_until(10.5)
+    sim.partition(A, B)
+    sim.world.service_cut.add(frozenset((A, B)))
+    sim.run_until(40.3)  # just after beta's beat at 40.25 s: alpha's at 41 s comes first
+    assert sim.holders(VIP_B) == {A, B}
+    sim.heal()
+    sim.world.service_cut.clear()
+    sim.run_until(45)
+    heard = next(t for t, _ in sim.effects(B, PartitionHealed))
+    assert heard == 41 + DELAY  # alpha's beat at 41 s, before beta's at 41.25 s
+    beta_sent = [t for t, e in sim.effects(B, SendMessage) if e.message.type == "status"]
+    assert heard in beta_sent  # the extra status, at once
+    (stop,) = [t for t, e in sim.effects(A, StopGroup) if e.key == VIP_B]
+    assert stop == heard + DELAY  # not at 41.25 + DELAY, beta's next slot
+    assert sim.holders(VIP_B) == {B}
