@@ -9,17 +9,18 @@ the namespaces is touched and nothing is installed. What is needed (root,
 iproute2, util-linux, nftables, Debian's heartbeat and keepalived packages) is
 checked first; a missing piece is named and the run stops with status 2.
 
-Sections (full run ≈ 80 min on 2 cpus, the soak beside the others; --quick ≈ 25 min):
-  failover   kill -9 + link down, SIGSTOP, link down; classic and fast settings;
-             failover time, detection error vs. deadtime, gratuitous ARP timing
-  loss       10/20/30 % loss between the nodes, 2 min each, fast settings:
-             false failovers, dual-owner and ownerless time, client outage
-  soak       hbmon at keepalive 50 ms / deadtime 500 ms, 10 min at 20 % loss
-  partition  the link between the nodes cut for 15 s, then healed
-  resources  idle CPU and RSS per daemon and setting, /metrics scrape time,
-             CPU vs. number of links and ping nodes
+Sections (full run ≈ 2 h on 2 cpus, the soak beside the others; --quick ≈ 35 min):
+  failover   kill -9 + link down, SIGSTOP, link down; classic, fast and fastest
+             settings; failover time, detection error vs. deadtime, gratuitous ARP
+  loss       10/20/30 % loss between the nodes, 2 min each, at the fastest
+             settings: false failovers, dual-owner and ownerless time, client outage
+  soak       hbmon at its fastest setting (20 ms / 200 ms), 10 min at 20 % loss
+  partition  the link between the nodes cut for 15 s, then healed; 20 runs, fastest
+  resources  idle CPU and RSS per daemon and setting (the fastest included),
+             /metrics scrape time, CPU vs. number of links and ping nodes,
+             hbmon's heartbeat RTT next to ICMP's
 Results: one table per section on stdout, every number in the JSON file, and a
-target-by-target verdict for hbmon (issue 7) at the end.
+target-by-target verdict for hbmon (issue 14) at the end.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def _loss(args: argparse.Namespace, daemons: list[str]) -> tuple[dict[str, Any],
     import loss
 
     secs = 20 if args.quick else args.loss_seconds
-    res = loss.run_loss(daemons, "fast", percents=(10, 20, 30), seconds=secs)
+    res = loss.run_loss(daemons, args.loss_setting, percents=(10, 20, 30), seconds=secs)
     return res, loss.loss_table(res)
 
 
@@ -73,7 +74,9 @@ def _soak(args: argparse.Namespace, daemons: list[str]) -> tuple[dict[str, Any],
             raise RuntimeError(f"the soak exited with {proc.returncode}; see {path}.log")
         res = json.loads(path.read_text())
     else:
-        res = loss.run_loss(["hbmon"], "fast", percents=(20,), seconds=_soak_seconds(args))
+        res = loss.run_loss(
+            ["hbmon"], args.loss_setting, percents=(20,), seconds=_soak_seconds(args)
+        )
     return res, loss.loss_table(res)
 
 
@@ -84,15 +87,16 @@ def _soak_seconds(args: argparse.Namespace) -> float:
 def _start_soak(args: argparse.Namespace) -> tuple[subprocess.Popen[bytes], Path]:
     """The 10-minute soak in its own lab and process, beside the other sections.
 
-    It loads the machine by one idle pair at keepalive 50 ms and a 5 ms prober,
+    It loads the machine by one idle pair at its setting and a 5 ms prober,
     which the failover numbers tolerate; the resource section (idle CPU) must not
     run beside it, so `main` runs that one after the soak has been collected.
     """
     path = Path(args.json).with_suffix(".soak.json")
     log = open(f"{path}.log", "wb")  # noqa: SIM115 - owned by the child
     proc = subprocess.Popen(
-        [sys.executable, str(HERE / "loss.py"), "--daemons", "hbmon", "--setting", "fast",
-         "--percents", "20", "--seconds", str(_soak_seconds(args)), "--json", str(path)],
+        [sys.executable, str(HERE / "loss.py"), "--daemons", "hbmon",
+         "--setting", args.loss_setting, "--percents", "20",
+         "--seconds", str(_soak_seconds(args)), "--json", str(path)],
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     log.close()
@@ -102,7 +106,12 @@ def _start_soak(args: argparse.Namespace) -> tuple[subprocess.Popen[bytes], Path
 def _partition(args: argparse.Namespace, daemons: list[str]) -> tuple[dict[str, Any], str]:
     import partition
 
-    res = partition.run_partition(daemons, "fast", cut_s=15, runs=1 if args.quick else 3)
+    res = partition.run_partition(
+        daemons,
+        args.partition_setting,
+        cut_s=5 if args.quick else args.partition_cut,
+        runs=3 if args.quick else args.partition_runs,
+    )
     return res, partition.partition_table(res)
 
 
@@ -113,6 +122,7 @@ def _resources(args: argparse.Namespace, daemons: list[str]) -> tuple[dict[str, 
     res = resources.run_resources(daemons, seconds=secs)
     res["scrape"] = resources.run_scrape(n=200 if args.quick else 1000)
     res["scaling"] = resources.run_scaling(seconds=10 if args.quick else 30)
+    res["rtt"] = resources.run_rtt()
     return res, resources.resources_table(res)
 
 
@@ -197,7 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default="bench.json", help="where to write every number")
     ap.add_argument("--quick", action="store_true", help="few runs, short windows (smoke test)")
     ap.add_argument("--runs", type=int, default=10, help="failover runs per cell")
-    ap.add_argument("--settings", default="classic,fast", help="failover settings")
+    ap.add_argument("--settings", default="classic,fast,fastest", help="failover settings")
+    ap.add_argument("--loss-setting", default="fastest", help="loss and soak setting")
+    ap.add_argument("--partition-setting", default="fastest")
+    ap.add_argument("--partition-runs", type=int, default=20)
+    ap.add_argument("--partition-cut", type=float, default=15, help="seconds")
     ap.add_argument("--loss-seconds", type=float, default=120)
     ap.add_argument("--soak-seconds", type=float, default=600)
     ap.add_argument("--idle-seconds", type=float, default=60)

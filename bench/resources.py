@@ -17,6 +17,8 @@ Three parts, each also callable from the orchestrator (`python -m bench`):
 * `run_scaling` — hbmon's idle CPU at keepalive 200 ms against the number of
   media (1, 2, 4) and of ping nodes (0, 1, 4; the extra ping nodes are extra
   addresses on the gateway's gw0).
+* `run_rtt` — hbmon's heartbeat RTT (the mean of its histogram's new samples)
+  next to ICMP's (ping(8) between the nodes) on the same idle link.
 
 Every packet stays inside the namespaces the lab creates; they are removed at the end.
 """
@@ -27,6 +29,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -40,7 +43,7 @@ from compare import nearest_rank
 from drivers import DAEMONS, SETTINGS, Driver, HbmonDriver, Setting, make_driver, missing
 from failover import owner, wait
 
-from hbmon.testing.lab import GATEWAY_IP, NET, PREFIX_LEN, Lab, LabTimers
+from hbmon.testing.lab import GATEWAY_IP, NET, NODE_IPS, PREFIX_LEN, Lab, LabTimers
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -57,12 +60,15 @@ ALL_SETTINGS: dict[str, Setting] = {**SETTINGS, "ka200": KA200}
 # Settings that only make sense for some daemons (the others already have them).
 ONLY_FOR = {"ka200": ("hbmon",)}
 
-TARGETS = {
-    "cpu_pct_ka200": 0.5,
+TARGETS = {  # issue 14
     "cpu_pct_ka1s": 0.1,
-    "rss_mib": 40.0,
+    "cpu_pct_ka200": 0.4,
+    "cpu_pct_ka20": 2.0,
+    "rss_mib": 32.0,
     "scrape_p99_ms": 10.0,
+    "rtt_vs_icmp_ms": 0.3,
 }
+RTT_PINGS = 50  # ICMP echoes between the nodes for the RTT comparison (0.2 s apart)
 
 Log = Callable[[str], None]
 
@@ -202,7 +208,7 @@ def idle_cost(daemon: str, setting: Setting, seconds: float, log: Log) -> dict[s
 
 def run_resources(
     daemons: Iterable[str] = DAEMONS,
-    settings: Iterable[str] = ("classic", "fast", "ka200"),
+    settings: Iterable[str] = ("classic", "fast", "ka200", "fastest"),
     seconds: float = 60,
     log: Log = say,
 ) -> dict[str, Any]:
@@ -247,6 +253,17 @@ def resources_table(result: dict[str, Any]) -> str:
                     f"| {who} | {s['n']} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | "
                     f"{s['max_ms']:.2f} |"
                 )
+    rtt = result.get("rtt")
+    if rtt and "nodes" in rtt:
+        out += ["", "| heartbeat RTT mean, per node (ms) | ICMP avg (ms) | worst gap (ms) |",
+                "|---|---|---|"]  # fmt: skip
+        means = ", ".join(
+            f"{n} {v['mean_ms']:.3f}" for n, v in rtt["nodes"].items() if v["mean_ms"] is not None
+        )
+        gap = rtt.get("worst_gap_ms")
+        out.append(
+            f"| {means} | {rtt.get('icmp_avg_ms')} | {'' if gap is None else f'{gap:.3f}'} |"
+        )
     scaling = result.get("scaling")
     if scaling:
         out += [
@@ -303,6 +320,55 @@ def run_scrape(n: int = 1000, log: Log = say) -> dict[str, Any]:
     log(f"  hbmon /metrics over {n}: p50 {res['p50_ms']:.2f} ms, p99 {res['p99_ms']:.2f} ms, "
         f"max {res['max_ms']:.2f} ms")  # fmt: skip
     return {"hbmon": res}
+
+
+# ----------------------------------------------------------------------- RTT --
+def _rtt_means(lab: Lab, names: Iterable[str]) -> dict[str, tuple[float, float]]:
+    """Per node: (sum, count) of its heartbeat RTT histogram toward its peer."""
+    out = {}
+    for n in names:
+        peer = next(p for p in lab.nodes if p != n)
+        text = lab.http_get(lab.nodes[n].ns, timeout=2)
+        total = count = 0.0
+        for line in text.splitlines():
+            if line.startswith("hbmon_heartbeat_rtt_seconds_sum{") and f'node="{peer}"' in line:
+                total += float(line.rsplit(" ", 1)[1])
+            elif line.startswith("hbmon_heartbeat_rtt_seconds_count{") and f'node="{peer}"' in line:
+                count += float(line.rsplit(" ", 1)[1])
+        out[n] = (total, count)
+    return out
+
+
+def run_rtt(log: Log = say) -> dict[str, Any]:
+    """hbmon's heartbeat RTT next to ICMP's on the same idle link (keepalive 200 ms):
+    the mean of each node's RTT samples over the time `ping` (iputils) sends
+    RTT_PINGS echoes from one node to the other, and ping's average."""
+    with Lab(timers=KA200.hbmon) as lab:
+        drv = HbmonDriver(lab, KA200.hbmon)
+        try:
+            for name in lab.nodes:
+                drv.start(name)
+            if not wait(lambda: drv.ready("solr2", "solr1"), 60, step=0.2):
+                return {"error": "pair not settled"}
+            time.sleep(3)
+            before = _rtt_means(lab, lab.nodes)
+            ping = lab.exec(lab.nodes["solr1"].ns, ["ping", "-n", "-q", "-c", str(RTT_PINGS),
+                                                    "-i", "0.2", NODE_IPS["solr2"]])  # fmt: skip
+            after = _rtt_means(lab, lab.nodes)
+        finally:
+            _stop(drv, lab)
+    m = re.search(r"= [\d.]+/([\d.]+)/", ping.stdout)
+    result: dict[str, Any] = {"icmp_avg_ms": float(m.group(1)) if m else None, "nodes": {}}
+    for n in before:
+        total, count = after[n][0] - before[n][0], after[n][1] - before[n][1]
+        result["nodes"][n] = {"samples": count, "mean_ms": 1000 * total / count if count else None}
+    means = [v["mean_ms"] for v in result["nodes"].values() if v["mean_ms"] is not None]
+    result["worst_gap_ms"] = (
+        max(means) - result["icmp_avg_ms"] if means and result["icmp_avg_ms"] is not None else None
+    )
+    log(f"  hbmon heartbeat RTT {', '.join(f'{v:.3f}' for v in means)} ms; ICMP "
+        f"{result['icmp_avg_ms']} ms")  # fmt: skip
+    return result
 
 
 # ------------------------------------------------------------------- scaling --
@@ -365,7 +431,7 @@ def run_scaling(
 
 def wall_time(
     daemons: Iterable[str] = DAEMONS,
-    settings: Iterable[str] = ("classic", "fast", "ka200"),
+    settings: Iterable[str] = ("classic", "fast", "ka200", "fastest"),
     seconds: float = 60,
     scrapes: int = 1000,
     scaling_seconds: float = 30,
@@ -383,7 +449,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--daemons", default=",".join(DAEMONS))
-    ap.add_argument("--settings", default="classic,fast,ka200")
+    ap.add_argument("--settings", default="classic,fast,ka200,fastest")
     ap.add_argument("--scrapes", type=int, default=1000)
     ap.add_argument("--scaling-seconds", type=float, default=30)
     ap.add_argument("--skip-idle", action="store_true")
@@ -414,6 +480,7 @@ def main() -> int:
         result["scrape"] = run_scrape(args.scrapes)
     if not args.skip_scaling:
         result["scaling"] = run_scaling(args.scaling_seconds)
+    result["rtt"] = run_rtt()
     print(resources_table(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

@@ -58,3 +58,23 @@ def test_table_shows_every_part() -> None:
     assert "pair not settled" in table
     assert "| hbmon | 10 | 1.00 | 2.00 | 3.00 |" in table
     assert "| 2 | 1 | 0.123 / 0.123 | 37.6 |" in table
+
+
+def test_the_fastest_setting_is_an_idle_row_for_every_daemon() -> None:
+    one = resources.wall_time(["hbmon"], ["fastest"], 60, 0, 0)
+    assert one > 0
+    assert resources.wall_time(["hbmon", "heartbeat", "keepalived"], ["fastest"], 60, 0, 0) == (
+        3 * one
+    )
+    assert "fastest" in resources.ALL_SETTINGS
+
+
+def test_the_rtt_comparison_is_in_the_table() -> None:
+    rtt = {
+        "icmp_avg_ms": 0.045,
+        "nodes": {"solr1": {"samples": 48, "mean_ms": 0.09}, "solr2": {"samples": 49,
+                                                                       "mean_ms": 0.1}},
+        "worst_gap_ms": 0.055,
+    }  # fmt: skip
+    table = resources.resources_table({"rtt": rtt})
+    assert "| solr1 0.090, solr2 0.100 | 0.045 | 0.055 |" in table
