@@ -6,6 +6,7 @@ claims         our rsc_hold flags the way heartbeat keeps its own
                owned exactly once
 scope          the rsc_hold a set of held groups is said as (cl_status
                rscstatus, the `resource` message)
+rsc_hold       cl_status rscstatus, `transition` while in flux
 status_fields  the extras every status carries (most beats repeat them)
 resource_msg   the `resource` message, with our report of the groups
 """
@@ -18,6 +19,7 @@ from hbmon.core import scopes
 from hbmon.core.events import Scope, SendMessage
 from hbmon.core.exchange import Wrap
 from hbmon.core.groups import GroupTable
+from hbmon.core.stages import Stage
 from hbmon.wire import rscmsg
 from hbmon.wire.message import Field
 from hbmon.wire.rscmsg import Report
@@ -48,6 +50,14 @@ class Holding:
 
     def scope(self, keys: frozenset[str]) -> Scope:
         return scopes.hold_scope(keys, self.me, self._table.preferred(), self.claims)
+
+    def rsc_hold(self, stage: Stage, stable: bool) -> str:
+        """cl_status rscstatus: none|local|foreign|all, `transition` while in flux."""
+        if stage in (Stage.WAITING, Stage.LEAVING, Stage.HANDING_OVER) or (
+            stage is Stage.RUNNING and not stable
+        ):
+            return "transition"
+        return self.scope(self._table.held()).value
 
     def status_fields(self, reachable: int, configured: int) -> tuple[Field, ...]:
         key = (self._report(), reachable, configured)

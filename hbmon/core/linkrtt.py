@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 
+from hbmon.config.model import ADDRESS_PROBE_MIN_WINDOW_MS, ADDRESS_PROBE_RTT_MULTIPLE, Config
+
 # RFC 6298's gains.
 _ALPHA = 1 / 8
 _BETA = 1 / 4
@@ -27,6 +29,14 @@ class LinkRtt:
         self._multiple = multiple
         self._sources: dict[str, tuple[float, float]] = {}  # source -> (srtt, rttvar)
         self._window: float | None = None  # probe_window() until the next sample
+
+    @classmethod
+    def sized_for(cls, config: Config) -> LinkRtt:
+        """The address probe's: its floor, its configured timeout, the multiple."""
+        return cls(**_bounds(config))
+
+    def resize(self, config: Config) -> None:
+        self.reconfigure(**_bounds(config))
 
     def sample(self, source: str, rtt_s: float) -> None:
         old = self._sources.get(source)
@@ -59,3 +69,11 @@ class LinkRtt:
     def reconfigure(self, *, floor_s: float, ceiling_s: float, multiple: float) -> None:
         self._floor_s, self._ceiling_s, self._multiple = floor_s, ceiling_s, multiple
         self._window = None
+
+
+def _bounds(config: Config) -> dict[str, float]:
+    return {
+        "floor_s": ADDRESS_PROBE_MIN_WINDOW_MS / 1000,
+        "ceiling_s": config.hbmon.resources.probe_timeout_ms / 1000,
+        "multiple": ADDRESS_PROBE_RTT_MULTIPLE,
+    }

@@ -2,7 +2,9 @@
 
 `Node` composes the single-purpose parts:
 
-    sender       fixed-rate status schedule, our seq counter and send log
+    sender       fixed-rate status schedule; the outbox: our seq, our messages
+                 built, when each went out
+    linkrtt      the links' measured round trips: how long an address probe lasts
     membership   peers and links: seq verdicts, late/dead, partition heal
     pingnodes    ping-node liveness
     echo         hbecho entries out, RTT samples in
@@ -27,12 +29,7 @@ from __future__ import annotations
 from typing import assert_never
 
 from hbmon.config.leasetiming import lease_timing
-from hbmon.config.model import (
-    ADDRESS_PROBE_MIN_WINDOW_MS,
-    ADDRESS_PROBE_RTT_MULTIPLE,
-    EARLY_PROBE_MARGIN_MS,
-    Config,
-)
+from hbmon.config.model import EARLY_PROBE_MARGIN_MS, Config
 from hbmon.core.arbevents import (
     ArbiterFailed,
     KeyClaimed,
@@ -42,7 +39,7 @@ from hbmon.core.arbevents import (
 )
 from hbmon.core.arbitration import ARB_FIELD, Arbitration
 from hbmon.core.counters import DropCounters
-from hbmon.core.echo import EchoBook, SentLog
+from hbmon.core.echo import EchoBook
 from hbmon.core.events import (
     ActiveAtStart,
     CommUp,
@@ -84,7 +81,7 @@ from hbmon.core.linkrtt import LinkRtt
 from hbmon.core.membership import Membership
 from hbmon.core.ownership import Ownership
 from hbmon.core.pingnodes import PingNodes
-from hbmon.core.sender import SeqCounter, StatusSchedule, advertised_dt_ms
+from hbmon.core.sender import Outbox, StatusSchedule, advertised_dt_ms, echo_field
 from hbmon.core.snapshot import Snapshot
 from hbmon.wire import builders
 from hbmon.wire.builders import EchoEntry
@@ -93,7 +90,6 @@ from hbmon.wire.message import Field, Message
 _BACK = (NodeStatus.INIT, NodeStatus.DEAD)
 _ALIVE = (NodeStatus.UP, NodeStatus.ACTIVE)
 
-NO_LOAD = "n/a"
 # The `st` of our very first status, as heartbeat sends it (spec §4.6.5).
 FIRST_ST = "init"
 # The restart notice goes out this many times (the old process exits right after:
@@ -101,7 +97,6 @@ FIRST_ST = "init"
 HANDOVER_NOTICES = 2
 # Settling is a fixed point (comm-up can make more deadlines due); it converges in 2.
 _MAX_SETTLE_ROUNDS = 8
-_MAX_LOAD_LEN = 256
 
 
 class Node:
@@ -130,11 +125,8 @@ class Node:
         # Our restart (core/handover.py): requested, and what the driver was asked to save.
         self._handing = False
         self._handover: HandoverReady | None = None
-        self._load = NO_LOAD
         self._sent_first = False
         self._schedule: StatusSchedule | None = None
-        self._seq = SeqCounter()
-        self._fields = builders.FieldCache()  # what our messages repeat, built once
         self._echo = EchoBook()
         self._membership = Membership(config, now)
         self._pings = PingNodes.create(
@@ -147,11 +139,11 @@ class Node:
         self._gate = Arbitration(
             config.node, generation, lease_timing(config), config.timers.keepalive_ms / 1000
         )
-        self._status_sent = SentLog()  # our statuses' seqs: what a peer's echo confirms
-        self._own = Ownership(config, now, self._sequenced, self._gate)
-        self._link_rtt = LinkRtt(**_probe_sizing(config))
-        self._probed_silence: dict[str, float] = {}  # peer -> last beat an early probe covered
         self._flow = FlowControl()
+        self._outbox = Outbox(config, generation, uuid, wall_epoch, self._flow)
+        self._link_rtt = LinkRtt.sized_for(config)
+        self._own = Ownership(config, now, self._outbox.sequenced, self._gate, self._link_rtt)
+        self._probed_silence: dict[str, float] = {}  # peer -> last beat an early probe covered
         # In every status: we run with the arbitrator (a peer without it is a mixed pair).
         self._arb_field = (Field(ARB_FIELD, b"1"),) if self._gate.enabled else ()
         # next_deadline() as of the last entry (start, handle, on_timer, reconfigure);
@@ -205,7 +197,7 @@ class Node:
                 if rtt is not None and observed:
                     self._sample_rtt(f"ping/{event.address}", rtt)
             case LoadAverage(text=text):
-                self._load = _clean_load(text)
+                self._outbox.set_load(text)
             case Shutdown():
                 if self._leaving:
                     return effects
@@ -281,6 +273,7 @@ class Node:
         self._deadline = None
         self._last_now = max(self._last_now, now)
         self._config = config
+        self._outbox.configure(config)
         self._membership.configure(config, now)
         self._pings.configure(
             config.ping_nodes,
@@ -289,8 +282,7 @@ class Node:
             now=now,
         )
         self._drops.add_ifaces(self._membership.ifaces)
-        self._link_rtt.reconfigure(**_probe_sizing(config))
-        self._own.probe_window_s = self._link_rtt.probe_window()
+        self._link_rtt.resize(config)
         self._echo.keep_only(set(config.peers))
         if self._schedule is not None:
             self._schedule.retime(config.timers.keepalive_ms / 1000, now)
@@ -313,7 +305,7 @@ class Node:
             links=links,
             ping_nodes=self._pings.views(),
             dropped=self._drops.view(),
-            seq_sent=self._seq.last,
+            seq_sent=self._outbox.seq.last,
             groups=own.groups,
             rsc_hold=own.rsc_hold,
             resources_stable=own.stable,
@@ -407,7 +399,7 @@ class Node:
         """Peers whose current silence will soon reach deadtime and is not probed yet."""
         if self._stopped or not self._comm_up:
             return []
-        lead = self._own.probe_window_s + EARLY_PROBE_MARGIN_MS / 1000
+        lead = self._link_rtt.probe_window() + EARLY_PROBE_MARGIN_MS / 1000
         return [
             (peer, last, at)
             for peer, last, at in self._membership.overdue_at(lead)
@@ -421,10 +413,9 @@ class Node:
 
     def _sample_rtt(self, source: str, rtt_s: float) -> None:
         """A measured round trip: the address probe is sized by the slowest link."""
+        before = self._link_rtt.probe_window()
         self._link_rtt.sample(source, rtt_s)
-        window = self._link_rtt.probe_window()
-        if window != self._own.probe_window_s:
-            self._own.probe_window_s = window
+        if self._link_rtt.probe_window() != before:
             self._deadline = None  # the early probe's lead follows the window
 
     def _reachable(self) -> int:
@@ -455,7 +446,7 @@ class Node:
             self._flow.forget(node)
         if receipt.status_copy:
             echoes = builders.echo_entries(message)
-            rtt = self._echo.rtt(node, iface, echoes, self._config.node, self._seq.sent, now)
+            rtt = self._echo.rtt(node, iface, echoes, self._config.node, self._outbox.seq.sent, now)
             if rtt is not None:
                 effects.append(RttMeasured(node, iface, rtt))
                 self._sample_rtt(f"{iface}/{node}", rtt)
@@ -483,70 +474,29 @@ class Node:
         it still hears us, which the arbitrator's failsafe rests on. Only a status
         counts: the peer's dead timer runs from the statuses it receives."""
         mine = [e.seq for e in echoes if e.node == self._config.node]
-        acked = self._status_sent.sent_at(max(mine)) if mine else None
+        acked = self._outbox.status_sent.sent_at(max(mine)) if mine else None
         arbitrated = message.get(ARB_FIELD) is not None
         return list(self._gate.confirm(node, acked, arbitrated, now))
 
-    def _ts(self, now: float) -> int:
-        return max(0, int(now + self._wall_epoch))
-
     def _status(self, now: float, handover_ms: int | None = None) -> SendMessage:
         """Our status; `handover_ms`: the restart notice (dt stretched by that window)."""
-        cfg = self._config
         st = self._local.value if self._sent_first else FIRST_ST
         self._sent_first = True
         entries = self._echo.entries(now, self._membership.live_links())
-        dt_ms = advertised_dt_ms(cfg.timers, self._started_at, now)
+        dt_ms = advertised_dt_ms(self._config.timers, self._started_at, now)
         notice: tuple[Field, ...] = ()
         if handover_ms is not None:
             dt_ms += handover_ms
             notice = (builders.handover_field(handover_ms),)
-        msg = builders.status(
-            st=st,
-            dt_ms=dt_ms,
-            src=cfg.node,
-            srcuuid=self._uuid,
-            seq=self._seq.take(now),
-            hg=self._generation,
-            ts=self._ts(now),
-            ld=self._load,
-            ttl=cfg.ttl,
-            extra=(_echo_field(entries), *self._own.status_fields(), *notice, *self._arb_field),
-            fields=self._fields,
+        own = self._own.status_fields()
+        return self._outbox.status(
+            st, dt_ms, (echo_field(entries), *own, *notice, *self._arb_field), now
         )
-        seq = msg.get_hex("seq")
-        if seq is not None:
-            self._status_sent.record(seq, now)
-        return self._out(msg, built_at=now)
-
-    def _sequenced(self, head: tuple[Field, ...], now: float) -> SendMessage:
-        """A resource-protocol message with our seq and the common trailer."""
-        cfg = self._config
-        msg = builders.sequenced(
-            head,
-            src=cfg.node,
-            srcuuid=self._uuid,
-            seq=self._seq.take(now),
-            hg=self._generation,
-            ts=self._ts(now),
-            ld=self._load,
-            ttl=cfg.ttl,
-            fields=self._fields,
-        )
-        return self._out(msg)
-
-    def _out(self, msg: Message, built_at: float | None = None) -> SendMessage:
-        """A sequenced message out; kept for heartbeat's retransmit requests."""
-        seq = msg.get_hex("seq")
-        if seq is not None:
-            self._flow.sent(seq, msg)
-        return SendMessage(msg, built_at)
 
     def sent(self, seq: int, at: float) -> None:
-        """Our message `seq` went out at `at` (the driver says so right after sending,
-        later than when it was built): the round trip its echo gives counts from
-        then. Changes nothing else, so there is nothing to settle."""
-        self._status_sent.record(seq, at)
+        """Our message `seq` went out at `at` (the driver says so right after sending):
+        the round trip its echo gives counts from then. Nothing to settle."""
+        self._outbox.sent(seq, at)
 
     def _flow_control(
         self, node: str, message: Message, delivered: bool, seq: int | None, now: float
@@ -568,21 +518,10 @@ class Node:
         out: list[Effect] = []
         if t == T_REQNODES and to_us:
             head = repnodes_head(node, self._flow.uuids.get(node), self._config.nodes)
-            out.append(self._sequenced(head, now))
+            out.append(self._outbox.sequenced(head, now))
         missing = self._membership.peers[node].seq.missing_count
         if self._flow.should_ack(node, seq, missing):
-            ack = builders.ns_ackmsg(
-                dest=node,
-                ackseq=seq,
-                destuuid=self._flow.uuids.get(node, b""),
-                src=own,
-                srcuuid=self._uuid,
-                hg=self._generation,
-                ts=self._ts(now),
-                ttl=self._config.ttl,
-                fields=self._fields,
-            )
-            out.append(SendMessage(ack))
+            out.append(self._outbox.ack(node, seq, now))
         return out
 
     def _handed_over(self, ready: HandoverReady, now: float) -> list[Effect]:
@@ -596,53 +535,13 @@ class Node:
 
     def _shutdone(self, now: float) -> list[Effect]:
         """Our groups are released (ownership is gone): the last word, then silence."""
-        cfg = self._config
-        msg = builders.shutdone(
-            src=cfg.node,
-            srcuuid=self._uuid,
-            seq=self._seq.take(now),
-            hg=self._generation,
-            ts=self._ts(now),
-            ld=self._load,
-            ttl=cfg.ttl,
-            fields=self._fields,
-        )
+        out = self._outbox.shutdone(now)
         self._stopped = True
         self._local = NodeStatus.DEAD
-        return [self._out(msg), LocalStatusChanged(NodeStatus.DEAD), ShutdownComplete()]
-
-
-def _probe_sizing(config: Config) -> dict[str, float]:
-    """LinkRtt's bounds: the address probe's floor, its configured timeout, the multiple."""
-    return {
-        "floor_s": ADDRESS_PROBE_MIN_WINDOW_MS / 1000,
-        "ceiling_s": config.hbmon.resources.probe_timeout_ms / 1000,
-        "multiple": ADDRESS_PROBE_RTT_MULTIPLE,
-    }
-
-
-def _echo_field(entries: tuple[EchoEntry, ...]) -> Field:
-    """The hbecho field; an entry the format cannot carry is left out, never an error."""
-    try:
-        return builders.encode_echo(entries)
-    except ValueError:
-        ok = []
-        for e in entries:
-            try:
-                builders.encode_echo((e,))
-            except ValueError:
-                continue
-            ok.append(e)
-        return builders.encode_echo(ok)
+        return [out, LocalStatusChanged(NodeStatus.DEAD), ShutdownComplete()]
 
 
 def _dec(value: str | None) -> int | None:
     if value is None or not value.isdigit() or len(value) > 19:
         return None
     return int(value)
-
-
-def _clean_load(text: str) -> str:
-    """The `ld` field: one printable line (a newline would break the classic format)."""
-    line = "".join(c for c in text.strip() if c.isprintable())[:_MAX_LOAD_LEN]
-    return line or NO_LOAD

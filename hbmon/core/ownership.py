@@ -22,6 +22,7 @@ The parts, each in its own file:
     core/peerrsc.py    what each peer said about its groups (PeerRsc)
     core/holding.py    our rsc_hold flags, status extras and `resource` message
     core/arbitration.py  the external arbitrator (etcd): keys, lease, failsafe
+    core/fixedpoint.py what an input that changes nothing may skip
 
 This class holds the state, takes the inputs, builds the snapshot and applies
 the wishes (`_apply`, the only place a decision changes anything).
@@ -76,10 +77,12 @@ from hbmon.core.facts import (
     Wish,
     info,
 )
+from hbmon.core.fixedpoint import FixedPoint
 from hbmon.core.groups import GroupTable, Outcome
 from hbmon.core.guard import Guard
 from hbmon.core.holding import Holding
 from hbmon.core.lifecycle import Lifecycle
+from hbmon.core.linkrtt import LinkRtt
 from hbmon.core.peerrsc import Arrival, News, PeerRsc, hb_peer_leaving, held_elsewhere
 from hbmon.core.rules import FAILBACK_DUE, RULES, Memory
 from hbmon.core.snapshot import OwnershipView
@@ -105,8 +108,10 @@ class Ownership:
     of a `Facts` snapshot (core/takeover.py, core/rules.py).
     """
 
-    def __init__(self, config: Config, now: float, wrap: Wrap, gate: Arbitration) -> None:
-        self._wrap, self._gate = wrap, gate
+    def __init__(
+        self, config: Config, now: float, wrap: Wrap, gate: Arbitration, link: LinkRtt
+    ) -> None:
+        self._wrap, self._gate, self._link = wrap, gate, link
         self._table = GroupTable(config.resources, gate.may_start if gate.enabled else None)
         self._peers: dict[str, PeerRsc] = gate.bind({})
         self._stages = Stages()
@@ -123,25 +128,9 @@ class Ownership:
             config, self._table, self._batches, self._memory, wrap, self._peers, gate.may_start
         )
         self._pings = (0, 0)  # (reachable, configured)
-        # How long an address probe lasts; the node sizes it to the link (linkrtt.py).
-        self.probe_window_s = config.hbmon.resources.probe_timeout_ms / 1000
         self._reported_stable = False
-        # True while nothing has changed since the last reconcile ended: a fixed
-        # point, which an input that changes nothing cannot move (every time-driven
-        # rule has a deadline). Most beats and ping replies are such inputs. Never
-        # with an arbitrator: its lease changes outside our inputs.
-        self._clean = False
-        # next_deadline() and report() until the state next changes (None: not
-        # computed since). A backoff that ends is a deadline, so `failed` cannot
-        # change between two changes of state.
-        self._deadline: tuple[float | None] | None = None
-        self._report: Report | None = None
-        # Per peer: its last status's (hbrsc, hbping) values and what they parsed to.
-        self._status_seen: dict[
-            str, tuple[tuple[bytes | None, bytes | None], rscmsg.Parsed | None]
-        ] = {}
+        self._fixed = FixedPoint()  # what an input that changes nothing skips
         self._conflicts = dict.fromkeys(ConflictKind, 0)
-        self._cfg = config
         self._configure(config)
 
     # ------------------------------------------------------------- config --
@@ -183,32 +172,19 @@ class Ownership:
         )
 
     def report(self) -> Report:
-        if self._report is None or self._gate.enabled:
-            t = self._table
-            phase = self._exchange.phase.value
-            taken = frozenset(self._memory.taken)
-            failed = t.failed(self._now)
-            self._report = Report(self.stable, t.steady(), t.pending(), failed, phase, taken)
-        return self._report
+        t = self._table
+        phase = self._exchange.phase.value
+        taken = frozenset(self._memory.taken)
+        return Report(self.stable, t.steady(), t.pending(), t.failed(self._now), phase, taken)
 
     def status_fields(self) -> tuple[Field, ...]:
         return self._holding.status_fields(*self._pings)
 
     def rsc_hold(self) -> str:
-        """cl_status rscstatus: none|local|foreign|all, `transition` while in flux."""
-        if self._stages.state in (Stage.WAITING, Stage.LEAVING, Stage.HANDING_OVER) or (
-            self._stages.state is Stage.RUNNING and not self.stable
-        ):
-            return "transition"
-        return self._holding.scope(self._table.held()).value
+        return self._holding.rsc_hold(self._stages.state, self.stable)
 
     def next_deadline(self) -> float | None:
-        if self._gate.enabled:  # the arbitrator's deadlines move with its own events
-            return self._next_deadline()
-        cached = self._deadline
-        if cached is None or (cached[0] is not None and cached[0] <= self._now):
-            cached = self._deadline = (self._next_deadline(),)
-        return cached[0]
+        return self._fixed.deadline(self._now, self._next_deadline, self._gate.enabled)
 
     def _next_deadline(self) -> float | None:
         ds: list[float | None] = [
@@ -275,7 +251,7 @@ class Ownership:
 
     def pings(self, reachable: int, configured: int, now: float) -> list[Effect]:
         self._now = now
-        if self._clean and self._pings == (reachable, configured):
+        if self._fixed.clean and self._pings == (reachable, configured):
             return []  # a reply from a ping node that was up already: nothing new
         self._pings = (reachable, configured)
         return self._reconcile(now)
@@ -328,8 +304,8 @@ class Ownership:
         if p is None or not p.alive or self._stages.state is not Stage.RUNNING:
             return []
         self._now = now
-        self._dirty()
-        return self._guard.probe_early(silent_since, self.probe_window_s)
+        self._fixed.dirty()
+        return self._guard.probe_early(silent_since, self._link.probe_window())
 
     def peer_leaving(self, name: str, now: float) -> list[Effect]:
         """The peer stops gracefully (`resource … info=shutdown` or `shutdone`): take over now."""
@@ -349,7 +325,7 @@ class Ownership:
         p = self._peers.get(name)
         if p is None:
             return []
-        parsed = self._parse(name, msg)
+        parsed = self._fixed.parse(name, msg)
         if parsed is None:
             return []
         self._now = now
@@ -357,23 +333,14 @@ class Ownership:
         if arrival is Arrival.AGAIN:
             return []
         effects: list[Effect] = []
-        if (
-            isinstance(parsed, rscmsg.StatusExt)
-            and arrival is Arrival.NEWEST
-            and self._clean
-            and self._exchange.idle
-            and not p.rejoining
-        ):
-            before = p.said()
-            p.apply(parsed, self._table.preferred(), now)
-            if p.said() == before:
-                # A beat that repeats what the peer said before: the fixed point
-                # the last reconcile reached still holds.
-                return []
-        elif isinstance(parsed, rscmsg.StatusExt | rscmsg.ResourceMsg) and (
+        if isinstance(parsed, rscmsg.StatusExt | rscmsg.ResourceMsg) and (
             arrival is Arrival.NEWEST
         ):
+            quiet = self._fixed.clean and self._exchange.idle and not p.rejoining
+            before = p.said()
             settled = p.apply(parsed, self._table.preferred(), now)
+            if quiet and isinstance(parsed, rscmsg.StatusExt) and p.said() == before:
+                return []  # a beat that repeats what the peer said: the fixed point holds
             if settled and self._stages.state is not Stage.JOINING:
                 effects.append(info("remote resource transition completed."))
             if p.rejoining:
@@ -392,19 +359,6 @@ class Ownership:
             case _:
                 pass
         return effects + self._reconcile(now)
-
-    def _parse(self, name: str, msg: Message) -> rscmsg.Parsed | None:
-        """rscmsg.parse, remembered per peer for its statuses: most repeat the
-        previous one's report and ping count."""
-        if msg.type != rscmsg.T_STATUS:
-            return rscmsg.parse(msg)
-        key = (msg.get_bytes(rscmsg.RSC_FIELD), msg.get_bytes(rscmsg.PING_FIELD))
-        memo = self._status_seen.get(name)
-        if memo is not None and memo[0] == key:
-            return memo[1]
-        parsed = rscmsg.parse(msg)
-        self._status_seen[name] = (key, parsed)
-        return parsed
 
     def group_done(self, ev: GroupDone, now: float) -> list[Effect]:
         self._now = now
@@ -458,16 +412,14 @@ class Ownership:
 
     def handover_ready(self, window_s: float) -> HandoverReady | None:
         """Once, when our restart may hand over: nothing is starting or stopping."""
-        ready = self._life.handover_ready(self._holding.claims, window_s)
-        if ready is not None:
-            self._dirty()
-        return ready
+        self._fixed.dirty()  # asked only while we hand over
+        return self._life.handover_ready(self._holding.claims, window_s)
 
     def handed(self, now: float) -> list[Effect]:
         """The handover is saved: the groups are the next process's from here."""
         self._now = now
         self._life.handed()
-        self._dirty()
+        self._fixed.dirty()
         return []
 
     def handed_over(self, ev: HandedOver, now: float) -> list[Effect]:
@@ -485,26 +437,17 @@ class Ownership:
     # ------------------------------------------------------------ resolve --
     def _reconcile(self, now: float) -> list[Effect]:
         effects: list[Effect] = []
+        window = self._link.probe_window()  # an address probe's length
         for _ in range(8):  # a decision can enable the next; converges in a few rounds
-            step = (
-                self._decide(now)
-                + self._table.step(now, self.probe_window_s)
-                + self._finish_batches(now)
-            )
+            step = self._decide(now) + self._table.step(now, window) + self._finish_batches(now)
             if not step:
                 break
             effects += step
         effects += self._after(now)
         effects += self._gate.follow(self._table, now)
         effects += self._guard.key_won(now)  # a key won may let a reset go ahead
-        self._deadline = self._report = None
-        self._clean = not self._gate.enabled
+        self._fixed.reached(self._gate.enabled)
         return effects
-
-    def _dirty(self) -> None:
-        """The state changed outside a reconcile: the next input must reconcile."""
-        self._clean = False
-        self._deadline = self._report = None
 
     def _decide(self, now: float) -> list[Effect]:
         match self._stages.state:

@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 SnapshotSource = Callable[[], Snapshot]
 # The effects `Metrics.observe` takes a sample from.
 _OBSERVED: frozenset[type] = frozenset(
-    {RttMeasured, BeatReceived, PingObserved, SendMessage, TakeoverComplete}
+    {RttMeasured, BeatReceived, PingObserved, SendMessage, TakeoverComplete, LeaseRenewal}
 )
 
 

@@ -330,6 +330,15 @@ def test_rtt_from_echo_of_our_seq() -> None:
     assert [x for x in e if type(x).__name__ == "RttMeasured"] == []
 
 
+def test_rtt_counts_from_when_the_driver_says_our_status_left() -> None:
+    node, _ = started(0.0)  # seq 1 built at 0.0
+    node.sent(1, 0.05)  # written 50 ms later (a busy loop): the network's time starts then
+    echo = (EchoEntry("alpha", "eth0", 1, 300_000),)
+    e = node.handle(pkt(status(seq=1, echo=echo)), 0.5)
+    (rtt,) = [x for x in e if type(x).__name__ == "RttMeasured"]
+    assert rtt.rtt_s == pytest.approx(0.15)  # type: ignore[attr-defined]
+
+
 def test_we_echo_what_we_heard() -> None:
     node, _ = started(0.0)
     node.handle(pkt(status(seq=1)), 0.25)

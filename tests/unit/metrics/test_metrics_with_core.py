@@ -28,3 +28,21 @@ def test_core_snapshot_renders_and_every_effect_is_describable() -> None:
     assert value(s, "hbmon_heartbeat_late_total", node="solr2", threshold="warntime") == 0
     assert value(s, "hbmon_heartbeats_sent_total") >= 1
     assert value(s, "hbmon_packets_dropped_total", iface="em1", reason="auth_mismatch") == 0
+
+
+def test_the_observed_shortcut_names_every_effect_observe_matches() -> None:
+    """`Metrics.observe` returns at once for an effect type outside `_OBSERVED`; a
+    case added to its match without the type there would never count."""
+    import ast
+    import inspect
+    import textwrap
+
+    from hbmon.metrics import collector
+
+    tree = ast.parse(textwrap.dedent(inspect.getsource(collector.Metrics.observe)))
+    matched = {
+        node.cls.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.MatchClass) and isinstance(node.cls, ast.Name)
+    }
+    assert matched == {t.__name__ for t in collector._OBSERVED}
