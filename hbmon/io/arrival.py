@@ -11,6 +11,10 @@ difference of the two clocks is read once per batch of datagrams (`Stamps`),
 so a stamp becomes loop time by one subtraction; a wall-clock step between the
 arrival and the read is the only error, and the caller clamps what it gets to
 the present.
+
+The kernel turns receive stamping on for the whole host in deferred work when
+the first socket asks for it; a datagram that arrives before that work ran is
+stamped when it is read (what the loop's clock would have said anyway).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from netns_helpers import require_netns
 
 from hbmon.config.model import PingNode
 from hbmon.core.events import PingResult
-from hbmon.io.arrival import Stamps
+from hbmon.io.arrival import SO_TIMESTAMPNS, Stamps
 from hbmon.io.ping import Pinger
 from hbmon.testing.lab import CLONE_NEWNET
 
@@ -110,6 +110,12 @@ def test_the_ping_socket_queues_replies_and_errors_only_with_kernel_arrival_time
     async def scenario() -> tuple[list[int], list[PingResult], float]:
         loop = asyncio.get_running_loop()
         results: list[PingResult] = []
+        # Receive stamping is switched on host-wide in deferred work when the first
+        # socket asks for it; until then a reply is stamped when read. One socket of
+        # ours asks first, so the pinger's first reply is stamped on arrival.
+        stamped = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        stamped.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        await asyncio.sleep(0.05)
         pinger = Pinger((PingNode("lo4", ("127.0.0.1",)),), results.append,
                         interval_s=30, timeout_s=30)  # fmt: skip
         pinger.start()
@@ -140,6 +146,7 @@ def test_the_ping_socket_queues_replies_and_errors_only_with_kernel_arrival_time
         for packet, anc, _flags, addr in queued:
             results += pinger._read(_Replay(packet, anc, addr), socket.AF_INET, _stamps(loop))
         await pinger.stop()
+        stamped.close()
         return types, results, read_at
 
     types, results, read_at = in_namespace(netns, lambda: asyncio.run(scenario()))
