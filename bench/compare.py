@@ -360,6 +360,7 @@ def one_run(
     fault: str,
     current: str,
     phase: float,
+    interval: float,
 ) -> dict[str, Any]:
     other = next(n for n in lab.nodes if n != current)
     other_mac = iface_mac(lab.nodes[other].ns, "em1")
@@ -367,8 +368,10 @@ def one_run(
     rec = Recorder(lab, current, other)
     poller = ArpPoller(lab)
     try:
-        # A few beats on record before the fault, whatever the phase.
-        time.sleep(0.5)
+        # At least one beat on record before the fault, whatever the phase: with
+        # 0.5 s at keepalive 1 s, a run with a short phase often had none and its
+        # detection error was lost.
+        time.sleep(max(0.5, 1.5 * interval))
         time.sleep(phase)
         t0 = time.time()
         if fault == "kill9":
@@ -566,7 +569,7 @@ def _settled_run(
             reboot(lab, drv, n)
         return run
     try:
-        run = one_run(lab, drv, daemon, fault, current, phase)
+        run = one_run(lab, drv, daemon, fault, current, phase, interval)
     except Exception as exc:  # a broken run is recorded, the matrix goes on
         run = {"ok": False, "owner": current, "error": f"{type(exc).__name__}: {exc}"}
     if run.get("daemons_exited"):
