@@ -30,6 +30,7 @@ from hbmon.config.model import (
 from hbmon.errors import StartupError
 from hbmon.io.arrival import ANCILLARY_SPACE, Stamps
 from hbmon.io.arrival import enable as enable_timestamps
+from hbmon.io.neighbour import PeerSolicitor
 
 # Large enough for heartbeat's biggest message (256 KiB) in one read.
 MAX_DATAGRAM = 262144 + 1024
@@ -229,7 +230,17 @@ class _MediumReader:
     has no ancillary data, so no receive timestamp.
     """
 
-    __slots__ = ("_buffer", "_copies", "_iface", "_index", "_loop", "_receiver", "_sock", "_view")
+    __slots__ = (
+        "_buffer",
+        "_copies",
+        "_iface",
+        "_index",
+        "_loop",
+        "_receiver",
+        "_sock",
+        "_solicitor",
+        "_view",
+    )
 
     def __init__(
         self,
@@ -238,8 +249,10 @@ class _MediumReader:
         index: int,
         receiver: Receiver,
         copies: CopyFilter,
+        solicitor: PeerSolicitor | None,
     ) -> None:
         self._loop = loop
+        self._solicitor = solicitor
         self._sock = ep.sock
         self._index = index
         self._iface = ep.medium.iface
@@ -258,6 +271,8 @@ class _MediumReader:
             # listening yet: normal at start); the call that reported it consumed it.
             return
         data = bytes(self._view[:size])
+        if self._solicitor is not None and addr[0] == self._solicitor.peer:
+            self._solicitor.heard()
         if self._copies.first(self._index, self._iface, data):
             stamps = Stamps(self._loop.time)
             self._receiver(self._iface, data, str(addr[0]), stamps.arrival(ancdata))
@@ -269,6 +284,8 @@ class Transport:
     def __init__(self, media: tuple[UdpMedium, ...]) -> None:
         self._media = media
         self._endpoints: list[Endpoint] = []
+        # Per endpoint: who asks for a silent ucast peer's address (hbmon/io/neighbour.py).
+        self._solicitors: list[PeerSolicitor | None] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self.send_errors = 0
 
@@ -296,22 +313,47 @@ class Transport:
         self._loop = loop
         for index, ep in enumerate(endpoints):
             enable_timestamps(ep.sock)
-            reader = _MediumReader(loop, ep, index, receiver, copies)
+            solicitor = solicitor_for(ep.medium)
+            reader = _MediumReader(loop, ep, index, receiver, copies, solicitor)
             loop.add_reader(ep.sock.fileno(), reader.readable)
             self._endpoints.append(ep)
+            self._solicitors.append(solicitor)
 
     def send(self, datagram: bytes) -> None:
         """One datagram on every medium, now. A full socket buffer drops it (counted):
         a beat queued behind others would only arrive late."""
-        for ep in self._endpoints:
+        for ep, solicitor in zip(self._endpoints, self._solicitors, strict=True):
+            if solicitor is not None:
+                solicitor.before_send()
             try:
                 ep.sock.sendto(datagram, ep.destination)
             except OSError:
                 self.send_errors += 1
+
+    @property
+    def peer_solicitations(self) -> int:
+        """ARP requests sent for silent ucast peers so far."""
+        return sum(s.asked for s in self._solicitors if s is not None)
 
     def close(self) -> None:
         for ep in self._endpoints:
             if self._loop is not None:
                 self._loop.remove_reader(ep.sock.fileno())
             ep.sock.close()
+        for solicitor in self._solicitors:
+            if solicitor is not None:
+                solicitor.close()
         self._endpoints.clear()
+        self._solicitors.clear()
+
+
+def solicitor_for(medium: UdpMedium) -> PeerSolicitor | None:
+    """An IPv4 ucast medium's peer, asked for while silent; None for other media
+    (broadcast and multicast need no neighbour entry)."""
+    if not isinstance(medium, UcastMedium):
+        return None
+    try:
+        peer = ipaddress.IPv4Address(medium.peer)
+    except ValueError:
+        return None
+    return PeerSolicitor(medium.iface, peer)

@@ -226,3 +226,48 @@ def test_after_a_partition_heals_the_keeper_reclaims_the_clients(plain: Pair) ->
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n{explain(pair)}") from None
     assert time.monotonic() - healed < 5
+
+
+def _neigh(pair: Pair, name: str, *args: str) -> str:
+    ns = pair.lab.nodes[name].ns
+    return subprocess.run(["ip", "-n", ns, "neigh", *args], capture_output=True, text=True,
+                          check=True).stdout  # fmt: skip
+
+
+def test_a_heal_is_heard_at_once_when_the_peers_arp_entry_has_failed(plain: Pair) -> None:
+    """A long cut leaves the kernel without the peer's MAC; it then holds every
+    datagram to the peer until its next ARP request (here 5 s apart, the default
+    1 s), so neither node heard the other that long after the heal. Each node asks
+    for its silent peer's address itself: the heal is heard within a keepalive."""
+    pair = plain
+    wait_until(lambda: owns(pair, "solr2"), timeout=INITDEAD + 10, what="VIP on solr2")
+    time.sleep(5.5)  # past the start-up grace: deadtime applies
+    peer_ip = {"solr1": "198.51.100.50", "solr2": "198.51.100.49"}
+    for name in pair.lab.nodes:
+        ns = pair.lab.nodes[name].ns
+        subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw",
+                        "net.ipv4.neigh.em1.retrans_time_ms=5000"], check=True)  # fmt: skip
+    _cut_between_nodes(pair, True)
+    try:
+        wait_until(lambda: has_address(pair.lab.nodes["solr1"].ns, "em1", VIP),
+                   timeout=DEADTIME + 5, what="solr1 takes the VIP during the cut")  # fmt: skip
+        # The state a long cut ends in: the entry gone, the kernel's first request
+        # for it already lost, its next one 5 s away.
+        for name in pair.lab.nodes:
+            _neigh(pair, name, "flush", "to", peer_ip[name], "dev", "em1")
+        wait_until(lambda: all("INCOMPLETE" in _neigh(pair, n, "show", peer_ip[n], "dev", "em1")
+                               for n in pair.lab.nodes),
+                   timeout=2, what="both entries INCOMPLETE")  # fmt: skip
+    finally:
+        _cut_between_nodes(pair, False)
+    healed = time.monotonic()
+    try:
+        wait_until(lambda: not has_address(pair.lab.nodes["solr1"].ns, "em1", VIP), timeout=6,
+                   what="solr1 releases the VIP after the heal")  # fmt: skip
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{explain(pair)}") from None
+    took = time.monotonic() - healed
+    assert has_address(pair.lab.nodes["solr2"].ns, "em1", VIP)
+    # keepalive 200 ms: one status each way, the release itself and polling; the
+    # kernel alone would have taken until its next request, 5 s after the last.
+    assert took < 1.5, f"solr1 released {took:.2f} s after the heal"

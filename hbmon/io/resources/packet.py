@@ -87,6 +87,10 @@ class PacketLink:
     async def send(self, frame: bytes) -> None:
         await asyncio.get_running_loop().sock_sendall(self._socket(), frame)
 
+    def send_now(self, frame: bytes) -> None:
+        """One frame without waiting; OSError if the socket cannot take it now."""
+        self._socket().send(frame)
+
     def queued(self) -> list[tuple[bytes, int]]:
         """The frames the socket holds now, read without waiting."""
         sock = self._socket()
