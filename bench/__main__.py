@@ -194,7 +194,7 @@ def _combine(paths: list[str], dest: Path) -> int:
             module, func = TABLES[name]
             print(f"## {name}\n\n{getattr(importlib.import_module(module), func)(out[name])}\n")
     out["targets"] = verdicts(out)
-    print("## hbmon targets (issue 7)\n\n" + verdicts_table(out["targets"]))
+    print("## hbmon targets (issue 14)\n\n" + verdicts_table(out["targets"]))
     dest.write_text(json.dumps(out, indent=2) + "\n")
     print(f"\nwritten: {dest}")
     return 0
@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     out["targets"] = verdicts(out)
     Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
     print("\n" + "\n\n".join(tables))
-    print("\n## hbmon targets (issue 7)\n\n" + verdicts_table(out["targets"]))
+    print("\n## hbmon targets (issue 14)\n\n" + verdicts_table(out["targets"]))
     print(f"\nwritten: {args.json}")
     return 0
 
