@@ -177,7 +177,7 @@ DIRECTIVES: tuple[Directive, ...] = (
     # --------------------------------------------------------- HBcomm plugins --
     Directive("bcast", _P, _I, "UDP broadcast medium"),
     Directive("mcast", _P, _I, "UDP/IPv4 multicast medium"),
-    Directive("ucast", _P, _I, "UDP/IPv4 unicast medium"),
+    Directive("ucast", _P, _I, "UDP/IPv4 unicast medium; ARPs for a silent peer (io/neighbour.py)"),
     Directive("mcast6", _P, _I, "UDP/IPv6 multicast medium"),
     Directive("ucast6", _P, _I, "UDP/IPv6 unicast medium"),
     Directive("serial", _P, _I, "serial line medium (heartbeat's framing)"),
