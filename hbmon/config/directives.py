@@ -179,7 +179,7 @@ DIRECTIVES: tuple[Directive, ...] = (
     Directive("mcast", _P, _I, "UDP/IPv4 multicast medium"),
     Directive("ucast", _P, _I, "UDP/IPv4 unicast medium; ARPs for a silent peer (io/neighbour.py)"),
     Directive("mcast6", _P, _I, "UDP/IPv6 multicast medium"),
-    Directive("ucast6", _P, _I, "UDP/IPv6 unicast medium"),
+    Directive("ucast6", _P, _I, "UDP/IPv6 unicast medium; NS for a silent peer (io/neighbour.py)"),
     Directive("serial", _P, _I, "serial line medium (heartbeat's framing)"),
     Directive("ping", _P, _I, "IPv4 ping node"),
     Directive("ping6", _P, _I, "IPv6 ping node"),

@@ -1,4 +1,4 @@
-"""Keep a `ucast` peer's link-layer address resolvable across a long silence.
+"""Keep a `ucast`/`ucast6` peer's link-layer address resolvable across a long silence.
 
 Datagrams to a unicast peer go out only once the kernel's neighbour (ARP) entry
 for it resolves. During a cut between the nodes that entry fails; from then on
@@ -8,22 +8,26 @@ node may stay deaf to its peer for up to a second, and both keep the address
 that long: the 0.8–0.95 s tail of dual ownership after a heal (issue 14).
 
 While a medium hears nothing from its peer, each datagram we send on it is
-preceded by an ARP request of our own for the peer. The first one after the
-heal reaches the peer: a request addressed to it updates its entry for us,
-which sends what it was holding, and its reply completes ours. Broadcast, as
-heartbeat's own `bcast` medium sends every beat; and only while the peer is
-silent.
+preceded by an ARP request of our own for the peer (IPv6: a neighbour
+solicitation carrying our link-layer address). The first one after the heal
+reaches the peer: a request addressed to it updates its entry for us, which
+sends what it was holding, and its reply completes ours. Broadcast (IPv6: to
+the peer's solicited-node group), as heartbeat's own `bcast` medium sends every
+beat; and only while the peer is silent.
 """
 
 from __future__ import annotations
 
 import socket
 from collections.abc import Callable
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Protocol
 
 from hbmon.io.resources.arp import ARPOP_REQUEST, ETH_P_ARP, ZERO_MAC, build_arp
+from hbmon.io.resources.ndisc import ETH_P_IPV6, solicitation
 from hbmon.io.resources.packet import PacketLink
+
+IPAddress = IPv4Address | IPv6Address
 
 # Sends without a datagram from the peer before we ask for its address: a beat or
 # two lost on a healthy link must not set a broadcast going.
@@ -39,14 +43,19 @@ class FrameLink(Protocol):
     def close(self) -> None: ...
 
 
-def source_address(iface: str, peer: str) -> IPv4Address | None:
+def source_address(iface: str, peer: IPAddress) -> IPAddress | None:
     """Our address the kernel would send to `peer` from on `iface`; nothing is sent."""
     try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        if isinstance(peer, IPv4Address):
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, iface.encode())
+                s.connect((str(peer), 9))
+                return ip_address(s.getsockname()[0])
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, iface.encode())
-            s.connect((peer, 9))
-            return IPv4Address(s.getsockname()[0])
-    except OSError:
+            s.connect((str(peer), 9, 0, socket.if_nametoindex(iface)))
+            return ip_address(s.getsockname()[0].partition("%")[0])
+    except (OSError, ValueError):
         return None
 
 
@@ -55,8 +64,17 @@ def request_frame(mac: bytes, ours: IPv4Address, peer: IPv4Address) -> bytes:
     return build_arp(ARPOP_REQUEST, sha=mac, spa=ours, tha=ZERO_MAC, tpa=peer)
 
 
-def _open_link(iface: str) -> FrameLink:
-    return PacketLink(iface, ETH_P_ARP, listen=False).open()
+def frame_for(mac: bytes, ours: IPAddress, peer: IPAddress) -> bytes | None:
+    """The question for `peer`'s link address in its family; None if `ours` is not in it."""
+    if isinstance(peer, IPv4Address) and isinstance(ours, IPv4Address):
+        return request_frame(mac, ours, peer)
+    if isinstance(peer, IPv6Address) and isinstance(ours, IPv6Address):
+        return solicitation(mac, ours, peer)
+    return None
+
+
+def _open_link(iface: str, ethertype: int) -> FrameLink:
+    return PacketLink(iface, ethertype, listen=False).open()
 
 
 class PeerSolicitor:
@@ -67,10 +85,10 @@ class PeerSolicitor:
     def __init__(
         self,
         iface: str,
-        peer: IPv4Address,
+        peer: IPAddress,
         *,
-        open_link: Callable[[str], FrameLink] = _open_link,
-        source: Callable[[str, str], IPv4Address | None] = source_address,
+        open_link: Callable[[str, int], FrameLink] = _open_link,
+        source: Callable[[str, IPAddress], IPAddress | None] = source_address,
     ) -> None:
         self._iface = iface
         self._peer = peer
@@ -100,11 +118,16 @@ class PeerSolicitor:
         try:
             if self._link is None:
                 # Our address may have been added after we started: look it up per episode.
-                ours = self._source(self._iface, str(self._peer))
+                ours = self._source(self._iface, self._peer)
                 if ours is None:
                     return
-                self._link = self._open(self._iface)
-                self._frame = request_frame(self._link.mac, ours, self._peer)
+                ethertype = ETH_P_ARP if isinstance(self._peer, IPv4Address) else ETH_P_IPV6
+                self._link = self._open(self._iface, ethertype)
+                frame = frame_for(self._link.mac, ours, self._peer)
+                if frame is None:
+                    self.close()
+                    return
+                self._frame = frame
             self._link.send_now(self._frame)
             self.asked += 1
         except OSError:

@@ -271,7 +271,7 @@ class _MediumReader:
             # listening yet: normal at start); the call that reported it consumed it.
             return
         data = bytes(self._view[:size])
-        if self._solicitor is not None and addr[0] == self._solicitor.peer:
+        if self._solicitor is not None and addr[0].partition("%")[0] == self._solicitor.peer:
             self._solicitor.heard()
         if self._copies.first(self._index, self._iface, data):
             stamps = Stamps(self._loop.time)
@@ -348,12 +348,12 @@ class Transport:
 
 
 def solicitor_for(medium: UdpMedium) -> PeerSolicitor | None:
-    """An IPv4 ucast medium's peer, asked for while silent; None for other media
+    """A ucast/ucast6 medium's peer, asked for while silent; None for other media
     (broadcast and multicast need no neighbour entry)."""
-    if not isinstance(medium, UcastMedium):
+    if not isinstance(medium, UcastMedium | Ucast6Medium):
         return None
     try:
-        peer = ipaddress.IPv4Address(medium.peer)
+        peer = ipaddress.ip_address(medium.peer.partition("%")[0])
     except ValueError:
         return None
     return PeerSolicitor(medium.iface, peer)

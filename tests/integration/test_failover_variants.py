@@ -20,7 +20,7 @@ from netns_helpers import (
     wait_until,
 )
 
-from hbmon.testing.lab import VIP, Lab, set_loss
+from hbmon.testing.lab import NODE_IPS, NODE_IPS6, VIP, Lab, set_loss
 
 pytestmark = pytest.mark.netns
 
@@ -228,34 +228,48 @@ def test_after_a_partition_heals_the_keeper_reclaims_the_clients(plain: Pair) ->
     assert time.monotonic() - healed < 5
 
 
-def _neigh(pair: Pair, name: str, *args: str) -> str:
-    ns = pair.lab.nodes[name].ns
-    return subprocess.run(["ip", "-n", ns, "neigh", *args], capture_output=True, text=True,
-                          check=True).stdout  # fmt: skip
+@pytest.fixture(params=["ipv4", "ipv6"])
+def unicast_pair(request: pytest.FixtureRequest) -> Iterator[Pair]:
+    """The reference pair, its one medium `ucast em1` or (ipv6) `ucast6 em1`."""
+    require_netns()
+    if request.param == "ipv6":
+        yield from started(Lab(media=("ucast6 em1 {peer6}",), ipv6=True).up())
+    else:
+        yield from started(Lab().up())
 
 
-def test_a_heal_is_heard_at_once_when_the_peers_arp_entry_has_failed(plain: Pair) -> None:
+def test_a_heal_is_heard_at_once_when_the_peers_neighbour_entry_has_failed(
+    unicast_pair: Pair,
+) -> None:
     """A long cut leaves the kernel without the peer's MAC; it then holds every
-    datagram to the peer until its next ARP request (here 5 s apart, the default
-    1 s), so neither node heard the other that long after the heal. Each node asks
-    for its silent peer's address itself: the heal is heard within a keepalive."""
-    pair = plain
+    datagram to the peer until its next ARP request or neighbour solicitation
+    (here 5 s apart, by default 1 s), so neither node heard the other that long
+    after the heal. Each node asks for its silent peer's address itself: the heal
+    is heard within a keepalive."""
+    pair = unicast_pair
+    v6 = "ucast6" in (pair.lab.nodes["solr1"].config_dir / "ha.cf").read_text()
+    family, peers = ("-6", NODE_IPS6) if v6 else ("-4", NODE_IPS)
+    peer_ip = {"solr1": peers["solr2"], "solr2": peers["solr1"]}
+
+    def neigh(name: str, *args: str) -> str:
+        ns = pair.lab.nodes[name].ns
+        return subprocess.run(["ip", family, "-n", ns, "neigh", *args], capture_output=True,
+                              text=True, check=True).stdout  # fmt: skip
+
     wait_until(lambda: owns(pair, "solr2"), timeout=INITDEAD + 10, what="VIP on solr2")
     time.sleep(5.5)  # past the start-up grace: deadtime applies
-    peer_ip = {"solr1": "198.51.100.50", "solr2": "198.51.100.49"}
-    for name in pair.lab.nodes:
-        ns = pair.lab.nodes[name].ns
-        subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw",
-                        "net.ipv4.neigh.em1.retrans_time_ms=5000"], check=True)  # fmt: skip
+    knob = f"net.ipv{6 if v6 else 4}.neigh.em1.retrans_time_ms=5000"
+    for node in pair.lab.nodes.values():
+        subprocess.run(["ip", "netns", "exec", node.ns, "sysctl", "-qw", knob], check=True)
     _cut_between_nodes(pair, True)
     try:
         wait_until(lambda: has_address(pair.lab.nodes["solr1"].ns, "em1", VIP),
                    timeout=DEADTIME + 5, what="solr1 takes the VIP during the cut")  # fmt: skip
-        # The state a long cut ends in: the entry gone, the kernel's first request
+        # The state a long cut ends in: the entry gone, the kernel's first question
         # for it already lost, its next one 5 s away.
         for name in pair.lab.nodes:
-            _neigh(pair, name, "flush", "to", peer_ip[name], "dev", "em1")
-        wait_until(lambda: all("INCOMPLETE" in _neigh(pair, n, "show", peer_ip[n], "dev", "em1")
+            neigh(name, "flush", "to", peer_ip[name], "dev", "em1")
+        wait_until(lambda: all("INCOMPLETE" in neigh(n, "show", peer_ip[n], "dev", "em1")
                                for n in pair.lab.nodes),
                    timeout=2, what="both entries INCOMPLETE")  # fmt: skip
     finally:
@@ -269,5 +283,5 @@ def test_a_heal_is_heard_at_once_when_the_peers_arp_entry_has_failed(plain: Pair
     took = time.monotonic() - healed
     assert has_address(pair.lab.nodes["solr2"].ns, "em1", VIP)
     # keepalive 200 ms: one status each way, the release itself and polling; the
-    # kernel alone would have taken until its next request, 5 s after the last.
+    # kernel alone would have taken until its next question, 5 s after the last.
     assert took < 1.5, f"solr1 released {took:.2f} s after the heal"

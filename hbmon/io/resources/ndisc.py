@@ -94,6 +94,14 @@ def dad_probe(mac: bytes, ip: IPv6Address) -> bytes:
     return _frame(mac, UNSPECIFIED, solicited_node(ip), icmp)
 
 
+def solicitation(mac: bytes, ours: IPv6Address, peer: IPv6Address) -> bytes:
+    """Where is `peer`? A neighbour solicitation from `ours` with our link-layer
+    address, so the peer's cache learns (or repairs) its entry for us from it."""
+    icmp = bytearray(struct.pack("!BBH4x16s", ICMPV6_NS, 0, 0, peer.packed))
+    icmp += struct.pack("!BB6s", OPT_SOURCE_LLADDR, 1, mac)
+    return _frame(mac, ours, solicited_node(peer), icmp)
+
+
 def parse_advert(frame: bytes) -> Advert | None:
     """A neighbour advertisement with a valid checksum and hop limit, or None."""
     if len(frame) < ETH_HEADER_LEN + IPV6_HEADER_LEN + 24:
