@@ -247,7 +247,7 @@ def test_a_heal_is_heard_at_once_when_the_peers_neighbour_entry_has_failed(
     after the heal. Each node asks for its silent peer's address itself: the heal
     is heard within a keepalive."""
     pair = unicast_pair
-    v6 = "ucast6" in (pair.lab.nodes["solr1"].config_dir / "ha.cf").read_text()
+    v6 = pair.lab.ipv6  # the ipv6 pair's only medium is ucast6
     family, peers = ("-6", NODE_IPS6) if v6 else ("-4", NODE_IPS)
     peer_ip = {"solr1": peers["solr2"], "solr2": peers["solr1"]}
 
